@@ -1,0 +1,117 @@
+"""The task registry: one `TaskSpec` per task of the suite, registered with Gymnasium on import.
+
+The CLI, the rollout harness, the algorithms and the leaderboard all read these specs. A task family
+is a module under `promptpo_bench.tasks` that calls `register(...)`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable
+
+import gymnasium as gym
+
+from . import descriptions
+from .errors import BenchError
+
+
+@dataclass(frozen=True)
+class ReferenceScores:
+    """Returns that normalise scores: `random` maps to 0, `optimal` (or expert) to 1."""
+
+    random: float
+    optimal: float
+    source: str  # how both were obtained
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the suite knows about one task id."""
+
+    id: str
+    family: str
+    entry_point: str
+    kwargs: dict[str, Any]  # defaults passed to the entry point
+    horizon: int  # with the default kwargs; the env truncates itself
+    description: str  # module of the LLM description (promptpo_bench.descriptions.<family>)
+    summary: str  # one line for tables
+    references: Callable[[gym.Env], ReferenceScores]  # computed from the (unwrapped) env instance
+    kwargs_help: str  # valid kwargs and their ranges, for error messages
+    vector_entry_point: str | None = None
+    success_key: str | None = None  # info key whose max over an episode is "success", if defined
+    max_episode_steps: int | None = None  # only for envs that do not truncate themselves
+    expert: Callable[[gym.Env], Any] | None = None  # builds the reference (optimal/expert) batch policy
+
+
+_SPECS: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> None:
+    """Add a task to the suite and to Gymnasium's registry."""
+    _SPECS[spec.id] = spec
+    gym.register(id=spec.id, entry_point=spec.entry_point, vector_entry_point=spec.vector_entry_point,
+                 kwargs=dict(spec.kwargs), max_episode_steps=spec.max_episode_steps)
+
+
+def specs() -> list[TaskSpec]:
+    """All tasks, in registration order."""
+    return list(_SPECS.values())
+
+
+def get(env_id: str) -> TaskSpec:
+    """The spec of `env_id`, or a one-line error naming the closest known ids."""
+    try:
+        return _SPECS[env_id]
+    except KeyError:
+        close = difflib.get_close_matches(env_id, _SPECS, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known ids: {', '.join(_SPECS)}"
+        raise BenchError(f"unknown env id {env_id!r}{hint}") from None
+
+
+def make(env_id: str, **kwargs: Any) -> gym.Env:
+    """`gym.make` of a suite task, turning bad kwargs into a one-line error with the valid range."""
+    spec = get(env_id)
+    try:
+        return gym.make(env_id, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise BenchError(f"{env_id}: {e} (valid kwargs: {spec.kwargs_help})") from None
+
+
+def make_vec(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
+    """`gym.make_vec` of a suite task: its native vector env where it has one, else a SyncVectorEnv."""
+    spec = get(env_id)
+    try:
+        return gym.make_vec(env_id, num_envs=num_envs, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise BenchError(f"{env_id}: {e} (valid kwargs: {spec.kwargs_help})") from None
+
+
+def description_module(env_id: str) -> ModuleType:
+    """The description module the LLM reads for `env_id`."""
+    return importlib.import_module(get(env_id).description)
+
+
+def describe(env_id: str, key_info: bool | None = None, **kwargs: Any) -> str:
+    """Exactly the task context an LLM gets for `env_id` (with these kwargs)."""
+    env = make(env_id, **kwargs)
+    try:
+        return descriptions.context(description_module(env_id), env.unwrapped, key_info)
+    finally:
+        env.close()
+
+
+def reference_scores(env_id: str, **kwargs: Any) -> ReferenceScores:
+    """Random and optimal (or expert) returns of `env_id` with these kwargs."""
+    env = make(env_id, **kwargs)
+    try:
+        return get(env_id).references(env.unwrapped)
+    finally:
+        env.close()
+
+
+def normalised(score: float, reference: ReferenceScores) -> float:
+    """Score on the scale random = 0, optimal = 1."""
+    return (score - reference.random) / (reference.optimal - reference.random)

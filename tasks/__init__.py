@@ -1,0 +1,3 @@
+"""Task families of the suite; importing this package registers every task."""
+
+from . import noiseworld  # noqa: F401

@@ -1,0 +1,380 @@
+"""NoiseWorld against the paper's rules: dynamics, rewards, termination, milestones, seeding, vector env."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from scipy import stats
+
+import promptpo_bench
+from promptpo_bench.tasks.noiseworld.board import (GOAL, MILESTONE_1, MILESTONE_2, STOCHASTIC_RESET,
+                                                   STOCHASTIC_STAY, TRAP, WALL, _reachable, generate_board,
+                                                   paper_board)
+from promptpo_bench.tasks.noiseworld.oracle import OptimalPolicy, solution
+
+PAPER_OPTIMA = [34.91, 974.91, 976.77, 981.28, 969.74, 399.70, 954.81]
+ALL_IDS = [spec.id for spec in promptpo_bench.specs()]
+ALPHA = 1e-4  # significance level of every distributional test (fixed seeds, so each verdict is repeatable)
+
+
+def make(board: int = 1, **kwargs) -> gym.Env:
+    return gym.make("NoiseWorld-v0", board=board, **kwargs)
+
+
+def put(env: gym.Env, cell: int, phase: int | None = None, t: int = 0) -> None:
+    """Place the agent (test-only access to the env's state)."""
+    inner = env.unwrapped
+    inner._cell, inner._t = cell, t
+    if phase is not None:
+        inner._phase = phase
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_check_env_and_spaces(env_id):
+    env = gym.make(env_id)
+    check_env(env.unwrapped, skip_render_check=False)
+    board = env.unwrapped.board
+    extra = 2 if board.milestones else 0
+    assert env.observation_space.shape == (4 + board.n ** 2 + extra,)
+    assert env.observation_space.dtype == np.float32
+    assert env.action_space == gym.spaces.Discrete(4)
+
+
+def test_observation_layout():
+    env = make(4)
+    obs, _ = env.reset(seed=0)
+    board = env.unwrapped.board
+    assert obs.dtype == np.float32 and obs.shape == (106,)
+    np.testing.assert_array_equal(obs[:4], [0, 0, 1, 1])
+    np.testing.assert_array_equal(obs[4:104], board.codes)
+    np.testing.assert_array_equal(obs[104:], [0, 0])
+
+
+def test_seeding_is_deterministic_and_seeds_differ():
+    def trajectory(seed):
+        env = make(5)
+        env.reset(seed=seed)
+        rng = np.random.default_rng(123)
+        out = []
+        for _ in range(300):
+            obs, r, term, trunc, _ = env.step(int(rng.integers(4)))
+            out.append((obs.tobytes(), r))
+            if term or trunc:
+                env.reset()
+        return out
+
+    assert trajectory(7) == trajectory(7)
+    assert trajectory(7) != trajectory(8)
+
+
+def test_pickled_env_continues_identically():
+    env = make(3)
+    env.reset(seed=3)
+    for a in [1, 3, 1, 3]:
+        env.step(a)
+    twin = pickle.loads(pickle.dumps(env))
+    for a in [1, 1, 3, 3, 1, 3, 1, 3]:
+        o1, r1, *_ = env.step(a)
+        o2, r2, *_ = twin.step(a)
+        np.testing.assert_array_equal(o1, o2)
+        assert r1 == r2
+
+
+def _cell_with(board, dynamics_type):
+    """A free cell of the given dynamics type whose move down or right is not blocked."""
+    for cell in range(board.n ** 2):
+        if board.codes[cell] == dynamics_type:
+            for action in (1, 3):
+                target = board.moves[cell, action]
+                if target != cell and board.codes[target] <= STOCHASTIC_RESET:
+                    return cell, action, target
+    raise AssertionError("no such cell")
+
+
+@pytest.mark.parametrize("board_id,dynamics_type", [(1, 0), (2, STOCHASTIC_STAY), (1, STOCHASTIC_RESET)])
+def test_single_env_transition_frequencies(board_id, dynamics_type):
+    env = make(board_id)
+    board = env.unwrapped.board
+    cell, action, target = _cell_with(board, dynamics_type)
+    env.reset(seed=11)
+    outcomes = {target: 0, cell: 0, 0: 0}
+    trials = 20_000
+    for _ in range(trials):
+        put(env, cell)
+        env.step(action)
+        outcomes[env.unwrapped.state[0]] += 1
+    success = board.success[cell]
+    fail_cell = cell if dynamics_type == STOCHASTIC_STAY else 0
+    if dynamics_type == 0:
+        assert outcomes[target] == trials
+        return
+    expected_q = board.p[cell] if dynamics_type == STOCHASTIC_STAY else board.p[cell] / (board.p[cell] + 1 - board.p_alt[cell])
+    assert success == pytest.approx(expected_q)
+    observed = [outcomes[target], outcomes[fail_cell]]
+    assert sum(observed) == trials  # nothing else happens
+    assert stats.chisquare(observed, [trials * success, trials * (1 - success)]).pvalue > ALPHA
+
+
+def test_vector_env_transition_frequencies_match_exact_probabilities():
+    board = paper_board(3)
+    venv = gym.make_vec("NoiseWorld-Board3-v0", num_envs=50_000, vectorization_mode="vector_entry_point")
+    venv.reset(seed=5)
+    for dynamics_type in (STOCHASTIC_STAY, STOCHASTIC_RESET):
+        cell, action, target = _cell_with(board, dynamics_type)
+        venv.unwrapped._cell[:] = cell
+        venv.unwrapped._t[:] = 0
+        venv.step(np.full(50_000, action))
+        after = venv.unwrapped._cell
+        fail_cell = cell if dynamics_type == STOCHASTIC_STAY else 0
+        observed = [np.sum(after == target), np.sum(after == fail_cell)]
+        assert sum(observed) == 50_000
+        q = board.success[cell]
+        assert stats.chisquare(observed, [50_000 * q, 50_000 * (1 - q)]).pvalue > ALPHA
+
+
+def test_blocked_moves_stay_and_draw_nothing():
+    env = make(1)
+    env.reset(seed=0)
+    state_before = env.unwrapped.np_random.bit_generator.state
+    obs, reward, term, trunc, _ = env.step(0)  # up from (0, 0): off the grid
+    assert env.unwrapped.state[0] == 0 and reward == -1 and not term and not trunc
+    obs, reward, *_ = env.step(2)  # left: off the grid
+    assert env.unwrapped.state[0] == 0
+    assert env.unwrapped.np_random.bit_generator.state == state_before
+    board = env.unwrapped.board
+    wall = int(np.flatnonzero(board.codes == WALL)[0])
+    for cell in range(board.n ** 2):
+        for action in range(4):
+            if board.moves[cell, action] == cell and board.codes[cell] != WALL:
+                r, c = divmod(cell, board.n)
+                dr, dc = [(-1, 0), (1, 0), (0, -1), (0, 1)][action]
+                rr, cc = r + dr, c + dc
+                assert not (0 <= rr < board.n and 0 <= cc < board.n) or rr * board.n + cc == wall
+
+
+def test_goal_and_trap_rewards_and_termination():
+    env = make(1)
+    env.reset(seed=0)
+    board = env.unwrapped.board
+    goal = board.n ** 2 - 1
+    put(env, goal - 1)  # left of the goal; (9, 8) is deterministic on board 1
+    assert board.success[goal - 1] == 1.0
+    _, reward, term, trunc, _ = env.step(3)
+    assert (reward, term, trunc) == (-1 + 10 ** 3, True, False)
+    trap = int(np.flatnonzero(board.codes == TRAP)[0])
+    env.reset(seed=0)
+    put(env, trap - board.n)  # above the trap
+    while env.unwrapped.state[0] != trap:  # retry until the (possibly stochastic) move succeeds
+        put(env, trap - board.n)
+        _, reward, term, trunc, _ = env.step(1)
+    assert (reward, term, trunc) == (-1 - 10 ** 5, True, False)
+
+
+def test_truncation_at_horizon_and_goal_on_last_step():
+    env = make(0)
+    env.reset(seed=0)
+    for t in range(1, 26):
+        _, _, term, trunc, _ = env.step(0)  # bump into the top edge forever
+        assert not term and trunc == (t == 25)
+    board = env.unwrapped.board
+    env.reset(seed=0)
+    put(env, board.n ** 2 - 2, t=24)  # left of the goal, deterministic, last step
+    _, reward, term, trunc, _ = env.step(3)
+    assert (term, trunc, reward) == (True, False, -1 + 5 ** 3)
+
+
+def test_milestone_order_and_goal_without_milestones():
+    env = make(4)
+    env.reset(seed=0)
+    board = env.unwrapped.board
+    n, goal = board.n, board.n ** 2 - 1
+    m1, m2 = int(np.flatnonzero(board.codes == MILESTONE_1)[0]), int(np.flatnonzero(board.codes == MILESTONE_2)[0])
+
+    def enter(cell):
+        """Step into `cell` from a free deterministic-or-not neighbour, retrying failed moves."""
+        for action, (dr, dc) in enumerate([(1, 0), (-1, 0), (0, 1), (0, -1)]):
+            r, c = divmod(cell, n)
+            src = (r + dr) * n + (c + dc)
+            if 0 <= r + dr < n and 0 <= c + dc < n and board.codes[src] <= STOCHASTIC_RESET \
+                    and board.moves[src, action] == cell:
+                phase = env.unwrapped.state[1]
+                while True:
+                    put(env, src, phase)
+                    result = env.step(action)
+                    if env.unwrapped.state[0] == cell:
+                        return result
+        raise AssertionError("no entry")
+
+    assert env.unwrapped.state[1] == 0
+    obs, *_ = enter(m2)  # second before first: nothing
+    assert env.unwrapped.state[1] == 0 and tuple(obs[-2:]) == (0, 0)
+    obs, *_ = enter(m1)
+    assert env.unwrapped.state[1] == 1 and tuple(obs[-2:]) == (1, 0)
+    obs, *_ = enter(m1)  # again: no change
+    assert env.unwrapped.state[1] == 1
+    obs, *_ = enter(m2)
+    assert env.unwrapped.state[1] == 2 and tuple(obs[-2:]) == (1, 1)
+    _, reward, term, _, _ = enter(goal)
+    assert term and reward == -1 + n ** 3
+
+    env.reset(seed=0)
+    _, reward, term, _, _ = enter(goal)  # goal without the milestones: ends, no bonus
+    assert term and reward == -1
+
+
+def test_reset_jump_keeps_milestone_progress():
+    env = make(5)
+    env.reset(seed=1)
+    board = env.unwrapped.board
+    cell, action, _ = _cell_with(board, STOCHASTIC_RESET)
+    for _ in range(200):
+        put(env, cell, phase=1)
+        env.step(action)
+        if env.unwrapped.state[0] == 0:
+            assert env.unwrapped.state[1] == 1
+            return
+    raise AssertionError("no reset jump in 200 tries")
+
+
+@pytest.mark.parametrize("board_id", range(7))
+def test_oracle_reproduces_paper_optima(board_id):
+    exact = solution(paper_board(board_id))
+    assert round(exact.optimal_return, 2) == pytest.approx(PAPER_OPTIMA[board_id], abs=0.01)
+    assert exact.random_return < exact.optimal_return
+
+
+@pytest.mark.parametrize("board_id", [1, 5])
+def test_vector_env_agrees_with_exact_values(board_id):
+    """Monte Carlo returns of the optimal and random policies in the vector env match the exact values."""
+    board = paper_board(board_id)
+    exact = solution(board)
+    episodes = 20_000
+    venv = gym.make_vec(f"NoiseWorld-Board{board_id}-v0", num_envs=episodes)
+    rng = np.random.default_rng(0)
+    for name, expected in [("optimal", exact.optimal_return), ("random", exact.random_return)]:
+        obs, _ = venv.reset(seed=board_id)
+        returns, alive, t = np.zeros(episodes), np.ones(episodes, bool), np.zeros(episodes, np.int64)
+        policy = OptimalPolicy(board)
+        while alive.any():
+            actions = policy.act(None, obs, t) if name == "optimal" else rng.integers(0, 4, episodes)
+            obs, reward, term, trunc, _ = venv.step(actions)
+            returns += reward * alive
+            alive &= ~(term | trunc)
+            t += 1
+        z = (returns.mean() - expected) / (returns.std(ddof=1) / np.sqrt(episodes))
+        assert abs(z) < 4.5, (name, returns.mean(), expected)
+
+
+def test_single_and_vector_env_agree_in_distribution():
+    """Episode lengths under random actions: same distribution in both implementations (board 3)."""
+    rng = np.random.default_rng(1)
+    env = make(3)
+    env.reset(seed=2)
+    single = []
+    for _ in range(4000):
+        env.reset()
+        for t in range(1, 101):
+            _, _, term, trunc, _ = env.step(int(rng.integers(4)))
+            if term or trunc:
+                single.append(t)
+                break
+    venv = gym.make_vec("NoiseWorld-v0", num_envs=4000, board=3)
+    venv.reset(seed=3)
+    lengths, alive = np.zeros(4000, np.int64), np.ones(4000, bool)
+    while alive.any():
+        _, _, term, trunc, _ = venv.step(rng.integers(0, 4, 4000))
+        lengths += alive
+        alive &= ~(term | trunc)
+    bins = [0, 5, 10, 20, 40, 70, 99, 100]
+    table = np.array([np.histogram(single, bins)[0], np.histogram(lengths, bins)[0]])
+    table = table[:, table.sum(axis=0) > 0]
+    assert stats.chi2_contingency(table).pvalue > ALPHA
+
+
+def test_vector_autoreset_modes():
+    kwargs = dict(num_envs=3, board=0, vectorization_mode="vector_entry_point")
+    nxt = gym.make_vec("NoiseWorld-v0", **kwargs)
+    assert nxt.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+    obs, _ = nxt.reset(seed=0)
+    for _ in range(25):
+        obs, reward, term, trunc, _ = nxt.step(np.zeros(3, np.int64))
+    assert trunc.all()
+    obs, reward, term, trunc, _ = nxt.step(np.ones(3, np.int64))  # the reset step
+    np.testing.assert_array_equal(reward, 0)
+    assert not (term | trunc).any()
+    np.testing.assert_array_equal(obs[:, :2], 0)
+
+    same = gym.make_vec("NoiseWorld-v0", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **kwargs)
+    same.reset(seed=0)
+    same.unwrapped._cell[:] = [23, 0, 23]  # two copies next to the goal
+    obs, reward, term, trunc, info = same.step(np.array([3, 0, 3]))
+    np.testing.assert_array_equal(term, [True, False, True])
+    np.testing.assert_array_equal(info["_final_obs"], [True, False, True])
+    np.testing.assert_array_equal(info["final_obs"][0][:2], [1, 1])  # the goal cell
+    np.testing.assert_array_equal(obs[0, :2], [0, 0])  # already reset
+    with pytest.raises(ValueError):
+        same.step(np.array([0, 4, 0]))
+
+
+def test_generator_is_seeded_and_follows_the_recipe():
+    a, b = generate_board(12, 5, True), generate_board(12, 5, True)
+    np.testing.assert_array_equal(a.codes, b.codes)
+    np.testing.assert_array_equal(a.p, b.p)
+    assert not np.array_equal(generate_board(12, 6).codes, a.codes)
+    for seed in range(20):
+        board = generate_board(10, seed, milestones=seed % 2 == 1)
+        assert board.codes[-1] == GOAL and board.codes[0] <= STOCHASTIC_RESET
+        assert np.sum(board.codes == WALL) == max(1, int(0.005 * 100))
+        assert np.sum(board.codes == TRAP) == max(1, int(0.002 * 100))
+        free = board.codes <= STOCHASTIC_RESET
+        assert np.all((board.p[free] >= 0.25) & (board.p[free] <= 0.95))
+        reachable = _reachable(board.codes, board.n, blocked=(WALL, TRAP))
+        assert reachable[-1] and all(reachable[board.codes == code].all() for code in (MILESTONE_1, MILESTONE_2))
+        assert np.sum(board.codes == MILESTONE_1) == np.sum(board.codes == MILESTONE_2) == (seed % 2)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"board": 7}, "board must be an integer in 0..6"),
+    ({"board": -1}, "board must be an integer in 0..6"),
+    ({"size": 2, "layout_seed": 0}, "size must be an integer in 3..64"),
+    ({"size": 8}, "needs both size"),
+    ({"milestones": True}, "only applies to generated boards"),
+])
+def test_bad_kwargs_name_the_valid_range(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gym.make("NoiseWorld-v0", **kwargs)
+
+
+def test_invalid_action_is_an_error():
+    env = make(1)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action must be 0, 1, 2 or 3"):
+        env.step(4)
+
+
+def test_render_modes_show_what_the_agent_sees():
+    env = make(2, render_mode="ansi")
+    env.reset(seed=0)
+    text = env.render()
+    lines = text.splitlines()
+    assert len(lines) == 10 and lines[0][0] == "A" and lines[9][9] == "G"
+    rgb = make(2, render_mode="rgb_array")
+    rgb.reset(seed=0)
+    frame = rgb.render()
+    assert frame.shape == (320, 320, 3) and frame.dtype == np.uint8
+    board = rgb.unwrapped.board
+    same_code = [c for c in range(100) if board.codes[c] == STOCHASTIC_STAY]
+    differing = [c for c in same_code if board.p[c] != board.p[same_code[0]]]
+    centre = lambda c: frame[(c // 10) * 32 + 16, (c % 10) * 32 + 4]  # noqa: E731
+    if differing:  # hidden p is not shown unless asked
+        np.testing.assert_array_equal(centre(same_code[0]), centre(differing[0]))
+        revealed = make(2, render_mode="rgb_array", render_dynamics=True)
+        revealed.reset(seed=0)
+        shown = revealed.render()
+        pick = lambda c: shown[(c // 10) * 32 + 16, (c % 10) * 32 + 4]  # noqa: E731
+        assert not np.array_equal(pick(same_code[0]), pick(differing[0]))
+    assert tuple(frame[16, 16]) == (40, 80, 220)  # the agent at (0, 0)
