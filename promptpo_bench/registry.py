@@ -61,6 +61,11 @@ def specs() -> list[TaskSpec]:
     return list(_SPECS.values())
 
 
+def is_registered(env_id: str) -> bool:
+    """Whether `env_id` is a task of the suite."""
+    return env_id in _SPECS
+
+
 def get(env_id: str) -> TaskSpec:
     """The spec of `env_id`, or a one-line error naming the closest known ids."""
     try:

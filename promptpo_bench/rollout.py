@@ -43,6 +43,7 @@ class Episodes:
     returns: np.ndarray  # float64
     lengths: np.ndarray  # int64
     successes: np.ndarray | None  # bool, where the task defines success
+    observations: list[list[np.ndarray]] | None = None  # per episode, every observation seen (if recorded)
 
     @property
     def env_steps(self) -> int:
@@ -52,6 +53,10 @@ class Episodes:
     def mean_return(self) -> float:
         return float(self.returns.mean())
 
+    @property
+    def success_rate(self) -> float | None:
+        return None if self.successes is None else float(self.successes.mean())
+
     def ci95(self) -> float:
         """Half-width of the 95% Student-t confidence interval of the mean return (0 for one episode)."""
         k = len(self.returns)
@@ -60,38 +65,74 @@ class Episodes:
         return float(stats.t.ppf(0.975, k - 1) * self.returns.std(ddof=1) / np.sqrt(k))
 
 
+class RolloutFailure(Exception):
+    """The policy failed mid-rollout; carries the failure and the environment steps already taken."""
+
+    def __init__(self, failure: Exception, env_steps: int):
+        super().__init__(str(failure))
+        self.failure, self.env_steps = failure, env_steps
+
+
+HELDOUT_SEED_BASE = 1_000_000_000  # seeds from here on are held out: no optimisation rollout may use them
+
+
 def episode_seeds(seed: int, episodes: int) -> list[int]:
     """The reset seeds of a rollout: `seed`, `seed + 1`, ... (one per episode)."""
     return [seed + i for i in range(episodes)]
 
 
-def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int],
-                 env_kwargs: dict[str, Any] | None = None, batch_size: int = 64) -> Episodes:
-    """Roll `policy` out for one episode per seed, `batch_size` episodes side by side."""
-    spec = registry.get(env_id)
+def heldout_seeds(episodes: int) -> list[int]:
+    """The task-independent held-out evaluation seeds that every algorithm's `final_eval` uses."""
+    return episode_seeds(HELDOUT_SEED_BASE, episodes)
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """A suite task through the registry (one-line errors), or any other Gymnasium id as it is."""
+    if registry.is_registered(env_id) or env_id not in gym.registry:
+        return registry.make(env_id, **(env_kwargs or {}))
+    return gym.make(env_id, **(env_kwargs or {}))
+
+
+def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwargs: dict[str, Any] | None = None,
+                 batch_size: int = 64, record_observations: bool = False) -> Episodes:
+    """Roll `policy` out for one episode per seed, `batch_size` episodes side by side.
+
+    A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
+    """
+    success_key = registry.get(env_id).success_key if registry.is_registered(env_id) else None
     returns = np.zeros(len(seeds))
     lengths = np.zeros(len(seeds), dtype=np.int64)
-    successes = np.zeros(len(seeds), dtype=bool) if spec.success_key else None
+    successes = np.zeros(len(seeds), dtype=bool) if success_key else None
+    observations: list[list[np.ndarray]] | None = [[] for _ in seeds] if record_observations else None
     for start in range(0, len(seeds), batch_size):
         ids = np.arange(start, min(start + batch_size, len(seeds)))
-        envs = [registry.make(env_id, **(env_kwargs or {})) for _ in ids]
+        envs = [make_env(env_id, env_kwargs) for _ in ids]
         try:
             obs = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
             live = list(range(len(ids)))
             while live:
-                actions = policy.act(ids[live], np.stack([obs[j] for j in live]), lengths[ids[live]])
+                if observations is not None:
+                    for j in live:
+                        observations[ids[j]].append(obs[j])
+                try:
+                    actions = policy.act(ids[live], np.stack([obs[j] for j in live]), lengths[ids[live]])
+                except Exception as failure:
+                    raise RolloutFailure(failure, int(lengths.sum())) from failure
                 still = []
                 for j, action in zip(live, actions):
                     obs[j], reward, terminated, truncated, info = envs[j].step(action)
                     i = ids[j]
                     returns[i] += reward
                     lengths[i] += 1
-                    if successes is not None and info.get(spec.success_key):
+                    if successes is not None and info.get(success_key):
                         successes[i] = True
-                    if not (terminated or truncated):
+                    if terminated or truncated:
+                        if observations is not None:
+                            observations[i].append(obs[j])
+                    else:
                         still.append(j)
                 live = still
         finally:
             for env in envs:
                 env.close()
-    return Episodes(list(seeds), returns, lengths, successes)
+    return Episodes(list(seeds), returns, lengths, successes, observations)

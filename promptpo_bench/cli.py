@@ -1,0 +1,169 @@
+"""`promptpo-bench`: list tasks, print what an LLM reads about one, and roll out a policy on it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import registry
+from .errors import BenchError
+from .rollout import Episodes, RandomPolicy, RolloutFailure, episode_seeds, run_episodes
+
+
+def _kwarg(text: str) -> tuple[str, Any]:
+    """Parse KEY=VALUE, VALUE read as JSON where it can be (3, true, "x"), else as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _format_space(space) -> str:
+    shape = getattr(space, "shape", None)
+    if hasattr(space, "n"):
+        return f"Discrete({space.n})"
+    return f"{type(space).__name__}{tuple(shape) if shape is not None else ''}"
+
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    rows = []
+    for spec in registry.specs():
+        if args.family and spec.family != args.family:
+            continue
+        env = registry.make(spec.id)
+        ref = spec.references(env.unwrapped)
+        rows.append((spec.id, spec.family, str(spec.horizon), _format_space(env.observation_space),
+                     _format_space(env.action_space), f"{ref.random:.2f}", f"{ref.optimal:.2f}", spec.summary))
+        env.close()
+    header = ("id", "family", "horizon", "observation", "action", "random", "optimal", "task")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print("\nrandom / optimal: expected returns of the uniform random and the optimal policy "
+          "(NoiseWorld: exact, by value iteration).")
+
+
+def cmd_describe(args: argparse.Namespace) -> None:
+    print(registry.describe(args.env_id, args.key_info, **dict(args.kwarg)), end="")
+
+
+def _policy(args: argparse.Namespace, env) -> tuple[Any, str]:
+    """The batch policy named by --policy, and a label for it."""
+    spec = registry.get(args.env_id)
+    if args.policy == "random":
+        return RandomPolicy(env.action_space, args.seed), "uniform random"
+    if args.policy in ("optimal", "expert"):
+        if spec.expert is None:
+            raise BenchError(f"{args.env_id} has no built-in optimal/expert policy")
+        return spec.expert(env.unwrapped), args.policy
+    path = Path(args.policy)
+    if not path.is_file():
+        raise BenchError(f"--policy must be random, optimal or a path to a policy file; {path} does not exist")
+    from .sandbox import Limits, SandboxedPolicy  # the sandbox is only needed for user code
+
+    limits = Limits(act_seconds=args.act_timeout, memory_mb=args.memory_mb)
+    sandboxed = SandboxedPolicy(path.read_text(), f"{spec.description}:Observation", env.action_space, limits)
+    return sandboxed, str(path)
+
+
+def _print_episodes(episodes: Episodes, show: int) -> None:
+    shown = episodes.returns[:show]
+    for i in range(0, len(shown), 10):
+        print("  " + " ".join(f"{r:9.2f}" for r in shown[i:i + 10]))
+    if len(episodes.returns) > show:
+        print(f"  ... {len(episodes.returns) - show} more (--show-episodes N or --json for all)")
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from .sandbox import PolicyFailure
+
+    kwargs = dict(args.kwarg)
+    env = registry.make(args.env_id, **kwargs)
+    reference = registry.get(args.env_id).references(env.unwrapped)
+    seeds = episode_seeds(args.seed, args.episodes)
+    policy = None
+    try:
+        policy, label = _policy(args, env)
+        episodes = run_episodes(args.env_id, policy, seeds, kwargs)
+    except (PolicyFailure, RolloutFailure) as error:
+        failure = getattr(error, "failure", error)
+        if not isinstance(failure, PolicyFailure):
+            raise
+        print(f"promptpo-bench: policy failed ({failure.kind}): {failure.message}", file=sys.stderr)
+        if failure.traceback and args.verbose:
+            print(failure.traceback, file=sys.stderr)
+        return 1
+    finally:
+        getattr(policy, "close", lambda: None)()
+        env.close()
+    score = registry.normalised(episodes.mean_return, reference)
+    if args.json:
+        print(json.dumps({"env_id": args.env_id, "env_kwargs": kwargs, "policy": label, "episode_seeds": seeds,
+                          "returns": episodes.returns.tolist(), "lengths": episodes.lengths.tolist(),
+                          "mean_return": episodes.mean_return, "ci95": episodes.ci95(), "normalised_score": score,
+                          "reference": {"random": reference.random, "optimal": reference.optimal}}))
+        return 0
+    print(f"{args.env_id} {kwargs or ''} policy={label}: {len(seeds)} episodes, seeds {seeds[0]}..{seeds[-1]}")
+    _print_episodes(episodes, args.show_episodes)
+    print(f"mean return {episodes.mean_return:.2f} ± {episodes.ci95():.2f} (95% CI), "
+          f"{episodes.env_steps} env steps")
+    print(f"reference:  random {reference.random:.2f}   optimal {reference.optimal:.2f}   "
+          f"normalised score {score:.3f} (random = 0, optimal = 1)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptpo-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tasks = sub.add_parser("tasks", help="list every task with its horizon, spaces and reference scores")
+    tasks.add_argument("--family", help="only this family (e.g. noiseworld)")
+    tasks.set_defaults(func=cmd_tasks)
+
+    kwarg_help = "environment kwarg, repeatable (e.g. --kwarg board=3, or --kwarg size=8 --kwarg layout_seed=1)"
+    describe = sub.add_parser("describe", help="print exactly the task context an LLM gets")
+    describe.add_argument("env_id", help="a task id from `promptpo-bench tasks`")
+    describe.add_argument("--key-info", action=argparse.BooleanOptionalAction, default=None,
+                          help="explain the board codes (default: yes, except on milestone boards, as in the paper)")
+    describe.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE", help=kwarg_help)
+    describe.set_defaults(func=cmd_describe)
+
+    rollout = sub.add_parser("rollout", help="roll out a policy and print its returns and normalised score")
+    rollout.add_argument("env_id", help="a task id from `promptpo-bench tasks`")
+    rollout.add_argument("--policy", default="random",
+                         help="random, optimal (alias expert), or a .py file defining class Policy with act(obs); "
+                              "a file runs in the sandbox (default: random)")
+    rollout.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
+    rollout.add_argument("--seed", type=int, default=0, help="reset seed of the first episode; episode i uses seed+i")
+    rollout.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE", help=kwarg_help)
+    rollout.add_argument("--show-episodes", type=int, default=20, help="print this many per-episode returns")
+    rollout.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    rollout.add_argument("--act-timeout", type=float, default=1.0, help="seconds a policy file may take per act call")
+    rollout.add_argument("--memory-mb", type=int, default=2048, help="address-space limit of the policy process")
+    rollout.add_argument("-v", "--verbose", action="store_true", help="print the policy's traceback on failure")
+    rollout.set_defaults(func=cmd_rollout)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "episodes", 1) < 1:
+        print("promptpo-bench: error: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args) or 0
+    except BenchError as e:
+        print(f"promptpo-bench: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""Run an untrusted `Policy` class (LLM-written source) in a separate, isolated, resource-limited process.
+
+The trusted side of the sandbox: it starts `sandbox_worker.py` (whose docstring describes the protocol), sends it
+the code and raw observation bytes, reads its length-prefixed JSON replies (never unpickled), enforces wall-clock
+deadlines, validates every action against the action space, and turns every failure of the untrusted code into a
+`PolicyFailure` instead of a crash of the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+import gymnasium
+import numpy as np
+
+from promptpo_bench import sandbox_worker
+from promptpo_bench.sandbox_worker import ACT_HEADER, FRAME, REPORTED_KINDS
+
+FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
+                 "worker_died")
+_STARTUP_SECONDS = 30.0  # worker start-up (interpreter, NumPy, observation module): not the policy's time
+_EXIT_GRACE_SECONDS = 1.0  # how long a worker that closed its pipe may take to exit before it is killed
+_DEADLINE_MARGIN = 1.0
+_BOX_TOLERANCE = 1e-6
+_MESSAGE_CHARS = 500
+_TRACEBACK_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandboxed policy (wall-clock seconds, CPU seconds, megabytes)."""
+
+    act_seconds: float = 1.0  # wall time per observation of an act message (deadline: act_seconds * B + margin)
+    episode_seconds: float = 120.0  # total wall time of act calls for one episode id
+    load_seconds: float = 10.0  # importing the code and constructing one Policy()
+    cpu_seconds: int = 600  # RLIMIT_CPU of the worker
+    memory_mb: int = 2048  # RLIMIT_AS of the worker
+
+
+class PolicyFailure(Exception):
+    """A failure of the untrusted code, reported as data (never a crash of the caller)."""
+
+    def __init__(self, kind: str, message: str, traceback: str | None = None, episode_id: int | None = None) -> None:
+        if kind not in FAILURE_KINDS:
+            raise ValueError(f"unknown policy failure kind {kind!r}")
+        super().__init__(kind, message, traceback, episode_id)
+        self.kind = kind
+        self.message = message
+        self.traceback = traceback
+        self.episode_id = episode_id
+
+    def __str__(self) -> str:
+        episode = "" if self.episode_id is None else f" (episode {self.episode_id})"
+        return f"{self.kind}: {self.message}{episode}"
+
+    def to_dict(self) -> dict:
+        """The failure as a JSON-serialisable dict: kind, message, traceback, episode_id."""
+        return {"kind": self.kind, "message": self.message, "traceback": self.traceback, "episode_id": self.episode_id}
+
+
+class _InvalidAction(Exception):
+    """An action failed validation: the index of its row and what is wrong with it."""
+
+
+def _one_line(text: object, limit: int = _MESSAGE_CHARS) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _describe(value: object) -> str:
+    """What the policy returned, from its JSON form, for an error message."""
+    if type(value) is dict and "$type" in value:
+        return _one_line(f"{value.get('$repr')} ({value['$type']})", 200)
+    return _one_line(f"{value!r} ({type(value).__name__})", 200)
+
+
+def _discrete_validator(space: gymnasium.spaces.Discrete) -> Callable[[list], np.ndarray]:
+    low = int(space.start)
+    high = low + int(space.n)
+    valid = f"an integer in [{low}, {high - 1}] ({space})"
+    dtype = space.dtype
+
+    def validate(actions: list) -> np.ndarray:
+        checked = []
+        for index, action in enumerate(actions):
+            kind = type(action)
+            if kind is float and action.is_integer():
+                action = int(action)
+            elif kind is not int:
+                raise _InvalidAction(index, f"returned {_describe(action)}, but the action must be {valid}")
+            if not low <= action < high:
+                raise _InvalidAction(index, f"returned {action}, but the action must be {valid}")
+            checked.append(action)
+        return np.array(checked, dtype=dtype)
+
+    return validate
+
+
+def _bounds_text(bound: np.ndarray) -> str:
+    if bound.size and np.all(bound == bound.flat[0]):
+        return f"{bound.flat[0]:g}"
+    return _one_line(np.array2string(bound, precision=4, threshold=8), 120)
+
+
+def _box_validator(space: gymnasium.spaces.Box) -> Callable[[list], np.ndarray]:
+    low = space.low.astype(np.float64)
+    high = space.high.astype(np.float64)
+    shape, dtype = space.shape, space.dtype
+    integral = np.issubdtype(dtype, np.integer)
+    number = "integers" if integral else "numbers"
+    valid = (f"{'a number' if shape == () else f'an array of shape {shape}'} of finite {number} in "
+             f"[{_bounds_text(low)}, {_bounds_text(high)}] ({space})")
+
+    def problem(arr: np.ndarray) -> np.ndarray:
+        """Per row of a (B, *shape) float array: whether it is not finite, in bounds (and integral)."""
+        bad = ~np.isfinite(arr) | (arr < low - _BOX_TOLERANCE) | (arr > high + _BOX_TOLERANCE)
+        if integral:
+            bad |= arr != np.round(arr)
+        return bad.reshape(len(arr), -1).any(axis=1)
+
+    def as_rows(actions: list) -> np.ndarray | None:
+        try:
+            arr = np.asarray(actions)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        if arr.dtype.kind not in "iuf" or arr.shape != (len(actions), *shape):
+            return None
+        return arr.astype(np.float64, copy=False)
+
+    def validate(actions: list) -> np.ndarray:
+        arr = as_rows(actions)
+        bad = None if arr is None else problem(arr)
+        if bad is None or bad.any():
+            for index, action in enumerate(actions):
+                row = as_rows([action])
+                if row is None or problem(row)[0]:
+                    raise _InvalidAction(index, f"returned {_describe(action)}, but the action must be {valid}")
+        return np.clip(arr, low, high).astype(dtype)
+
+    return validate
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    """Kill the worker's process group (it leads its own session) and reap it; closes the pipes."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        pipe.close()
+
+
+class SandboxedPolicy:
+    """A `Policy` class from untrusted source, run in a separate resource-limited process.
+
+    The worker keeps one `Policy()` instance per episode id (episode ids must therefore be unique over the object's
+    life); `act` sends a whole batch of observations in one message and returns validated actions.
+    """
+
+    def __init__(self, code: str, observation: str, action_space: gymnasium.Space, limits: Limits = Limits(),
+                 class_name: str = "Policy") -> None:
+        if isinstance(action_space, gymnasium.spaces.Discrete):
+            self._validate = _discrete_validator(action_space)
+        elif isinstance(action_space, gymnasium.spaces.Box):
+            self._validate = _box_validator(action_space)
+        else:
+            raise TypeError(f"SandboxedPolicy supports Discrete and Box action spaces, not {action_space}")
+        self.action_space = action_space
+        self.limits = limits
+        self.class_name = class_name
+        self.isolation: dict[str, bool] = {}
+        self._episode_seconds: dict[int, float] = {}
+        self._failure: PolicyFailure | None = None
+        self._buffer = bytearray()
+        self._layout: tuple[str, tuple[int, ...]] | None = None  # observation dtype and row shape the worker knows
+        self._reply_bytes_per_action = 64 * (math.prod(action_space.shape) + 1)  # generous JSON size bound
+        env = dict(os.environ, **{name: "1" for name in sandbox_worker.THREAD_VARIABLES})
+        self._proc = subprocess.Popen([sys.executable, sandbox_worker.__file__], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, start_new_session=True, env=env)
+        self._finalizer = weakref.finalize(self, _terminate, self._proc)
+        self._write_fd = self._proc.stdin.fileno()
+        self._read_fd = self._proc.stdout.fileno()
+        os.set_blocking(self._write_fd, False)
+        self._readable = select.poll()
+        self._readable.register(self._read_fd, select.POLLIN)
+        self._writable = select.poll()
+        self._writable.register(self._write_fd, select.POLLOUT)
+        try:
+            self._start(code, observation, class_name)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, code: str, observation: str, class_name: str) -> None:
+        limits = self.limits
+        setup = {"code": code, "observation": observation, "class_name": class_name,
+                 "act_seconds": limits.act_seconds, "load_seconds": limits.load_seconds,
+                 "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb)}
+        deadline = time.monotonic() + _STARTUP_SECONDS
+        try:
+            self._send(pickle.dumps(setup), deadline, "starting")
+            hello = self._receive(deadline, "starting", 1 << 20)
+        except PolicyFailure as failure:  # nothing untrusted has run yet: an infrastructure problem
+            raise RuntimeError(f"the sandbox worker failed to start: {failure.message}") from None
+        if type(hello) is not dict or type(hello.get("isolation")) is not dict:
+            self._shutdown()
+            problem = hello.get("setup_error", hello) if type(hello) is dict else hello
+            raise RuntimeError(f"the sandbox worker failed to start: {_one_line(problem)}")
+        self.isolation = {str(k): bool(v) for k, v in hello["isolation"].items()}
+        reply = self._receive(time.monotonic() + limits.load_seconds + _DEADLINE_MARGIN, "loading the policy",
+                              1 << 20)
+        if reply != {"loaded": True}:
+            self._reported_failure(reply, [])
+
+    def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
+        """Actions of the policy for B live episodes: `obs` (B, *obs_shape), `episode_ids` (B,); `steps` is ignored.
+
+        Returns an array (B, *action_space.shape) of action_space.dtype; raises `PolicyFailure` (and closes this
+        object) on any failure of the untrusted code.
+        """
+        if self._failure is not None or not self._finalizer.alive:
+            reason = f" after {self._failure}" if self._failure is not None else ""
+            raise PolicyFailure("worker_died", f"the sandboxed policy is closed{reason}")
+        ids = np.asarray(episode_ids, dtype="<i8")
+        obs = np.asarray(obs)
+        if ids.ndim != 1 or obs.ndim < 1 or len(obs) != len(ids) or obs.dtype.hasobject:
+            raise ValueError(f"act needs episode_ids (B,) and numeric obs (B, ...), got {ids.shape} and {obs.shape} "
+                             f"{obs.dtype}")
+        count = len(ids)
+        if count == 0:
+            return np.empty((0, *self.action_space.shape), dtype=self.action_space.dtype)
+        id_list = ids.tolist()
+        spent = self._episode_seconds
+        limits = self.limits
+        new = sum(1 for episode_id in id_list if episode_id not in spent)
+        start = time.monotonic()
+        deadline = start + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
+        layout = (obs.dtype.str, obs.shape[1:])
+        if layout == self._layout:
+            header = ACT_HEADER.pack(count, 0)
+        else:
+            self._layout = layout
+            pickled = pickle.dumps(layout)
+            header = ACT_HEADER.pack(count, len(pickled)) + pickled
+        self._send(b"".join((header, ids.tobytes(), obs.tobytes())), deadline, "acting",
+                   id_list[0] if count == 1 else None)
+        reply = self._receive(deadline, "acting", (1 << 20) + count * self._reply_bytes_per_action,
+                              id_list[0] if count == 1 else None)
+        if type(reply) is not list:
+            self._reported_failure(reply, id_list)
+        share = (time.monotonic() - start) / count
+        for episode_id in id_list:
+            total = spent[episode_id] = spent.get(episode_id, 0.0) + share
+            if total > limits.episode_seconds:
+                self._fail("timeout", f"the policy used more than {limits.episode_seconds:g} s of act time in one "
+                           "episode", episode_id=episode_id)
+        if len(reply) != count:
+            self._fail("invalid_action", f"the worker returned {len(reply)} actions for {count} observations")
+        try:
+            return self._validate(reply)
+        except _InvalidAction as invalid:
+            index, message = invalid.args
+            self._fail("invalid_action", f"{self.class_name}.act {message}", episode_id=id_list[index])
+
+    def close(self) -> None:
+        """Kill the worker's process group and reap it; idempotent."""
+        self._finalizer()
+
+    def __enter__(self) -> SandboxedPolicy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- protocol -----------------------------------------------------------------------------------------------
+
+    def _send(self, data: bytes, deadline: float, doing: str, episode_id: int | None = None) -> None:
+        """Write one message to the worker, never blocking past `deadline`."""
+        try:
+            try:
+                written = os.write(self._write_fd, data)
+            except BlockingIOError:
+                written = 0
+            if written == len(data):
+                return
+            view = memoryview(data)[written:]
+            while view:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._writable.poll(math.ceil(remaining * 1000)):
+                    self._fail("timeout", f"the policy stopped reading its input while {doing}", episode_id=episode_id)
+                try:
+                    view = view[os.write(self._write_fd, view):]
+                except BlockingIOError:
+                    pass
+        except BrokenPipeError:
+            self._worker_gone(doing)
+
+    def _receive(self, deadline: float, doing: str, max_bytes: int, episode_id: int | None = None) -> object:
+        """Read one JSON reply from the worker; a timeout, a death or a malformed reply becomes a `PolicyFailure`."""
+        buffer = self._buffer
+        while True:
+            if len(buffer) >= FRAME.size:
+                (size,) = FRAME.unpack_from(buffer)
+                if size > max_bytes:
+                    self._fail("invalid_action", f"the policy sent an oversized reply ({size} bytes) while {doing}")
+                end = FRAME.size + size
+                if len(buffer) >= end:
+                    payload = bytes(buffer[FRAME.size:end])
+                    del buffer[:end]
+                    try:
+                        return json.loads(payload)
+                    except (ValueError, RecursionError):
+                        self._fail("worker_died", f"the worker sent a malformed reply while {doing}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._readable.poll(math.ceil(remaining * 1000)):
+                limits = self.limits
+                allowed = {"starting": f"{_STARTUP_SECONDS:g} s", "loading the policy": f"{limits.load_seconds:g} s"}
+                within = allowed.get(doing, f"{limits.act_seconds:g} s per observation")
+                self._fail("timeout", f"no answer from the policy within {within} while {doing}; killed",
+                           episode_id=episode_id)
+            chunk = os.read(self._read_fd, 1 << 16)
+            if not chunk:
+                self._worker_gone(doing)
+            buffer += chunk
+
+    def _reported_failure(self, reply: object, id_list: list) -> NoReturn:
+        """Raise the failure the worker reported (validated: the worker is not trusted)."""
+        if type(reply) is not dict:
+            self._fail("worker_died", f"the worker sent an unexpected reply: {_one_line(reply, 200)}")
+        kind = reply.get("kind")
+        index = reply.get("index")
+        traceback = reply.get("traceback")
+        self._fail(kind if kind in REPORTED_KINDS else "crash", _one_line(reply.get("message", "")),
+                   traceback[-_TRACEBACK_CHARS:] if isinstance(traceback, str) else None,
+                   id_list[index] if type(index) is int and 0 <= index < len(id_list) else None)
+
+    # -- failure -------------------------------------------------------------------------------------------------
+
+    def _fail(self, kind: str, message: str, traceback: str | None = None, episode_id: int | None = None) -> NoReturn:
+        """Kill the worker, close this object and raise the failure."""
+        self._shutdown()
+        self._failure = PolicyFailure(kind, message, traceback, episode_id)
+        raise self._failure from None
+
+    def _shutdown(self) -> tuple[int, float]:
+        """Kill the process group, reap the worker: (its wait status, its CPU seconds); then close the pipes."""
+        proc = self._proc
+        status, cpu = 0, 0.0
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader until the leader is reaped
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu = usage.ru_utime + usage.ru_stime
+        self._finalizer()
+        return status, cpu
+
+    def _worker_gone(self, doing: str) -> NoReturn:
+        """The worker closed its pipe: classify how it ended (CPU limit, signal, exit status) and raise."""
+        proc = self._proc
+        grace = time.monotonic() + _EXIT_GRACE_SECONDS
+        while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            if time.monotonic() > grace:
+                self._fail("worker_died", f"the worker closed its pipe while {doing} but did not exit; killed")
+            time.sleep(0.002)
+        status, cpu = self._shutdown()
+        if os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu >= self.limits.cpu_seconds):
+                self._fail("cpu_time", f"the worker exceeded its CPU time limit of {self.limits.cpu_seconds} s while "
+                           f"{doing} (killed by {signal.Signals(number).name})")
+            name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+            ending = f"was killed by signal {name}"
+        else:
+            ending = f"exited with status {os.waitstatus_to_exitcode(status)}"
+        self._fail("worker_died", f"the worker {ending} while {doing}")

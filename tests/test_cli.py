@@ -1,0 +1,93 @@
+"""`promptpo-bench` as a user types it: tables, descriptions, rollouts and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import promptpo_bench
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "promptpo_bench.cli", *args], capture_output=True, text=True,
+                            timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_tasks_lists_every_task_with_reference_scores():
+    out = cli("tasks").stdout
+    for spec in promptpo_bench.specs():
+        assert spec.id in out
+    line = next(l for l in out.splitlines() if l.startswith("NoiseWorld-Board1-v0"))
+    assert "974.91" in line and "-1858.30" in line and "Discrete(4)" in line and "100" in line
+
+
+def test_describe_prints_the_llm_context():
+    out = cli("describe", "NoiseWorld-Board4-v0").stdout
+    assert out == promptpo_bench.describe("NoiseWorld-Board4-v0")
+    assert "class Observation" in out and "BOARD_CODES" not in out
+    assert "BOARD_CODES" in cli("describe", "NoiseWorld-Board4-v0", "--key-info").stdout
+    assert "BOARD_CODES" not in cli("describe", "NoiseWorld-Board0-v0", "--no-key-info").stdout
+
+
+def test_rollout_optimal_reaches_the_exact_optimum_within_its_ci():
+    out = json.loads(cli("rollout", "NoiseWorld-v0", "--policy", "optimal", "--episodes", "400", "--json").stdout)
+    assert len(out["returns"]) == 400 and out["episode_seeds"][:2] == [0, 1]
+    assert abs(out["mean_return"] - 974.91) <= max(out["ci95"], 0.5)
+    assert out["normalised_score"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_rollout_text_output_and_generated_board():
+    out = cli("rollout", "NoiseWorld-v0", "--kwarg", "size=6", "--kwarg", "layout_seed=3", "--policy", "random",
+              "--episodes", "5", "--seed", "9").stdout
+    assert "seeds 9..13" in out and "mean return" in out and "normalised score" in out
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("rollout", "NoiseWorld-v1"), "unknown env id 'NoiseWorld-v1'; did you mean NoiseWorld-v0"),
+    (("describe", "NoiseWorld-Board9-v0"), "unknown env id 'NoiseWorld-Board9-v0'; did you mean"),
+    (("rollout", "NoiseWorld-v0", "--kwarg", "board=9"), "board must be an integer in 0..6, got 9"),
+    (("rollout", "NoiseWorld-v0", "--kwarg", "boardd=1"), "valid kwargs: board: int in 0..6"),
+    (("rollout", "NoiseWorld-v0", "--policy", "nothere.py"), "nothere.py does not exist"),
+    (("rollout", "NoiseWorld-v0", "--episodes", "0"), "--episodes must be at least 1"),
+])
+def test_bad_input_gives_one_line_errors(args, expected):
+    result = cli(*args, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("promptpo-bench: error: ") and expected in lines[0], result.stderr
+
+
+POLICY = """
+class Policy:
+    def act(self, obs):  # down to the last row, then right: a fair plan on board 1
+        n = int(round(len(obs.board) ** 0.5))
+        return 1 if round(obs.agent_row * (n - 1)) < n - 1 else 3
+"""
+
+
+def test_rollout_of_a_policy_file_runs_in_the_sandbox(tmp_path):
+    path = tmp_path / "policy.py"
+    path.write_text(POLICY)
+    out = json.loads(cli("rollout", "NoiseWorld-Board1-v0", "--policy", str(path), "--episodes", "20", "--json").stdout)
+    assert len(out["returns"]) == 20 and 900 < out["mean_return"] <= 974.91 + 30
+
+
+@pytest.mark.parametrize("code,kind", [
+    ("class Policy:\n    def act(self, obs):\n        return 1 / 0\n", "crash"),
+    ("class Policy:\n    def act(self, obs):\n        return 7\n", "invalid_action"),
+    ("class Policy:\n    def act(self, obs):\n        while True:\n            pass\n", "timeout"),
+    ("class Agent:\n    pass\n", "missing_class"),
+])
+def test_a_failing_policy_is_reported_in_one_line(tmp_path, code, kind):
+    path = tmp_path / "policy.py"
+    path.write_text(code)
+    result = cli("rollout", "NoiseWorld-v0", "--policy", str(path), "--act-timeout", "0.3", check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"promptpo-bench: policy failed ({kind}): "), result.stderr

@@ -1,0 +1,334 @@
+"""The policy sandbox: untrusted policy code runs in an isolated worker and every failure comes back as data."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from gymnasium.spaces import Box, Discrete
+
+from promptpo_bench.sandbox import Limits, PolicyFailure, SandboxedPolicy
+
+OBS = "promptpo_bench.sandbox_worker:RawObservation"
+FAST = Limits(act_seconds=0.5, load_seconds=5.0)
+COUNTING = """
+class Policy:
+    def __init__(self):
+        self.calls = 0
+
+    def act(self, obs):
+        self.calls += 1
+        return self.calls - 1
+"""
+
+
+@pytest.fixture(autouse=True)
+def workers(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen]:
+    """Records every worker started by the test; afterwards, each worker's process group must be gone."""
+    started = []
+    popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    yield started
+    for proc in started:
+        assert_group_dead(proc)
+
+
+def assert_group_dead(proc: subprocess.Popen) -> None:
+    assert proc.returncode is not None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)
+
+
+def sandbox(code: str, space=Discrete(4), limits: Limits = FAST) -> SandboxedPolicy:
+    return SandboxedPolicy(textwrap.dedent(code), OBS, space, limits)
+
+
+def acting(body: str, result: str = "0") -> str:
+    """A policy whose act runs `body` (with obs in scope) and returns `result`."""
+    lines = textwrap.indent(textwrap.dedent(body).strip() + "\n", " " * 8) if body.strip() else ""
+    return f"class Policy:\n    def act(self, obs):\n{lines}        return {result}\n"
+
+
+def rows(*first: float, width: int = 104) -> np.ndarray:
+    obs = np.zeros((len(first), width), dtype=np.float32)
+    obs[:, 0] = first
+    return obs
+
+
+def failure(code: str, space=Discrete(4), limits: Limits = FAST, ids=(0,), obs=None) -> PolicyFailure:
+    """Run one act call that must fail; checks the object is closed and its worker dead afterwards."""
+    obs = rows(*range(len(ids))) if obs is None else obs
+    with sandbox(code, space, limits) as policy:
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array(ids), obs)
+        assert_group_dead(policy._proc)
+        with pytest.raises(PolicyFailure) as again:
+            policy.act(np.array(ids), obs)
+        assert again.value.kind == "worker_died"
+    json.dumps(raised.value.to_dict())
+    return raised.value
+
+
+def test_discrete_batch_and_isolation_report():
+    with sandbox("class Policy:\n    def act(self, obs):\n        return int(obs.array[0]) % 4\n") as policy:
+        actions = policy.act(np.arange(5), rows(3, 6, 9, 12, 2), steps=np.zeros(5))
+        assert set(policy.isolation) == {"network", "dropped_privileges", "nproc", "rlimits"}
+    assert actions.dtype == np.int64 and actions.tolist() == [3, 2, 1, 0, 2]
+
+
+def test_one_policy_instance_per_episode_id():
+    with sandbox(COUNTING, Discrete(10)) as policy:
+        assert [policy.act(np.array([0]), rows(0))[0] for _ in range(3)] == [0, 1, 2]
+        assert policy.act(np.array([7]), rows(0)).tolist() == [0]
+        assert policy.act(np.array([0, 7, 8]), rows(0, 0, 0)).tolist() == [3, 1, 0]
+
+
+def test_root_worker_runs_as_nobody():
+    if os.geteuid() != 0:
+        pytest.skip("only a root parent drops the worker's privileges")
+    code = acting("import os", "[os.getuid(), os.getgid(), len(os.getgroups())]")
+    with sandbox(code, Box(0, 1e6, (3,))) as policy:
+        assert policy.act(np.array([0]), rows(0)).tolist() == [[65534, 65534, 0]]
+        assert policy.isolation["dropped_privileges"]
+
+
+@pytest.mark.parametrize("returned, expected", [("2", 2), ("np.int64(3)", 3), ("1.0", 1), ("np.float32(0)", 0)])
+def test_discrete_accepts_integer_valued_numbers(returned, expected):
+    with sandbox("import numpy as np\n" + acting("", returned)) as policy:
+        assert policy.act(np.array([0]), rows(0)).tolist() == [expected]
+
+
+@pytest.mark.parametrize("returned", ["4", "-1", "1.5", "'up'", "None", "True", "[1]", "float('nan')", "object()"])
+def test_discrete_rejects_invalid_actions(returned):
+    error = failure(acting("", returned), ids=(11,))
+    assert error.kind == "invalid_action" and error.episode_id == 11
+    assert "Policy.act returned" in error.message and "[0, 3]" in error.message
+
+
+def test_box_accepts_and_clips_within_tolerance():
+    code = acting("", "[[0.5, -0.25], [1 + 1e-7, -1 - 1e-7]][int(obs.array[0])]")
+    with sandbox(code, Box(-1, 1, (2,), np.float32)) as policy:
+        actions = policy.act(np.array([0, 1]), rows(0, 1))
+    assert actions.dtype == np.float32 and actions.tolist() == [[0.5, -0.25], [1.0, -1.0]]
+
+
+@pytest.mark.parametrize("returned", ["[1.1, 0.0]", "[float('nan'), 0.0]", "[float('inf'), 0.0]", "[0.0, 0.0, 0.0]",
+                                      "0.5", "[[0.0, 0.0]]", "['0.5', 0.0]", "None"])
+def test_box_rejects_invalid_actions(returned):
+    code = acting("", f"[0.0, 0.0] if obs.array[0] == 0 else {returned}")
+    error = failure(code, Box(-1, 1, (2,), np.float32), ids=(4, 9), obs=rows(0, 1))
+    assert error.kind == "invalid_action" and error.episode_id == 9
+    assert "shape (2,)" in error.message and "[-1, 1]" in error.message
+
+
+def test_missing_class_lists_defined_names():
+    with pytest.raises(PolicyFailure) as raised:
+        sandbox("import math\nclass Agent:\n    pass\ndef helper():\n    pass\n")
+    assert raised.value.kind == "missing_class"
+    assert "'Policy'" in raised.value.message and "Agent, helper, math" in raised.value.message
+
+
+@pytest.mark.parametrize("code, kind, text, line", [
+    ("class Policy:\n    def act(self, obs)\n        return 0\n", "load_error", "does not compile", 'line 2'),
+    ("import numpy as np\nTABLE = 1 / 0\n", "load_error", "loading policy.py raised ZeroDivisionError", "line 2"),
+    ("class Policy:\n    def __init__(self):\n        raise ValueError('no')\n", "crash", "Policy() raised ValueError: no",
+     "line 3, in __init__"),
+    ("class Policy:\n    pass\n", "load_error", "Policy has no act method", None),
+])
+def test_load_failures(code, kind, text, line):
+    with pytest.raises(PolicyFailure) as raised:
+        sandbox(code)
+    assert raised.value.kind == kind and text in raised.value.message
+    if line:
+        assert 'File "policy.py", ' + line in raised.value.traceback
+
+
+def test_crash_in_act_reports_the_policy_traceback():
+    code = "def helper(x):\n    return 1 / x\n\n\n" + acting("", "helper(int(obs.array[0]) - 1)")
+    error = failure(code, ids=(5, 6), obs=rows(1, 1))
+    assert error.kind == "crash" and error.episode_id == 5
+    assert error.message == "Policy.act raised ZeroDivisionError: division by zero"
+    assert 'File "policy.py", line 2, in helper' in error.traceback and "return 1 / x" in error.traceback
+    assert 'File "policy.py", line 7, in act' in error.traceback and "sandbox_worker" not in error.traceback
+
+
+def test_crash_in_constructor_of_a_new_episode():
+    code = COUNTING.replace("self.calls = 0", "self.calls = 0\n        Policy.made = getattr(Policy, 'made', 0) + 1\n"
+                                              "        assert Policy.made < 3, 'third'")
+    with sandbox(code) as policy:
+        policy.act(np.array([0]), rows(0))
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0, 1]), rows(0, 0))
+    assert raised.value.kind == "crash" and raised.value.episode_id == 1
+    assert raised.value.message.startswith("Policy() raised AssertionError")
+
+
+@pytest.mark.parametrize("body", ["while True:\n    pass", "import time\ntime.sleep(100)",
+                                  "try:\n    while True:\n        pass\nexcept Exception:\n    pass"])
+def test_endless_act_is_interrupted(body):
+    start = time.monotonic()
+    error = failure(acting(body), ids=(3,))
+    assert error.kind == "timeout" and error.episode_id == 3
+    assert time.monotonic() - start < FAST.act_seconds + 1.5
+    assert "took longer than 0.5 s" in error.message and "policy.py" in error.traceback
+
+
+def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers):
+    code = acting("import signal\nif obs.array[0]:\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                  "    while True:\n        pass")
+    with sandbox(code) as policy:
+        policy.act(np.array([0]), rows(0))
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0]), rows(1))
+        elapsed = time.monotonic() - start
+        assert_group_dead(workers[0])
+    assert raised.value.kind == "timeout" and "killed" in raised.value.message and raised.value.episode_id == 0
+    assert FAST.act_seconds + 0.9 < elapsed < FAST.act_seconds + 2
+
+
+def test_endless_loading_is_interrupted():
+    with pytest.raises(PolicyFailure) as raised:
+        sandbox("while True:\n    pass\n", limits=Limits(load_seconds=0.5))
+    assert raised.value.kind == "timeout" and "loading policy.py" in raised.value.message
+
+
+def test_episode_time_budget():
+    limits = Limits(act_seconds=1.0, episode_seconds=0.3)
+    with sandbox(acting("import time\ntime.sleep(0.1)"), limits=limits) as policy:
+        with pytest.raises(PolicyFailure) as raised:
+            for _ in range(10):
+                policy.act(np.array([5]), rows(0))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.3 s" in raised.value.message
+
+
+def test_cpu_time_limit():
+    error = failure(acting("while True:\n    pass"), limits=Limits(act_seconds=20.0, cpu_seconds=1))
+    assert error.kind == "cpu_time" and "SIGXCPU" in error.message
+
+
+@pytest.mark.parametrize("body", ["bytearray(10**10)", "np.ones(10**10)",
+                                  "blocks = []\nwhile True:\n    blocks.append([0.5] * 10**5)"])
+def test_memory_bomb(body):
+    error = failure("import numpy as np\n" + acting(body), limits=Limits(act_seconds=10.0, memory_mb=600))
+    assert error.kind == "memory" and "600 MB" in error.message
+    assert np.ones(1000).sum() == 1000  # the caller carries on
+
+
+@pytest.mark.parametrize("body, text", [
+    ("import os\nos._exit(3)", "exited with status 3"),
+    ("import ctypes\nctypes.string_at(0)", "SIGSEGV"),
+    ("import os\nos.close(1)\nimport sys\nfor fd in range(3, 64):\n    try:\n        os.close(fd)\n"
+     "    except OSError:\n        pass", "while acting"),
+])
+def test_worker_death(body, text):
+    error = failure(acting(body))
+    assert error.kind == "worker_died" and text in error.message
+
+
+@pytest.mark.parametrize("body, text", [
+    ("import os\nos.fork()", "BlockingIOError"),
+    ("import os\nos.posix_spawn('/bin/true', ['true'], {})", "BlockingIOError"),
+    ("import subprocess", "policy sandbox"),
+    ("import threading\nthreading.Thread(target=print).start()", "RuntimeError"),
+])
+def test_no_child_processes_or_threads(body, text):
+    with sandbox(acting("")) as probe:
+        if not probe.isolation["nproc"]:
+            pytest.skip("RLIMIT_NPROC cannot be applied here")
+    error = failure(acting(body))
+    assert error.kind == "crash" and text in error.message
+
+
+def test_no_network():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.setblocking(False)
+        port = server.getsockname()[1]
+        with sandbox(acting("")) as probe:
+            if not probe.isolation["network"]:
+                pytest.skip("no network namespace here")
+        error = failure(acting(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=0.2)"))
+        assert error.kind == "crash" and "OSError" in error.message
+        time.sleep(0.1)
+        with pytest.raises(BlockingIOError):
+            server.accept()
+
+
+def test_no_file_writes():
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:  # /tmp: reachable for the nobody user
+        os.chmod(directory, 0o777)
+        target = os.path.join(directory, "leak.txt")
+        error = failure(acting(f"with open({target!r}, 'w') as f:\n    f.write('x' * 100)"))
+        assert error.kind == "crash" and "File too large" in error.message
+        assert os.path.getsize(target) == 0
+
+
+@pytest.mark.parametrize("module, refused", [
+    ("gymnasium", "gymnasium"), ("gymnasium.envs", "gymnasium"), ("promptpo_bench.tasks", "promptpo_bench.tasks"),
+    ("promptpo_bench.tasks.noiseworld.oracle", "promptpo_bench.tasks"), ("promptpo_bench.sandbox", "promptpo_bench.sandbox"),
+    ("multiprocessing", "multiprocessing"),
+])
+def test_import_guard(module, refused):
+    error = failure(acting(f"import {module}"))
+    assert error.kind == "crash"
+    assert error.message == f"Policy.act raised ImportError: policy sandbox: importing {refused!r} is not allowed"
+
+
+def test_stdlib_and_numpy_importable_but_not_the_environment():
+    body = """
+    import bisect, decimal, fractions, heapq, json, random, statistics, sys
+    import numpy as np
+    np.random.default_rng(0).integers(4)
+    leaked = [m for m in sys.modules if m.startswith(("gymnasium", "promptpo_bench.tasks"))]
+    """
+    with sandbox(acting(body, "len(leaked) + int(statistics.mean([1, 2]) != 1.5)")) as policy:
+        assert policy.act(np.array([0]), rows(0)).tolist() == [0]
+
+
+def test_print_does_not_break_the_protocol():
+    body = "import os, sys\nprint('x' * 100000)\nos.write(1, b'\\x00\\x00\\x00\\x05garbage')\n" \
+           "sys.__stdout__.write('more')\nprint('err', file=sys.stderr)"
+    with sandbox(acting(body, "int(obs.array[0])")) as policy:
+        for _ in range(3):
+            assert policy.act(np.array([0, 1]), rows(2, 3)).tolist() == [2, 3]
+
+
+def test_close_is_idempotent_and_kills_the_worker(workers):
+    policy = sandbox(COUNTING)
+    policy.close()
+    policy.close()
+    assert_group_dead(workers[0])
+    with pytest.raises(PolicyFailure) as raised:
+        policy.act(np.array([0]), rows(0))
+    assert raised.value.kind == "worker_died"
+
+
+def test_unreferenced_policy_is_killed(workers):
+    sandbox(COUNTING).act(np.array([0]), rows(0))
+    assert_group_dead(workers[0])
+
+
+def test_policy_failure_as_dict():
+    failure_ = PolicyFailure("crash", "Policy.act raised KeyError: 1", "Traceback ...", 3)
+    assert failure_.to_dict() == {"kind": "crash", "message": "Policy.act raised KeyError: 1",
+                                  "traceback": "Traceback ...", "episode_id": 3}
+    assert str(failure_) == "crash: Policy.act raised KeyError: 1 (episode 3)"
+    with pytest.raises(ValueError):
+        PolicyFailure("oops", "")
+
+
+def test_unknown_observation_class_is_a_setup_error():
+    with pytest.raises(RuntimeError, match="cannot import promptpo_bench.no_such_module:Observation"):
+        SandboxedPolicy(COUNTING, "promptpo_bench.no_such_module:Observation", Discrete(4), FAST)
