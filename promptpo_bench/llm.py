@@ -36,6 +36,7 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0  # also caps a server's Retry-After
 _PROBE_TIMEOUT_S = 5.0
 _MESSAGE_CHARS = 400
+_CODE_BLOCK = re.compile(r"```python[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CONTEXT_LENGTH = re.compile(r"context.length|maximum context|context (size|window)|too many tokens", re.IGNORECASE)
 
 
@@ -43,6 +44,12 @@ def _one_line(message: str) -> str:
     """`message` on one line, cut to a readable length (an error page can be long)."""
     message = " ".join(message.split())
     return message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + "..."
+
+
+def extract_code(answer: str) -> str | None:
+    """The answer contract: the content of the last fenced block opened with ```python (None if there is none)."""
+    blocks = _CODE_BLOCK.findall(answer)
+    return blocks[-1] if blocks else None
 
 
 @dataclass(frozen=True)

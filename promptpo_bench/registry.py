@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
@@ -92,6 +93,17 @@ def make_vec(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
         return gym.make_vec(env_id, num_envs=num_envs, **kwargs)
     except (TypeError, ValueError) as e:
         raise BenchError(f"{env_id}: {e} (valid kwargs: {spec.kwargs_help})") from None
+
+
+def parse_kwargs(text: str) -> dict[str, Any]:
+    """Env kwargs given on a command line as a JSON object, e.g. '{"board": 3}'."""
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError:
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        raise BenchError(f"env kwargs must be a JSON object such as '{{\"board\": 3}}', got {text!r}")
+    return kwargs
 
 
 def description_module(env_id: str) -> ModuleType:

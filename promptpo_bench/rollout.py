@@ -66,11 +66,15 @@ class Episodes:
 
 
 class RolloutFailure(Exception):
-    """The policy failed mid-rollout; carries the failure and the environment steps already taken."""
+    """The policy failed mid-rollout; carries the failure and the episodes as far as they went."""
 
-    def __init__(self, failure: Exception, env_steps: int):
+    def __init__(self, failure: Exception, partial: Episodes):
         super().__init__(str(failure))
-        self.failure, self.env_steps = failure, env_steps
+        self.failure, self.partial = failure, partial
+
+    @property
+    def env_steps(self) -> int:
+        return self.partial.env_steps
 
 
 HELDOUT_SEED_BASE = 1_000_000_000  # seeds from here on are held out: no optimisation rollout may use them
@@ -95,44 +99,51 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
 
 def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwargs: dict[str, Any] | None = None,
                  batch_size: int = 64, record_observations: bool = False) -> Episodes:
-    """Roll `policy` out for one episode per seed, `batch_size` episodes side by side.
+    """Roll `policy` out for one episode per seed, `batch_size` episodes side by side (one act call per step).
 
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
     """
     success_key = registry.get(env_id).success_key if registry.is_registered(env_id) else None
-    returns = np.zeros(len(seeds))
-    lengths = np.zeros(len(seeds), dtype=np.int64)
-    successes = np.zeros(len(seeds), dtype=bool) if success_key else None
+    returns, lengths = [0.0] * len(seeds), [0] * len(seeds)
+    successes: list[bool] | None = [False] * len(seeds) if success_key else None
     observations: list[list[np.ndarray]] | None = [[] for _ in seeds] if record_observations else None
-    for start in range(0, len(seeds), batch_size):
-        ids = np.arange(start, min(start + batch_size, len(seeds)))
-        envs = [make_env(env_id, env_kwargs) for _ in ids]
-        try:
-            obs = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
+
+    def outcome() -> Episodes:
+        return Episodes(list(seeds), np.array(returns, dtype=np.float64), np.array(lengths, dtype=np.int64),
+                        None if successes is None else np.array(successes, dtype=bool), observations)
+
+    envs = [make_env(env_id, env_kwargs) for _ in range(min(batch_size, len(seeds)))]
+    try:
+        for start in range(0, len(seeds), batch_size):
+            ids = list(range(start, min(start + batch_size, len(seeds))))
+            first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
+            obs = np.stack(first)  # obs[j]: the latest observation of episode ids[j]
             live = list(range(len(ids)))
             while live:
                 if observations is not None:
                     for j in live:
-                        observations[ids[j]].append(obs[j])
+                        observations[ids[j]].append(obs[j].copy())
+                batch = obs if len(live) == len(ids) else obs[live]
                 try:
-                    actions = policy.act(ids[live], np.stack([obs[j] for j in live]), lengths[ids[live]])
+                    actions = policy.act(np.array([ids[j] for j in live]), batch,
+                                         np.array([lengths[ids[j]] for j in live]))
                 except Exception as failure:
-                    raise RolloutFailure(failure, int(lengths.sum())) from failure
+                    raise RolloutFailure(failure, outcome()) from failure
                 still = []
-                for j, action in zip(live, actions):
+                for j, action in zip(live, actions.tolist() if actions.ndim == 1 else actions):
                     obs[j], reward, terminated, truncated, info = envs[j].step(action)
                     i = ids[j]
-                    returns[i] += reward
+                    returns[i] += float(reward)
                     lengths[i] += 1
                     if successes is not None and info.get(success_key):
                         successes[i] = True
                     if terminated or truncated:
                         if observations is not None:
-                            observations[i].append(obs[j])
+                            observations[i].append(obs[j].copy())
                     else:
                         still.append(j)
                 live = still
-        finally:
-            for env in envs:
-                env.close()
-    return Episodes(list(seeds), returns, lengths, successes, observations)
+    finally:
+        for env in envs:
+            env.close()
+    return outcome()

@@ -163,6 +163,21 @@ def _terminate(proc: subprocess.Popen) -> None:
         pipe.close()
 
 
+def spawn_worker() -> subprocess.Popen:
+    """Start a worker process that waits for its code: start-up (interpreter, NumPy) can overlap an LLM request.
+
+    Hand it to `SandboxedPolicy(..., worker=...)`; one that is not needed is killed by `discard_worker`.
+    """
+    env = dict(os.environ, **{name: "1" for name in sandbox_worker.THREAD_VARIABLES})
+    return subprocess.Popen([sys.executable, sandbox_worker.__file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            start_new_session=True, env=env)
+
+
+def discard_worker(worker: subprocess.Popen) -> None:
+    """Kill a spawned worker that will not be used."""
+    _terminate(worker)
+
+
 class SandboxedPolicy:
     """A `Policy` class from untrusted source, run in a separate resource-limited process.
 
@@ -170,8 +185,10 @@ class SandboxedPolicy:
     life); `act` sends a whole batch of observations in one message and returns validated actions.
     """
 
+    method = "act"  # the method of the untrusted class this sandbox serves
+
     def __init__(self, code: str, observation: str, action_space: gymnasium.Space, limits: Limits = Limits(),
-                 class_name: str = "Policy") -> None:
+                 class_name: str = "Policy", worker: subprocess.Popen | None = None) -> None:
         if isinstance(action_space, gymnasium.spaces.Discrete):
             self._validate = _discrete_validator(action_space)
         elif isinstance(action_space, gymnasium.spaces.Box):
@@ -187,9 +204,7 @@ class SandboxedPolicy:
         self._buffer = bytearray()
         self._layout: tuple[str, tuple[int, ...]] | None = None  # observation dtype and row shape the worker knows
         self._reply_bytes_per_action = 64 * (math.prod(action_space.shape) + 1)  # generous JSON size bound
-        env = dict(os.environ, **{name: "1" for name in sandbox_worker.THREAD_VARIABLES})
-        self._proc = subprocess.Popen([sys.executable, sandbox_worker.__file__], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, start_new_session=True, env=env)
+        self._proc = worker or spawn_worker()
         self._finalizer = weakref.finalize(self, _terminate, self._proc)
         self._write_fd = self._proc.stdin.fileno()
         self._read_fd = self._proc.stdout.fileno()
@@ -206,7 +221,7 @@ class SandboxedPolicy:
 
     def _start(self, code: str, observation: str, class_name: str) -> None:
         limits = self.limits
-        setup = {"code": code, "observation": observation, "class_name": class_name,
+        setup = {"code": code, "observation": observation, "class_name": class_name, "method": self.method,
                  "act_seconds": limits.act_seconds, "load_seconds": limits.load_seconds,
                  "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb)}
         deadline = time.monotonic() + _STARTUP_SECONDS
@@ -248,15 +263,7 @@ class SandboxedPolicy:
         new = sum(1 for episode_id in id_list if episode_id not in spent)
         start = time.monotonic()
         deadline = start + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
-        layout = (obs.dtype.str, obs.shape[1:])
-        if layout == self._layout:
-            header = ACT_HEADER.pack(count, 0)
-        else:
-            self._layout = layout
-            pickled = pickle.dumps(layout)
-            header = ACT_HEADER.pack(count, len(pickled)) + pickled
-        self._send(b"".join((header, ids.tobytes(), obs.tobytes())), deadline, "acting",
-                   id_list[0] if count == 1 else None)
+        self._send(self._message(ids, obs), deadline, "acting", id_list[0] if count == 1 else None)
         reply = self._receive(deadline, "acting", (1 << 20) + count * self._reply_bytes_per_action,
                               id_list[0] if count == 1 else None)
         if type(reply) is not list:
@@ -274,6 +281,17 @@ class SandboxedPolicy:
         except _InvalidAction as invalid:
             index, message = invalid.args
             self._fail("invalid_action", f"{self.class_name}.act {message}", episode_id=id_list[index])
+
+    def _message(self, episode_ids: np.ndarray, obs: np.ndarray) -> bytes:
+        """One act/summarize message: header, the observation layout when it changed, ids and raw rows."""
+        layout = (obs.dtype.str, obs.shape[1:])
+        if layout == self._layout:
+            header = ACT_HEADER.pack(len(obs), 0)
+        else:
+            self._layout = layout
+            pickled = pickle.dumps(layout)
+            header = ACT_HEADER.pack(len(obs), len(pickled)) + pickled
+        return b"".join((header, np.asarray(episode_ids, dtype="<i8").tobytes(), obs.tobytes()))
 
     def close(self) -> None:
         """Kill the worker's process group and reap it; idempotent."""
@@ -387,3 +405,29 @@ class SandboxedPolicy:
         else:
             ending = f"exited with status {os.waitstatus_to_exitcode(status)}"
         self._fail("worker_died", f"the worker {ending} while {doing}")
+
+
+class SandboxedFeedback(SandboxedPolicy):
+    """A `Feedback` class from untrusted source: `summarize(trajectory)` runs `summarize_trajectory` in the sandbox.
+
+    A fresh `Feedback()` summarises each episode; the text comes back as one (truncated) string.
+    """
+
+    method = "summarize_trajectory"
+
+    def __init__(self, code: str, observation: str, limits: Limits = Limits(),
+                 worker: subprocess.Popen | None = None) -> None:
+        super().__init__(code, observation, gymnasium.spaces.Discrete(1), limits, class_name="Feedback", worker=worker)
+
+    def summarize(self, trajectory: np.ndarray) -> str:
+        """The Feedback text of one episode, given all its observations (T, *obs_shape)."""
+        if self._failure is not None or not self._finalizer.alive:
+            raise PolicyFailure("worker_died", f"the sandboxed Feedback is closed after {self._failure}")
+        rows = np.asarray(trajectory)
+        limits = self.limits
+        deadline = time.monotonic() + limits.load_seconds + limits.act_seconds * max(1, len(rows)) + _DEADLINE_MARGIN
+        self._send(self._message(np.zeros(len(rows), dtype="<i8"), rows), deadline, "summarizing")
+        reply = self._receive(deadline, "summarizing", 1 << 20)
+        if type(reply) is not str:
+            self._reported_failure(reply, [])
+        return reply

@@ -39,6 +39,7 @@ import numpy as np
 FRAME = struct.Struct("<I")  # length prefix of a worker -> parent reply
 ACT_HEADER = struct.Struct("<II")  # batch size B, size of the pickled observation layout that follows (0: unchanged)
 POLICY_FILE = "policy.py"
+SUMMARY_CHARS = 4000  # longest Feedback text passed on
 REPORTED_KINDS = frozenset({"missing_class", "load_error", "crash", "timeout", "memory", "invalid_action"})
 BLOCKED_MODULES = frozenset({"gymnasium", "subprocess", "_posixsubprocess", "multiprocessing"})
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -282,9 +283,10 @@ def _load(setup: dict, observation_class: type, observation_module: str, reserve
                        f"its top-level names: {', '.join(names) or 'none'}")
             result = {"kind": "missing_class", "message": message, "traceback": None, "index": None}
         else:
-            phase = f"{class_name}()"
-            result = policy_class if callable(getattr(policy_class(), "act", None)) else {
-                "kind": "load_error", "message": f"{class_name} has no act method", "traceback": None, "index": None}
+            phase, method = f"{class_name}()", setup["method"]
+            result = policy_class if callable(getattr(policy_class(), method, None)) else {
+                "kind": "load_error", "message": f"{class_name} has no {method} method", "traceback": None,
+                "index": None}
         signal.setitimer(signal.ITIMER_REAL, 0)
     except BaseException as exc:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -336,6 +338,38 @@ def _serve(rfile: io.BufferedReader, out_fd: int, policy_class: type, from_array
         write(out_fd, pack(len(data)) + data)
 
 
+def _serve_summaries(rfile: io.BufferedReader, out_fd: int, feedback_class: type,
+                     from_array: Callable[[np.ndarray], object], setup: dict, reserve: list) -> None:
+    """Answer summarize messages: the rows of one whole episode in, `summarize_trajectory`'s text out."""
+    seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
+    summarize = f"{setup['class_name']}.{setup['method']}"
+    dtype, row_shape, row_size = np.dtype(np.float64), (), 1
+    while True:
+        header = rfile.read(ACT_HEADER.size)
+        if len(header) < ACT_HEADER.size:
+            return
+        count, layout_size = ACT_HEADER.unpack(header)
+        if layout_size:
+            dtype, row_shape = pickle.loads(rfile.read(layout_size))
+            dtype, row_size = np.dtype(dtype), math.prod(row_shape)
+        body = rfile.read(count * (8 + dtype.itemsize * row_size))
+        rows = np.frombuffer(body, dtype, count * row_size, 8 * count).reshape(count, *row_shape)
+        phase, limit = f"{setup['class_name']}()", load_seconds
+        try:
+            signal.setitimer(signal.ITIMER_REAL, load_seconds)
+            instance = feedback_class()
+            phase, limit = summarize, seconds
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            text = str(getattr(instance, setup["method"])([from_array(row) for row in rows]))
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            data = json.dumps(text[:SUMMARY_CHARS]).encode()
+        except BaseException as exc:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _write(out_fd, _failure(exc, phase, limit, setup, None, reserve))
+            return
+        os.write(out_fd, FRAME.pack(len(data)) + data)
+
+
 def main() -> None:
     """Run the worker: protocol set-up, observation import, isolation, loading, then the act loop."""
     if sys.path and sys.path[0] == os.path.dirname(_WORKER_FILE):
@@ -364,7 +398,8 @@ def main() -> None:
         _write(out_fd, loaded)
         return
     _write(out_fd, {"loaded": True})
-    _serve(rfile, out_fd, loaded, observation_class.from_array, setup, reserve)
+    serve = _serve_summaries if setup["method"] == "summarize_trajectory" else _serve
+    serve(rfile, out_fd, loaded, observation_class.from_array, setup, reserve)
 
 
 if __name__ == "__main__":

@@ -332,3 +332,35 @@ def test_policy_failure_as_dict():
 def test_unknown_observation_class_is_a_setup_error():
     with pytest.raises(RuntimeError, match="cannot import promptpo_bench.no_such_module:Observation"):
         SandboxedPolicy(COUNTING, "promptpo_bench.no_such_module:Observation", Discrete(4), FAST)
+
+
+FEEDBACK = """
+class Feedback:
+    def summarize_trajectory(self, traj):
+        return f"{len(traj)} observations, first {traj[0].agent_row:.1f}, last {traj[-1].agent_row:.1f}"
+"""
+
+
+def test_feedback_runs_in_the_sandbox_on_real_observations():
+    from promptpo_bench.sandbox import SandboxedFeedback
+
+    trajectory = np.zeros((4, 29), dtype=np.float32)
+    trajectory[-1, 0] = 0.5
+    with SandboxedFeedback(FEEDBACK, "promptpo_bench.descriptions.noiseworld:Observation", FAST) as feedback:
+        assert feedback.summarize(trajectory) == "4 observations, first 0.0, last 0.5"
+        assert feedback.summarize(trajectory[:2]) == "2 observations, first 0.0, last 0.0"
+
+
+@pytest.mark.parametrize("code,kind,text", [
+    ("class Feedback:\n    def summarize_trajectory(self, traj):\n        return traj[99]\n", "crash", "IndexError"),
+    ("class Feedback:\n    pass\n", "load_error", "has no summarize_trajectory method"),
+    ("class Feedback:\n    def summarize_trajectory(self, traj):\n        while True:\n            pass\n", "timeout",
+     "took longer"),
+])
+def test_feedback_failures_are_data(code, kind, text):
+    from promptpo_bench.sandbox import SandboxedFeedback
+
+    with pytest.raises(PolicyFailure) as caught:
+        with SandboxedFeedback(code, OBS, FAST) as feedback:
+            feedback.summarize(np.zeros((3, 5)))
+    assert caught.value.kind == kind and text in caught.value.message

@@ -40,7 +40,7 @@ class Board:
     layout_seed: int
     paper_optimum: float | None = field(default=None)
 
-    @property
+    @cached_property
     def milestones(self) -> bool:
         return bool(np.any(self.codes == MILESTONE_1))
 

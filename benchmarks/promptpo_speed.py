@@ -1,0 +1,114 @@
+"""PromptPO speed: a whole run against a zero-latency scripted server, sandboxed vs in-process rollouts, and a
+round's wall time against its slowest answer.
+
+The LLM here is the test double `tests/scripted_server.py` (a scripted OpenAI-compatible server on 127.0.0.1):
+no model runs, so these figures measure the suite's own overhead only.
+Reproduce with:  .venv/bin/python benchmarks/promptpo_speed.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import promptpo_bench  # noqa: E402
+from promptpo_bench.descriptions.noiseworld import Observation  # noqa: E402
+from promptpo_bench.rollout import run_episodes  # noqa: E402
+from promptpo_bench.sandbox import SandboxedPolicy  # noqa: E402
+from scripted_server import Scripted, ScriptedLLMServer  # noqa: E402  (test double)
+
+PAPER_IN_PROCESS_SPS = 170_000  # the paper's in-process loop on board 1, measured on this kind of machine
+TRIVIAL = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 1.0 else 3\n"
+FEEDBACK = ("```python\nclass Feedback:\n    def summarize_trajectory(self, traj):\n"
+            "        return f'{len(traj) - 1} steps'\n```")
+
+
+def answer(delay_s: float):
+    def respond(request: dict, _: int) -> Scripted:
+        user = request["messages"][1]["content"]
+        text = FEEDBACK if "class `Feedback`" in user else (
+            "It worked." if "reflect on the latest attempt" in user else f"```python\n{TRIVIAL}```")
+        return Scripted(text=text, delay_s=delay_s)
+    return respond
+
+
+def promptpo(run_dir: Path, base_url: str, *args: str) -> dict:
+    env = {**os.environ, "OPENAI_API_KEY": "scripted"}
+    subprocess.run([sys.executable, str(ROOT / "algorithms" / "promptpo.py"), "--run-dir", str(run_dir),
+                    "--llm-base-url", base_url, *args], check=True, env=env, capture_output=True)
+    return json.loads((run_dir / "record.json").read_text())
+
+
+def in_process_sps(steps: int) -> float:
+    """The paper's loop: build the Observation, call act, step, all in one process."""
+    namespace: dict = {}
+    exec(TRIVIAL, namespace)
+    policy = namespace["Policy"]()
+    env = promptpo_bench.make("NoiseWorld-Board1-v0")
+    obs, _ = env.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        obs, _, terminated, truncated, _ = env.step(policy.act(Observation.from_array(obs)))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def sandboxed_sps(steps: int, episodes_per_batch: int) -> float:
+    """The same policy in the sandbox through the rollout harness, `episodes_per_batch` episodes side by side."""
+    with SandboxedPolicy(TRIVIAL, "promptpo_bench.descriptions.noiseworld:Observation",
+                         promptpo_bench.make("NoiseWorld-Board1-v0").action_space) as policy:
+        done, seed, start = 0, 0, time.perf_counter()
+        while done < steps:
+            seeds = list(range(seed, seed + episodes_per_batch))
+            done += run_episodes("NoiseWorld-Board1-v0", policy, seeds, batch_size=episodes_per_batch).env_steps
+            seed += episodes_per_batch
+        return done / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200_000, help="env steps per rollout timing")
+    parser.add_argument("--latency", type=float, default=2.0, help="seconds each scripted answer takes")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with ScriptedLLMServer(answer(0.0)) as server:
+            start = time.perf_counter()
+            record = promptpo(Path(tmp) / "run", server.base_url, "--env-id", "NoiseWorld-Board1-v0",
+                              "--num-rounds", "3", "--num-candidates", "10")
+            run_s = time.perf_counter() - start
+        print(f"3 rounds x 10 candidates on NoiseWorld board 1, zero-latency scripted server: {run_s:.1f} s wall "
+              f"(process start-up and the 50-episode final evaluation included; {record['totals']['env_steps']} "
+              f"env steps, {record['totals']['llm_calls']} LLM calls)")
+
+        raw = in_process_sps(args.steps)
+        print(f"in-process loop (Observation, act, step), board 1:  {raw:>9,.0f} steps/s "
+              f"(the paper's loop: ~{PAPER_IN_PROCESS_SPS:,} measured on this kind of machine)")
+        for batch in (5, 50):
+            sps = sandboxed_sps(args.steps, batch)
+            print(f"sandboxed, {batch:>2} episodes per message:            {sps:>9,.0f} steps/s  = "
+                  f"{sps / raw:.2f}x in-process, {sps / PAPER_IN_PROCESS_SPS:.2f}x the paper's loop (goal >= 0.5x)")
+
+        with ScriptedLLMServer(answer(args.latency)) as server:
+            record = promptpo(Path(tmp) / "slow", server.base_url, "--env-id", "NoiseWorld-Board1-v0",
+                              "--num-rounds", "1", "--num-candidates", "10", "--no-reflection")
+        round_s = record["curve"][0]["wall_time_s"]
+        print(f"one round of 10 candidates whose answers take {args.latency:g} s each: {round_s:.2f} s = "
+              f"{round_s / args.latency:.2f}x the slowest answer (goal <= 1.3x)")
+    print("reproduce: .venv/bin/python benchmarks/promptpo_speed.py")
+
+
+if __name__ == "__main__":
+    main()
