@@ -296,3 +296,25 @@ def test_track_offline_logs_the_expected_keys(tmp_path):
     record = load_record(tmp_path / "r")
     assert [int(r["global_step"]) for r in rows[:2]] == [p["env_steps"] for p in record["curve"]]
     assert int(rows[1]["llm/prompt_tokens"]) == record["curve"][1]["prompt_tokens"] == record["totals"]["prompt_tokens"]
+
+
+def test_context_length_error_drops_the_oldest_history_first(tmp_path):
+    def respond(request, _):
+        if kind(request) != "policy":
+            return {"feedback": FEEDBACK, "reflection": REFLECTION}[kind(request)]
+        user = request["messages"][1]["content"]
+        if "### Round 0" in user and "### Round 1" in user:  # this "model" holds at most one round of history
+            return Scripted(status=400, error_code="context_length_exceeded",
+                            text="This model's maximum context length is 100 tokens")
+        return DOWN_THEN_RIGHT
+
+    with ScriptedLLMServer(respond) as server:
+        run("--num-rounds", "3", "--num-candidates", "1", "--eval-episodes", "3", "--run-dir", str(tmp_path / "r"),
+            "--price-prompt-per-mtok", "2.0", "--price-completion-per-mtok", "8.0", base_url=server.base_url)
+    lines = [json.loads(l) for l in (tmp_path / "r" / "llm.jsonl").read_text().splitlines()]
+    round2 = [l for l in lines if l["request_id"] == "r2/c0/a0"]
+    assert [bool(l["error"]) for l in round2] == [True, False]  # refused once, then sent without round 0
+    sent = round2[-1]["messages"][1]["content"]
+    assert "### Round 1" in sent and "### Round 0" not in sent
+    totals = load_record(tmp_path / "r")["totals"]
+    assert totals["cost_usd"] == pytest.approx((2.0 * totals["prompt_tokens"] + 8.0 * totals["completion_tokens"]) / 1e6)
