@@ -9,6 +9,7 @@ Reproduce with:  .venv/bin/python benchmarks/promptpo_speed.py
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,12 +25,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import promptpo_bench  # noqa: E402
 from promptpo_bench.descriptions.noiseworld import Observation  # noqa: E402
-from promptpo_bench.rollout import run_episodes  # noqa: E402
+from promptpo_bench.rollout import RandomPolicy, make_env, run_episodes  # noqa: E402
 from promptpo_bench.sandbox import SandboxedPolicy  # noqa: E402
+from promptpo_bench.sandbox_worker import RawObservation  # noqa: E402
 from scripted_server import Scripted, ScriptedLLMServer  # noqa: E402  (test double)
 
 PAPER_IN_PROCESS_SPS = 170_000  # the paper's in-process loop on board 1, measured on this kind of machine
 TRIVIAL = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 1.0 else 3\n"
+ZERO_TORQUE = "class Policy:\n    def act(self, obs):\n        return [0.0] * 6\n"
+NOISEWORLD_OBS = "promptpo_bench.descriptions.noiseworld:Observation"
+RAW_OBS = "promptpo_bench.sandbox_worker:RawObservation"
 FEEDBACK = ("```python\nclass Feedback:\n    def summarize_trajectory(self, traj):\n"
             "        return f'{len(traj) - 1} steps'\n```")
 
@@ -50,30 +55,30 @@ def promptpo(run_dir: Path, base_url: str, *args: str) -> dict:
     return json.loads((run_dir / "record.json").read_text())
 
 
-def in_process_sps(steps: int) -> float:
-    """The paper's loop: build the Observation, call act, step, all in one process."""
+def in_process_sps(env_id: str, code: str, observation: type, steps: int) -> float:
+    """The paper's loop: build the observation object, call act, step, all in one process."""
     namespace: dict = {}
-    exec(TRIVIAL, namespace)
+    exec(code, namespace)
     policy = namespace["Policy"]()
-    env = promptpo_bench.make("NoiseWorld-Board1-v0")
+    env = make_env(env_id)
     obs, _ = env.reset(seed=0)
     start = time.perf_counter()
     for _ in range(steps):
-        obs, _, terminated, truncated, _ = env.step(policy.act(Observation.from_array(obs)))
+        obs, _, terminated, truncated, _ = env.step(policy.act(observation.from_array(obs)))
         if terminated or truncated:
             obs, _ = env.reset()
     return steps / (time.perf_counter() - start)
 
 
-def sandboxed_sps(steps: int, episodes_per_batch: int) -> float:
+def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes_per_batch: int) -> float:
     """The same policy in the sandbox through the rollout harness, `episodes_per_batch` episodes side by side."""
-    with SandboxedPolicy(TRIVIAL, "promptpo_bench.descriptions.noiseworld:Observation",
-                         promptpo_bench.make("NoiseWorld-Board1-v0").action_space) as policy:
-        done, seed, start = 0, 0, time.perf_counter()
-        while done < steps:
-            seeds = list(range(seed, seed + episodes_per_batch))
-            done += run_episodes("NoiseWorld-Board1-v0", policy, seeds, batch_size=episodes_per_batch).env_steps
-            seed += episodes_per_batch
+    env = make_env(env_id)
+    env.reset(seed=0)
+    typical = run_episodes(env_id, RandomPolicy(env.action_space, 0), [0]).env_steps  # steps per episode, roughly
+    seeds = list(range(max(episodes_per_batch, steps // max(typical, 1))))
+    with SandboxedPolicy(code, observation, env.action_space) as policy:
+        start = time.perf_counter()
+        done = run_episodes(env_id, policy, seeds, batch_size=episodes_per_batch).env_steps
         return done / (time.perf_counter() - start)
 
 
@@ -93,13 +98,20 @@ def main() -> None:
               f"(process start-up and the 50-episode final evaluation included; {record['totals']['env_steps']} "
               f"env steps, {record['totals']['llm_calls']} LLM calls)")
 
-        raw = in_process_sps(args.steps)
+        raw = in_process_sps("NoiseWorld-Board1-v0", TRIVIAL, Observation, args.steps)
         print(f"in-process loop (Observation, act, step), board 1:  {raw:>9,.0f} steps/s "
               f"(the paper's loop: ~{PAPER_IN_PROCESS_SPS:,} measured on this kind of machine)")
         for batch in (5, 50):
-            sps = sandboxed_sps(args.steps, batch)
+            sps = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, args.steps, batch)
             print(f"sandboxed, {batch:>2} episodes per message:            {sps:>9,.0f} steps/s  = "
                   f"{sps / raw:.2f}x in-process, {sps / PAPER_IN_PROCESS_SPS:.2f}x the paper's loop (goal >= 0.5x)")
+        if importlib.util.find_spec("mujoco") is None:
+            print("HalfCheetah-v5: skipped (pip install mujoco)")
+        else:
+            raw = in_process_sps("HalfCheetah-v5", ZERO_TORQUE, RawObservation, args.steps // 10)
+            sps = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, args.steps // 10, 5)
+            print(f"HalfCheetah-v5, in-process {raw:,.0f} steps/s, sandboxed (5 episodes per message) {sps:,.0f} "
+                  f"steps/s = {sps / raw:.2f}x in-process (goal >= 0.7x)")
 
         with ScriptedLLMServer(answer(args.latency)) as server:
             record = promptpo(Path(tmp) / "slow", server.base_url, "--env-id", "NoiseWorld-Board1-v0",

@@ -1,6 +1,6 @@
 """The LLM client: OpenAI-compatible chat completions with retries, journaled so runs can resume and be replayed.
 
-Every attempt, successful or not, becomes one line of `llm.jsonl`, written and fsynced before its answer is used.
+Every attempt, successful or not, becomes one line of `llm.jsonl`, written before its answer is used.
 A request is identified by a caller-chosen `request_id` (e.g. "r0/c3/a1") together with its messages: a resumed run
 finds its earlier answers in its own journal and never pays for them twice, and `--llm-replay` answers a whole run
 from another run's journal without any endpoint.
@@ -100,7 +100,10 @@ def _succeeded(entry: dict) -> bool:
 
 
 class Journal:
-    """llm.jsonl: one JSON line per exchange, appended and flushed (fsync) before the answer is used. Thread-safe.
+    """llm.jsonl: one JSON line per exchange, written to the OS before the answer is used. Thread-safe.
+
+    A written line survives the process being killed (SIGKILL included); it is not fsynced, which would add a disk
+    round trip to every answer: after an OS crash the last lines may be missing and are simply requested again.
 
     A last line without its newline is a write cut short (SIGKILL): it is ignored, and cut off before the next append.
     """
@@ -144,7 +147,7 @@ class Journal:
             return self._index.get(key)
 
     def append(self, entry: dict) -> None:
-        """Write one line and fsync it, so that an answer is on disk before anyone uses it."""
+        """Write one line, so that an answer is recorded before anyone uses it."""
         line = json.dumps(entry) + "\n"
         with self._lock:
             if self._torn_tail:
@@ -154,7 +157,6 @@ class Journal:
             with open(self.path, "a", encoding="utf-8") as file:
                 file.write(line)
                 file.flush()
-                os.fsync(file.fileno())
             self._add(entry)
 
     def totals(self) -> dict:

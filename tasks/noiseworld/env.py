@@ -7,6 +7,7 @@ The hot path is plain Python over precomputed tables (moves, success probabiliti
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
@@ -25,8 +26,9 @@ def observation_space(board: Board) -> spaces.Box:
     return spaces.Box(low=0.0, high=high.astype(np.float32), dtype=np.float32)
 
 
+@lru_cache(maxsize=64)
 def observation_table(board: Board) -> np.ndarray:
-    """(3, n*n, obs_dim) float32: the observation for every (milestone phase, agent cell)."""
+    """(3, n*n, obs_dim) float32, read-only: the observation for every (milestone phase, agent cell)."""
     n, cells = board.n, board.n * board.n
     rows, cols = np.divmod(np.arange(cells), n)
     scale = float(n - 1)
@@ -37,7 +39,9 @@ def observation_table(board: Board) -> np.ndarray:
     for phase in range(3):
         flags = [np.full((cells, 2), [phase >= 1, phase >= 2], dtype=np.float32)] if board.milestones else []
         table.append(np.concatenate(parts + flags, axis=1))
-    return np.stack(table).astype(np.float32)
+    table = np.stack(table).astype(np.float32)
+    table.flags.writeable = False
+    return table
 
 
 def render_rgb(board: Board, cell: int, reveal_dynamics: bool = False, cell_px: int = 32) -> np.ndarray:
