@@ -342,6 +342,7 @@ class SandboxedPolicy:
                         return json.loads(payload)
                     except (ValueError, RecursionError):
                         self._fail("worker_died", f"the worker sent a malformed reply while {doing}")
+            sandbox_worker.spin_until_readable(self._readable)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._readable.poll(math.ceil(remaining * 1000)):
                 limits = self.limits

@@ -27,9 +27,11 @@ import math
 import os
 import pickle
 import resource
+import select
 import signal
 import struct
 import sys
+import time
 import traceback
 import types
 from collections.abc import Callable
@@ -49,6 +51,14 @@ _CLONE_NEWNET = 0x40000000
 _NOBODY = 65534
 _RESERVE_BYTES = 8 << 20  # freed on MemoryError, so that the failure can still be reported
 _WORKER_FILE = os.path.abspath(__file__)
+SPIN_SECONDS = 200e-6  # both sides poll briefly before sleeping: waking an idle CPU costs ~60 us, a message ~4 us
+
+
+def spin_until_readable(poller: select.poll, seconds: float = SPIN_SECONDS) -> None:
+    """Poll without sleeping for up to `seconds` (the next message usually follows within microseconds)."""
+    end = time.perf_counter() + seconds
+    while not poller.poll(0) and time.perf_counter() < end:
+        pass
 
 
 class RawObservation:
@@ -303,7 +313,10 @@ def _serve(rfile: io.BufferedReader, out_fd: int, policy_class: type, from_array
     read, write, pack, unpack = rfile.read, os.write, FRAME.pack, ACT_HEADER.unpack
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
+    poller = select.poll()
+    poller.register(rfile.fileno(), select.POLLIN)
     while True:
+        spin_until_readable(poller)
         header = read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
             return
@@ -325,9 +338,9 @@ def _serve(rfile: io.BufferedReader, out_fd: int, policy_class: type, from_array
                     setitimer(real, load_seconds)
                     policy = instances[episode_id] = policy_class()
                     phase, seconds = acting, act_seconds
-                setitimer(real, act_seconds)
+                setitimer(real, act_seconds)  # re-armed for each act call, cleared once after the batch
                 actions.append(policy.act(from_array(row)))
-                setitimer(real, 0)
+            setitimer(real, 0)
             data = _encode_actions(actions)
         except BaseException as exc:
             setitimer(real, 0)
