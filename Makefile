@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77" wheel
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"  # the CPU wheel (a bare torch pulls a multi-GB CUDA build)
 	$(BIN)/python -m pip install --quiet -e ".[dev,all]"
 	touch $(STAMP)
 

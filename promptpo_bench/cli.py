@@ -65,8 +65,12 @@ def _policy(args: argparse.Namespace, env) -> tuple[Any, str]:
             raise BenchError(f"{args.env_id} has no built-in optimal/expert policy")
         return spec.expert(env.unwrapped), args.policy
     path = Path(args.policy)
+    if path.is_dir() or path.suffix == ".pt":  # a baseline's run directory or model.pt
+        from .torch_policy import load_torch_policy
+
+        return load_torch_policy(path, env.action_space, env.observation_space), str(path)
     if not path.is_file():
-        raise BenchError(f"--policy must be random, optimal or a path to a policy file; {path} does not exist")
+        raise BenchError(f"--policy must be random, optimal, a policy file or a run directory; {path} does not exist")
     from .sandbox import Limits, SandboxedPolicy  # the sandbox is only needed for user code
 
     limits = Limits(act_seconds=args.act_timeout, memory_mb=args.memory_mb)
@@ -139,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     rollout = sub.add_parser("rollout", help="roll out a policy and print its returns and normalised score")
     rollout.add_argument("env_id", help="a task id from `promptpo-bench tasks`")
     rollout.add_argument("--policy", default="random",
-                         help="random, optimal (alias expert), or a .py file defining class Policy with act(obs); "
-                              "a file runs in the sandbox (default: random)")
+                         help="random, optimal (alias expert), a .py file defining class Policy with act(obs) (run "
+                              "in the sandbox), or a baseline's run directory / model.pt (default: random)")
     rollout.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
     rollout.add_argument("--seed", type=int, default=0, help="reset seed of the first episode; episode i uses seed+i")
     rollout.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE", help=kwarg_help)

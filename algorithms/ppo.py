@@ -1,0 +1,455 @@
+# PPO for Discrete and Box action spaces, in one file in CleanRL's manner, scored like PromptPO.
+# Follows CleanRL's ppo.py (Discrete) and ppo_continuous_action.py (Box), with their tuned defaults.
+# docs: README.md ("Classical baselines"); run `python algorithms/ppo.py --help` for every flag.
+#
+# Gymnasium 1.x autoreset, chosen deliberately: the vector env runs in AutoresetMode.SAME_STEP.
+# A step that ends an episode returns the *reset* observation of the next episode in `next_obs` and
+# the true last observation in `infos["final_obs"]`. That is exactly the 0.29 behaviour CleanRL was
+# written for, so the rollout needs no masking of a "reset step" (which NEXT_STEP would insert):
+#   * `dones[t+1] = terminated | truncated` of step t cuts GAE at every episode end;
+#   * a *truncated* step t still bootstraps: its reward becomes r_t + gamma * V(final_obs_t) before
+#     GAE (the episode did not end in the MDP, only the time limit hit); a *terminated* one does not;
+#   * episode returns/lengths come from gym.wrappers.vector.RecordEpisodeStatistics, which reads the
+#     env's autoreset mode (tests/test_baselines.py checks both against a manual count).
+# Protocol shared with PromptPO: `global_step` counts every training environment step; every
+# `--eval-every` steps and at the end the deterministic policy (argmax / clipped mean) is evaluated on
+# held-out episode seeds (promptpo_bench.rollout.heldout_seeds) that training never resets with; the run
+# directory gets record.json (curve = those evaluations) and model.pt (see promptpo_bench/torch_policy.py).
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.optim as optim
+from torch.distributions.categorical import Categorical
+from torch.distributions.normal import Normal
+
+import promptpo_bench  # noqa: F401  (registers the suite's tasks)
+from promptpo_bench import baselines
+from promptpo_bench.baselines import make_envs
+from promptpo_bench.torch_policy import FORMAT, describe_action_space, mlp
+
+SCRIPT = "ppo.py"
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment (training resets use seed, seed+1, ...; evaluation uses held-out seeds)"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda will be enabled by default (when available)"""
+    torch_threads: int = 1
+    """CPU threads of torch (0: torch's default); one is fastest for these small networks on shared cores"""
+    track: bool = False
+    """if toggled, this experiment will be tracked with Weights and Biases (WANDB_MODE=offline works without a key)"""
+    wandb_project_name: str = "promptpo-bench"
+    """the wandb's project name"""
+    wandb_entity: Optional[str] = None
+    """the entity (team) of wandb's project"""
+    capture_video: bool = False
+    """whether to capture videos of the agent's training episodes (env 0) into RUN_DIR/videos (needs moviepy)"""
+    save_model: bool = True
+    """save model.pt in the run directory (record.json needs it; with --no-save-model no record.json is written)"""
+    run_dir: Optional[str] = None
+    """where the run is written (default: runs/{env_id}__{exp_name}__{seed}__{unix_time})"""
+
+    # Algorithm specific arguments
+    env_id: str = "NoiseWorld-v0"
+    """the id of the environment (a suite task from `promptpo-bench tasks` or any Gymnasium id)"""
+    env_kwargs: str = "{}"
+    """environment kwargs as a JSON object, e.g. '{"board": 3}'"""
+    total_timesteps: Optional[int] = None
+    """total environment steps (default: 500000 for Discrete actions, 1000000 for Box)"""
+    learning_rate: Optional[float] = None
+    """the learning rate of the optimizer (default: 2.5e-4 Discrete, 3e-4 Box)"""
+    num_envs: Optional[int] = None
+    """the number of parallel game environments (default: 4 Discrete, 1 Box)"""
+    num_steps: Optional[int] = None
+    """the number of steps to run in each environment per policy rollout (default: 128 Discrete, 2048 Box)"""
+    anneal_lr: bool = True
+    """Toggle learning rate annealing for policy and value networks"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    gae_lambda: float = 0.95
+    """the lambda for the general advantage estimation"""
+    num_minibatches: Optional[int] = None
+    """the number of mini-batches (default: 4 Discrete, 32 Box)"""
+    update_epochs: Optional[int] = None
+    """the K epochs to update the policy (default: 4 Discrete, 10 Box)"""
+    norm_adv: bool = True
+    """Toggles advantages normalization"""
+    clip_coef: float = 0.2
+    """the surrogate clipping coefficient"""
+    clip_vloss: bool = True
+    """Toggles whether or not to use a clipped loss for the value function, as per the paper."""
+    ent_coef: Optional[float] = None
+    """coefficient of the entropy (default: 0.01 Discrete, 0.0 Box)"""
+    vf_coef: float = 0.5
+    """coefficient of the value function"""
+    max_grad_norm: float = 0.5
+    """the maximum norm for the gradient clipping"""
+    target_kl: Optional[float] = None
+    """the target KL divergence threshold"""
+    norm_obs: bool = True
+    """normalise observations with running statistics, clipped to +-10 (CleanRL's Box wrappers; saved in model.pt)"""
+    norm_reward: bool = True
+    """scale rewards by the running std of the discounted return, clipped to +-10 (CleanRL's Box wrappers;
+    on by default for Discrete too because NoiseWorld's rewards reach +-1e5)"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """hidden layer widths of the actor and the critic (tanh)"""
+    native_vector_env: bool = True
+    """use the task's native vector env when it has one (NoiseWorld); else a SyncVectorEnv of single envs"""
+
+    # Evaluation (the protocol shared with PromptPO)
+    eval_every: int = 10_000
+    """evaluate the deterministic policy every this many environment steps (and at 0 and at the end)"""
+    periodic_eval_episodes: int = 10
+    """held-out episodes of each periodic evaluation"""
+    eval_episodes: int = 50
+    """held-out episodes of the final evaluation (record.json's final_eval)"""
+
+    # to be filled in runtime
+    batch_size: int = 0
+    """the batch size (computed in runtime)"""
+    minibatch_size: int = 0
+    """the mini-batch size (computed in runtime)"""
+    num_iterations: int = 0
+    """the number of iterations (computed in runtime)"""
+
+
+def resolve_defaults(args: Args, discrete: bool) -> Args:
+    """CleanRL's tuned defaults: ppo.py for Discrete actions, ppo_continuous_action.py for Box."""
+    defaults = dict(total_timesteps=500_000, learning_rate=2.5e-4, num_envs=4, num_steps=128, num_minibatches=4,
+                    update_epochs=4, ent_coef=0.01) if discrete else \
+        dict(total_timesteps=1_000_000, learning_rate=3e-4, num_envs=1, num_steps=2048, num_minibatches=32,
+             update_epochs=10, ent_coef=0.0)
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    baselines.check_positive(SCRIPT, args, ("total_timesteps", "num_envs", "num_steps", "num_minibatches",
+                                            "update_epochs", "eval_every", "periodic_eval_episodes", "eval_episodes"))
+    args.batch_size = int(args.num_envs * args.num_steps)
+    if args.batch_size % args.num_minibatches:
+        baselines.fail(SCRIPT, f"--num-minibatches ({args.num_minibatches}) must divide num_envs*num_steps "
+                       f"({args.batch_size})")
+    args.minibatch_size = int(args.batch_size // args.num_minibatches)
+    args.num_iterations = max(1, args.total_timesteps // args.batch_size)
+    return args
+
+
+class RunningMeanStd:
+    """Running mean and variance (parallel algorithm), as in Gymnasium's normalisation wrappers."""
+
+    def __init__(self, shape=(), epsilon=1e-4):
+        self.mean, self.var, self.count = np.zeros(shape, np.float64), np.ones(shape, np.float64), epsilon
+
+    def update(self, x):
+        batch_mean, batch_var, batch_count = np.mean(x, axis=0), np.var(x, axis=0), x.shape[0]
+        delta, total = batch_mean - self.mean, self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        self.var, self.count = m2 / total, total
+
+
+class ObsNormalizer:
+    """clip((obs - mean) / sqrt(var + eps), -clip, clip) with running statistics (identity when disabled)."""
+
+    def __init__(self, shape, enabled: bool, epsilon=1e-8, clip=10.0):
+        self.rms, self.enabled, self.epsilon, self.clip = RunningMeanStd(shape), enabled, epsilon, clip
+
+    def __call__(self, obs, update: bool):
+        obs = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
+        if not self.enabled:
+            return obs.astype(np.float32)
+        if update:
+            self.rms.update(obs)
+        return np.clip((obs - self.rms.mean) / np.sqrt(self.rms.var + self.epsilon), -self.clip, self.clip) \
+            .astype(np.float32)
+
+    def state(self):
+        if not self.enabled:
+            return None
+        return {"mean": torch.tensor(self.rms.mean, dtype=torch.float64),
+                "var": torch.tensor(self.rms.var, dtype=torch.float64),
+                "epsilon": self.epsilon, "clip": self.clip}
+
+
+class RewardScaler:
+    """Divide rewards by the running std of the discounted return and clip (Gymnasium's NormalizeReward)."""
+
+    def __init__(self, num_envs, gamma, enabled: bool, epsilon=1e-8, clip=10.0):
+        self.rms, self.returns = RunningMeanStd(()), np.zeros(num_envs)
+        self.gamma, self.enabled, self.epsilon, self.clip = gamma, enabled, epsilon, clip
+
+    def __call__(self, rewards, dones):
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if not self.enabled:
+            return rewards
+        self.returns = self.returns * self.gamma + rewards
+        self.rms.update(self.returns)
+        self.returns[dones] = 0.0
+        return np.clip(rewards / np.sqrt(self.rms.var + self.epsilon), -self.clip, self.clip)
+
+
+def layer_init(layer, std=np.sqrt(2), bias_const=0.0):
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def init_mlp(net: nn.Sequential, last_std: float) -> nn.Sequential:
+    """CleanRL's orthogonal initialisation: sqrt(2) on hidden layers, `last_std` on the output layer."""
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    for layer in linears[:-1]:
+        layer_init(layer)
+    layer_init(linears[-1], std=last_std)
+    return net
+
+
+class Agent(nn.Module):
+    def __init__(self, obs_dim: int, action_space: gym.Space, hidden_sizes):
+        super().__init__()
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        out_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self.arch = {"in_dim": obs_dim, "hidden": list(hidden_sizes), "out_dim": out_dim, "activation": "tanh"}
+        self.critic = init_mlp(mlp(obs_dim, hidden_sizes, 1, "tanh"), last_std=1.0)
+        # The actor is exactly the network model.pt saves (promptpo_bench.torch_policy.mlp).
+        self.actor = init_mlp(mlp(**self.arch), last_std=0.01)
+        if not self.discrete:
+            self.actor_logstd = nn.Parameter(torch.zeros(1, out_dim))
+
+    def get_value(self, x):
+        return self.critic(x)
+
+    def get_action_and_value(self, x, action=None):
+        out = self.actor(x)
+        if self.discrete:
+            probs = Categorical(logits=out)
+            if action is None:
+                action = probs.sample()
+            return action, probs.log_prob(action), probs.entropy(), self.critic(x)
+        probs = Normal(out, torch.exp(self.actor_logstd.expand_as(out)))
+        if action is None:
+            action = probs.sample()
+        return action, probs.log_prob(action).sum(1), probs.entropy().sum(1), self.critic(x)
+
+
+def checkpoint(args: Args, env_kwargs: dict, agent: Agent, action_space, obs_shape, obs_norm: ObsNormalizer) -> dict:
+    """What model.pt holds: the deterministic actor and how to rebuild it (no import of this file needed)."""
+    return {"format": FORMAT, "algorithm": "ppo", "kind": "discrete" if agent.discrete else "box",
+            "env_id": args.env_id, "env_kwargs": env_kwargs,
+            "obs_shape": list(obs_shape), "action_space": describe_action_space(action_space),
+            "arch": dict(agent.arch), "head": "argmax" if agent.discrete else "clip",
+            "state_dict": {k: v.detach().cpu().clone() for k, v in agent.actor.state_dict().items()},
+            "obs_normalization": obs_norm.state()}
+
+
+def truncation_bootstrap(rewards, truncations, infos, value_fn, gamma):
+    """r_t + gamma * V(final_obs_t) where step t was truncated (SAME_STEP: final_obs is in infos)."""
+    rewards = np.array(rewards, dtype=np.float64)
+    if np.any(truncations):
+        idx = np.flatnonzero(truncations)
+        final = np.stack([infos["final_obs"][i] for i in idx])
+        rewards[idx] += gamma * np.asarray(value_fn(final), dtype=np.float64).reshape(-1)
+    return rewards
+
+
+def compute_gae(rewards, values, dones, next_value, next_done, gamma, gae_lambda):
+    """CleanRL's GAE; dones[t] = "obs[t] starts a new episode", i.e. step t-1 ended one (SAME_STEP)."""
+    num_steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = 0
+    for t in reversed(range(num_steps)):
+        if t == num_steps - 1:
+            nextnonterminal = 1.0 - next_done
+            nextvalues = next_value
+        else:
+            nextnonterminal = 1.0 - dones[t + 1]
+            nextvalues = values[t + 1]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        advantages[t] = lastgaelam = delta + gamma * gae_lambda * nextnonterminal * lastgaelam
+    return advantages, advantages + values
+
+
+def main(args: Args):
+    env_kwargs, single_obs_space, single_action_space = baselines.task_spaces(SCRIPT, args.env_id, args.env_kwargs)
+    if not isinstance(single_action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        baselines.fail(SCRIPT, f"{args.env_id} has {type(single_action_space).__name__} actions; PPO here needs "
+                       "Discrete or Box")
+    discrete = isinstance(single_action_space, gym.spaces.Discrete)
+    args = resolve_defaults(args, discrete)
+    # env setup
+    try:
+        envs = make_envs(args, env_kwargs, baselines.run_dir_of(args))
+    except (gym.error.Error, ImportError) as e:
+        baselines.fail(SCRIPT, str(e).splitlines()[0])
+    run = baselines.Run(args, "ppo", env_kwargs)
+
+    # TRY NOT TO MODIFY: seeding
+    device = baselines.seed_everything(args)
+
+    obs_dim = int(np.prod(single_obs_space.shape))
+    obs_norm = ObsNormalizer((obs_dim,), args.norm_obs)
+    reward_scaler = RewardScaler(args.num_envs, args.gamma, args.norm_reward)
+    if not discrete:
+        low, high = single_action_space.low, single_action_space.high
+
+    agent = Agent(obs_dim, single_action_space, args.hidden_sizes).to(device)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+
+    def value_of(raw_obs):
+        with torch.no_grad():
+            return agent.get_value(torch.as_tensor(obs_norm(raw_obs, update=False), device=device)).cpu().numpy()
+
+    def current_checkpoint():
+        return checkpoint(args, env_kwargs, agent, single_action_space, single_obs_space.shape, obs_norm)
+
+    # ALGO Logic: Storage setup
+    obs = torch.zeros((args.num_steps, args.num_envs, obs_dim)).to(device)
+    action_shape = () if discrete else (int(np.prod(single_action_space.shape)),)  # Box actions flattened
+    actions = torch.zeros((args.num_steps, args.num_envs) + action_shape).to(device)
+    logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    values = torch.zeros((args.num_steps, args.num_envs)).to(device)
+
+    # TRY NOT TO MODIFY: start the game
+    global_step = 0
+    run.start_clock()
+    next_obs, _ = envs.reset(seed=args.seed)
+    next_obs = torch.Tensor(obs_norm(next_obs, update=True)).to(device)
+    next_done = torch.zeros(args.num_envs).to(device)
+    losses = {}
+
+    for iteration in range(1, args.num_iterations + 1):
+        run.maybe_evaluate(current_checkpoint, global_step)
+        # Annealing the rate if instructed to do so.
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / args.num_iterations
+            optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+
+        for step in range(0, args.num_steps):
+            global_step += args.num_envs
+            obs[step] = next_obs
+            dones[step] = next_done
+
+            # ALGO LOGIC: action logic
+            with torch.no_grad():
+                action, logprob, _, value = agent.get_action_and_value(next_obs)
+                values[step] = value.flatten()
+            actions[step] = action
+            logprobs[step] = logprob
+
+            # TRY NOT TO MODIFY: execute the game and log data.
+            env_action = action.cpu().numpy()
+            if not discrete:  # CleanRL's ClipAction: the env gets clipped actions, the buffer keeps the sample
+                env_action = np.clip(env_action.reshape(envs.action_space.shape), low, high)
+            next_obs_raw, reward, terminations, truncations, infos = envs.step(env_action)
+            next_done_np = np.logical_or(terminations, truncations)
+            reward = reward_scaler(reward, next_done_np)
+            reward = truncation_bootstrap(reward, truncations, infos, value_of, args.gamma)
+            rewards[step] = torch.tensor(reward, dtype=torch.float32, device=device)
+            next_obs = torch.Tensor(obs_norm(next_obs_raw, update=True)).to(device)
+            next_done = torch.Tensor(next_done_np.astype(np.float32)).to(device)
+
+            run.log_episodes(infos, global_step)
+
+        # bootstrap value if not done
+        with torch.no_grad():
+            next_value = agent.get_value(next_obs).reshape(1, -1)
+            advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma,
+                                              args.gae_lambda)
+
+        # flatten the batch
+        b_obs = obs.reshape((-1, obs_dim))
+        b_logprobs = logprobs.reshape(-1)
+        b_actions = actions.reshape((-1,) + action_shape)
+        b_advantages = advantages.reshape(-1)
+        b_returns = returns.reshape(-1)
+        b_values = values.reshape(-1)
+
+        # Optimizing the policy and value network
+        b_inds = np.arange(args.batch_size)
+        clipfracs = []
+        for epoch in range(args.update_epochs):
+            np.random.shuffle(b_inds)
+            for start in range(0, args.batch_size, args.minibatch_size):
+                end = start + args.minibatch_size
+                mb_inds = b_inds[start:end]
+
+                mb_actions = b_actions.long()[mb_inds] if discrete else b_actions[mb_inds]
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], mb_actions)
+                logratio = newlogprob - b_logprobs[mb_inds]
+                ratio = logratio.exp()
+
+                with torch.no_grad():
+                    # calculate approx_kl http://joschu.net/blog/kl-approx.html
+                    old_approx_kl = (-logratio).mean()
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
+
+                mb_advantages = b_advantages[mb_inds]
+                if args.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+
+                # Policy loss
+                pg_loss1 = -mb_advantages * ratio
+                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
+                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
+
+                # Value loss
+                newvalue = newvalue.view(-1)
+                if args.clip_vloss:
+                    v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
+                    v_clipped = b_values[mb_inds] + torch.clamp(
+                        newvalue - b_values[mb_inds],
+                        -args.clip_coef,
+                        args.clip_coef,
+                    )
+                    v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
+                    v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
+                    v_loss = 0.5 * v_loss_max.mean()
+                else:
+                    v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
+
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
+
+        y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
+        var_y = np.var(y_true)
+        explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+
+        # TRY NOT TO MODIFY: record rewards for plotting purposes
+        losses = {"charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/value_loss": v_loss.item(),
+                  "losses/policy_loss": pg_loss.item(), "losses/entropy": entropy_loss.item(),
+                  "losses/old_approx_kl": old_approx_kl.item(), "losses/approx_kl": approx_kl.item(),
+                  "losses/clipfrac": float(np.mean(clipfracs)), "losses/explained_variance": float(explained_var),
+                  "charts/SPS": run.sps(global_step)}
+        run.log(losses, global_step)
+
+    envs.close()
+    # Final evaluation on held-out seeds, model.pt and record.json
+    record = run.finish(current_checkpoint(), global_step)
+    return {"record": record, "run_dir": run.run_dir, "agent": agent, "obs_norm": obs_norm, "args": args,
+            "rollout": {"obs": obs, "actions": actions, "rewards": rewards, "dones": dones, "values": values}}
+
+
+if __name__ == "__main__":
+    main(baselines.cli(Args, SCRIPT))

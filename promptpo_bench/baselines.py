@@ -1,0 +1,252 @@
+"""What the classical baselines (algorithms/ppo.py, dqn.py, sac.py) share, so each file keeps only its algorithm.
+
+- one-line errors for bad flags, ids, kwargs and action spaces (`fail`, `cli`, `task_spaces`);
+- Gymnasium 1.x vector envs in SAME_STEP autoreset mode, with episode statistics (`make_envs`, `real_next_obs`):
+  a step that ends an episode returns the next episode's first observation and puts the true last one in
+  `infos["final_obs"]`, which is what CleanRL's files were written for under Gymnasium 0.29;
+- a replay buffer (DQN, SAC);
+- `Run`, the protocol shared with PromptPO: `global_step` counts every training environment step, W&B logs
+  against it, the deterministic policy is evaluated on held-out episode seeds every `--eval-every` steps and at
+  the end, and the run directory gets `record.json` and a self-describing `model.pt` (see torch_policy.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn
+
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+
+from . import registry
+from .errors import BenchError
+from .records import RunRecorder, default_run_dir
+from .rollout import HELDOUT_SEED_BASE, Episodes, heldout_seeds, make_env, run_episodes
+from .torch_policy import TorchPolicy
+
+
+def fail(script: str, message: str) -> NoReturn:
+    """A user error: one line on stderr, exit status 2."""
+    print(f"{script}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def cli(args_type: type, script: str) -> Any:
+    """tyro.cli(args_type), with tyro's boxed parse errors folded into one line on stderr (exit 2)."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(args_type)
+    except SystemExit as exit_:
+        if exit_.code:
+            lines = [line.strip(" \t│╭╮╰╯─") for line in captured.getvalue().splitlines()]
+            lines = [line for line in lines if line and not line.startswith(("For full helptext", "Argument helptext"))]
+            if len(lines) > 1 and lines[1].startswith(lines[0]):  # the box's title repeats the message
+                lines = lines[1:]
+            fail(script, " ".join(lines[:2]) or f"bad arguments (see {script} --help)")
+        sys.stderr.write(captured.getvalue())
+        raise
+
+
+def task_spaces(script: str, env_id: str, env_kwargs_text: str) -> tuple[dict, gym.spaces.Box, gym.Space]:
+    """The env kwargs, observation space and action space of a task, or a one-line error."""
+    try:
+        env_kwargs = registry.parse_kwargs(env_kwargs_text)
+        probe = make_env(env_id, env_kwargs)
+    except BenchError as e:
+        fail(script, str(e))
+    except (gym.error.Error, TypeError, ValueError, ImportError) as e:
+        fail(script, f"cannot make {env_id} with {env_kwargs}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    obs_space, action_space = probe.observation_space, probe.action_space
+    probe.close()
+    if not isinstance(obs_space, gym.spaces.Box):
+        fail(script, f"{env_id} has {type(obs_space).__name__} observations; these baselines need Box")
+    return env_kwargs, obs_space, action_space
+
+
+def check_positive(script: str, args: Any, names: tuple[str, ...]) -> None:
+    """Every named flag is at least 1, and training seeds stay below the held-out ones."""
+    for name in names:
+        if getattr(args, name) < 1:
+            fail(script, f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.seed < 0 or args.seed + args.num_envs > HELDOUT_SEED_BASE:
+        fail(script, f"--seed must be in 0..{HELDOUT_SEED_BASE - args.num_envs} (seeds from {HELDOUT_SEED_BASE} are "
+             "held out for evaluation)")
+
+
+def seed_everything(args: Any) -> torch.device:
+    """CleanRL's seeding (python, numpy, torch), torch threads, and the device to train on."""
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    return torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+
+def make_envs(args: Any, env_kwargs: dict, run_dir: Path | None) -> gym.vector.VectorEnv:
+    """SAME_STEP-autoreset vector env with episode statistics: the suite's native one where it has one."""
+    autoreset = gym.vector.AutoresetMode.SAME_STEP
+    native = (args.native_vector_env and not args.capture_video and registry.is_registered(args.env_id)
+              and registry.get(args.env_id).vector_entry_point is not None)
+    if native:
+        envs = registry.make_vec(args.env_id, args.num_envs, autoreset_mode=autoreset, **env_kwargs)
+    else:
+        def thunk(index: int):
+            def make() -> gym.Env:
+                if args.capture_video and index == 0:
+                    env = gym.make(args.env_id, render_mode="rgb_array", **env_kwargs)
+                    return gym.wrappers.RecordVideo(env, f"{run_dir}/videos")
+                return make_env(args.env_id, env_kwargs)
+            return make
+
+        envs = gym.vector.SyncVectorEnv([thunk(i) for i in range(args.num_envs)], autoreset_mode=autoreset)
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def real_next_obs(next_obs: np.ndarray, terminations: np.ndarray, truncations: np.ndarray, infos: dict) -> np.ndarray:
+    """The observation each transition actually led to: `final_obs` where the episode ended (SAME_STEP)."""
+    real = np.array(next_obs, copy=True)
+    for idx in np.flatnonzero(np.logical_or(terminations, truncations)):
+        real[idx] = infos["final_obs"][idx]
+    return real
+
+
+class ReplayBuffer:
+    """A ring buffer of (obs, next_obs, action, reward, terminated), one row per vector step (like SB3's)."""
+
+    def __init__(self, buffer_size: int, num_envs: int, obs_dim: int, action_shape: tuple, action_dtype,
+                 device: torch.device):
+        self.size = max(1, buffer_size // num_envs)
+        self.num_envs, self.device, self.pos, self.full = num_envs, device, 0, False
+        self.observations = np.zeros((self.size, num_envs, obs_dim), dtype=np.float32)
+        self.next_observations = np.zeros((self.size, num_envs, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((self.size, num_envs, *action_shape), dtype=action_dtype)
+        self.rewards = np.zeros((self.size, num_envs), dtype=np.float32)
+        self.terminations = np.zeros((self.size, num_envs), dtype=np.float32)
+
+    def add(self, obs, next_obs, actions, rewards, terminations) -> None:
+        self.observations[self.pos] = np.asarray(obs).reshape(self.num_envs, -1)
+        self.next_observations[self.pos] = np.asarray(next_obs).reshape(self.num_envs, -1)
+        self.actions[self.pos] = np.asarray(actions).reshape(self.actions.shape[1:])
+        self.rewards[self.pos] = rewards
+        self.terminations[self.pos] = terminations
+        self.pos = (self.pos + 1) % self.size
+        self.full = self.full or self.pos == 0
+
+    def __len__(self) -> int:
+        return (self.size if self.full else self.pos) * self.num_envs
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
+        rows = np.random.randint(0, self.size if self.full else self.pos, size=batch_size)
+        envs = np.random.randint(0, self.num_envs, size=batch_size)
+
+        def t(x):
+            return torch.as_tensor(x[rows, envs], device=self.device)
+
+        return (t(self.observations), t(self.actions), t(self.next_observations), t(self.rewards),
+                t(self.terminations))
+
+
+def run_dir_of(args: Any) -> Path:
+    """--run-dir, or CleanRL's runs/{env_id}__{exp_name}__{seed}__{unix_time}."""
+    return Path(args.run_dir) if args.run_dir else default_run_dir(args.env_id, args.exp_name, args.seed)
+
+
+class Run:
+    """One baseline run: its directory, W&B, the held-out evaluations and the final record."""
+
+    def __init__(self, args: Any, algorithm: str, env_kwargs: dict):
+        self.args, self.env_kwargs = args, env_kwargs
+        self.run_dir = run_dir_of(args)
+        config = {**asdict(args), "env_kwargs": env_kwargs}
+        self.recorder = RunRecorder(self.run_dir, algorithm=algorithm, env_id=args.env_id, env_kwargs=env_kwargs,
+                                    seed=args.seed, config=config)
+        self.wandb = None
+        if args.track:
+            import wandb
+
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=config,
+                       name=self.run_dir.name, dir=str(self.run_dir), save_code=True)
+            wandb.define_metric("global_step")
+            wandb.define_metric("*", step_metric="global_step")
+            self.wandb = wandb
+        self.episodes, self.eval_time, self.eval_env_steps = 0, 0.0, 0
+        self.start_time = time.time()
+        self.next_eval = 0
+
+    def start_clock(self) -> None:
+        """Training starts now (set-up is not training time)."""
+        self.start_time = time.time()
+
+    def log(self, scalars: dict, global_step: int) -> None:
+        if self.wandb:
+            self.wandb.log({**scalars, "global_step": global_step})
+
+    def log_episodes(self, infos: dict, global_step: int) -> None:
+        """Count and log the episodes that ended in this vector step (RecordEpisodeStatistics' `infos`)."""
+        if "episode" in infos:
+            ended = infos["_episode"]
+            self.episodes += int(ended.sum())
+            self.log({"charts/episodic_return": float(infos["episode"]["r"][ended].mean()),
+                      "charts/episodic_length": float(infos["episode"]["l"][ended].mean())}, global_step)
+
+    @property
+    def train_time(self) -> float:
+        """Wall time spent training, evaluations excluded."""
+        return time.time() - self.start_time - self.eval_time
+
+    def sps(self, global_step: int) -> int:
+        return int(global_step / max(self.train_time, 1e-9))
+
+    def evaluate(self, checkpoint: dict, global_step: int, episodes: int) -> Episodes:
+        """The checkpoint's deterministic policy on the first `episodes` held-out seeds: one curve point."""
+        t0 = time.time()
+        policy = TorchPolicy(checkpoint)
+        result = run_episodes(self.args.env_id, policy, heldout_seeds(episodes), self.env_kwargs)
+        self.recorder.add_point(global_step, result.mean_return, success_rate=result.success_rate,
+                                episodes=len(result.returns))
+        self.log({"eval/mean_return": result.mean_return}, global_step)
+        print(f"global_step={global_step}, eval_mean_return={result.mean_return:.2f} ({episodes} held-out episodes)")
+        self.eval_time += time.time() - t0
+        self.eval_env_steps += result.env_steps
+        return result
+
+    def maybe_evaluate(self, checkpoint_fn, global_step: int) -> None:
+        """A periodic evaluation when `global_step` has reached the next multiple of --eval-every."""
+        if global_step >= self.next_eval and self.next_eval < self.args.total_timesteps:
+            self.evaluate(checkpoint_fn(), global_step, self.args.periodic_eval_episodes)
+            self.next_eval = (global_step // self.args.eval_every + 1) * self.args.eval_every
+
+    def finish(self, checkpoint: dict, global_step: int) -> dict | None:
+        """Final evaluation on held-out seeds, model.pt and record.json (without --save-model: neither file)."""
+        train_time = self.train_time
+        print(f"SPS: {self.sps(global_step)} ({global_step} steps in {train_time:.1f}s of training)")
+        final = self.evaluate(checkpoint, global_step, self.args.eval_episodes)
+        final_eval = {"episode_seeds": final.seeds, "returns": final.returns.tolist(),
+                      "mean_return": final.mean_return,
+                      "successes": None if final.successes is None else final.successes.tolist(),
+                      "success_rate": final.success_rate}
+        record = None
+        if self.args.save_model:
+            torch.save(checkpoint, self.run_dir / "model.pt")
+            record = self.recorder.finish(
+                totals={"env_steps": global_step, "episodes": self.episodes, "llm_calls": 0, "prompt_tokens": 0,
+                        "completion_tokens": 0, "cost_usd": None, "eval_env_steps": self.eval_env_steps,
+                        "train_time_s": round(train_time, 3), "sps": int(global_step / max(train_time, 1e-9))},
+                final_eval=final_eval, policy_path="model.pt", policy_kind="torch")
+            print(f"model saved to {self.run_dir / 'model.pt'}; record written to {self.run_dir / 'record.json'}")
+        else:
+            print("--no-save-model: no model.pt, so no record.json (curve.jsonl has the evaluations)")
+        if self.wandb:
+            self.wandb.finish()
+        return record

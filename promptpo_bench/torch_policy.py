@@ -1,0 +1,177 @@
+"""Torch policies of the classical baselines: the one MLP builder, and `model.pt` back to a BatchPolicy.
+
+`algorithms/ppo.py`, `dqn.py` and `sac.py` build the network that acts (PPO's actor, DQN's Q-network,
+SAC's actor) with `mlp` below and save a self-describing checkpoint, so any run of any algorithm is
+re-evaluated from its `model.pt` alone, without importing the algorithm file:
+
+    {"format": 1, "algorithm": "ppo"|"dqn"|"sac", "kind": "discrete"|"box", "env_id": str, "env_kwargs": dict,
+     "obs_shape": [int, ...],
+     "action_space": {"type": "Discrete", "n": int, "start": int}
+                   | {"type": "Box", "shape": [int, ...], "low": Tensor, "high": Tensor},
+     "arch": {"in_dim": int, "hidden": [int, ...], "out_dim": int, "activation": "tanh"|"relu"},
+     "head": "argmax" | "clip" | "tanh",
+     "state_dict": the weights of `mlp(**arch)` (the deterministic actor only),
+     "obs_normalization": None | {"mean": Tensor, "var": Tensor, "epsilon": float, "clip": float}}
+
+Heads (all deterministic): `argmax` takes the largest output (PPO-Discrete logits, DQN Q-values);
+`clip` clips the Gaussian mean to the Box bounds (PPO-Box); `tanh` squashes the first `act_dim`
+outputs (SAC's mean; the remaining outputs are its log-std) and rescales them to the bounds.
+Observations are flattened, normalised as `clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`
+when the checkpoint has `obs_normalization`, and fed as float32.
+
+Checkpoints load with `torch.load(..., weights_only=True)`: plain tensors, numbers, strings, lists
+and dicts only, so a file from an untrusted leaderboard entry cannot run code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import BenchError
+
+FORMAT = 1
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+HEADS = ("argmax", "clip", "tanh")
+
+
+def mlp(in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int, activation: str = "tanh") -> nn.Sequential:
+    """Linear-activation-...-Linear, no activation on the output; the only network shape the loader knows."""
+    if activation not in ACTIVATIONS:
+        raise BenchError(f"unknown activation {activation!r} (known: {', '.join(ACTIVATIONS)})")
+    layers: list[nn.Module] = []
+    last = int(in_dim)
+    for width in hidden:
+        layers += [nn.Linear(last, int(width)), ACTIVATIONS[activation]()]
+        last = int(width)
+    layers.append(nn.Linear(last, int(out_dim)))
+    return nn.Sequential(*layers)
+
+
+def describe_action_space(space) -> dict[str, Any]:
+    """The `action_space` entry of a checkpoint (Discrete or Box only)."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "shape": list(space.shape),
+                "low": torch.as_tensor(space.low, dtype=torch.float32).clone(),
+                "high": torch.as_tensor(space.high, dtype=torch.float32).clone()}
+    raise BenchError(f"torch policies support Discrete and Box action spaces, not {type(space).__name__}")
+
+
+def _check_space(checkpoint: dict[str, Any], space) -> None:
+    """A one-line error when the checkpoint's action space is not `space`."""
+    saved = checkpoint["action_space"]
+    want = describe_action_space(space)
+    if saved["type"] != want["type"]:
+        raise BenchError(f"model.pt acts in a {saved['type']} space but the task's actions are {space}")
+    if saved["type"] == "Discrete" and (saved["n"], saved.get("start", 0)) != (want["n"], want["start"]):
+        raise BenchError(f"model.pt has Discrete({saved['n']}) actions but the task's actions are {space}")
+    if saved["type"] == "Box" and (list(saved["shape"]) != want["shape"]
+                                   or not torch.allclose(saved["low"], want["low"])
+                                   or not torch.allclose(saved["high"], want["high"])):
+        raise BenchError(f"model.pt has Box{tuple(saved['shape'])} actions with other bounds than the task's {space}")
+
+
+class TorchPolicy:
+    """A deterministic BatchPolicy from a checkpoint dict (see the module docstring)."""
+
+    def __init__(self, checkpoint: dict[str, Any], device: str | torch.device = "cpu"):
+        if checkpoint.get("format") != FORMAT:
+            raise BenchError(f"model.pt has format {checkpoint.get('format')!r}; this version reads format {FORMAT}")
+        if checkpoint["head"] not in HEADS:
+            raise BenchError(f"model.pt has unknown head {checkpoint['head']!r} (known: {', '.join(HEADS)})")
+        self.checkpoint = checkpoint
+        self.device = torch.device(device)
+        arch = checkpoint["arch"]
+        self.net = mlp(arch["in_dim"], arch["hidden"], arch["out_dim"], arch["activation"]).to(self.device)
+        try:
+            self.net.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as e:
+            raise BenchError(f"model.pt weights do not match its arch {arch}: {str(e).splitlines()[0]}") from None
+        self.net.eval()
+        self.head = checkpoint["head"]
+        self.space = checkpoint["action_space"]
+        norm = checkpoint.get("obs_normalization")
+        self.norm = None if norm is None else (norm["mean"].to(self.device).float(),
+                                               torch.sqrt(norm["var"].to(self.device).float() + float(norm["epsilon"])),
+                                               float(norm["clip"]))
+        if self.space["type"] == "Box":
+            self.low = self.space["low"].to(self.device).flatten()
+            self.high = self.space["high"].to(self.device).flatten()
+            self.act_dim = int(np.prod(self.space["shape"]))
+
+    @torch.no_grad()
+    def actions(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Deterministic actions of a batch of observations, as a tensor."""
+        x = torch.as_tensor(np.asarray(obs) if not isinstance(obs, torch.Tensor) else obs,
+                            dtype=torch.float32, device=self.device)
+        x = x.reshape(x.shape[0], -1)
+        if self.norm is not None:
+            mean, std, clip = self.norm
+            x = torch.clamp((x - mean) / std, -clip, clip)
+        out = self.net(x)
+        if self.head == "argmax":
+            return out.argmax(dim=1) + int(self.space.get("start", 0))
+        if self.head == "clip":
+            return torch.maximum(torch.minimum(out[:, :self.act_dim], self.high), self.low)
+        squashed = torch.tanh(out[:, :self.act_dim])  # "tanh": SAC's mean through its squashing
+        action = self.low + (squashed + 1.0) * 0.5 * (self.high - self.low)
+        return torch.maximum(torch.minimum(action, self.high), self.low)
+
+    def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        a = self.actions(obs).cpu().numpy()
+        if self.space["type"] == "Discrete":
+            return a.astype(np.int64)
+        return a.reshape((a.shape[0], *self.space["shape"]))
+
+
+def checkpoint_path(path_or_run_dir: str | Path) -> Path:
+    """`model.pt` itself, or the `model.pt` of a run directory (as its record.json names it, if any)."""
+    path = Path(path_or_run_dir)
+    if path.is_dir():
+        record = path / "record.json"
+        name = "model.pt"
+        if record.is_file():
+            import json
+
+            try:
+                name = json.loads(record.read_text()).get("policy", {}).get("path", name)
+            except (ValueError, AttributeError):
+                pass
+        path = path / name
+    if not path.is_file():
+        raise BenchError(f"{path} does not exist (expected a model.pt or a run directory holding one)")
+    return path
+
+
+def load_checkpoint(path_or_run_dir: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, loaded safely (`weights_only=True`)."""
+    path = checkpoint_path(path_or_run_dir)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (any unreadable or unsafe file is the user's input error)
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BenchError(f"{path} is not a loadable model.pt: {reason}") from None
+    if not isinstance(checkpoint, dict) or "arch" not in checkpoint or "state_dict" not in checkpoint:
+        raise BenchError(f"{path} is not a promptpo-bench model.pt (no arch/state_dict)")
+    return checkpoint
+
+
+def load_torch_policy(path_or_run_dir: str | Path, action_space=None, observation_space=None) -> TorchPolicy:
+    """A deterministic BatchPolicy from `model.pt` (or a run directory); checks the spaces when given."""
+    checkpoint = load_checkpoint(path_or_run_dir)
+    if action_space is not None:
+        _check_space(checkpoint, action_space)
+    if observation_space is not None:
+        want = int(np.prod(observation_space.shape))
+        if int(checkpoint["arch"]["in_dim"]) != want:
+            raise BenchError(f"model.pt takes {checkpoint['arch']['in_dim']}-dim observations but the task's are "
+                             f"{tuple(observation_space.shape)}")
+    return TorchPolicy(checkpoint)

@@ -1,0 +1,319 @@
+"""The classical baselines (algorithms/ppo.py, dqn.py, sac.py): short runs, autoreset, model.pt, errors.
+
+Every run here is a few thousand steps; the algorithms are imported from their files and run in-process
+(their `main(Args)`), except where the exit status and stderr of the script itself are the point.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("tyro")
+
+import promptpo_bench  # noqa: E402,F401
+from promptpo_bench.errors import BenchError  # noqa: E402
+from promptpo_bench.records import load_record  # noqa: E402
+from promptpo_bench.rollout import HELDOUT_SEED_BASE, heldout_seeds, run_episodes  # noqa: E402
+from promptpo_bench.torch_policy import load_checkpoint, load_torch_policy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def load_algorithm(name: str):
+    spec = importlib.util.spec_from_file_location(f"baseline_{name}", ROOT / "algorithms" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+ppo, dqn, sac = load_algorithm("ppo"), load_algorithm("dqn"), load_algorithm("sac")
+SMALL_EVAL = dict(periodic_eval_episodes=3, eval_episodes=5)
+
+
+def check_run(out: dict, env_id: str, total: int, eval_episodes: int = 5) -> dict:
+    """A valid record whose curve is the evaluations and whose final_eval used the held-out seeds."""
+    record = load_record(out["run_dir"])
+    assert record["env_id"] == env_id
+    steps = [p["env_steps"] for p in record["curve"]]
+    assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == record["totals"]["env_steps"]
+    assert total - 4096 <= record["totals"]["env_steps"] <= total
+    assert record["final_eval"]["episode_seeds"] == heldout_seeds(eval_episodes)
+    assert record["curve"][-1]["mean_return"] == pytest.approx(record["final_eval"]["mean_return"])
+    assert record["policy"]["kind"] == "torch" and (out["run_dir"] / "model.pt").is_file()
+    return record
+
+
+def check_reload(run_dir: Path, record: dict, env_id: str, env_kwargs: dict | None = None) -> None:
+    """model.pt alone reproduces the final evaluation exactly (deterministic policy, same seeds)."""
+    env = gym.make(env_id, **(env_kwargs or {}))
+    policy = load_torch_policy(run_dir, env.action_space, env.observation_space)
+    episodes = run_episodes(env_id, policy, record["final_eval"]["episode_seeds"], env_kwargs)
+    np.testing.assert_allclose(episodes.returns, record["final_eval"]["returns"], rtol=1e-9, atol=1e-9)
+
+
+# --- short runs: each algorithm on NoiseWorld board 0 and on a Pendulum-size task --------------------------------
+
+
+def test_ppo_noiseworld_board0(tmp_path):
+    out = ppo.main(ppo.Args(env_kwargs='{"board": 0}', total_timesteps=3072, eval_every=1024, run_dir=str(tmp_path),
+                            **SMALL_EVAL))
+    record = check_run(out, "NoiseWorld-v0", 3072)
+    assert len(record["curve"]) == 4  # at 0, 1024, 2048 and the final one
+    check_reload(tmp_path, record, "NoiseWorld-v0", {"board": 0})
+    # the reloaded network gives the in-process actor's argmax on arbitrary observations
+    obs = np.random.default_rng(0).uniform(0, 7, size=(64, 29)).astype(np.float32)
+    with torch.no_grad():
+        expected = out["agent"].actor(torch.as_tensor(out["obs_norm"](obs, update=False))).argmax(1).numpy()
+    np.testing.assert_array_equal(load_torch_policy(tmp_path).act(np.arange(64), obs, np.zeros(64)), expected)
+
+
+def test_ppo_box_pendulum(tmp_path):
+    out = ppo.main(ppo.Args(env_id="Pendulum-v1", total_timesteps=2048, num_steps=512, num_minibatches=4,
+                            update_epochs=2, eval_every=1024, run_dir=str(tmp_path), **SMALL_EVAL))
+    record = check_run(out, "Pendulum-v1", 2048)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["head"] == "clip" and ckpt["obs_normalization"] is not None
+    check_reload(tmp_path, record, "Pendulum-v1")
+    obs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    with torch.no_grad():
+        mean = out["agent"].actor(torch.as_tensor(out["obs_norm"](obs, update=False))).clamp(-2, 2).numpy()
+    np.testing.assert_allclose(load_torch_policy(tmp_path).act(np.arange(16), obs, np.zeros(16)), mean, rtol=1e-6)
+
+
+def test_dqn_noiseworld_board0(tmp_path):
+    out = dqn.main(dqn.Args(env_kwargs='{"board": 0}', total_timesteps=3000, learning_starts=1000, buffer_size=3000,
+                            eval_every=1500, run_dir=str(tmp_path), **SMALL_EVAL))
+    record = check_run(out, "NoiseWorld-v0", 3000)
+    check_reload(tmp_path, record, "NoiseWorld-v0", {"board": 0})
+    obs = np.random.default_rng(1).uniform(0, 7, size=(64, 29)).astype(np.float32)
+    with torch.no_grad():
+        expected = out["q_network"](torch.as_tensor(obs)).argmax(1).numpy()
+    np.testing.assert_array_equal(load_torch_policy(tmp_path).act(np.arange(64), obs, np.zeros(64)), expected)
+
+
+def test_sac_pendulum(tmp_path):
+    out = sac.main(sac.Args(env_id="Pendulum-v1", total_timesteps=1200, learning_starts=600, batch_size=64,
+                            eval_every=600, run_dir=str(tmp_path), **SMALL_EVAL))
+    record = check_run(out, "Pendulum-v1", 1200)
+    check_reload(tmp_path, record, "Pendulum-v1")
+    obs = np.random.default_rng(2).normal(size=(16, 3)).astype(np.float32)
+    with torch.no_grad():
+        _, _, mean = out["actor"].get_action(torch.as_tensor(obs))
+    np.testing.assert_allclose(load_torch_policy(tmp_path).act(np.arange(16), obs, np.zeros(16)), mean.numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_sac_default_task_and_mujoco(tmp_path):
+    try:
+        import gymnasium.envs.mujoco  # noqa: F401
+        import mujoco  # noqa: F401
+    except ImportError:
+        assert sac.default_env_id() == "Pendulum-v1"
+        pytest.skip("MuJoCo not installed")
+    assert sac.default_env_id() == "Hopper-v5" and sac.Args().env_id == "Hopper-v5"
+    out = sac.main(sac.Args(env_id="Hopper-v5", total_timesteps=400, learning_starts=200, batch_size=32,
+                            hidden_sizes=(32, 32), eval_every=10_000, periodic_eval_episodes=1, eval_episodes=2,
+                            run_dir=str(tmp_path)))
+    record = check_run(out, "Hopper-v5", 400, eval_episodes=2)
+    check_reload(tmp_path, record, "Hopper-v5")
+
+
+# --- Gymnasium 1.x autoreset ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_episode_statistics_equal_manual_count(native):
+    """RecordEpisodeStatistics over the algorithms' SAME_STEP vector envs equals a count of the raw rewards."""
+    args = ppo.Args(env_id="NoiseWorld-Board0-v0", num_envs=6, native_vector_env=native)
+    envs = ppo.make_envs(args, {}, run_dir=None)
+    inner = envs.env
+    assert isinstance(inner, gym.vector.SyncVectorEnv) != native
+    rng = np.random.default_rng(0)
+    envs.reset(seed=3)
+    ret, length, ended_count, truncs, terms = np.zeros(6), np.zeros(6, dtype=int), 0, 0, 0
+    for _ in range(600):
+        _, reward, term, trunc, info = envs.step(rng.integers(0, 4, size=6))
+        ret += reward
+        length += 1
+        done = term | trunc
+        assert ("episode" in info) == done.any()
+        if done.any():
+            np.testing.assert_array_equal(info["_episode"], done)
+            np.testing.assert_allclose(info["episode"]["r"][done], ret[done])
+            np.testing.assert_array_equal(info["episode"]["l"][done], length[done])
+            assert np.all(length[trunc] == 25) and np.all(length[term] <= 25)
+            ended_count += int(done.sum())
+            truncs, terms = truncs + int(trunc.sum()), terms + int(term.sum())
+            ret[done], length[done] = 0.0, 0
+    assert truncs > 0 and terms > 0 and ended_count == truncs + terms
+    envs.close()
+
+
+def replay_single_envs(env_id, env_kwargs, seed, num_envs, rb, steps):
+    """Independent single envs (reset with seed+i, then unseeded, as SyncVectorEnv does) fed the stored actions."""
+    truncated_seen = terminated_seen = 0
+    for i in range(num_envs):
+        env = gym.make(env_id, **env_kwargs)
+        obs, _ = env.reset(seed=seed + i)
+        for t in range(steps):
+            np.testing.assert_allclose(rb.observations[t, i], obs, rtol=1e-6)
+            obs, reward, term, trunc, _ = env.step(rb.actions[t, i])
+            # the stored next observation is the true one, also at the end of an episode (never the reset obs)
+            np.testing.assert_allclose(rb.next_observations[t, i], obs, rtol=1e-6)
+            assert rb.rewards[t, i] == pytest.approx(reward, rel=1e-6)
+            assert rb.terminations[t, i] == float(term)  # truncated steps are stored as not terminated
+            if term or trunc:
+                truncated_seen += int(trunc)
+                terminated_seen += int(term)
+                obs, _ = env.reset()
+        env.close()
+    return truncated_seen, terminated_seen
+
+
+def test_dqn_replay_buffer_matches_single_envs(tmp_path):
+    """SAME_STEP + final_obs: the buffer's next observations and termination flags are the real ones."""
+    out = dqn.main(dqn.Args(env_id="NoiseWorld-Board0-v0", num_envs=2, native_vector_env=False, total_timesteps=800,
+                            learning_starts=10**9, buffer_size=800, eval_every=10**6, periodic_eval_episodes=1,
+                            eval_episodes=1, seed=5, run_dir=str(tmp_path)))
+    truncated, terminated = replay_single_envs("NoiseWorld-Board0-v0", {}, 5, 2, out["rb"], 400)
+    assert truncated > 0 and terminated > 0
+
+
+def test_sac_replay_buffer_matches_single_envs(tmp_path):
+    out = sac.main(sac.Args(env_id="Pendulum-v1", total_timesteps=450, learning_starts=10**9, buffer_size=450,
+                            eval_every=10**6, periodic_eval_episodes=1, eval_episodes=1, seed=7,
+                            run_dir=str(tmp_path)))
+    truncated, terminated = replay_single_envs("Pendulum-v1", {}, 7, 1, out["rb"], 450)
+    assert truncated == 2 and terminated == 0
+
+
+def test_td_targets_bootstrap_truncations_only():
+    rewards, next_q = torch.tensor([1.0, 1.0]), torch.tensor([10.0, 10.0])
+    terminated = torch.tensor([1.0, 0.0])  # the second transition was truncated (stored as not terminated)
+    np.testing.assert_allclose(dqn.td_target(rewards, next_q, terminated, 0.5).numpy(), [1.0, 6.0])
+
+
+def test_ppo_truncation_bootstrap_and_gae():
+    infos = {"final_obs": np.array([None, np.array([2.0]), np.array([3.0])], dtype=object)}
+    value_fn = lambda obs: 10 * np.asarray(obs)[:, 0]  # noqa: E731
+    # env 1 truncated (bootstraps from V(final_obs) = 20), env 2 terminated (does not)
+    r = ppo.truncation_bootstrap([1.0, 1.0, 1.0], np.array([False, True, False]), infos, value_fn, 0.5)
+    np.testing.assert_allclose(r, [1.0, 11.0, 1.0])
+    # GAE, one env, 3 steps; step 1 ended an episode, so dones[2] = 1 cuts the bootstrap at step 1
+    rewards = torch.tensor([[1.0], [2.0], [3.0]])
+    values = torch.tensor([[0.5], [0.5], [0.5]])
+    dones = torch.tensor([[0.0], [0.0], [1.0]])
+    adv, ret = ppo.compute_gae(rewards, values, dones, torch.tensor([[4.0]]), torch.tensor([0.0]), 0.9, 1.0)
+    assert ret[1, 0].item() == pytest.approx(2.0)  # no bootstrap across the episode end
+    assert ret[2, 0].item() == pytest.approx(3.0 + 0.9 * 4.0)  # the rollout's last step bootstraps
+    assert ret[0, 0].item() == pytest.approx(1.0 + 0.9 * 2.0)
+
+
+# --- model.pt -----------------------------------------------------------------------------------------------------
+
+
+def test_model_pt_is_self_describing_and_checked(tmp_path):
+    """Loading needs neither the algorithm file nor unsafe unpickling; mismatched spaces are one-line errors."""
+    dqn.main(dqn.Args(env_id="NoiseWorld-Board0-v0", total_timesteps=300, learning_starts=10**9, eval_every=10**6,
+                      periodic_eval_episodes=1, eval_episodes=1, run_dir=str(tmp_path)))
+    code = ("import sys, torch; from promptpo_bench.torch_policy import load_torch_policy; "
+            f"torch.load({str(tmp_path / 'model.pt')!r}, weights_only=True); "
+            f"p = load_torch_policy({str(tmp_path)!r}); "
+            "print(p.act([0], [[0.0] * 29], [0])[0], any(m in ('ppo', 'dqn', 'sac', 'algorithms') "
+            "or m.startswith(('algorithms.', 'baseline_')) for m in sys.modules))")
+    result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-1] == "False"
+    with pytest.raises(BenchError, match="Discrete"):
+        load_torch_policy(tmp_path, gym.spaces.Box(-1, 1, (1,)))
+    with pytest.raises(BenchError, match="29-dim"):
+        load_torch_policy(tmp_path, gym.spaces.Discrete(4), gym.make("NoiseWorld-v0", board=1).observation_space)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BenchError, match="not a loadable"):
+        load_torch_policy(tmp_path / "junk")
+    with pytest.raises(BenchError, match="does not exist"):
+        load_torch_policy(tmp_path / "missing")
+
+
+def test_cli_rollout_of_a_run_dir(tmp_path, capsys):
+    from promptpo_bench import cli
+
+    if "torch_policy" not in Path(cli.__file__).read_text():
+        pytest.skip("`promptpo-bench rollout --policy RUN_DIR/` is not wired to load_torch_policy yet")
+    dqn.main(dqn.Args(env_id="NoiseWorld-Board0-v0", total_timesteps=300, learning_starts=10**9, eval_every=10**6,
+                      periodic_eval_episodes=1, eval_episodes=1, run_dir=str(tmp_path)))
+    capsys.readouterr()
+    assert cli.main(["rollout", "NoiseWorld-Board0-v0", "--policy", str(tmp_path), "--episodes", "3", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["returns"]) == 3
+
+
+# --- the scripts: one-line errors, --help, W&B offline -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algo, argv, message", [
+    ("dqn", ["--env-id", "Pendulum-v1"], "DQN needs Discrete"),
+    ("sac", ["--env-id", "NoiseWorld-v0"], "SAC needs Box"),
+    ("ppo", ["--env-id", "NoiseWorld-v9"], "unknown env id"),
+    ("ppo", ["--env-kwargs", "{board: 3}"], "env kwargs must be a JSON object"),
+    ("dqn", ["--env-kwargs", '{"board": 99}'], "board must be"),
+    ("sac", ["--bogus-flag", "1"], "--bogus-flag"),
+    ("ppo", ["--total-timesteps", "0"], "--total-timesteps must be at least 1"),
+    ("dqn", ["--seed", str(HELDOUT_SEED_BASE)], "held out"),
+])
+def test_user_errors_are_one_line(algo, argv, message, tmp_path):
+    result = subprocess.run([PYTHON, str(ROOT / "algorithms" / f"{algo}.py"), *argv, "--run-dir", str(tmp_path / "r")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{algo}.py: error:") and message in lines[0], result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_documents_every_shared_flag():
+    shared = ["--env-id", "--seed", "--exp-name", "--track", "--wandb-project-name", "--wandb-entity",
+              "--total-timesteps", "--run-dir", "--capture-video", "--save-model", "--env-kwargs", "--eval-episodes",
+              "--eval-every"]
+    for algo in ("ppo", "dqn", "sac"):
+        result = subprocess.run([PYTHON, str(ROOT / "algorithms" / f"{algo}.py"), "--help"], capture_output=True,
+                                text=True, env={**os.environ, "COLUMNS": "200"})
+        assert result.returncode == 0
+        for flag in shared:
+            assert flag in result.stdout, (algo, flag)
+
+
+def test_track_works_offline(tmp_path):
+    pytest.importorskip("wandb")
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": "", "WANDB_SILENT": "true"}
+    env.pop("WANDB_API_KEY")
+    result = subprocess.run([PYTHON, str(ROOT / "algorithms" / "ppo.py"), "--env-id", "NoiseWorld-Board0-v0",
+                             "--total-timesteps", "1024", "--eval-every", "512", "--periodic-eval-episodes", "2",
+                             "--eval-episodes", "2", "--track", "--run-dir", str(tmp_path / "run")],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    load_record(tmp_path / "run")
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_capture_video_without_moviepy_is_one_line(tmp_path):
+    try:
+        import moviepy  # noqa: F401
+        pytest.skip("moviepy is installed: --capture-video would record")
+    except ImportError:
+        pass
+    result = subprocess.run([PYTHON, str(ROOT / "algorithms" / "ppo.py"), "--env-id", "NoiseWorld-Board0-v0",
+                             "--capture-video", "--total-timesteps", "512", "--run-dir", str(tmp_path / "r")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "moviepy" in result.stderr and not (tmp_path / "r").exists()
