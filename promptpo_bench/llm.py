@@ -219,6 +219,7 @@ class LLMClient:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise LLMError("unreachable", f"cannot reach the LLM endpoint {self.base_url}: {reason}") from None
+        self._client().chat.completions  # build the HTTP client now, not while the first requests wait on it
 
     def chat(self, request_id: str, messages: list[dict]) -> Reply:
         """One chat completion for a deterministic `request_id`; a request answered before is never sent again."""

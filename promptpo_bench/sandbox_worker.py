@@ -36,7 +36,11 @@ import traceback
 import types
 from collections.abc import Callable
 
-import numpy as np
+STARTUP_NICENESS = 10  # a worker spawned ahead of its code starts up without slowing the run's own threads
+if __name__ == "__main__":
+    os.nice(STARTUP_NICENESS)
+
+import numpy as np  # noqa: E402
 
 FRAME = struct.Struct("<I")  # length prefix of a worker -> parent reply
 ACT_HEADER = struct.Struct("<II")  # batch size B, size of the pickled observation layout that follows (0: unchanged)
@@ -396,6 +400,8 @@ def main() -> None:
     sys.stdout = sys.stderr = open(os.devnull, "w")
     rfile = os.fdopen(in_fd, "rb")
     setup = pickle.load(rfile)
+    if os.geteuid() == 0:  # the code has arrived: back to normal priority (only root may raise it again)
+        os.nice(-STARTUP_NICENESS)
     try:
         observation_class, observation_module = _import_observation(setup["observation"])
     except Exception as exc:
