@@ -7,9 +7,8 @@ the rest of this file only chooses the variant. It imports nothing but NumPy, so
 
 from __future__ import annotations
 
-import numpy as np
-
 # <context>
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,15 +35,15 @@ class Observation:
     @classmethod
     def from_array(cls, array: np.ndarray) -> "Observation":
         """Build the observation from the environment's flat float32 array."""
-        values = np.asarray(array, dtype=np.float64)
+        values = np.array(array, dtype=np.float64)  # a copy: the policy may keep or change it
         size = len(values) - 4
-        n = int(round(size**0.5))
-        has_milestones = n * n != size
-        if has_milestones:
-            n = int(round((size - 2) ** 0.5))
-        board = values[4:4 + n * n].copy()
-        flags = (bool(values[-2] > 0.5), bool(values[-1] > 0.5)) if has_milestones else (None, None)
-        return cls(float(values[0]), float(values[1]), float(values[2]), float(values[3]), board, *flags)
+        n = math.isqrt(size)
+        flags = (None, None)
+        if n * n != size:  # two milestone flags follow the board
+            n = math.isqrt(size - 2)
+            flags = (bool(values[-2] > 0.5), bool(values[-1] > 0.5))
+        agent_row, agent_col, goal_row, goal_col = values[:4].tolist()
+        return cls(agent_row, agent_col, goal_row, goal_col, values[4:4 + n * n], *flags)
 
 
 # Actions: an integer in {0, 1, 2, 3}.

@@ -209,8 +209,7 @@ class SandboxedPolicy:
         self._write_fd = self._proc.stdin.fileno()
         self._read_fd = self._proc.stdout.fileno()
         os.set_blocking(self._write_fd, False)
-        self._readable = select.poll()
-        self._readable.register(self._read_fd, select.POLLIN)
+        self._spinner = sandbox_worker.Spinner(self._read_fd)
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
         try:
@@ -342,9 +341,8 @@ class SandboxedPolicy:
                         return json.loads(payload)
                     except (ValueError, RecursionError):
                         self._fail("worker_died", f"the worker sent a malformed reply while {doing}")
-            sandbox_worker.spin_until_readable(self._readable)
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._readable.poll(math.ceil(remaining * 1000)):
+            if remaining <= 0 or not self._spinner.wait(math.ceil(remaining * 1000)):
                 limits = self.limits
                 allowed = {"starting": f"{_STARTUP_SECONDS:g} s", "loading the policy": f"{limits.load_seconds:g} s"}
                 within = allowed.get(doing, f"{limits.act_seconds:g} s per observation")

@@ -55,14 +55,33 @@ _CLONE_NEWNET = 0x40000000
 _NOBODY = 65534
 _RESERVE_BYTES = 8 << 20  # freed on MemoryError, so that the failure can still be reported
 _WORKER_FILE = os.path.abspath(__file__)
-SPIN_SECONDS = 200e-6  # both sides poll briefly before sleeping: waking an idle CPU costs ~60 us, a message ~4 us
+SPIN_MIN_SECONDS, SPIN_MAX_SECONDS = 200e-6, 2e-3  # waking an idle CPU costs ~60 us here, a message ~4 us
 
 
-def spin_until_readable(poller: select.poll, seconds: float = SPIN_SECONDS) -> None:
-    """Poll without sleeping for up to `seconds` (the next message usually follows within microseconds)."""
-    end = time.perf_counter() + seconds
-    while not poller.poll(0) and time.perf_counter() < end:
-        pass
+class Spinner:
+    """Waits for a pipe by polling without sleeping for about twice the recent waits (at most 2 ms), then sleeps.
+
+    Both sides of the sandbox use one: the other side usually answers within microseconds (a trivial policy) or
+    a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up to every message.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLIN)
+        self.budget = SPIN_MIN_SECONDS
+
+    def wait(self, timeout_ms: int = -1) -> bool:
+        """Whether the fd became readable within `timeout_ms` (-1: no limit)."""
+        poll, clock = self.poller.poll, time.perf_counter
+        start = clock()
+        end = start + self.budget
+        ready = bool(poll(0))
+        while not ready and clock() < end:
+            ready = bool(poll(0))
+        if not ready:
+            ready = bool(poll(timeout_ms))
+        self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
+        return ready
 
 
 class RawObservation:
@@ -317,10 +336,9 @@ def _serve(rfile: io.BufferedReader, out_fd: int, policy_class: type, from_array
     read, write, pack, unpack = rfile.read, os.write, FRAME.pack, ACT_HEADER.unpack
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
-    poller = select.poll()
-    poller.register(rfile.fileno(), select.POLLIN)
+    spinner = Spinner(rfile.fileno())
     while True:
-        spin_until_readable(poller)
+        spinner.wait()
         header = read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
             return
