@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from typing import Optional
 
 import gymnasium as gym
 import numpy as np
@@ -29,41 +28,19 @@ import torch.optim as optim
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
 from promptpo_bench.baselines import ReplayBuffer, make_envs, real_next_obs
-from promptpo_bench.torch_policy import FORMAT, describe_action_space, mlp
+from promptpo_bench.torch_policy import make_checkpoint, mlp
 
 SCRIPT = "dqn.py"
 
 
 @dataclass
-class Args:
+class Args(baselines.BaselineArgs):
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
-    seed: int = 1
-    """seed of the experiment (training resets use seed, seed+1, ...; evaluation uses held-out seeds)"""
-    torch_deterministic: bool = True
-    """if toggled, `torch.backends.cudnn.deterministic=True`"""
-    cuda: bool = True
-    """if toggled, cuda will be enabled by default (when available)"""
-    torch_threads: int = 1
-    """CPU threads of torch (0: torch's default); one is fastest for these small networks on shared cores"""
-    track: bool = False
-    """if toggled, this experiment will be tracked with Weights and Biases (WANDB_MODE=offline works without a key)"""
-    wandb_project_name: str = "promptpo-bench"
-    """the wandb's project name"""
-    wandb_entity: Optional[str] = None
-    """the entity (team) of wandb's project"""
-    capture_video: bool = False
-    """whether to capture videos of the agent's training episodes (env 0) into RUN_DIR/videos (needs moviepy)"""
-    save_model: bool = True
-    """save model.pt in the run directory (record.json needs it; with --no-save-model no record.json is written)"""
-    run_dir: Optional[str] = None
-    """where the run is written (default: runs/{env_id}__{exp_name}__{seed}__{unix_time})"""
 
     # Algorithm specific arguments
     env_id: str = "NoiseWorld-v0"
     """the id of the environment (a suite task from `promptpo-bench tasks` or any Gymnasium id)"""
-    env_kwargs: str = "{}"
-    """environment kwargs as a JSON object, e.g. '{"board": 3}'"""
     total_timesteps: int = 500000
     """total environment steps"""
     learning_rate: float = 2.5e-4
@@ -94,16 +71,8 @@ class Args:
     """multiply rewards by this before they enter the replay buffer (returns are logged and evaluated unscaled)"""
     hidden_sizes: tuple[int, ...] = (120, 84)
     """hidden layer widths of the Q-network (relu)"""
-    native_vector_env: bool = True
-    """use the task's native vector env when it has one (NoiseWorld); else a SyncVectorEnv of single envs"""
 
     # Evaluation (the protocol shared with PromptPO)
-    eval_every: int = 10_000
-    """evaluate the greedy policy every this many environment steps (and at 0 and at the end)"""
-    periodic_eval_episodes: int = 10
-    """held-out episodes of each periodic evaluation"""
-    eval_episodes: int = 50
-    """held-out episodes of the final evaluation (record.json's final_eval)"""
 
 
 def check_args(args: Args) -> None:
@@ -137,11 +106,8 @@ def linear_schedule(start_e: float, end_e: float, duration: int, t: int):
 
 def checkpoint(args: Args, env_kwargs: dict, q_network: QNetwork, action_space, obs_shape) -> dict:
     """What model.pt holds: the Q-network (acted on greedily) and how to rebuild it."""
-    return {"format": FORMAT, "algorithm": "dqn", "kind": "discrete", "env_id": args.env_id, "env_kwargs": env_kwargs,
-            "obs_shape": list(obs_shape), "action_space": describe_action_space(action_space),
-            "arch": dict(q_network.arch), "head": "argmax",
-            "state_dict": {k: v.detach().cpu().clone() for k, v in q_network.network.state_dict().items()},
-            "obs_normalization": None}
+    return make_checkpoint("dqn", args.env_id, env_kwargs, q_network.network, q_network.arch, "argmax", action_space,
+                           obs_shape)
 
 
 def main(args: Args):

@@ -32,41 +32,19 @@ from torch.distributions.normal import Normal
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
 from promptpo_bench.baselines import make_envs
-from promptpo_bench.torch_policy import FORMAT, describe_action_space, mlp
+from promptpo_bench.torch_policy import make_checkpoint, mlp
 
 SCRIPT = "ppo.py"
 
 
 @dataclass
-class Args:
+class Args(baselines.BaselineArgs):
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
-    seed: int = 1
-    """seed of the experiment (training resets use seed, seed+1, ...; evaluation uses held-out seeds)"""
-    torch_deterministic: bool = True
-    """if toggled, `torch.backends.cudnn.deterministic=True`"""
-    cuda: bool = True
-    """if toggled, cuda will be enabled by default (when available)"""
-    torch_threads: int = 1
-    """CPU threads of torch (0: torch's default); one is fastest for these small networks on shared cores"""
-    track: bool = False
-    """if toggled, this experiment will be tracked with Weights and Biases (WANDB_MODE=offline works without a key)"""
-    wandb_project_name: str = "promptpo-bench"
-    """the wandb's project name"""
-    wandb_entity: Optional[str] = None
-    """the entity (team) of wandb's project"""
-    capture_video: bool = False
-    """whether to capture videos of the agent's training episodes (env 0) into RUN_DIR/videos (needs moviepy)"""
-    save_model: bool = True
-    """save model.pt in the run directory (record.json needs it; with --no-save-model no record.json is written)"""
-    run_dir: Optional[str] = None
-    """where the run is written (default: runs/{env_id}__{exp_name}__{seed}__{unix_time})"""
 
     # Algorithm specific arguments
     env_id: str = "NoiseWorld-v0"
     """the id of the environment (a suite task from `promptpo-bench tasks` or any Gymnasium id)"""
-    env_kwargs: str = "{}"
-    """environment kwargs as a JSON object, e.g. '{"board": 3}'"""
     total_timesteps: Optional[int] = None
     """total environment steps (default: 500000 for Discrete actions, 1000000 for Box)"""
     learning_rate: Optional[float] = None
@@ -106,16 +84,6 @@ class Args:
     on by default for Discrete too because NoiseWorld's rewards reach +-1e5)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layer widths of the actor and the critic (tanh)"""
-    native_vector_env: bool = True
-    """use the task's native vector env when it has one (NoiseWorld); else a SyncVectorEnv of single envs"""
-
-    # Evaluation (the protocol shared with PromptPO)
-    eval_every: int = 10_000
-    """evaluate the deterministic policy every this many environment steps (and at 0 and at the end)"""
-    periodic_eval_episodes: int = 10
-    """held-out episodes of each periodic evaluation"""
-    eval_episodes: int = 50
-    """held-out episodes of the final evaluation (record.json's final_eval)"""
 
     # to be filled in runtime
     batch_size: int = 0
@@ -245,12 +213,8 @@ class Agent(nn.Module):
 
 def checkpoint(args: Args, env_kwargs: dict, agent: Agent, action_space, obs_shape, obs_norm: ObsNormalizer) -> dict:
     """What model.pt holds: the deterministic actor and how to rebuild it (no import of this file needed)."""
-    return {"format": FORMAT, "algorithm": "ppo", "kind": "discrete" if agent.discrete else "box",
-            "env_id": args.env_id, "env_kwargs": env_kwargs,
-            "obs_shape": list(obs_shape), "action_space": describe_action_space(action_space),
-            "arch": dict(agent.arch), "head": "argmax" if agent.discrete else "clip",
-            "state_dict": {k: v.detach().cpu().clone() for k, v in agent.actor.state_dict().items()},
-            "obs_normalization": obs_norm.state()}
+    return make_checkpoint("ppo", args.env_id, env_kwargs, agent.actor, agent.arch,
+                           "argmax" if agent.discrete else "clip", action_space, obs_shape, obs_norm.state())
 
 
 def truncation_bootstrap(rewards, truncations, infos, value_fn, gamma):

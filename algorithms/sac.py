@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 import gymnasium as gym
 import numpy as np
@@ -29,7 +28,7 @@ import torch.optim as optim
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
 from promptpo_bench.baselines import ReplayBuffer, make_envs, real_next_obs
-from promptpo_bench.torch_policy import FORMAT, describe_action_space, mlp
+from promptpo_bench.torch_policy import make_checkpoint, mlp
 
 SCRIPT = "sac.py"
 
@@ -45,35 +44,13 @@ def default_env_id() -> str:
 
 
 @dataclass
-class Args:
+class Args(baselines.BaselineArgs):
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
-    seed: int = 1
-    """seed of the experiment (training resets use seed, seed+1, ...; evaluation uses held-out seeds)"""
-    torch_deterministic: bool = True
-    """if toggled, `torch.backends.cudnn.deterministic=True`"""
-    cuda: bool = True
-    """if toggled, cuda will be enabled by default (when available)"""
-    torch_threads: int = 1
-    """CPU threads of torch (0: torch's default); one is fastest for these small networks on shared cores"""
-    track: bool = False
-    """if toggled, this experiment will be tracked with Weights and Biases (WANDB_MODE=offline works without a key)"""
-    wandb_project_name: str = "promptpo-bench"
-    """the wandb's project name"""
-    wandb_entity: Optional[str] = None
-    """the entity (team) of wandb's project"""
-    capture_video: bool = False
-    """whether to capture videos of the agent's training episodes (env 0) into RUN_DIR/videos (needs moviepy)"""
-    save_model: bool = True
-    """save model.pt in the run directory (record.json needs it; with --no-save-model no record.json is written)"""
-    run_dir: Optional[str] = None
-    """where the run is written (default: runs/{env_id}__{exp_name}__{seed}__{unix_time})"""
 
     # Algorithm specific arguments
     env_id: str = default_env_id()
     """the id of the environment (default: Hopper-v5 if MuJoCo is installed, else Pendulum-v1)"""
-    env_kwargs: str = "{}"
-    """environment kwargs as a JSON object, e.g. '{"reset_noise_scale": 0.01}'"""
     total_timesteps: int = 1000000
     """total environment steps"""
     num_envs: int = 1
@@ -102,16 +79,8 @@ class Args:
     """automatic tuning of the entropy coefficient"""
     hidden_sizes: tuple[int, ...] = (256, 256)
     """hidden layer widths of the actor and the Q-networks (relu)"""
-    native_vector_env: bool = True
-    """use the task's native vector env when it has one; else a SyncVectorEnv of single envs"""
 
     # Evaluation (the protocol shared with PromptPO)
-    eval_every: int = 10_000
-    """evaluate the deterministic policy every this many environment steps (and at 0 and at the end)"""
-    periodic_eval_episodes: int = 10
-    """held-out episodes of each periodic evaluation"""
-    eval_episodes: int = 50
-    """held-out episodes of the final evaluation (record.json's final_eval)"""
 
 
 def check_args(args: Args) -> None:
@@ -172,11 +141,7 @@ class Actor(nn.Module):
 
 def checkpoint(args: Args, env_kwargs: dict, actor: Actor, action_space, obs_shape) -> dict:
     """What model.pt holds: the actor (acted on as tanh(mean) rescaled) and how to rebuild it."""
-    return {"format": FORMAT, "algorithm": "sac", "kind": "box", "env_id": args.env_id, "env_kwargs": env_kwargs,
-            "obs_shape": list(obs_shape), "action_space": describe_action_space(action_space),
-            "arch": dict(actor.arch), "head": "tanh",
-            "state_dict": {k: v.detach().cpu().clone() for k, v in actor.network.state_dict().items()},
-            "obs_normalization": None}
+    return make_checkpoint("sac", args.env_id, env_kwargs, actor.network, actor.arch, "tanh", action_space, obs_shape)
 
 
 def main(args: Args):

@@ -17,9 +17,9 @@ import io
 import random
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -31,6 +31,44 @@ from .errors import BenchError
 from .records import RunRecorder, default_run_dir
 from .rollout import HELDOUT_SEED_BASE, Episodes, heldout_seeds, make_env, run_episodes
 from .torch_policy import TorchPolicy
+
+
+@dataclass
+class BaselineArgs:
+    """The flags every baseline shares, with CleanRL's names; each file's `Args` adds its algorithm's."""
+
+    exp_name: str = "baseline"
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment (training resets use seed, seed+1, ...; evaluation uses held-out seeds)"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda will be enabled by default (when available)"""
+    torch_threads: int = 1
+    """CPU threads of torch (0: torch's default); one is fastest for these small networks on shared cores"""
+    track: bool = False
+    """if toggled, this experiment will be tracked with Weights and Biases (WANDB_MODE=offline works without a key)"""
+    wandb_project_name: str = "promptpo-bench"
+    """the wandb's project name"""
+    wandb_entity: Optional[str] = None
+    """the entity (team) of wandb's project"""
+    capture_video: bool = False
+    """whether to capture videos of the agent's training episodes (env 0) into RUN_DIR/videos (needs moviepy)"""
+    save_model: bool = True
+    """save model.pt in the run directory (record.json needs it; with --no-save-model no record.json is written)"""
+    run_dir: Optional[str] = None
+    """where the run is written (default: runs/{env_id}__{exp_name}__{seed}__{unix_time})"""
+    env_kwargs: str = "{}"
+    """environment kwargs as a JSON object, e.g. '{"board": 3}'"""
+    native_vector_env: bool = True
+    """use the task's native vector env when it has one (NoiseWorld); else a SyncVectorEnv of single envs"""
+    eval_every: int = 10_000
+    """evaluate the deterministic policy every this many environment steps (and at 0 and at the end)"""
+    periodic_eval_episodes: int = 10
+    """held-out episodes of each periodic evaluation"""
+    eval_episodes: int = 50
+    """held-out episodes of the final evaluation (record.json's final_eval)"""
 
 
 def fail(script: str, message: str) -> NoReturn:

@@ -52,6 +52,16 @@ def mlp(in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int, activati
     return nn.Sequential(*layers)
 
 
+def make_checkpoint(algorithm: str, env_id: str, env_kwargs: dict, network: nn.Module, arch: dict, head: str,
+                    action_space, obs_shape, obs_normalization: dict | None = None) -> dict[str, Any]:
+    """The model.pt dict (module docstring): the acting network's weights and how to rebuild it."""
+    return {"format": FORMAT, "algorithm": algorithm, "kind": "discrete" if head == "argmax" else "box",
+            "env_id": env_id, "env_kwargs": env_kwargs, "obs_shape": list(obs_shape),
+            "action_space": describe_action_space(action_space), "arch": dict(arch), "head": head,
+            "state_dict": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
+            "obs_normalization": obs_normalization}
+
+
 def describe_action_space(space) -> dict[str, Any]:
     """The `action_space` entry of a checkpoint (Discrete or Box only)."""
     from gymnasium import spaces
