@@ -31,12 +31,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tyro
 
-import promptpo_bench
+import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import registry
 from promptpo_bench.errors import BenchError
 from promptpo_bench.llm import ContextLengthError, Journal, LLMClient, LLMConfig, LLMError, Reply, extract_code
@@ -306,8 +305,9 @@ class PromptPO:
         attempt = Attempt(request_id="", code=None)
         for repair in range(self.args.max_repairs + 1):
             request_id = f"r{round_index}/c{index}/a{repair}"
-            if self.budget.exhausted():
-                attempt.failure = attempt.failure or {"kind": "budget", "message": self.budget.exhausted()}
+            stop = self.budget.exhausted()
+            if stop:
+                attempt.failure = attempt.failure or {"kind": "budget", "message": stop}
                 return attempt
             worker = spawn_worker()  # its start-up overlaps the wait for the answer
             try:
@@ -553,7 +553,7 @@ def main(args: Args) -> int:
                     "feedback_sha256": sha256_file(run_dir / "feedback.py") if (run_dir / "feedback.py").exists()
                     else None}
     atomic_write_json(run_dir / "summary.json", record_extra)
-    reference = registry.get(args.env_id).references(registry.make(args.env_id, **algo.env_kwargs).unwrapped)
+    reference = registry.reference_scores(args.env_id, **algo.env_kwargs)
     print(f"final policy ({best.request_id}) on {len(seeds)} held-out episodes: mean return "
           f"{episodes.mean_return:.2f} ± {episodes.ci95():.2f}, normalised "
           f"{registry.normalised(episodes.mean_return, reference):.3f} | {budget.env_steps} env steps, "
