@@ -97,20 +97,53 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     return gym.make(env_id, **(env_kwargs or {}))
 
 
+class _Immediate:
+    """A plain `BatchPolicy` behind the send/receive pair of a pipelined one: it acts when sent."""
+
+    def __init__(self, policy: BatchPolicy) -> None:
+        self.policy, self.actions = policy, None
+
+    def send(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> None:
+        self.actions = self.policy.act(episode_ids, obs, steps)
+
+    def receive(self) -> np.ndarray:
+        return self.actions
+
+
 def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwargs: dict[str, Any] | None = None,
                  batch_size: int = 64, record_observations: bool = False) -> Episodes:
     """Roll `policy` out for one episode per seed, `batch_size` episodes side by side (one act call per step).
 
+    A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) gets the live episodes in two halves,
+    one in flight while the environments of the other step, so the policy's process and this one work at once.
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
     """
     success_key = registry.get(env_id).success_key if registry.is_registered(env_id) else None
     returns, lengths = [0.0] * len(seeds), [0] * len(seeds)
     successes: list[bool] | None = [False] * len(seeds) if success_key else None
     observations: list[list[np.ndarray]] | None = [[] for _ in seeds] if record_observations else None
+    pipelined = hasattr(policy, "send") and hasattr(policy, "receive")
+    channel = policy if pipelined else _Immediate(policy)
 
     def outcome() -> Episodes:
         return Episodes(list(seeds), np.array(returns, dtype=np.float64), np.array(lengths, dtype=np.int64),
                         None if successes is None else np.array(successes, dtype=bool), observations)
+
+    def send(group: list[int]) -> None:  # episodes ids[j] for j in group, at obs[j]
+        if observations is not None:
+            for j in group:
+                observations[ids[j]].append(obs[j].copy())
+        try:
+            channel.send(np.array([ids[j] for j in group]), obs[group],
+                         np.array([lengths[ids[j]] for j in group]))
+        except Exception as failure:
+            raise RolloutFailure(failure, outcome()) from failure
+
+    def receive() -> np.ndarray:
+        try:
+            return channel.receive()
+        except Exception as failure:
+            raise RolloutFailure(failure, outcome()) from failure
 
     envs = [make_env(env_id, env_kwargs) for _ in range(min(batch_size, len(seeds)))]
     try:
@@ -118,19 +151,15 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
             ids = list(range(start, min(start + batch_size, len(seeds))))
             first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
             obs = np.stack(first)  # obs[j]: the latest observation of episode ids[j]
-            live = list(range(len(ids)))
-            while live:
-                if observations is not None:
-                    for j in live:
-                        observations[ids[j]].append(obs[j].copy())
-                batch = obs if len(live) == len(ids) else obs[live]
-                try:
-                    actions = policy.act(np.array([ids[j] for j in live]), batch,
-                                         np.array([lengths[ids[j]] for j in live]))
-                except Exception as failure:
-                    raise RolloutFailure(failure, outcome()) from failure
+            half = (len(ids) + 1) // 2 if pipelined else len(ids)
+            groups = [group for group in (list(range(half)), list(range(half, len(ids)))) if group]
+            for group in groups:
+                send(group)
+            while groups:
+                group = groups.pop(0)  # answers come back in the order the groups were sent
+                actions = receive()
                 still = []
-                for j, action in zip(live, actions.tolist() if actions.ndim == 1 else actions):
+                for j, action in zip(group, actions.tolist() if actions.ndim == 1 else actions):
                     obs[j], reward, terminated, truncated, info = envs[j].step(action)
                     i = ids[j]
                     returns[i] += float(reward)
@@ -142,7 +171,9 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                             observations[i].append(obs[j].copy())
                     else:
                         still.append(j)
-                live = still
+                if still:
+                    send(still)
+                    groups.append(still)
     finally:
         for env in envs:
             env.close()

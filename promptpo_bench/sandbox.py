@@ -8,6 +8,7 @@ deadlines, validates every action against the action space, and turns every fail
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import math
@@ -200,6 +201,8 @@ class SandboxedPolicy:
         self.class_name = class_name
         self.isolation: dict[str, bool] = {}
         self._episode_seconds: dict[int, float] = {}
+        self._pending: collections.deque[tuple[list[int], int, float]] = collections.deque()  # sent, unanswered
+        self._last_answer = 0.0
         self._failure: PolicyFailure | None = None
         self._buffer = bytearray()
         self._layout: tuple[str, tuple[int, ...]] | None = None  # observation dtype and row shape the worker knows
@@ -245,6 +248,15 @@ class SandboxedPolicy:
         Returns an array (B, *action_space.shape) of action_space.dtype; raises `PolicyFailure` (and closes this
         object) on any failure of the untrusted code.
         """
+        self.send(episode_ids, obs)
+        return self.receive()
+
+    def send(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray | None = None) -> None:
+        """First half of `act`: hand the worker a batch and return at once; `receive` gets its actions.
+
+        Batches are answered in the order they were sent, so a caller may keep two in flight and step the
+        environments of one while the worker computes the other (see `rollout.run_episodes`).
+        """
         if self._failure is not None or not self._finalizer.alive:
             reason = f" after {self._failure}" if self._failure is not None else ""
             raise PolicyFailure("worker_died", f"the sandboxed policy is closed{reason}")
@@ -253,21 +265,33 @@ class SandboxedPolicy:
         if ids.ndim != 1 or obs.ndim < 1 or len(obs) != len(ids) or obs.dtype.hasobject:
             raise ValueError(f"act needs episode_ids (B,) and numeric obs (B, ...), got {ids.shape} and {obs.shape} "
                              f"{obs.dtype}")
-        count = len(ids)
-        if count == 0:
-            return np.empty((0, *self.action_space.shape), dtype=self.action_space.dtype)
         id_list = ids.tolist()
         spent = self._episode_seconds
+        new = sum(1 for episode_id in id_list if episode_id not in spent)  # their Policy() is built on this batch
+        sent_at = time.monotonic()
+        self._pending.append((id_list, new, sent_at))
+        if id_list:
+            limits = self.limits
+            deadline = sent_at + limits.act_seconds * len(id_list) + limits.load_seconds * new + _DEADLINE_MARGIN
+            self._send(self._message(ids, obs), deadline, "acting", id_list[0] if len(id_list) == 1 else None)
+
+    def receive(self) -> np.ndarray:
+        """Second half of `act`: the validated actions of the oldest batch sent and not yet received."""
+        id_list, new, sent_at = self._pending.popleft()
+        count = len(id_list)
+        if count == 0:
+            return np.empty((0, *self.action_space.shape), dtype=self.action_space.dtype)
+        # The worker answers in order: it started on this batch when it was sent or when the previous answer came.
+        start = max(sent_at, self._last_answer)
         limits = self.limits
-        new = sum(1 for episode_id in id_list if episode_id not in spent)
-        start = time.monotonic()
         deadline = start + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
-        self._send(self._message(ids, obs), deadline, "acting", id_list[0] if count == 1 else None)
-        reply = self._receive(deadline, "acting", (1 << 20) + count * self._reply_bytes_per_action,
-                              id_list[0] if count == 1 else None)
+        only = id_list[0] if count == 1 else None
+        reply = self._receive(deadline, "acting", (1 << 20) + count * self._reply_bytes_per_action, only)
+        self._last_answer = now = time.monotonic()
         if type(reply) is not list:
             self._reported_failure(reply, id_list)
-        share = (time.monotonic() - start) / count
+        share = (now - start) / count
+        spent = self._episode_seconds
         for episode_id in id_list:
             total = spent[episode_id] = spent.get(episode_id, 0.0) + share
             if total > limits.episode_seconds:
@@ -305,7 +329,7 @@ class SandboxedPolicy:
     # -- protocol -----------------------------------------------------------------------------------------------
 
     def _send(self, data: bytes, deadline: float, doing: str, episode_id: int | None = None) -> None:
-        """Write one message to the worker, never blocking past `deadline`."""
+        """Write one message to the worker, never blocking past `deadline`; every send is followed by a `_receive`."""
         try:
             try:
                 written = os.write(self._write_fd, data)
@@ -322,8 +346,8 @@ class SandboxedPolicy:
                     view = view[os.write(self._write_fd, view):]
                 except BlockingIOError:
                     pass
-        except BrokenPipeError:
-            self._worker_gone(doing)
+        except BrokenPipeError:  # the worker has ended: reading its answers (a failure report first) says how
+            return
 
     def _receive(self, deadline: float, doing: str, max_bytes: int, episode_id: int | None = None) -> object:
         """Read one JSON reply from the worker; a timeout, a death or a malformed reply becomes a `PolicyFailure`."""

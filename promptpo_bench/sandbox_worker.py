@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib
-import io
 import importlib.util
 import json
 import linecache
@@ -84,6 +83,42 @@ class Spinner:
         return ready
 
 
+class Reader:
+    """Reads the parent's messages from a pipe, keeping what arrived early for the next one.
+
+    Unlike a `BufferedReader` it can tell whether a whole message already waits in its buffer, so the worker does not
+    wait on the pipe for a message it has already read (the parent may send two batches before reading an answer).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read(self, size: int) -> bytes:
+        """`size` bytes, fewer only at the end of the input."""
+        buffer = self.buffer
+        while len(buffer) < size:
+            chunk = os.read(self.fd, max(1 << 16, size - len(buffer)))
+            if not chunk:
+                break
+            buffer += chunk
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+    def readline(self) -> bytes:
+        """Up to and including the next newline (pickle's protocol needs it)."""
+        while b"\n" not in self.buffer:
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                return self.read(len(self.buffer))
+            self.buffer += chunk
+        return self.read(self.buffer.index(b"\n") + 1)
+
+
 class RawObservation:
     """A minimal observation class: the raw row as a float64 array in `.array` (tests; tasks without a description)."""
 
@@ -107,6 +142,14 @@ class PolicyTimeout(BaseException):
 
 def _on_alarm(signum: int, frame: object) -> None:
     raise PolicyTimeout("time limit exceeded")
+
+
+def _within(mark: float, seconds: float) -> float:
+    """The time now, after a call that began at `mark`; `PolicyTimeout` if the call took longer than `seconds`."""
+    now = time.perf_counter()
+    if now - mark > seconds:
+        raise PolicyTimeout("time limit exceeded")
+    return now
 
 
 class _ImportGuard:
@@ -327,7 +370,7 @@ def _load(setup: dict, observation_class: type, observation_module: str, reserve
     return result
 
 
-def _serve(rfile: io.BufferedReader, out_fd: int, policy_class: type, from_array: Callable[[np.ndarray], object],
+def _serve(rfile: Reader, out_fd: int, policy_class: type, from_array: Callable[[np.ndarray], object],
            setup: dict, reserve: list) -> None:
     """Answer act messages until the parent closes the pipe or the untrusted code fails."""
     instances: dict[int, object] = {}
@@ -336,9 +379,10 @@ def _serve(rfile: io.BufferedReader, out_fd: int, policy_class: type, from_array
     read, write, pack, unpack = rfile.read, os.write, FRAME.pack, ACT_HEADER.unpack
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
-    spinner = Spinner(rfile.fileno())
+    spinner, clock = Spinner(rfile.fileno()), time.perf_counter
     while True:
-        spinner.wait()
+        if not rfile.buffer:
+            spinner.wait()
         header = read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
             return
@@ -352,16 +396,23 @@ def _serve(rfile: io.BufferedReader, out_fd: int, policy_class: type, from_array
         actions = []
         index = None
         phase, seconds = acting, act_seconds
+        new = sum(1 for episode_id in episode_ids if episode_id not in instances)
         try:
+            # One timer for the calls of the batch, set to the sum of their limits: it fires only once some call is
+            # over its own limit, and a call that ends over its limit before then is caught by the clock after it.
+            setitimer(real, act_seconds * count + load_seconds * new)
+            mark = clock()
             for index, (episode_id, row) in enumerate(zip(episode_ids, observations)):
                 policy = instances.get(episode_id)
                 if policy is None:
                     phase, seconds = constructor, load_seconds
-                    setitimer(real, load_seconds)
                     policy = instances[episode_id] = policy_class()
+                    mark = _within(mark, load_seconds)
+                    new -= 1
+                    setitimer(real, act_seconds * (count - index) + load_seconds * new)  # the constructors' time back
                     phase, seconds = acting, act_seconds
-                setitimer(real, act_seconds)  # re-armed for each act call, cleared once after the batch
                 actions.append(policy.act(from_array(row)))
+                mark = _within(mark, act_seconds)
             setitimer(real, 0)
             data = _encode_actions(actions)
         except BaseException as exc:
@@ -373,7 +424,7 @@ def _serve(rfile: io.BufferedReader, out_fd: int, policy_class: type, from_array
         write(out_fd, pack(len(data)) + data)
 
 
-def _serve_summaries(rfile: io.BufferedReader, out_fd: int, feedback_class: type,
+def _serve_summaries(rfile: Reader, out_fd: int, feedback_class: type,
                      from_array: Callable[[np.ndarray], object], setup: dict, reserve: list) -> None:
     """Answer summarize messages: the rows of one whole episode in, `summarize_trajectory`'s text out."""
     seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
@@ -416,7 +467,7 @@ def main() -> None:
     os.close(devnull)
     sys.stdin = open(os.devnull)
     sys.stdout = sys.stderr = open(os.devnull, "w")
-    rfile = os.fdopen(in_fd, "rb")
+    rfile = Reader(in_fd)
     setup = pickle.load(rfile)
     if os.geteuid() == 0:  # the code has arrived: back to normal priority (only root may raise it again)
         os.nice(-STARTUP_NICENESS)
