@@ -15,10 +15,9 @@ KWARGS_HELP = ("Gymnasium's own MuJoCo v5 kwargs (e.g. ctrl_cost_weight, reset_n
                "the description covers the default observation layout only")
 RANDOM_EPISODES, RANDOM_SEED = 100, 0  # the protocol that measured the stored random returns (see measure_random)
 
-CLEANRL_PPO = ("CleanRL ppo_continuous_action.py, 8M steps, MuJoCo v4 (docs.cleanrl.dev/rl-algorithms/rpo/, "
-               "'MuJoCo v4' tables, column ppo_continuous_action_8M, tag v1.0.0-13-gcbd83f6)")
-TD3_PAPER_SAC = ("SAC as reported in Fujimoto et al. 2018, 'Addressing Function Approximation Error in Actor-Critic "
-                 "Methods' (ICML, arXiv:1802.09477), Table 1, 1M steps, MuJoCo v1")
+CLEANRL_PPO = ("PPO of CleanRL (ppo_continuous_action.py) at 8M steps on MuJoCo v4 (docs.cleanrl.dev/rl-algorithms/rpo/, "
+               "tables 'MuJoCo v4', column ppo_continuous_action_8M)")
+TD3_PAPER_SAC = "SAC in Fujimoto et al. 2018 (TD3 paper, arXiv:1802.09477), Table 1, 1M steps on MuJoCo v1"
 
 
 @dataclass(frozen=True)
@@ -52,11 +51,11 @@ TASKS = {
 
 def _references(task: _Task):
     """The stored random return and the best published PPO/SAC score (the expert), with their sources."""
-    published = [(task.ppo, "PPO: " + CLEANRL_PPO)] + ([(task.sac, "SAC: " + TD3_PAPER_SAC)] if task.sac else [])
+    published = [(task.ppo, CLEANRL_PPO)] + ([(task.sac, TD3_PAPER_SAC)] if task.sac is not None else [])
     optimal, source = max(published)
-    measured = (f"random: mean of {RANDOM_EPISODES} episodes of uniform random actions, reset seeds "
-                f"{RANDOM_SEED}..{RANDOM_SEED + RANDOM_EPISODES - 1} (promptpo_bench.tasks.mujoco.measure_random)")
-    scores = ReferenceScores(random=task.random, optimal=optimal, source=f"{measured}; expert = best published {source}")
+    measured = (f"random: {RANDOM_EPISODES} episodes of uniform random actions, reset seeds "
+                f"{RANDOM_SEED}..{RANDOM_SEED + RANDOM_EPISODES - 1}")
+    scores = ReferenceScores(random=task.random, optimal=optimal, source=f"{measured}; expert: {source}")
     return lambda env: scores
 
 
