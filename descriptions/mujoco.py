@@ -11,6 +11,7 @@ NumPy, so the sandbox can load it.
 # <context>
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -37,19 +38,26 @@ class Observation:
     def from_array(cls, array: np.ndarray) -> "Observation":
         """Build the observation from the environment's flat float64 array (the task's class, by its size)."""
         values = np.array(array, dtype=np.float64)  # a copy: the policy may keep or change it
-        if cls is Observation:
-            matches = [c for c in Observation.__subclasses__() if c.size() == len(values)]
-            if not matches:
-                raise ValueError(f"no MuJoCo observation layout has {len(values)} numbers")
-            cls = matches[0]
-        parsed, start = {}, 0
-        for f in fields(cls):
-            shape = cls.SHAPES.get(f.name)
-            count = math.prod(shape) if shape else 1
-            block = values[start:start + count]
-            parsed[f.name] = block.reshape(shape) if shape else float(block[0])
-            start += count
-        return cls(**parsed)
+        task_class, slices = _layout(cls, len(values))
+        return task_class(**{name: values[a:b].reshape(shape) if shape else float(values[a])
+                             for name, a, b, shape in slices})
+
+
+@functools.lru_cache(maxsize=None)
+def _layout(cls: type, size: int) -> tuple[type, tuple]:
+    """The task's class (found by the observation size when called on the base class) and each field's slice."""
+    if cls is Observation:
+        matches = [c for c in Observation.__subclasses__() if c.size() == size]
+        if not matches:
+            raise ValueError(f"no MuJoCo observation layout has {size} numbers")
+        cls = matches[0]
+    slices, start = [], 0
+    for f in fields(cls):
+        shape = cls.SHAPES.get(f.name)
+        count = math.prod(shape) if shape else 1
+        slices.append((f.name, start, start + count, shape))
+        start += count
+    return cls, tuple(slices)
 
 
 def control_cost(action, weight: float) -> float:
