@@ -72,7 +72,7 @@ class HalfCheetahObservation(Observation):
     that should run forward along +x. 17 numbers: the joint positions without the torso's x position (8),
     then all joint velocities (9). Joint angles are relative to the parent link; 0 is the standing pose."""
 
-    rootz: float  # height of the torso's centre (m), ~0 at the start (the root is at the rest height)
+    rootz: float  # vertical displacement of the torso from its starting height (m), about 0 at the start
     rooty: float  # pitch angle of the torso (rad)
     bthigh: float  # back thigh angle (rad)
     bshin: float  # back shin angle (rad)
@@ -154,13 +154,13 @@ def hopper_reward(action, x_before: float, x_after: float, next_obs: HopperObser
 @dataclass
 class SwimmerObservation(Observation):
     """Swimmer-v5: a three-link snake in a viscous fluid, on a plane, that should swim forward along +x.
-    8 numbers: the joint positions without the tip's x and y position (3), then all velocities (5)."""
+    8 numbers: the joint positions without the front link's x and y position (3), then all velocities (5)."""
 
     free_body_rot: float  # heading angle of the front link (rad)
     motor1_rot: float  # angle between the front and the middle link (rad)
     motor2_rot: float  # angle between the middle and the back link (rad)
-    slider1_vel: float  # x velocity of the front tip (m/s): what the reward pays for
-    slider2_vel: float  # y velocity of the front tip (m/s)
+    slider1_vel: float  # x velocity of the front link (m/s): what the reward pays for
+    slider2_vel: float  # y velocity of the front link (m/s)
     free_body_rot_vel: float  # (rad/s)
     motor1_rot_vel: float
     motor2_rot_vel: float
@@ -171,7 +171,7 @@ SWIMMER_ACTIONS = [("motor1_rot", 150), ("motor2_rot", 150)]  # (joint, gear)
 
 
 def swimmer_reward(action, x_before: float, x_after: float) -> float:
-    """Reward of one step. x is the front tip's x position (m), left out of the observation; dt = 0.04 s."""
+    """Reward of one step. x is the front link's x position (m), left out of the observation; dt = 0.04 s."""
     forward_reward = 1.0 * (x_after - x_before) / 0.04
     return forward_reward - control_cost(action, 1e-4)
 
@@ -185,8 +185,8 @@ class AntObservation(Observation):
     """Ant-v5: a 3D quadruped (a torso and four legs of two links each) that should walk forward along +x.
     105 numbers: the joint positions without the torso's x and y position (13), all velocities (14), then
     the external contact forces on the 13 bodies (13 x 6), each number clipped to [-1, 1].
-    Legs: 1 front left, 2 front right, 3 back left, 4 back right; hip angles turn a leg about the vertical,
-    ankle angles lift it."""
+    Leg k points diagonally away from the torso: leg 1 towards (+x, +y), leg 2 (-x, +y), leg 3 (-x, -y),
+    leg 4 (+x, -y). Its hip joint swings it about the vertical, its ankle joint bends the lower leg."""
 
     SHAPES = {"cfrc_ext": (13, 6)}  # shapes of the array fields
 
@@ -217,7 +217,7 @@ class AntObservation(Observation):
     ankle_3_vel: float
     hip_4_vel: float
     ankle_4_vel: float
-    # contact force/torque on each body (rows: torso, then per leg 1..4 its hip, thigh and shin links),
+    # contact force/torque on each body (rows: torso, then for legs 1..4 in turn its root, upper and lower link),
     # 6 numbers per row (3 torque, 3 force), each clipped to [-1, 1]
     cfrc_ext: np.ndarray
 
