@@ -51,10 +51,18 @@ _SPECS: dict[str, TaskSpec] = {}
 
 
 def register(spec: TaskSpec) -> None:
-    """Add a task to the suite and to Gymnasium's registry."""
+    """Add a task to the suite and to Gymnasium's registry.
+
+    An id Gymnasium registers itself (e.g. `HalfCheetah-v5`) keeps Gymnasium's own spec (its TimeLimit
+    included); the suite only records the TaskSpec, which must name the same entry point.
+    """
+    known = gym.registry.get(spec.id)
+    if known is not None and known.entry_point != spec.entry_point:
+        raise ValueError(f"{spec.id} is already registered as {known.entry_point}, not {spec.entry_point}")
     _SPECS[spec.id] = spec
-    gym.register(id=spec.id, entry_point=spec.entry_point, vector_entry_point=spec.vector_entry_point,
-                 kwargs=dict(spec.kwargs), max_episode_steps=spec.max_episode_steps)
+    if known is None:
+        gym.register(id=spec.id, entry_point=spec.entry_point, vector_entry_point=spec.vector_entry_point,
+                     kwargs=dict(spec.kwargs), max_episode_steps=spec.max_episode_steps)
 
 
 def specs() -> list[TaskSpec]:
@@ -82,6 +90,8 @@ def make(env_id: str, **kwargs: Any) -> gym.Env:
     spec = get(env_id)
     try:
         return gym.make(env_id, **kwargs)
+    except gym.error.DependencyNotInstalled as e:
+        raise BenchError(f"{env_id}: {e}".splitlines()[0]) from None
     except (TypeError, ValueError) as e:
         raise BenchError(f"{env_id}: {e} (valid kwargs: {spec.kwargs_help})") from None
 
@@ -116,6 +126,8 @@ def describe(env_id: str, key_info: bool | None = None, **kwargs: Any) -> str:
     env = make(env_id, **kwargs)
     try:
         return descriptions.context(description_module(env_id), env.unwrapped, key_info)
+    except ValueError as e:  # a description that does not cover these kwargs says why
+        raise BenchError(f"{env_id}: {e}") from None
     finally:
         env.close()
 

@@ -1,0 +1,89 @@
+"""Every registered task, whatever its family: a valid Gymnasium env, deterministic under reset(seed), a
+description that parses its real observations, and finite reference scores with random < optimal.
+
+Parametrised over `registry.specs()`, so a new family is covered as soon as it registers its ids.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import promptpo_bench
+from promptpo_bench import registry
+
+IDS = [spec.id for spec in registry.specs()]
+STEPS = 200  # per check: enough to cross resets on short tasks, cheap on slow simulators
+
+
+def play(env_id: str, seed: int, steps: int = STEPS) -> list:
+    """Observations, rewards and flags of `steps` seeded random steps (episode k resets with seed + k)."""
+    env = promptpo_bench.make(env_id)
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    trace, episode = [obs], 0
+    for _ in range(steps):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        trace.append((obs, reward, terminated, truncated))
+        if terminated or truncated:
+            episode += 1
+            obs, _ = env.reset(seed=seed + episode)
+            trace.append(obs)
+    env.close()
+    return trace
+
+
+def test_every_family_is_registered_under_its_gymnasium_id():
+    assert IDS and len(IDS) == len(set(IDS))
+    for env_id in IDS:
+        assert env_id in gym.registry
+        assert promptpo_bench.get(env_id).family
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_check_env(env_id):
+    env = promptpo_bench.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # check_env's advice (e.g. unbounded Box spaces) is not a failure
+        check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_deterministic_under_reset_seed(env_id):
+    first, second = play(env_id, seed=5), play(env_id, seed=5)
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        if isinstance(a, tuple):
+            np.testing.assert_array_equal(a[0], b[0])
+            assert a[1:] == b[1:]
+        else:
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_description_parses_real_observations(env_id):
+    observation = registry.description_module(env_id).Observation
+    for item in play(env_id, seed=9, steps=50):
+        obs = item[0] if isinstance(item, tuple) else item
+        parsed = observation.from_array(obs)
+        assert isinstance(parsed, observation) and vars(parsed)  # named fields
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_describe_is_runnable_python(env_id):
+    text = promptpo_bench.describe(env_id)
+    assert text.strip() and "class " in text
+    compile(text, f"{env_id} context", "exec")
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_references_are_finite_and_ordered(env_id):
+    ref = promptpo_bench.reference_scores(env_id)
+    assert math.isfinite(ref.random) and math.isfinite(ref.optimal) and ref.random < ref.optimal
+    assert ref.source
