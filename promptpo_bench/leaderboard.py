@@ -13,6 +13,7 @@ import html
 import json
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -167,6 +168,19 @@ def iqm_ci(values: np.ndarray, rng: np.random.Generator, reps: int = BOOTSTRAP_R
     return point, low, high
 
 
+@contextmanager
+def _rliable_seeded():
+    """Fixed bootstrap draws for rliable: arch's bootstraps also read NumPy's global RNG. The caller's state is kept."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch's notice about random_state
+            yield
+    finally:
+        np.random.set_state(state)
+
+
 def aggregate(score_dict: dict[str, np.ndarray], reps: int = AGGREGATE_REPS) -> dict[str, dict[str, tuple]]:
     """rliable's IQM, mean and optimality gap of (runs x tasks) normalised scores, with stratified-bootstrap CIs."""
     from rliable import library as rly
@@ -176,8 +190,7 @@ def aggregate(score_dict: dict[str, np.ndarray], reps: int = AGGREGATE_REPS) -> 
         return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores),
                          metrics.aggregate_optimality_gap(scores)])
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch's notice about random_state
+    with _rliable_seeded():
         points, intervals = rly.get_interval_estimates(score_dict, func, reps=reps,
                                                        random_state=np.random.RandomState(0))
     return {method: {name: (points[method][i], intervals[method][0, i], intervals[method][1, i])
@@ -380,9 +393,7 @@ def plot_profiles(family: str, matrices: dict[int, dict[str, np.ndarray]], path:
     colors = _colors(sorted({m for score_dict in matrices.values() for m in score_dict}))
     fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.4), squeeze=False)
     for ax, (budget, score_dict) in zip(axes[0], matrices.items()):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            np.random.seed(0)  # create_performance_profile's bootstrap takes no random_state
+        with _rliable_seeded():
             profiles, cis = rly.create_performance_profile(score_dict, PROFILE_TAUS, reps=PROFILE_REPS)
         for method in sorted(score_dict):
             ax.plot(PROFILE_TAUS, profiles[method], color=colors[method], label=method)

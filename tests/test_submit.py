@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -190,13 +193,14 @@ def test_rollout_re_evaluates_a_code_policy_run_directory(oracle_run, capsys):
     assert json.loads(capsys.readouterr().out)["returns"] == record["final_eval"]["returns"][:3]
 
 
-def test_submit_track_logs_to_wandb_offline(tmp_path, oracle_run, monkeypatch):
+def test_submit_track_logs_to_wandb_offline(tmp_path, oracle_run):
     pytest.importorskip("wandb")
     from wandb_offline import history
 
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.chdir(tmp_path)
-    assert cli.main(["submit", str(oracle_run), "--leaderboard", str(tmp_path / "board"), "--track"]) == 0
+    # in a process of its own, as users run it: W&B has written everything when that process has exited
+    subprocess.run([sys.executable, "-m", "promptpo_bench.cli", "submit", str(oracle_run), "--leaderboard",
+                    str(tmp_path / "board"), "--track"], cwd=tmp_path, env={**os.environ, "WANDB_MODE": "offline"},
+                   check=True, capture_output=True, timeout=300)
     rows = history(tmp_path)
     record = json.loads((oracle_run / "record.json").read_text())
     assert [json.loads(row["charts/episodic_return"]) for row in rows] == [p["mean_return"] for p in record["curve"]]
