@@ -78,7 +78,8 @@ def test_score_matrix_normalises_and_keeps_the_same_seeds_per_task():
     np.testing.assert_allclose(matrix, [[1.0, 0.8], [0.75, 0.6]])  # rows: seeds in order; B's seeds 4, 5
     matrix, _ = score_matrix(runs, 10_000)
     np.testing.assert_allclose(matrix[:, 0], [0.5, 0.0])  # seed 1 at 10k; seed 2 still at its first point
-    assert runs[0].steps_to(0.5) == 10_000 and runs[1].steps_to(0.9) == np.inf
+    assert runs[0].steps_to(0.5) == 99_840 and runs[1].steps_to(0.9) == np.inf  # fractions of the optimum, 100
+    assert runs[2].steps_to(0.9) == 50_000 and np.isnan(runs[5].steps_to(0.5))
 
 
 @pytest.fixture(scope="module")
