@@ -32,6 +32,7 @@ def fake_run(task: str, seed: int, curve: list[tuple[int, float]], reference=Ref
     return Run(Path(task), record, {"mode": "exact"}, reference, "test")
 
 
+@pytest.mark.filterwarnings("ignore:random_state is deprecated:FutureWarning")  # arch, called by rliable
 def test_aggregate_matches_rliable_on_a_fixed_example():
     from rliable import library as rly
     from rliable import metrics
