@@ -231,7 +231,7 @@ def _steps(x: float) -> str:
     if not np.isfinite(x):
         return "not reached" if x == np.inf else "—"
     for unit, scale in (("M", 1e6), ("k", 1e3)):
-        if x >= scale:
+        if x >= 0.9995 * scale:  # 999,936 steps is "1M", not "1e+03k"
             return f"{x / scale:.3g}{unit}"
     return f"{x:.0f}"
 

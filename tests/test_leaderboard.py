@@ -83,6 +83,11 @@ def test_score_matrix_normalises_and_keeps_the_same_seeds_per_task():
     assert runs[2].steps_to(0.9) == 50_000 and np.isnan(runs[5].steps_to(0.5))
 
 
+def test_step_counts_read_like_budgets():
+    assert [leaderboard._steps(x) for x in (0, 512, 99_840, 480_000, 999_936, np.inf)] == \
+        ["0", "512", "99.8k", "480k", "1M", "not reached"]
+
+
 @pytest.fixture(scope="module")
 def small_board(tmp_path_factory) -> Path:
     """Board 0's shipped entries (random, oracle, PPO, DQN) and Hopper's (no reference scores), rebuilt here."""
