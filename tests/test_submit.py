@@ -27,7 +27,8 @@ PPO_RUN = REPO / "benchmarks/results/learning/NoiseWorld-Board0-v0__ppo__100000_
 def oracle_run(tmp_path_factory) -> Path:
     """A real code-policy run: the exact optimal policy of board 0 as policy.py, scored in the sandbox."""
     run_dir = tmp_path_factory.mktemp("runs") / "oracle"
-    write_reference_run("NoiseWorld-Board0-v0", "optimal", run_dir)
+    assert cli.main(["reference", "NoiseWorld-Board0-v0", "--policy", "optimal", "--run-dir", str(run_dir)]) == 0
+    assert json.loads((run_dir / "record.json").read_text())["algorithm"] == "oracle"
     return run_dir
 
 
