@@ -195,3 +195,30 @@ def test_page_renders_tables_and_images_in_headless_chromium(small_board, tmp_pa
     control = screenshot(broken / "index.html", tmp_path / "control.png", tmp_path / "profile2")
     assert near(control, (0xdd, 0xe6, 0xf3)).sum() > 0.5 * header.sum()
     assert near(control, (0x1f, 0x77, 0xb4), 0.1).sum() < 0.1 * plot_blue.sum()
+
+
+def test_an_llm_run_gets_tokens_columns_and_a_tokens_panel(tmp_path):
+    """A PromptPO run against the tests' scripted server (a test double, not an LLM) through submit and build."""
+    from scripted_server import ScriptedLLMServer
+    from test_promptpo import DOWN_THEN_RIGHT, FEEDBACK, REFLECTION, kind, run
+
+    def respond(request, _):
+        return {"feedback": FEEDBACK, "reflection": REFLECTION, "policy": DOWN_THEN_RIGHT}[kind(request)]
+
+    with ScriptedLLMServer(respond) as server:
+        run("--env-id", "NoiseWorld-Board0-v0", "--num-rounds", "2", "--num-candidates", "2", "--eval-episodes", "10",
+            "--llm-model", "scripted-test-double", "--run-dir", str(tmp_path / "run"), base_url=server.base_url)
+    board = tmp_path / "board"
+    assert cli.main(["submit", str(tmp_path / "run"), "--leaderboard", str(board)]) == 0
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    tokens = record["totals"]["prompt_tokens"] + record["totals"]["completion_tokens"]
+    assert tokens > 0
+    table = leaderboard.build(board)["tables"][-1]
+    assert "tokens (median)" in table.headers
+    (row,) = table.rows
+    assert row[0][0] == "promptpo (scripted-test-double)"
+    assert row[table.headers.index("tokens (median)")][1] == tokens
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(board / "plots" / "NoiseWorld-Board0-v0.png").shape[:2]
+    assert width > 1.5 * height  # two panels: return vs environment steps and vs tokens
