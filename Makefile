@@ -5,7 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench clean
+DEMO_BOARD := runs/demo-leaderboard
+DEMO_RUN := runs/demo-ppo-NoiseWorld-v0
+DEMO_PROMPTPO := runs/demo-promptpo-NoiseWorld-v0
+
+.PHONY: install demo test bench leaderboard chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,16 +28,33 @@ demo: install
 	$(BIN)/promptpo-bench rollout NoiseWorld-v0 --policy optimal --episodes 1000 --show-episodes 10
 	@echo
 	@if [ -n "$$OPENAI_API_KEY" ]; then \
-		$(BIN)/python algorithms/promptpo.py --env-id NoiseWorld-v0 --num-rounds 2 --num-candidates 3 --llm-model $(LLM_MODEL); \
+		rm -rf $(DEMO_PROMPTPO) && $(BIN)/python algorithms/promptpo.py --env-id NoiseWorld-v0 --num-rounds 2 --num-candidates 3 --llm-model $(LLM_MODEL) --run-dir $(DEMO_PROMPTPO); \
 	else \
+		rm -rf $(DEMO_PROMPTPO); \
 		echo "PromptPO skipped: no LLM endpoint. Set OPENAI_API_KEY (any value for local servers) and OPENAI_BASE_URL, e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama), http://localhost:8080/v1 (llama.cpp), then: make demo LLM_MODEL=<model>"; \
 	fi
+	@echo
+	@# the leaderboard: a short PPO run, verified and added to a scratch copy of the committed board
+	rm -rf $(DEMO_BOARD) $(DEMO_RUN) && mkdir -p runs && cp -r leaderboard $(DEMO_BOARD)
+	$(BIN)/python algorithms/ppo.py --env-id NoiseWorld-v0 --total-timesteps 4096 --eval-every 1024 --run-dir $(DEMO_RUN)
+	$(BIN)/promptpo-bench submit $(DEMO_RUN) --leaderboard $(DEMO_BOARD)
+	@if [ -f $(DEMO_PROMPTPO)/record.json ]; then $(BIN)/promptpo-bench submit $(DEMO_PROMPTPO) --leaderboard $(DEMO_BOARD); fi
+	$(BIN)/promptpo-bench leaderboard build --leaderboard $(DEMO_BOARD)
+	@echo "The board with the demo run: $(DEMO_BOARD)/index.html (open it in a browser) and $(DEMO_BOARD)/README.md"
 
-test: install
+# the leaderboard test screenshots index.html in headless Chromium (Debian's package; we run as root)
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: install chromium
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python benchmarks/noiseworld_speed.py
+
+# rebuild the committed board: reference runs, then every run in benchmarks/results/ verified by submit
+leaderboard: install
+	$(BIN)/python benchmarks/leaderboard_entries.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -67,17 +67,11 @@ def _policy(args: argparse.Namespace, env) -> tuple[Any, str]:
                              f"{reference.optimal:.2f} is not a policy here ({reference.source})")
         return spec.expert(env.unwrapped), args.policy
     path = Path(args.policy)
-    if path.is_dir() or path.suffix == ".pt":  # a baseline's run directory or model.pt
-        from .torch_policy import load_torch_policy
-
-        return load_torch_policy(path, env.action_space, env.observation_space), str(path)
-    if not path.is_file():
+    if not path.exists():
         raise BenchError(f"--policy must be random, optimal, a policy file or a run directory; {path} does not exist")
-    from .sandbox import Limits, SandboxedPolicy  # the sandbox is only needed for user code
+    from .policies import load_policy
 
-    limits = Limits(act_seconds=args.act_timeout, memory_mb=args.memory_mb)
-    sandboxed = SandboxedPolicy(path.read_text(), f"{spec.description}:Observation", env.action_space, limits)
-    return sandboxed, str(path)
+    return load_policy(path, args.env_id, env, args.act_timeout, args.memory_mb), str(path)
 
 
 def _print_episodes(episodes: Episodes, show: int) -> None:
@@ -126,6 +120,44 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .submit import submit, track_entry
+
+    entry = submit(args.run_dir, args.leaderboard)
+    verification = json.loads((entry / "verification.json").read_text())
+    print(f"accepted: {entry} ({verification['mode']} reproduction, re-evaluated mean return "
+          f"{verification['reevaluated_mean_return']:.2f}, claimed {verification['claimed_mean_return']:.2f})")
+    if args.track:
+        track_entry(entry, args.wandb_project_name, args.wandb_entity)
+    return 0
+
+
+def cmd_leaderboard_build(args: argparse.Namespace) -> int:
+    from .leaderboard import build
+
+    result = build(args.leaderboard, args.track, args.wandb_project_name, args.wandb_entity)
+    print(f"leaderboard: {result['entries']} entries, {len(result['plots'])} plots")
+    print(f"  {result['readme']}\n  {result['html']}")
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from .reference_runs import write_reference_run
+
+    record = write_reference_run(args.env_id, args.policy, args.run_dir, dict(args.kwarg), args.episodes)
+    print(f"{args.run_dir}: {record['algorithm']} on {args.env_id}, held-out mean return "
+          f"{record['final_eval']['mean_return']:.2f} over {args.episodes} episodes")
+    return 0
+
+
+def _board_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--leaderboard", type=Path, default=Path("leaderboard"),
+                        help="the leaderboard directory (default: ./leaderboard)")
+    parser.add_argument("--track", action="store_true", help="also log to W&B (WANDB_MODE=offline works)")
+    parser.add_argument("--wandb-project-name", default="promptpo-bench", help="W&B project (default: promptpo-bench)")
+    parser.add_argument("--wandb-entity", default=None, help="W&B entity (team)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptpo-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +188,28 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--memory-mb", type=int, default=2048, help="address-space limit of the policy process")
     rollout.add_argument("-v", "--verbose", action="store_true", help="print the policy's traceback on failure")
     rollout.set_defaults(func=cmd_rollout)
+
+    submit = sub.add_parser("submit", help="verify a run directory by re-evaluating its policy and add it to the "
+                                           "leaderboard")
+    submit.add_argument("run_dir", type=Path, help="a run directory (record.json + policy.py or model.pt)")
+    _board_flags(submit)
+    submit.set_defaults(func=cmd_submit)
+
+    board = sub.add_parser("leaderboard", help="render the leaderboard from its entries")
+    board_sub = board.add_subparsers(dest="action", required=True)
+    build = board_sub.add_parser("build", help="write README.md, index.html and plots/ of the leaderboard")
+    _board_flags(build)
+    build.set_defaults(func=cmd_leaderboard_build)
+
+    reference = sub.add_parser("reference", help="write a reference run (random or optimal policy as policy.py, "
+                                                 "scored in the sandbox) that submit verifies like any run")
+    reference.add_argument("env_id", help="a task id from `promptpo-bench tasks`")
+    reference.add_argument("--policy", choices=["random", "optimal"], required=True,
+                           help="random: uniform random actions; optimal: the registry's optimal/expert policy")
+    reference.add_argument("--run-dir", type=Path, required=True, help="where to write policy.py and record.json")
+    reference.add_argument("--episodes", type=int, default=50, help="held-out evaluation episodes (default: 50)")
+    reference.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE", help=kwarg_help)
+    reference.set_defaults(func=cmd_reference)
     return parser
 
 

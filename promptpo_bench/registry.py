@@ -45,6 +45,7 @@ class TaskSpec:
     success_key: str | None = None  # info key whose max over an episode is "success", if defined
     max_episode_steps: int | None = None  # only for envs that do not truncate themselves
     expert: Callable[[gym.Env], Any] | None = None  # builds the reference (optimal/expert) batch policy
+    expert_code: Callable[[gym.Env], str] | None = None  # the same policy as policy.py source (answer contract)
 
 
 _SPECS: dict[str, TaskSpec] = {}

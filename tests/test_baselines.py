@@ -250,8 +250,6 @@ def test_model_pt_is_self_describing_and_checked(tmp_path):
 def test_cli_rollout_of_a_run_dir(tmp_path, capsys):
     from promptpo_bench import cli
 
-    if "torch_policy" not in Path(cli.__file__).read_text():
-        pytest.skip("`promptpo-bench rollout --policy RUN_DIR/` is not wired to load_torch_policy yet")
     dqn.main(dqn.Args(env_id="NoiseWorld-Board0-v0", total_timesteps=300, learning_starts=10**9, eval_every=10**6,
                       periodic_eval_episodes=1, eval_episodes=1, run_dir=str(tmp_path)))
     capsys.readouterr()

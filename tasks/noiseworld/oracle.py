@@ -82,3 +82,35 @@ class OptimalPolicy:
         else:
             phase = np.full(len(obs), self.board.start_phase)
         return self.solution.policy[self.board.horizon - np.asarray(steps), phase, cell]
+
+
+POLICY_TEMPLATE = '''"""The exact optimal policy of {name}, from promptpo_bench's value iteration (not written by an LLM).
+
+ACTIONS[phase][steps_left] is a string with the optimal action (0-3) of every cell, row-major.
+"""
+
+N, HORIZON, MILESTONES, START_PHASE = {n}, {horizon}, {milestones}, {start_phase}
+ACTIONS = {table}
+
+
+class Policy:
+    def __init__(self):
+        self.steps = 0
+
+    def act(self, obs):
+        cell = round(obs.agent_row * (N - 1)) * N + round(obs.agent_col * (N - 1))
+        phase = int(bool(obs.prereq_first_done)) + int(bool(obs.prereq_second_done)) if MILESTONES else START_PHASE
+        action = int(ACTIONS[phase][HORIZON - self.steps][cell])
+        self.steps += 1
+        return action
+'''
+
+
+def policy_code(board: Board) -> str:
+    """The optimal policy as a policy.py (the LLM answer contract), so it runs in the sandbox like any code policy."""
+    policy = solution(board).policy
+    phases = range(3) if board.milestones else [board.start_phase]
+    table = {int(p): ["".join(map(str, row)) for row in policy[:, p, :]] for p in phases}
+    lines = "\n".join(f"    {p}: [\n" + "".join(f"        {row!r},\n" for row in rows) + "    ]," for p, rows in table.items())
+    return POLICY_TEMPLATE.format(name=board.name, n=board.n, horizon=board.horizon, milestones=board.milestones,
+                                  start_phase=board.start_phase, table="{\n" + lines + "\n}")

@@ -1,0 +1,52 @@
+"""Build the shipped leaderboard: reference runs for every NoiseWorld task, then submit them and the baseline runs.
+
+    python benchmarks/leaderboard_entries.py            # writes benchmarks/results/reference/, leaderboard/
+
+Reference runs (random and exact-optimal policies as policy.py, scored in the sandbox) are written once into
+benchmarks/results/reference/; every run directory there and in benchmarks/results/learning/ is then submitted
+(re-evaluated) like any user's run. Runs already on the board are skipped (submit refuses duplicates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from promptpo_bench import registry
+from promptpo_bench.leaderboard import build
+from promptpo_bench.reference_runs import write_reference_run
+from promptpo_bench.submit import Rejected, submit
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--leaderboard", type=Path, default=Path("leaderboard"))
+    args = parser.parse_args()
+    for spec in registry.specs():
+        for policy in ("random", "optimal") if spec.expert_code else ("random",):
+            run_dir = RESULTS / "reference" / f"{spec.id}__{policy}"
+            if not (run_dir / "record.json").is_file():
+                record = write_reference_run(spec.id, policy, run_dir)
+                print(f"reference run {run_dir.name}: mean return {record['final_eval']['mean_return']:.2f}")
+    start = time.time()
+    accepted = skipped = 0
+    for run_dir in sorted((RESULTS / "reference").iterdir()) + sorted((RESULTS / "learning").iterdir()):
+        try:
+            entry = submit(run_dir, args.leaderboard)
+            accepted += 1
+            print(f"accepted {run_dir.name} -> {entry}")
+        except Rejected as rejected:
+            if "duplicate" not in str(rejected):
+                raise
+            skipped += 1
+    print(f"{accepted} accepted, {skipped} already on the board, {time.time() - start:.0f} s of verification")
+    result = build(args.leaderboard)
+    print(f"leaderboard: {result['readme']}, {result['html']} ({result['entries']} entries)")
+    print("reproduce: python benchmarks/leaderboard_entries.py")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,591 @@
+"""The leaderboard: verified entries to curves, tables and aggregates (rliable), rendered as README, HTML and PNGs.
+
+Scores are normalised per task with the registry's reference returns (random = 0, optimal/expert = 1); a task
+without references shows raw returns and stays out of the family aggregates until the registry has them.
+Curves and per-task numbers are interquartile means (IQM) over seeds with 95% percentile-bootstrap bands;
+family aggregates are rliable's IQM, mean and optimality gap with stratified-bootstrap CIs and its
+performance profiles. Everything is rebuilt from `entries/` alone, with fixed bootstrap seeds.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from . import registry
+from .errors import BenchError
+from .registry import ReferenceScores
+from .submit import DEFAULT_BOARD, entries, task_key
+
+BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables compare methods
+BUDGET_SLACK = 0.95  # a run "reaches" budget B with at least 0.95 B steps (runs stop at a whole batch: PPO 98,304)
+REFERENCE_ALGORITHMS = ("random", "oracle", "expert")  # rows that anchor the scale; no learning curve
+THRESHOLDS = (0.5, 0.9)  # "steps to reach" these fractions of the optimal (expert) return
+BOOTSTRAP_REPS = 2000  # per-task bootstrap (vectorised here)
+AGGREGATE_REPS, PROFILE_REPS = 1000, 500  # rliable's bootstraps (its Python loops dominate the build time)
+PROFILE_TAUS = np.linspace(-0.1, 1.1, 41)
+CI_LEVEL = 95
+DPI = 100
+
+
+@dataclass
+class Run:
+    """One verified entry, with what the board needs from its record."""
+
+    entry: Path
+    record: dict[str, Any]
+    verification: dict[str, Any]
+    reference: ReferenceScores | None
+    family: str
+
+    @property
+    def task(self) -> str:
+        return task_key(self.record["env_id"], self.record["env_kwargs"])
+
+    @property
+    def algorithm(self) -> str:
+        return self.record["algorithm"]
+
+    @property
+    def method(self) -> str:
+        """The algorithm, and for LLM methods the model that answered."""
+        llm = self.record.get("llm") or {}
+        return f"{self.algorithm} ({llm['model']})" if llm.get("model") else self.algorithm
+
+    @property
+    def is_reference(self) -> bool:
+        return self.algorithm in REFERENCE_ALGORITHMS
+
+    @property
+    def seed(self) -> int:
+        return int(self.record["seed"])
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.record["totals"]["env_steps"])
+
+    @property
+    def budget(self) -> int:
+        """The run's step budget to two significant digits (99,840 steps of PPO -> 100k), 0 for references."""
+        return 0 if self.is_reference else int(float(f"{self.total_steps:.2g}"))
+
+    @property
+    def total_tokens(self) -> int:
+        totals = self.record["totals"]
+        return int(totals["prompt_tokens"] + totals["completion_tokens"])
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self.record["totals"].get("cost_usd")
+
+    @property
+    def final_return(self) -> float:
+        return float(self.record["final_eval"]["mean_return"])
+
+    @property
+    def final_success(self) -> float | None:
+        return self.record["final_eval"].get("success_rate")
+
+    @cached_property
+    def curve(self) -> dict[str, np.ndarray]:
+        """Curve columns: env_steps, tokens (prompt + completion), mean_return, success_rate (NaN where absent)."""
+        points = self.record["curve"]
+        column = lambda key: np.array([np.nan if p.get(key) is None else p[key] for p in points], dtype=np.float64)
+        return {"env_steps": column("env_steps"), "mean_return": column("mean_return"),
+                "success_rate": column("success_rate"),
+                "tokens": np.array([p.get("prompt_tokens", 0) + p.get("completion_tokens", 0) for p in points],
+                                   dtype=np.float64)}
+
+    def values_at(self, grid: np.ndarray, y: str = "mean_return", x: str = "env_steps") -> np.ndarray:
+        """The curve as a step function of `x` on `grid`: the latest point at or before each x, NaN outside the run."""
+        xs, ys = self.curve[x], self.curve[y]
+        end = self.total_steps if x == "env_steps" else self.total_tokens
+        index = np.searchsorted(xs, grid, side="right") - 1
+        values = np.where(index >= 0, ys[np.clip(index, 0, None)], np.nan)
+        return np.where(np.asarray(grid) <= max(end, xs[-1]), values, np.nan)
+
+    def score(self, value: float | np.ndarray) -> float | np.ndarray:
+        """Normalised score of a return (random = 0, optimal = 1), or the return itself without references."""
+        return value if self.reference is None else registry.normalised(value, self.reference)
+
+    def reaches(self, budget: int) -> bool:
+        return self.total_steps >= BUDGET_SLACK * budget
+
+    def score_at(self, budget: int) -> float:
+        """Normalised score (or return) of the run's curve at `budget` steps (at its end if it stopped just short)."""
+        return float(self.score(self.values_at(np.array([min(budget, self.total_steps)]))[0]))
+
+    def steps_to(self, fraction: float) -> float:
+        """First curve env_steps whose return reaches `fraction` of the optimal return (inf if never; NaN where the
+        task has no reference or a non-positive optimum, so that a fraction of it means nothing)."""
+        if self.reference is None or self.reference.optimal <= 0:
+            return np.nan
+        hit = np.nonzero(self.curve["mean_return"] >= fraction * self.reference.optimal)[0]
+        return float(self.curve["env_steps"][hit[0]]) if len(hit) else np.inf
+
+
+@lru_cache(maxsize=None)
+def _reference(env_id: str, kwargs_json: str) -> ReferenceScores | None:
+    if not registry.is_registered(env_id):
+        return None
+    return registry.reference_scores(env_id, **json.loads(kwargs_json))
+
+
+def load_runs(board: str | Path = DEFAULT_BOARD) -> list[Run]:
+    """Every entry of the board, with the registry's reference scores and family of its task."""
+    runs = []
+    for entry in entries(board):
+        record = json.loads((entry / "record.json").read_text())
+        env_id = record["env_id"]
+        runs.append(Run(entry, record, json.loads((entry / "verification.json").read_text()),
+                        _reference(env_id, json.dumps(record["env_kwargs"], sort_keys=True)),
+                        registry.get(env_id).family if registry.is_registered(env_id) else "other"))
+    return runs
+
+
+def iqm_ci(values: np.ndarray, rng: np.random.Generator, reps: int = BOOTSTRAP_REPS) -> tuple[np.ndarray, ...]:
+    """IQM over runs (axis 0) of each column, with the 95% percentile-bootstrap CI over runs; NaNs are skipped."""
+    values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    point, low, high = (np.full(values.shape[1], np.nan) for _ in range(3))
+    valid = ~np.isnan(values)
+    for mask in np.unique(valid.T, axis=0):  # columns with the same runs present are bootstrapped together
+        if not mask.any():
+            continue
+        cols = np.nonzero((valid.T == mask).all(axis=1))[0]
+        sample = values[mask][:, cols]
+        point[cols] = stats.trim_mean(sample, 0.25, axis=0)
+        boot = stats.trim_mean(sample[rng.integers(0, len(sample), (reps, len(sample)))], 0.25, axis=1)
+        low[cols], high[cols] = np.percentile(boot, [(100 - CI_LEVEL) / 2, (100 + CI_LEVEL) / 2], axis=0)
+    return point, low, high
+
+
+@contextmanager
+def _rliable_seeded():
+    """Fixed bootstrap draws for rliable: arch's bootstraps also read NumPy's global RNG. The caller's state is kept."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch's notice about random_state
+            yield
+    finally:
+        np.random.set_state(state)
+
+
+def aggregate(score_dict: dict[str, np.ndarray], reps: int = AGGREGATE_REPS) -> dict[str, dict[str, tuple]]:
+    """rliable's IQM, mean and optimality gap of (runs x tasks) normalised scores, with stratified-bootstrap CIs."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    def func(scores: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores),
+                         metrics.aggregate_optimality_gap(scores)])
+
+    with _rliable_seeded():
+        points, intervals = rly.get_interval_estimates(score_dict, func, reps=reps,
+                                                       random_state=np.random.RandomState(0))
+    return {method: {name: (points[method][i], intervals[method][0, i], intervals[method][1, i])
+                     for i, name in enumerate(("iqm", "mean", "optimality_gap"))} for method in score_dict}
+
+
+def score_matrix(runs: list[Run], budget: int) -> tuple[np.ndarray, list[str]]:
+    """(runs x tasks) normalised scores at `budget` of one method over the tasks with references where it has runs.
+
+    rliable needs the same number of runs on every task: the k lowest seeds of each task are used, k the smallest
+    count over the tasks.
+    """
+    by_task: dict[str, list[float]] = {}
+    for run in sorted(runs, key=lambda r: r.seed):
+        if run.reference is not None and run.reaches(budget):
+            by_task.setdefault(run.task, []).append(run.score_at(budget))
+    tasks = sorted(by_task)
+    if not tasks:
+        return np.empty((0, 0)), []
+    k = min(len(v) for v in by_task.values())
+    return np.array([by_task[t][:k] for t in tasks]).T, tasks
+
+
+# ---------------------------------------------------------------- tables
+
+@dataclass
+class Table:
+    """A table both renderers share: cells are (text, sort key); the key is a number where the column is numeric."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[tuple[str, Any]]] = field(default_factory=list)
+    anchor: str = ""
+
+
+def _steps(x: float) -> str:
+    if not np.isfinite(x):
+        return "not reached" if x == np.inf else "—"
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if x >= 0.9995 * scale:  # 999,936 steps is "1M", not "1e+03k"
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.0f}"
+
+
+def _num(x: float | None, digits: int = 3) -> tuple[str, Any]:
+    if x is None or not np.isfinite(x):
+        return "—", None
+    return (f"{x:.{digits}f}" if abs(x) < 100 else f"{x:,.0f}"), float(x)
+
+
+def _with_ci(point: float, low: float, high: float, n: int, digits: int = 3) -> tuple[str, Any]:
+    text, key = _num(point, digits)
+    if key is not None and n > 1:
+        text += f" [{_num(low, digits)[0]}, {_num(high, digits)[0]}]"
+    return text, key
+
+
+def _groups(runs: list[Run]) -> dict[tuple[str, int], list[Run]]:
+    """Rows of a task table: runs of one method with one budget."""
+    groups: dict[tuple[str, int], list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (not r.is_reference, r.method, r.budget, r.seed)):
+        groups.setdefault((run.method, run.budget), []).append(run)
+    return groups
+
+
+def task_table(task: str, runs: list[Run], rng: np.random.Generator) -> Table:
+    """One row per method and budget: final score, scores at fixed budgets, steps to 50%/90%, tokens, seeds."""
+    normalised = runs[0].reference is not None
+    budgets = [b for b in BUDGETS if any(r.reaches(b) for r in runs)]
+    has_success = any(r.final_success is not None for r in runs)
+    has_llm = any(r.total_tokens > 0 for r in runs)
+    unit = "score" if normalised else "return"
+    headers = ["method", "budget", "seeds", "final return (IQM, 95% CI)"]
+    headers += ["final score (IQM, 95% CI)"] if normalised else []
+    headers += ["success rate"] if has_success else []
+    headers += [f"{unit} @ {_steps(b)}" for b in budgets]
+    headers += [f"steps to {t:.0%}" for t in THRESHOLDS] if normalised else []
+    headers += ["tokens (median)", "cost USD (median)"] if has_llm else []
+    headers += ["verified"]
+    table = Table(f"{task}", headers, anchor=task)
+    for (method, budget), group in _groups(runs).items():
+        finals = np.array([r.final_return for r in group])
+        row = [(method, method), (_steps(budget) if budget else "reference", budget), (str(len(group)), len(group)),
+               _with_ci(*(v[0] for v in iqm_ci(finals, rng)), len(group))]
+        if normalised:
+            row.append(_with_ci(*(v[0] for v in iqm_ci(group[0].score(finals), rng)), len(group)))
+        if has_success:
+            rates = [r.final_success for r in group if r.final_success is not None]
+            row.append(_num(float(np.mean(rates)) if rates else None, 2))
+        for b in budgets:
+            covering = [r for r in group if r.reaches(b)]
+            values = np.array([r.score_at(b) for r in covering])
+            row.append(_num(float(stats.trim_mean(values, 0.25))) if covering and not group[0].is_reference
+                       else ("", None))
+        if normalised:
+            for t in THRESHOLDS:
+                steps = float(np.median([r.steps_to(t) for r in group]))
+                row.append(("", None) if group[0].is_reference else (_steps(steps), steps))
+        if has_llm:
+            tokens = float(np.median([r.total_tokens for r in group]))
+            costs = [r.cost_usd for r in group if r.cost_usd is not None]
+            row += [_num(tokens, 0) if tokens else ("—", None), _num(float(np.median(costs)) if costs else None, 2)]
+        modes = sorted({r.verification["mode"] for r in group})
+        row.append(("/".join(modes), "/".join(modes)))
+        table.rows.append(row)
+    return table
+
+
+def family_table(family: str, runs: list[Run]) -> tuple[Table, dict[int, dict[str, np.ndarray]]]:
+    """rliable aggregates per method and budget over the family's tasks with references; also the score matrices."""
+    table = Table(f"{family}: aggregate over tasks", ["method", "at steps", "tasks", "runs per task",
+                                                      "IQM (95% CI)", "mean (95% CI)", "optimality gap (95% CI)"],
+                  anchor=f"family-{family}")
+    matrices: dict[int, dict[str, np.ndarray]] = {}
+    methods = sorted({r.method for r in runs if not r.is_reference})
+    for budget in BUDGETS:
+        score_dict, tasks = {}, {}
+        for method in methods:
+            matrix, names = score_matrix([r for r in runs if r.method == method], budget)
+            if len(names):
+                score_dict[method], tasks[method] = matrix, names
+        if not score_dict:
+            continue
+        matrices[budget] = score_dict
+        for method, result in aggregate(score_dict).items():
+            n_runs = score_dict[method].shape[0]
+            table.rows.append([(method, method), (_steps(budget), budget), (str(len(tasks[method])), len(tasks[method])),
+                               (str(n_runs), n_runs),
+                               *(_with_ci(*result[name], n_runs * len(tasks[method]))
+                                 for name in ("iqm", "mean", "optimality_gap"))])
+    return table, matrices
+
+
+# ---------------------------------------------------------------- plots
+
+def _colors(methods: list[str]) -> dict[str, Any]:
+    import matplotlib.pyplot as plt
+
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {m: cycle[i % len(cycle)] for i, m in enumerate(methods)}
+
+
+def plot_task(task: str, runs: list[Run], path: Path, rng: np.random.Generator) -> bool:
+    """Return (and success rate, and return vs tokens for LLM methods) vs env steps; False if nothing learns here."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    learners = [r for r in runs if not r.is_reference]
+    if not learners:
+        return False
+    unit = "return" if runs[0].reference is None else "normalised score"
+    panels = [("env_steps", "mean_return", "environment steps", unit)]
+    if any(np.isfinite(r.curve["success_rate"]).any() for r in learners):
+        panels.append(("env_steps", "success_rate", "environment steps", "success rate"))
+    if any(r.total_tokens > 0 for r in learners):
+        panels.append(("tokens", "mean_return", "tokens (prompt + completion)", unit))
+    methods = sorted({r.method for r in runs})
+    colors = _colors(methods)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    for ax, (x, y, xlabel, ylabel) in zip(axes[0], panels):
+        for method in methods:
+            group = [r for r in runs if r.method == method]
+            if group[0].is_reference:
+                if y == "mean_return":
+                    level = float(stats.trim_mean([r.score(r.final_return) for r in group], 0.25))
+                    ax.axhline(level, color=colors[method], linestyle="--", linewidth=1, label=f"{method} (reference)")
+                continue
+            group = [r for r in group if x == "env_steps" or r.total_tokens > 0]
+            if not group:
+                continue
+            grid = np.unique(np.concatenate([r.curve[x] for r in group]))
+            values = np.array([r.values_at(grid, y, x) for r in group])
+            point, low, high = iqm_ci(values if y == "success_rate" else group[0].score(values), rng)
+            label = f"{method} ({len(group)} run{'s' if len(group) > 1 else ''})"
+            ax.step(grid, point, where="post", color=colors[method], label=label)
+            ax.fill_between(grid, low, high, step="post", color=colors[method], alpha=0.2, linewidth=0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ylabel == "normalised score":  # a few catastrophic early evaluations would flatten everything else
+            low_end = max(ax.get_ylim()[0], -1.0)
+            ax.set_ylim(low_end, max(ax.get_ylim()[1], 1.1))
+    axes[0][0].set_title(f"{task}: IQM over seeds, {CI_LEVEL}% bootstrap band", fontsize=9)
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return True
+
+
+def plot_profiles(family: str, matrices: dict[int, dict[str, np.ndarray]], path: Path) -> None:
+    """rliable performance profiles (fraction of runs with normalised score > tau, 95% CIs), one panel per budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import library as rly
+
+    colors = _colors(sorted({m for score_dict in matrices.values() for m in score_dict}))
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.4), squeeze=False)
+    for ax, (budget, score_dict) in zip(axes[0], matrices.items()):
+        with _rliable_seeded():
+            profiles, cis = rly.create_performance_profile(score_dict, PROFILE_TAUS, reps=PROFILE_REPS)
+        for method in sorted(score_dict):
+            ax.plot(PROFILE_TAUS, profiles[method], color=colors[method], label=method)
+            ax.fill_between(PROFILE_TAUS, cis[method][0], cis[method][1], color=colors[method], alpha=0.2,
+                            linewidth=0)
+        ax.set_xlabel("normalised score τ")
+        ax.set_title(f"at {_steps(budget)} steps", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("fraction of runs with score > τ")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{family}: performance profiles (random = 0, optimal = 1)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- rendering
+
+HOW_TO = """\
+## How to add an entry
+
+```bash
+promptpo-bench submit RUN_DIR                 # any algorithm's run directory: record.json + policy.py or model.pt
+promptpo-bench leaderboard build              # rebuild this page from entries/
+```
+
+`submit` validates `record.json` against the run-record schema and the policy file against its sha256, checks
+the curve (environment steps and tokens never decrease, totals cover the last point) and the final evaluation
+(held-out seeds 10⁹, 10⁹+1, …; at least 10 episodes; the mean is the mean of the returns), refuses a policy that
+is already on the board for the same task, and **re-evaluates the policy itself** on the record's episode seeds
+(code policies in the sandbox, `model.pt` through the baselines' loader). The claim must reproduce exactly
+(every episode within 1e-6); only a policy that is stochastic here (two re-evaluations differ) is instead
+tested statistically (Welch's two-sided t-test of the claimed vs 2n re-evaluated returns, rejected at p < 0.001).
+Each entry keeps its record, policy file and `verification.json` (the re-evaluated returns, tolerance, code
+version), so it can be re-verified from the entry alone.
+
+**PromptPO rows** come only from real LLM runs, and none could be made where this board was built (no LLM
+endpoint). To add one: `python algorithms/promptpo.py --env-id NoiseWorld-Board1-v0 --llm-model MODEL --seed S`
+(see the repository README for the endpoint), then `promptpo-bench submit runs/<that run>` and rebuild; its
+tokens and cost appear in the tables and a return-vs-tokens panel in the task's plot.
+"""
+
+LEGEND = """\
+Scores are normalised per task (random = 0, optimal/expert = 1; NoiseWorld: the exact values from value
+iteration in the registry); a task without reference scores shows raw returns. *final* = the verified held-out
+evaluation of the run's output policy; *@ B* = the run's curve at B environment steps (its latest evaluation at
+or before B, runs that reached 95% of B only); *steps to 50% / 90%* = median over seeds of the first evaluation
+whose return reaches that fraction of the optimal return; *budget* = the run's total environment steps (two
+significant digits). On NoiseWorld a policy that never moves already scores 0.84–0.94, because the random
+policy that defines 0 falls into −n⁵ terminals; the steps-to columns and raw returns separate reaching the
+goal from standing still. IQM = interquartile
+mean over seeds; CIs are 95% percentile bootstrap over seeds (per task) and rliable's stratified bootstrap over
+runs (per family). Reference rows (random, oracle) anchor the scale and have no learning curve.
+"""
+
+
+def _markdown_table(table: Table) -> str:
+    lines = ["| " + " | ".join(table.headers) + " |", "|" + "---|" * len(table.headers)]
+    lines += ["| " + " | ".join(text for text, _ in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f'<th onclick="sortTable(this)">{html.escape(h)}</th>' for h in table.headers)
+    body = []
+    for row in table.rows:
+        cells = []
+        for text, key in row:
+            sort = "" if key is None else f' data-sort="{html.escape(str(key))}"'
+            cells.append(f"<td{sort}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+HTML_HEAD = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>promptpo-bench leaderboard</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
+th, td { border: 1px solid #bbb; padding: 3px 8px; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+th { background: #dde6f3; cursor: pointer; user-select: none; }
+th.asc::after { content: " \\25B2"; } th.desc::after { content: " \\25BC"; }
+tbody tr:nth-child(even) { background: #f4f6f9; }
+img { max-width: 100%; border: 1px solid #ddd; }
+pre { background: #f4f4f4; padding: 0.6em; }
+</style>
+<script>
+function sortTable(th) {
+  const table = th.closest("table"), body = table.tBodies[0], col = th.cellIndex;
+  const asc = !th.classList.contains("asc");
+  table.querySelectorAll("th").forEach(h => h.classList.remove("asc", "desc"));
+  th.classList.add(asc ? "asc" : "desc");
+  const key = td => { const s = td.dataset.sort; if (s === undefined) return null;
+                      const n = Number(s); return isNaN(n) ? s : n; };
+  const rows = Array.from(body.rows);
+  rows.sort((a, b) => {
+    const x = key(a.cells[col]), y = key(b.cells[col]);
+    if (x === null || y === null) return (x === null) - (y === null);
+    return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+  });
+  rows.forEach(r => body.appendChild(r));
+}
+</script></head><body>
+"""
+
+
+def _markdown_to_html(text: str) -> str:
+    """The few Markdown constructs of HOW_TO/LEGEND (paragraphs, headings, code blocks, bold, code) as HTML."""
+    out = []
+    for block in text.strip().split("\n\n"):
+        if block.startswith("```"):
+            out.append("<pre>" + html.escape("\n".join(block.splitlines()[1:-1])) + "</pre>")
+            continue
+        if block.startswith("## "):
+            out.append(f"<h2>{html.escape(block[3:])}</h2>")
+            continue
+        para = html.escape(block)
+        para = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", para)
+        para = re.sub(r"\*(.+?)\*", r"<i>\1</i>", para)
+        out.append("<p>" + re.sub(r"`(.+?)`", r"<code>\1</code>", para) + "</p>")
+    return "\n".join(out)
+
+
+def build(board: str | Path = DEFAULT_BOARD, track: bool = False, wandb_project: str = "promptpo-bench",
+          wandb_entity: str | None = None) -> dict[str, Any]:
+    """Render README.md, index.html and plots/*.png of a board from its entries; optionally log them to W&B."""
+    board = Path(board)
+    runs = load_runs(board)
+    if not runs:
+        raise BenchError(f"{board} has no entries (submit a run first: promptpo-bench submit RUN_DIR)")
+    rng = np.random.default_rng(0)
+    plots = board / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    for old in plots.glob("*.png"):
+        old.unlink()
+    sections: list[tuple[str, list[tuple[Table, str | None]]]] = []  # (family, [(table, image)])
+    tables: list[Table] = []
+    for family in sorted({r.family for r in runs}):
+        family_runs = [r for r in runs if r.family == family]
+        items: list[tuple[Table, str | None]] = []
+        aggregate_table, matrices = family_table(family, family_runs)
+        if aggregate_table.rows:
+            image = f"plots/{family}__profiles.png"
+            plot_profiles(family, matrices, board / image)
+            items.append((aggregate_table, image))
+        for task in sorted({r.task for r in family_runs}):
+            task_runs = [r for r in family_runs if r.task == task]
+            table = task_table(task, task_runs, rng)
+            image = f"plots/{task}.png"
+            items.append((table, image if plot_task(task, task_runs, board / image, rng) else None))
+        tables += [t for t, _ in items if t.headers]
+        sections.append((family, items))
+    n_tasks = len({r.task for r in runs})
+    intro = (f"{len(runs)} verified entries on {n_tasks} tasks. Generated by `promptpo-bench leaderboard build` "
+             "from `entries/`; do not edit by hand.")
+    md = ["# promptpo-bench leaderboard", "", intro, "", LEGEND]
+    body = [HTML_HEAD, "<h1>promptpo-bench leaderboard</h1>", f"<p>{html.escape(intro)}</p>",
+            _markdown_to_html(LEGEND)]
+    for family, items in sections:
+        md += [f"## {family}", ""]
+        body.append(f"<h2>{html.escape(family)}</h2>")
+        for table, image in items:
+            if table.headers:
+                md += [f"### {table.title}", "", _markdown_table(table), ""]
+                body += [f'<h3 id="{html.escape(table.anchor)}">{html.escape(table.title)}</h3>', _html_table(table)]
+            if image:
+                md += [f"![{table.title}]({image})", ""]
+                body.append(f'<p><img src="{image}" alt="{html.escape(table.title)}"></p>')
+    md.append(HOW_TO)
+    body += [_markdown_to_html(HOW_TO), "</body></html>"]
+    (board / "README.md").write_text("\n".join(md))
+    (board / "index.html").write_text("\n".join(body) + "\n")
+    images = sorted(str(p.relative_to(board)) for p in plots.glob("*.png"))
+    if track:
+        _track(board, tables, images, wandb_project, wandb_entity)
+    return {"readme": board / "README.md", "html": board / "index.html", "plots": images, "entries": len(runs),
+            "tables": tables}
+
+
+def _track(board: Path, tables: list[Table], images: list[str], project: str, entity: str | None) -> None:
+    """Log every table and plot of the board to W&B (WANDB_MODE=offline works)."""
+    import wandb
+
+    run = wandb.init(project=project, entity=entity, job_type="leaderboard", name=f"leaderboard-{board.name}")
+    logged: dict[str, Any] = {}
+    for table in tables:
+        logged[f"leaderboard/{table.anchor}"] = wandb.Table(columns=table.headers,
+                                                            data=[[text for text, _ in row] for row in table.rows])
+    for image in images:
+        logged[f"plots/{Path(image).stem}"] = wandb.Image(str(board / image))
+    run.log(logged)
+    run.finish()

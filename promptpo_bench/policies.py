@@ -1,0 +1,50 @@
+"""A saved policy back to a BatchPolicy: the one place that decides how a run's policy is loaded.
+
+`promptpo-bench rollout --policy PATH` and `promptpo-bench submit` both come here, so a policy is
+re-evaluated the same way wherever it is scored: a code policy (`policy.py`) only in the sandbox,
+a baseline's `model.pt` through `torch_policy.load_torch_policy` (weights only, no code).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from . import registry
+from .errors import BenchError
+
+
+def policy_file(path: str | Path) -> tuple[Path, str]:
+    """The policy file of a run directory (as its record.json names it) or a file itself, and its kind."""
+    path = Path(path)
+    if path.is_dir():
+        record = path / "record.json"
+        policy = json.loads(record.read_text()).get("policy", {}) if record.is_file() else {}
+        name = policy.get("path") or ("policy.py" if (path / "policy.py").is_file() else "model.pt")
+        kind = policy.get("kind") or ("python" if name.endswith(".py") else "torch")
+        path = path / name
+    else:
+        kind = "python" if path.suffix == ".py" else "torch"
+    if not path.is_file():
+        raise BenchError(f"{path} does not exist (expected policy.py, model.pt or a run directory holding one)")
+    return path, kind
+
+
+def load_policy(path: str | Path, env_id: str, env: gym.Env, act_seconds: float = 1.0,
+                memory_mb: int = 2048) -> Any:
+    """A BatchPolicy for `env` from a run directory, a policy.py (sandboxed) or a model.pt; `close()` it after."""
+    file, kind = policy_file(path)
+    if kind == "torch":
+        from .torch_policy import load_torch_policy
+
+        return load_torch_policy(file, env.action_space, env.observation_space)
+    if not registry.is_registered(env_id):
+        raise BenchError(f"{env_id} has no description module, so a code policy cannot run on it")
+    from .sandbox import Limits, SandboxedPolicy  # the sandbox is only needed for user code
+
+    limits = Limits(act_seconds=act_seconds, memory_mb=memory_mb)
+    return SandboxedPolicy(file.read_text(), f"{registry.get(env_id).description}:Observation", env.action_space,
+                           limits)

@@ -1,0 +1,249 @@
+"""Verified leaderboard submissions: check a run directory, re-evaluate its policy, write a self-contained entry.
+
+A run is accepted only when its record is valid, its policy file has the recorded sha256, its curve is
+consistent, it is not already on the board, and its policy, re-evaluated here on the record's own held-out
+episode seeds, reproduces the claimed `final_eval`:
+
+* exactly: every episode's return within `EPISODE_RTOL`/`EPISODE_ATOL` (and the same successes; torch policies
+  run with the record's `config.torch_threads`, default 1, so their float sums happen in the same order), or
+* statistically, only when the policy or task is stochastic (two re-evaluations here differ): Welch's
+  two-sided t-test of the claimed against the 2n re-evaluated episode returns must give p >= `ALPHA`.
+  A policy that is deterministic here (both re-evaluations identical) must reproduce exactly.
+
+An entry is `entries/<task>/<algorithm>__<N>steps__seed<seed>__<sha12>/` with `record.json`, the policy file and
+`verification.json`; it is written into a scratch directory and renamed into place, so a rejected or
+interrupted submission leaves the board as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .errors import BenchError
+from .records import atomic_write_json, code_version, load_record, sha256_file
+from .rollout import RolloutFailure, heldout_seeds, make_env, run_episodes
+
+EPISODE_RTOL, EPISODE_ATOL = 1e-9, 1e-6  # float tolerance of one episode's return in an exact reproduction
+ALPHA = 1e-3  # significance level of the statistical reproduction test (false rejections of honest runs: 0.1%)
+MIN_EPISODES = 10  # fewer held-out episodes are not a final evaluation anyone should rank by
+DEFAULT_BOARD = Path("leaderboard")
+
+
+class Rejected(BenchError):
+    """A submission that fails verification; the message is the one-line reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"rejected: {reason}")
+
+
+def task_key(env_id: str, env_kwargs: dict[str, Any]) -> str:
+    """The board's name of a task: the env id, plus its kwargs when there are any (a directory name)."""
+    if not env_kwargs:
+        return env_id
+    text = ",".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(env_kwargs.items()))
+    return f"{env_id}__{re.sub(r'[^A-Za-z0-9=.,_+-]', '', text)}"
+
+
+def _policy_path(run_dir: Path, record: dict[str, Any]) -> Path:
+    """The policy file the record names, which must lie inside the run directory and have the recorded sha256."""
+    relative = PurePosixPath(record["policy"]["path"])
+    if relative.is_absolute() or ".." in relative.parts:
+        raise Rejected(f"policy.path {str(relative)!r} must be a path inside the run directory")
+    path = run_dir / relative
+    if not path.is_file():
+        raise Rejected(f"the policy file {relative} named by record.json is missing")
+    if sha256_file(path) != record["policy"]["sha256"]:
+        raise Rejected(f"{relative} does not match the sha256 in record.json (the policy file was changed)")
+    return path
+
+
+def _check_final_eval(record: dict[str, Any]) -> None:
+    final = record["final_eval"]
+    seeds, returns = final["episode_seeds"], final["returns"]
+    if len(seeds) != len(returns):
+        raise Rejected(f"final_eval has {len(seeds)} episode seeds but {len(returns)} returns")
+    if len(seeds) < MIN_EPISODES:
+        raise Rejected(f"final_eval has {len(seeds)} episodes; at least {MIN_EPISODES} are required")
+    if seeds != heldout_seeds(len(seeds)):
+        raise Rejected("final_eval.episode_seeds are not the held-out seeds 1000000000, 1000000001, ...")
+    if not np.isclose(final["mean_return"], np.mean(returns), rtol=EPISODE_RTOL, atol=EPISODE_ATOL):
+        raise Rejected(f"final_eval.mean_return {final['mean_return']:.6g} is not the mean of its returns "
+                       f"({np.mean(returns):.6g})")
+    successes = final.get("successes")
+    if successes is not None:
+        if len(successes) != len(returns):
+            raise Rejected(f"final_eval has {len(successes)} successes for {len(returns)} episodes")
+        if final.get("success_rate") is None or not np.isclose(final["success_rate"], np.mean(successes)):
+            raise Rejected(f"final_eval.success_rate {final.get('success_rate')} is not the mean of its successes")
+
+
+def _check_curve(record: dict[str, Any]) -> None:
+    curve, totals = record["curve"], record["totals"]
+    if not curve:
+        raise Rejected("the curve is empty")
+    for key in ("env_steps", "prompt_tokens", "completion_tokens"):
+        values = [point[key] for point in curve if key in point]
+        for i in range(1, len(values)):
+            if values[i] < values[i - 1]:
+                raise Rejected(f"the curve goes backwards: {key} falls from {values[i - 1]} to {values[i]} "
+                               f"at point {i}")
+        if values and values[-1] > totals[key]:
+            raise Rejected(f"the curve's last point has {key} {values[-1]} but totals.{key} is only {totals[key]}")
+
+
+def check_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    """Everything that needs no rollout: schema, policy sha256, final_eval and curve consistency."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BenchError(f"{run_dir} is not a run directory")
+    try:
+        record = load_record(run_dir)
+    except (BenchError, ValueError) as e:
+        raise Rejected(str(e).splitlines()[0]) from None
+    policy = _policy_path(run_dir, record)
+    _check_final_eval(record)
+    _check_curve(record)
+    return record, policy
+
+
+def _evaluate(policy_file: Path, record: dict[str, Any]):
+    """One re-evaluation of the policy on the record's episode seeds, with a fresh policy object."""
+    from .policies import load_policy
+    from .sandbox import PolicyFailure
+
+    env_id, kwargs = record["env_id"], record["env_kwargs"]
+    env = make_env(env_id, kwargs)
+    policy, threads = None, None
+    try:
+        if record["policy"]["kind"] == "torch":  # the run's own intra-op thread count: the same float sums
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, int(record["config"].get("torch_threads") or 1)))
+        policy = load_policy(policy_file, env_id, env)
+        return run_episodes(env_id, policy, record["final_eval"]["episode_seeds"], kwargs)
+    except (PolicyFailure, RolloutFailure) as error:
+        failure = getattr(error, "failure", error)
+        raise Rejected(f"the policy failed on re-evaluation: {failure}") from None
+    except BenchError as error:
+        raise Rejected(str(error)) from None
+    finally:
+        getattr(policy, "close", lambda: None)()
+        env.close()
+        if threads is not None:
+            torch.set_num_threads(threads)
+
+
+def welch_p_value(claimed: np.ndarray, reevaluated: np.ndarray) -> float:
+    """Two-sided Welch t-test p-value; two constant samples give 1 if equal, else 0."""
+    if np.ptp(claimed) == 0 and np.ptp(reevaluated) == 0:
+        return 1.0 if claimed[0] == reevaluated[0] else 0.0
+    return float(stats.ttest_ind(claimed, reevaluated, equal_var=False).pvalue)
+
+
+def verify(run_dir: str | Path) -> tuple[dict[str, Any], Path, dict[str, Any]]:
+    """Check and re-evaluate a run; returns (record, policy file, verification) or raises `Rejected`."""
+    record, policy = check_run(run_dir)
+    final = record["final_eval"]
+    claimed = np.asarray(final["returns"], dtype=np.float64)
+    first = _evaluate(policy, record)
+    same_successes = (final.get("successes") is None or first.successes is None
+                      or np.array_equal(first.successes, final["successes"]))
+    p_value, reevaluated = None, first.returns
+    if np.allclose(first.returns, claimed, rtol=EPISODE_RTOL, atol=EPISODE_ATOL) and same_successes:
+        mode = "exact"
+    else:
+        second = _evaluate(policy, record)
+        if np.array_equal(first.returns, second.returns):
+            bad = int(np.argmax(~np.isclose(first.returns, claimed, rtol=EPISODE_RTOL, atol=EPISODE_ATOL)))
+            raise Rejected(f"final_eval does not reproduce: the policy is deterministic here and episode seed "
+                           f"{final['episode_seeds'][bad]} returns {first.returns[bad]:.6g}, the record claims "
+                           f"{claimed[bad]:.6g}" + ("" if same_successes else " (or its successes differ)"))
+        reevaluated = np.concatenate([first.returns, second.returns])
+        p_value = welch_p_value(claimed, reevaluated)
+        if not p_value >= ALPHA:
+            raise Rejected(f"final_eval does not reproduce: claimed mean {claimed.mean():.6g}, re-evaluated mean "
+                           f"{reevaluated.mean():.6g} over {len(reevaluated)} episodes (Welch's t-test p = "
+                           f"{p_value:.2g} < {ALPHA})")
+        mode = "statistical"
+    verification = {
+        "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "mode": mode, "episode_seeds": final["episode_seeds"], "claimed_mean_return": float(claimed.mean()),
+        "reevaluated_returns": reevaluated.tolist(), "reevaluated_mean_return": float(reevaluated.mean()),
+        "reevaluated_success_rate": first.success_rate, "p_value": p_value,
+        "tolerance": {"episode_rtol": EPISODE_RTOL, "episode_atol": EPISODE_ATOL, "alpha": ALPHA,
+                      "test": "exact per episode; else, for policies that are stochastic here, Welch's two-sided "
+                              "t-test of claimed vs 2n re-evaluated episode returns"},
+        "policy_sha256": record["policy"]["sha256"], "code_version": code_version(),
+    }
+    return record, policy, verification
+
+
+def entries(board: str | Path) -> list[Path]:
+    """Every entry directory of a leaderboard, sorted."""
+    return sorted(p.parent for p in Path(board, "entries").glob("*/*/verification.json"))
+
+
+def find_duplicate(board: str | Path, record: dict[str, Any]) -> Path | None:
+    """The entry of the same policy (sha256) on the same task (env id and kwargs), if the board has one."""
+    key = task_key(record["env_id"], record["env_kwargs"])
+    for entry in entries(board):
+        other = json.loads((entry / "record.json").read_text())
+        if (task_key(other["env_id"], other["env_kwargs"]) == key
+                and other["policy"]["sha256"] == record["policy"]["sha256"]):
+            return entry
+    return None
+
+
+def submit(run_dir: str | Path, board: str | Path = DEFAULT_BOARD) -> Path:
+    """Verify `run_dir` and add it to the board; returns the new entry directory or raises `Rejected`."""
+    record, _ = check_run(run_dir)
+    duplicate = find_duplicate(board, record)
+    if duplicate is not None:
+        raise Rejected(f"duplicate: the same policy (sha256 {record['policy']['sha256'][:12]}) on the same task is "
+                       f"already on the board as {duplicate}")
+    record, policy, verification = verify(run_dir)
+    task_dir = Path(board, "entries", task_key(record["env_id"], record["env_kwargs"]))
+    entry = task_dir / (f"{record['algorithm']}__{record['totals']['env_steps']}steps__seed{record['seed']}__"
+                        f"{record['policy']['sha256'][:12]}")
+    task_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=task_dir))
+    try:
+        shutil.copy2(Path(run_dir) / "record.json", scratch / "record.json")
+        target = scratch / record["policy"]["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(policy, target)
+        atomic_write_json(scratch / "verification.json", verification)
+        os.rename(scratch, entry)  # atomic; fails if a concurrent submission of the same entry won
+    except OSError as e:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise BenchError(f"could not write the entry {entry}: {e}") from None
+    return entry
+
+
+def track_entry(entry: Path, project: str, wandb_entity: str | None = None) -> None:
+    """Log an accepted entry to W&B (under WANDB_DIR or ./wandb): its curve against global_step = env steps."""
+    import wandb
+
+    record = json.loads((entry / "record.json").read_text())
+    verification = json.loads((entry / "verification.json").read_text())
+    run = wandb.init(project=project, entity=wandb_entity, job_type="submit", name=entry.name,
+                     config={k: record[k] for k in ("algorithm", "env_id", "env_kwargs", "seed")})
+    run.define_metric("global_step")
+    run.define_metric("*", step_metric="global_step")
+    for point in record["curve"]:
+        run.log({"global_step": point["env_steps"], "charts/episodic_return": point["mean_return"]})
+    run.summary.update({"final_eval/mean_return": record["final_eval"]["mean_return"],
+                        "verification/mode": verification["mode"],
+                        "verification/reevaluated_mean_return": verification["reevaluated_mean_return"]})
+    run.finish()

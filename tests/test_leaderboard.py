@@ -1,0 +1,224 @@
+"""`promptpo-bench leaderboard build`: statistics agree with rliable, tables and plots come from the entries, and the
+HTML page renders in headless Chromium with its tables and images visible (checked on a screenshot)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from promptpo_bench import cli, leaderboard
+from promptpo_bench.leaderboard import Run, aggregate, iqm_ci, score_matrix
+from promptpo_bench.registry import ReferenceScores
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "leaderboard"
+
+
+def fake_run(task: str, seed: int, curve: list[tuple[int, float]], reference=ReferenceScores(-100.0, 100.0, "test"),
+             algorithm: str = "ppo") -> Run:
+    """A Run from a hand-written record (only the fields the board reads)."""
+    record = {"algorithm": algorithm, "env_id": task, "env_kwargs": {}, "seed": seed, "llm": None,
+              "totals": {"env_steps": curve[-1][0], "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None},
+              "curve": [{"env_steps": s, "mean_return": r} for s, r in curve],
+              "final_eval": {"mean_return": curve[-1][1]}}
+    return Run(Path(task), record, {"mode": "exact"}, reference, "test")
+
+
+@pytest.mark.filterwarnings("ignore:random_state is deprecated:FutureWarning")  # arch, called by rliable
+def test_aggregate_matches_rliable_on_a_fixed_example():
+    from rliable import library as rly
+    from rliable import metrics
+
+    scores = {"a": np.array([[0.1, 0.5, 0.9, 0.2], [0.3, 0.6, 1.2, 0.0], [0.2, 0.4, 0.8, 0.1]]),
+              "b": np.array([[1.0, 0.9], [0.7, 0.8], [0.95, 0.6], [0.5, 0.55], [0.2, 1.1]])}
+    result = aggregate(scores, reps=300)
+    for method, matrix in scores.items():
+        flat = np.sort(matrix.ravel())
+        assert result[method]["iqm"][0] == pytest.approx(metrics.aggregate_iqm(matrix))
+        assert result[method]["iqm"][0] == pytest.approx(stats.trim_mean(flat, 0.25))
+        assert result[method]["mean"][0] == pytest.approx(matrix.mean())
+        assert result[method]["optimality_gap"][0] == pytest.approx(np.mean(1 - np.minimum(matrix, 1)))
+    func = lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x), metrics.aggregate_optimality_gap(x)])
+    np.random.seed(0)  # arch's bootstrap also draws from NumPy's global RNG; the board seeds both
+    points, intervals = rly.get_interval_estimates(scores, func, reps=300, random_state=np.random.RandomState(0))
+    for method in scores:
+        for i, name in enumerate(("iqm", "mean", "optimality_gap")):
+            assert result[method][name] == pytest.approx((points[method][i], *intervals[method][:, i]))
+            assert result[method][name][1] <= result[method][name][0] <= result[method][name][2]
+
+
+def test_iqm_curve_and_bootstrap_band():
+    rng = np.random.default_rng(0)
+    values = np.array([[0.0, 1.0, 5.0], [1.0, 2.0, np.nan], [2.0, 9.0, np.nan], [3.0, 4.0, np.nan]])
+    point, low, high = iqm_ci(values, rng)
+    from rliable import metrics
+
+    assert point[0] == pytest.approx(metrics.aggregate_iqm(values[:, :1]))  # (1 + 2) / 2
+    assert point[1] == pytest.approx(stats.trim_mean([1.0, 2.0, 9.0, 4.0], 0.25))
+    assert point[2] == 5.0 and low[2] == high[2] == 5.0  # only one run reached that far
+    assert np.all(low[:2] <= point[:2]) and np.all(point[:2] <= high[:2]) and np.all(low[:2] < high[:2])
+
+
+def test_score_matrix_normalises_and_keeps_the_same_seeds_per_task():
+    runs = [fake_run("A", 1, [(0, -100.0), (10_000, 0.0), (99_840, 100.0)]),
+            fake_run("A", 2, [(0, -100.0), (99_840, 50.0)]),
+            fake_run("A", 3, [(0, -100.0), (50_000, 100.0)]),  # does not reach 100k
+            fake_run("B", 5, [(0, 0.0), (100_000, 20.0)]),
+            fake_run("B", 4, [(0, 0.0), (100_000, 60.0)]),
+            fake_run("C", 1, [(0, 0.0), (100_000, 30.0)], reference=None)]  # no references: not aggregated
+    matrix, tasks = score_matrix(runs, 100_000)
+    assert tasks == ["A", "B"]
+    np.testing.assert_allclose(matrix, [[1.0, 0.8], [0.75, 0.6]])  # rows: seeds in order; B's seeds 4, 5
+    matrix, _ = score_matrix(runs, 10_000)
+    np.testing.assert_allclose(matrix[:, 0], [0.5, 0.0])  # seed 1 at 10k; seed 2 still at its first point
+    assert runs[0].steps_to(0.5) == 99_840 and runs[1].steps_to(0.9) == np.inf  # fractions of the optimum, 100
+    assert runs[2].steps_to(0.9) == 50_000 and np.isnan(runs[5].steps_to(0.5))
+
+
+def test_step_counts_read_like_budgets():
+    assert [leaderboard._steps(x) for x in (0, 512, 99_840, 480_000, 999_936, np.inf)] == \
+        ["0", "512", "99.8k", "480k", "1M", "not reached"]
+
+
+@pytest.fixture(scope="module")
+def small_board(tmp_path_factory) -> Path:
+    """Board 0's shipped entries (random, oracle, PPO, DQN) and Hopper's (no reference scores), rebuilt here."""
+    board = tmp_path_factory.mktemp("board")
+    for task in ("NoiseWorld-Board0-v0", "Hopper-v5"):
+        shutil.copytree(SHIPPED / "entries" / task, board / "entries" / task)
+    assert cli.main(["leaderboard", "build", "--leaderboard", str(board)]) == 0
+    return board
+
+
+def test_build_writes_tables_and_plots_from_the_entries(small_board):
+    readme = (small_board / "README.md").read_text()
+    assert "### NoiseWorld-Board0-v0" in readme and "### noiseworld: aggregate over tasks" in readme
+    assert "| oracle | reference | 1 | 31.020 | 0.996 |" in readme
+    assert "| ppo | 1M | 1 | 31.020 | 0.996 |" in readme
+    hopper = readme[readme.index("### Hopper-v5"):]
+    assert "return @ 100k" in hopper and "score @" not in hopper.split("\n\n")[1]  # raw returns, no references
+    for image in ("plots/NoiseWorld-Board0-v0.png", "plots/Hopper-v5.png", "plots/noiseworld__profiles.png"):
+        assert f"({image})" in readme and (small_board / image).stat().st_size > 5000
+    page = (small_board / "index.html").read_text()
+    assert page.count('<table class="sortable">') == 3 and 'onclick="sortTable(this)"' in page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+
+
+def test_a_task_gets_normalised_scores_once_the_registry_has_references(small_board, tmp_path, monkeypatch):
+    board = tmp_path / "board"
+    shutil.copytree(small_board / "entries" / "Hopper-v5", board / "entries" / "Hopper-v5")
+    real = leaderboard._reference
+    monkeypatch.setattr(leaderboard, "_reference", lambda env_id, kwargs: ReferenceScores(0.0, 1000.0, "test")
+                        if env_id == "Hopper-v5" else real(env_id, kwargs))
+    result = leaderboard.build(board)
+    readme = result["readme"].read_text()
+    assert "score @ 100k" in readme and "| sac | 100k | 1 | 928 | 0.928 |" in readme
+
+
+def test_shipped_board_entries_are_complete():
+    """Every committed entry is self-contained and its policy file still has the verified sha256."""
+    from promptpo_bench.records import sha256_file
+
+    entries = sorted(p.parent for p in SHIPPED.glob("entries/*/*/verification.json"))
+    assert len(entries) >= 52
+    for entry in entries:
+        record = json.loads((entry / "record.json").read_text())
+        verification = json.loads((entry / "verification.json").read_text())
+        assert sha256_file(entry / record["policy"]["path"]) == record["policy"]["sha256"] == verification["policy_sha256"]
+        assert verification["mode"] in ("exact", "statistical")
+    readme = (SHIPPED / "README.md").read_text()
+    assert f"{len(entries)} verified entries" in readme
+
+
+def test_leaderboard_track_logs_tables_offline(small_board, tmp_path):
+    pytest.importorskip("wandb")
+    from wandb_offline import history
+
+    board = tmp_path / "board"
+    shutil.copytree(small_board / "entries", board / "entries")
+    # in a process of its own, as users run it: W&B has written everything when that process has exited
+    subprocess.run([sys.executable, "-m", "promptpo_bench.cli", "leaderboard", "build", "--leaderboard", str(board),
+                    "--track"], cwd=tmp_path, env={**os.environ, "WANDB_MODE": "offline"}, check=True,
+                   capture_output=True, timeout=300)
+    (row,) = history(tmp_path)
+    for table in ("NoiseWorld-Board0-v0", "family-noiseworld", "Hopper-v5"):
+        assert json.loads(row[f"leaderboard/{table}/_type"]) == "table-file"
+    for plot in ("NoiseWorld-Board0-v0", "noiseworld__profiles", "Hopper-v5"):
+        assert json.loads(row[f"plots/{plot}/_type"]) == "image-file"
+    assert json.loads(row["leaderboard/NoiseWorld-Board0-v0/nrows"]) == 6
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no chromium (make test installs Debian's chromium package)")
+
+
+def screenshot(page: Path, out: Path, profile: Path) -> np.ndarray:
+    """A headless Chromium screenshot of `page` as an (H, W, 3) float array in [0, 1]."""
+    import matplotlib.image
+
+    subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={profile}", f"--screenshot={out}", "--window-size=1280,1800",
+                    "--hide-scrollbars", page.resolve().as_uri()], check=True, capture_output=True, timeout=120)
+    return matplotlib.image.imread(out)[..., :3]
+
+
+def near(image: np.ndarray, rgb: tuple[int, int, int], tol: float = 6 / 255) -> np.ndarray:
+    return (np.abs(image - np.array(rgb) / 255) <= tol).all(axis=-1)
+
+
+def test_page_renders_tables_and_images_in_headless_chromium(small_board, tmp_path):
+    shot = screenshot(small_board / "index.html", tmp_path / "page.png", tmp_path / "profile1")
+    assert shot.shape[:2] == (1800, 1280)
+    header = near(shot, (0xdd, 0xe6, 0xf3))  # the tables' header background
+    rows = np.nonzero(header.sum(axis=1) > 200)[0]
+    assert len(rows) >= 30, "no table header row visible"
+    top = rows[0]  # under the first header: dark table text on light rows
+    assert (shot[top + 20:top + 120, :700].mean(axis=-1) < 0.4).mean() > 0.01
+    plot_blue, plot_orange = near(shot, (0x1f, 0x77, 0xb4), 0.1), near(shot, (0xff, 0x7f, 0x0e), 0.1)
+    assert plot_blue.sum() > 500 and plot_orange.sum() > 500, "plot lines not visible"
+
+    # control: the same page with its images missing shows the tables but no plot pixels
+    broken = tmp_path / "broken"
+    shutil.copytree(small_board, broken, ignore=shutil.ignore_patterns("*.png", "entries"))
+    control = screenshot(broken / "index.html", tmp_path / "control.png", tmp_path / "profile2")
+    assert near(control, (0xdd, 0xe6, 0xf3)).sum() > 0.5 * header.sum()
+    assert near(control, (0x1f, 0x77, 0xb4), 0.1).sum() < 0.1 * plot_blue.sum()
+
+
+def test_an_llm_run_gets_tokens_columns_and_a_tokens_panel(tmp_path):
+    """A PromptPO run against the tests' scripted server (a test double, not an LLM) through submit and build."""
+    from scripted_server import ScriptedLLMServer
+    from test_promptpo import DOWN_THEN_RIGHT, FEEDBACK, REFLECTION, kind, run
+
+    def respond(request, _):
+        return {"feedback": FEEDBACK, "reflection": REFLECTION, "policy": DOWN_THEN_RIGHT}[kind(request)]
+
+    with ScriptedLLMServer(respond) as server:
+        run("--env-id", "NoiseWorld-Board0-v0", "--num-rounds", "2", "--num-candidates", "2", "--eval-episodes", "10",
+            "--llm-model", "scripted-test-double", "--run-dir", str(tmp_path / "run"), base_url=server.base_url)
+    board = tmp_path / "board"
+    assert cli.main(["submit", str(tmp_path / "run"), "--leaderboard", str(board)]) == 0
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    tokens = record["totals"]["prompt_tokens"] + record["totals"]["completion_tokens"]
+    assert tokens > 0
+    table = leaderboard.build(board)["tables"][-1]
+    assert "tokens (median)" in table.headers
+    (row,) = table.rows
+    assert row[0][0] == "promptpo (scripted-test-double)"
+    assert row[table.headers.index("tokens (median)")][1] == tokens
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(board / "plots" / "NoiseWorld-Board0-v0.png").shape[:2]
+    assert width > 1.5 * height  # two panels: return vs environment steps and vs tokens
