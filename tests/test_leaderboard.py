@@ -90,7 +90,7 @@ def test_step_counts_read_like_budgets():
 
 @pytest.fixture(scope="module")
 def small_board(tmp_path_factory) -> Path:
-    """Board 0's shipped entries (random, oracle, PPO, DQN) and Hopper's (no reference scores), rebuilt here."""
+    """Board 0's shipped entries (random, oracle, PPO, DQN) and Hopper's (MuJoCo references), rebuilt here."""
     board = tmp_path_factory.mktemp("board")
     for task in ("NoiseWorld-Board0-v0", "Hopper-v5"):
         shutil.copytree(SHIPPED / "entries" / task, board / "entries" / task)
@@ -104,22 +104,27 @@ def test_build_writes_tables_and_plots_from_the_entries(small_board):
     assert "| oracle | reference | 1 | 31.020 | 0.996 |" in readme
     assert "| ppo | 1M | 1 | 31.020 | 0.996 |" in readme
     hopper = readme[readme.index("### Hopper-v5"):]
-    assert "return @ 100k" in hopper and "score @" not in hopper.split("\n\n")[1]  # raw returns, no references
-    for image in ("plots/NoiseWorld-Board0-v0.png", "plots/Hopper-v5.png", "plots/noiseworld__profiles.png"):
+    assert "| sac | 100k | 1 | 928 |" in hopper and "score @ 100k" in hopper.split("\n\n")[1]
+    for image in ("plots/NoiseWorld-Board0-v0.png", "plots/Hopper-v5.png", "plots/noiseworld__profiles.png",
+                  "plots/mujoco__profiles.png"):
         assert f"({image})" in readme and (small_board / image).stat().st_size > 5000
     page = (small_board / "index.html").read_text()
-    assert page.count('<table class="sortable">') == 3 and 'onclick="sortTable(this)"' in page
+    assert page.count('<table class="sortable">') == 4 and 'onclick="sortTable(this)"' in page
     assert "http://" not in page and "https://" not in page  # nothing to fetch
 
 
-def test_a_task_gets_normalised_scores_once_the_registry_has_references(small_board, tmp_path, monkeypatch):
+def test_a_task_without_references_shows_raw_returns_and_gets_scores_once_it_has_them(small_board, tmp_path,
+                                                                                    monkeypatch):
     board = tmp_path / "board"
     shutil.copytree(small_board / "entries" / "Hopper-v5", board / "entries" / "Hopper-v5")
     real = leaderboard._reference
+    monkeypatch.setattr(leaderboard, "_reference", lambda env_id, kwargs: None
+                        if env_id == "Hopper-v5" else real(env_id, kwargs))
+    readme = leaderboard.build(board)["readme"].read_text()
+    assert "return @ 100k" in readme and "score @" not in readme[readme.index("### Hopper-v5"):].split("\n\n")[1]
     monkeypatch.setattr(leaderboard, "_reference", lambda env_id, kwargs: ReferenceScores(0.0, 1000.0, "test")
                         if env_id == "Hopper-v5" else real(env_id, kwargs))
-    result = leaderboard.build(board)
-    readme = result["readme"].read_text()
+    readme = leaderboard.build(board)["readme"].read_text()
     assert "score @ 100k" in readme and "| sac | 100k | 1 | 928 | 0.928 |" in readme
 
 
