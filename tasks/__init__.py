@@ -1,3 +1,5 @@
 """Task families of the suite; importing this package registers every task."""
 
 from . import noiseworld  # noqa: F401
+from . import pointmaze  # noqa: F401
+from . import metaworld  # noqa: F401
