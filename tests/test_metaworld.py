@@ -120,6 +120,13 @@ def test_reset_seed_decides_the_task():
         b.step(b.action_space.sample())
         np.testing.assert_array_equal(b.reset(seed=seed + NUM_TASKS)[0], obs)
     assert a.reset()[1]["task_index"] == (1_000_000_003 + 1) % NUM_TASKS  # no seed: the next task
+    # whole episodes are a function of the reset seed, also on an env that ran other episodes before
+    actions = np.random.default_rng(0).uniform(-1, 1, (40, 4))
+    runs = []
+    for env in (a, registry.make(IDS[1])):
+        env.reset(seed=9)
+        runs.append([np.append(*env.step(action)[:2]) for action in actions])  # observation and reward
+    np.testing.assert_array_equal(runs[0], runs[1])
     # MT1's task draw itself is a fixed function of task_set_seed
     fresh = mt1_tasks.__wrapped__("pick-place-v3", 0)
     assert [t.data for t in fresh] == [t.data for t in tasks]

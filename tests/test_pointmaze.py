@@ -95,8 +95,11 @@ def test_seeding_start_and_goal_cells():
         start, goal = env.unwrapped.maze.cell_xy_to_rowcol(obs[:2]), env.unwrapped.maze.cell_xy_to_rowcol(obs[6:8])
         assert maze_map[start[0]][start[1]] == "r" and maze_map[goal[0]][goal[1]] == "g"
         assert np.all(np.abs(obs[2:4]) == 0)
-    again = registry.make("PointMaze-LargeDiverseG-v0")
-    np.testing.assert_array_equal(again.reset(seed=7)[0], env.reset(seed=7)[0])
+    actions = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    runs = []
+    for e in (env, registry.make("PointMaze-LargeDiverseG-v0")):  # a used env and a fresh one
+        runs.append([e.reset(seed=7)[0]] + [e.step(action)[0] for action in actions])
+    np.testing.assert_array_equal(runs[0], runs[1])
     large = registry.make("PointMaze-Large-v0")
     starts = {tuple(large.unwrapped.maze.cell_xy_to_rowcol(large.reset(seed=s)[0][:2])) for s in range(30)}
     assert len(starts) > 5  # random start cells on the paper's map
