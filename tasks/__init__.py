@@ -2,3 +2,5 @@
 
 from . import noiseworld  # noqa: F401
 from . import mujoco  # noqa: F401
+from . import pointmaze  # noqa: F401
+from . import metaworld  # noqa: F401

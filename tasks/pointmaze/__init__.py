@@ -1,0 +1,45 @@
+"""PointMaze: gymnasium-robotics' point mass in the paper's custom Large map and in LARGE_MAZE_DIVERSE_G.
+
+Registration only; gymnasium-robotics and MuJoCo load when an env is made (`env.py`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ...registry import ReferenceScores, TaskSpec, register
+from .planner import MazePlanner
+
+KWARGS_HELP = ("horizon: int >= 1 (default 800); reward_type: 'sparse' (default) or 'dense'; "
+               "continuing_task: bool (default True); reset_target: bool (default False)")
+
+# Measured by benchmarks/reference_scores.py (100 episodes, reset seeds 0..99; random actions seeded 0).
+REFERENCES = {
+    "large": ReferenceScores(random=8.22, optimal=680.46, source=(
+        "measured, 100 episodes, seeds 0..99: uniform random (success rate 0.12) and the BFS + PD planner "
+        "on the known map (promptpo_bench.tasks.pointmaze.planner; success rate 1.00)")),
+    "large_diverse_g": ReferenceScores(random=1.32, optimal=590.54, source=(
+        "measured, 100 episodes, seeds 0..99: uniform random (success rate 0.02) and the BFS + PD planner "
+        "on the known map (promptpo_bench.tasks.pointmaze.planner; success rate 1.00)")),
+}
+
+
+def references(env) -> ReferenceScores:
+    """The measured scores for the default settings; NaN (no normalisation) for any other settings."""
+    if (env.horizon, env.reward_type, env.continuing_task, env.reset_target) == (800, "sparse", True, False):
+        return REFERENCES[env.maze_name]
+    return ReferenceScores(random=math.nan, optimal=math.nan, source="none measured for non-default kwargs")
+
+
+def _spec(env_id: str, maze: str, summary: str) -> TaskSpec:
+    return TaskSpec(
+        id=env_id, family="pointmaze", entry_point="promptpo_bench.tasks.pointmaze.env:FlatPointMazeEnv",
+        kwargs={"maze": maze}, horizon=800, description="promptpo_bench.descriptions.pointmaze", summary=summary,
+        references=references, kwargs_help=KWARGS_HELP, success_key="success",
+        expert=lambda env: MazePlanner(env.maze.maze_map, env.maze.maze_size_scaling),
+    )
+
+
+register(_spec("PointMaze-Large-v0", "large", "PointMaze, the paper's custom Large map (9x10), random goal and start"))
+register(_spec("PointMaze-LargeDiverseG-v0", "large_diverse_g",
+               "PointMaze, gymnasium-robotics LARGE_MAZE_DIVERSE_G (start 'r', goal one of 7 'g' cells)"))
