@@ -1,3 +1,4 @@
 """Task families of the suite; importing this package registers every task."""
 
 from . import noiseworld  # noqa: F401
+from . import realworld  # noqa: F401

