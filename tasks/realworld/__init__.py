@@ -29,3 +29,19 @@ register(TaskSpec(
     kwargs_help="patient: adult#001..adult#010, horizon: int >= 1 (steps of 5 min)",
     expert=_glucose_expert,
 ))
+
+
+def _pandemic_expert(env):
+    from .pandemic import StageThresholdPolicy
+
+    return StageThresholdPolicy()
+
+
+register(TaskSpec(
+    id="Pandemic-Town-v0", family="realworld", entry_point="promptpo_bench.tasks.realworld.pandemic:PandemicEnv",
+    kwargs={"population": 1000}, horizon=120, description="promptpo_bench.descriptions.pandemic",
+    summary="lockdown stage 0-4 for a Covasim town of 1,000 people (120 days)",
+    references=_stored(-1.0, 0.0, "placeholder"),
+    kwargs_help="population: int >= 100, horizon: int >= 1 (days)",
+    expert=_pandemic_expert,
+))
