@@ -45,3 +45,19 @@ register(TaskSpec(
     kwargs_help="population: int >= 100, horizon: int >= 1 (days)",
     expert=_pandemic_expert,
 ))
+
+
+def _traffic_expert(env):
+    from .traffic import IDMPolicy
+
+    return IDMPolicy()
+
+
+register(TaskSpec(
+    id="Traffic-Merge-v0", family="realworld", entry_point="promptpo_bench.tasks.realworld.traffic:TrafficMergeEnv",
+    kwargs={}, horizon=750, description="promptpo_bench.descriptions.traffic",
+    summary="highway on-ramp merge, 5 controlled autonomous vehicles, SUMO/libsumo (375 s)",
+    references=_stored(-1.0, 0.0, "placeholder"),
+    kwargs_help="horizon: int >= 1 (steps of 0.5 s), warmup_steps: int >= 0",
+    expert=_traffic_expert,
+))
