@@ -24,7 +24,7 @@ class Observation:
     """One entry per controlled-vehicle slot (slot 0: the one that entered first). Empty slots are all zeros."""
 
     present: np.ndarray  # 5 booleans: whether the slot holds a controlled vehicle
-    position: np.ndarray  # 5 distances driven on the highway so far, m (the merge is at 600 m)
+    position: np.ndarray  # 5 positions on the highway, m from its start (control begins at 300 m, the merge is at 600 m)
     speed: np.ndarray  # 5 speeds, m/s
     leader_speed: np.ndarray  # 5 speeds of the vehicle ahead, m/s (30 when there is none)
     leader_gap: np.ndarray  # 5 bumper-to-bumper gaps to the vehicle ahead, m (1000 when there is none)
@@ -51,10 +51,11 @@ def reward(all_speeds: np.ndarray, next_obs: Observation, action: np.ndarray) ->
     second by which a controlled car's time headway to its leader is under 1 s; minus 0.05 x the mean absolute
     acceleration commanded to the controlled cars.
     """
+    speeds = np.asarray(all_speeds, dtype=np.float64)
     desired = 0.0
-    if len(all_speeds):
-        best = np.sqrt(len(all_speeds)) * 25.0
-        desired = max(best - float(np.linalg.norm(all_speeds - 25.0)), 0.0) / best
+    if len(speeds):
+        best = np.sqrt(len(speeds)) * 25.0
+        desired = max(best - float(np.linalg.norm(speeds - 25.0)), 0.0) / best
     headway = 0.0
     for speed, gap in zip(next_obs.speed[next_obs.present], next_obs.leader_gap[next_obs.present]):
         if speed > 0 and gap < MAX_GAP:

@@ -14,9 +14,11 @@ use `gym.make_vec(ENV_ID, num_envs=K, vectorization_mode="async")`: one process,
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import subprocess
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 
@@ -88,6 +90,8 @@ def network_dir() -> Path:
 
 
 _libsumo_owner: list[weakref.ref] = []  # the env of this process that drives libsumo, if any (a dead one frees it)
+_labels = itertools.count()  # TraCI connection labels
+_libsumo_lock = threading.Lock()  # rollouts of several envs may start side by side in threads (PromptPO)
 
 
 def _sumo_args(folder: Path, seed: int) -> list[str]:
@@ -100,7 +104,7 @@ class TrafficMergeEnv(gym.Env):
     """The highway merge; each reset seed fixes SUMO's random insertions of the episode.
 
     Observation (float32, 5 * 7): per controlled autonomous vehicle (oldest in the network first; absent
-    slots are all zeros): present flag, position along its route (m), speed (m/s), leader speed, gap to
+    slots are all zeros): present flag, position on the approach (m; the merge is at 600 m), speed (m/s), leader speed, gap to
     the leader (m), follower speed, gap to the follower (1000 m when none). Action: 5 accelerations in
     [-1.5, 1.5] m/s^2 (one per slot; ignored for absent slots). Reward: see `step_reward`.
     """
@@ -116,7 +120,6 @@ class TrafficMergeEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0.0, MAX_GAP, (NUM_AVS * SLOT,), np.float32)
         self.action_space = gym.spaces.Box(-MAX_ACCEL, MAX_ACCEL, (NUM_AVS,), np.float32)
         self._sumo = None
-        self._label = None
         self._controlled: list[str] = []
         self._t = 0
 
@@ -131,17 +134,18 @@ class TrafficMergeEnv(gym.Env):
             import sumo
         except ImportError:
             raise BenchError("the Traffic tasks need SUMO: pip install 'promptpo-bench[realworld]'") from None
-        if not _libsumo_owner or _libsumo_owner[0]() is None:
-            if _libsumo_owner:  # its env was dropped without close(): take its simulation over
-                libsumo.load(_sumo_args(folder, seed))
-            else:
-                libsumo.start(["sumo", *_sumo_args(folder, seed)])
-            _libsumo_owner[:] = [weakref.ref(self)]
-            self._sumo = libsumo
-        else:  # libsumo is taken in this process: a sumo of our own over TraCI
-            self._label = f"promptpo-bench-{id(self)}"
-            traci.start([str(Path(sumo.SUMO_HOME) / "bin" / "sumo"), *_sumo_args(folder, seed)], label=self._label)
-            self._sumo = traci.getConnection(self._label)
+        with _libsumo_lock:
+            if not _libsumo_owner or _libsumo_owner[0]() is None:
+                if _libsumo_owner:  # its env was dropped without close(): take its simulation over
+                    libsumo.load(_sumo_args(folder, seed))
+                else:
+                    libsumo.start(["sumo", *_sumo_args(folder, seed)])
+                _libsumo_owner[:] = [weakref.ref(self)]
+                self._sumo = libsumo
+                return
+        label = f"promptpo-bench-{next(_labels)}"  # libsumo is taken in this process: a sumo of our own over TraCI
+        traci.start([str(Path(sumo.SUMO_HOME) / "bin" / "sumo"), *_sumo_args(folder, seed)], label=label)
+        self._sumo = traci.getConnection(label)
 
     def _update_controlled(self) -> None:
         """Control the 5 autonomous vehicles that entered the approach first; hand them back to SUMO at the merge."""
@@ -170,7 +174,7 @@ class TrafficMergeEnv(gym.Env):
             lead_speed, lead_gap = (vehicle.getSpeed(leader[0]), leader[1]) if leader and leader[0] else (SPEED_LIMIT, MAX_GAP)
             follow_speed, follow_gap = ((vehicle.getSpeed(follower[0]), follower[1]) if follower and follower[0]
                                         else (0.0, MAX_GAP))
-            obs[i] = (1.0, vehicle.getDistance(v), vehicle.getSpeed(v), lead_speed, min(max(lead_gap, 0.0), MAX_GAP),
+            obs[i] = (1.0, vehicle.getLanePosition(v), vehicle.getSpeed(v), lead_speed, min(max(lead_gap, 0.0), MAX_GAP),
                       follow_speed, min(max(follow_gap, 0.0), MAX_GAP))
         return obs.ravel()
 
@@ -197,14 +201,16 @@ class TrafficMergeEnv(gym.Env):
         obs = self._observation()
         speeds = np.array([vehicle.getSpeed(v) for v in vehicle.getIDList()], dtype=np.float64)
         self._t += 1
-        reward = step_reward(speeds, obs, accel)
-        return obs, reward, False, self._t >= self.horizon, {"speeds": speeds, "mean_speed": float(speeds.mean()) if len(speeds) else 0.0}
+        info = {"speeds": tuple(speeds.tolist()),  # every vehicle's speed; a tuple, so vector envs can stack it
+                "mean_speed": float(speeds.mean()) if len(speeds) else 0.0}
+        return obs, step_reward(speeds, obs, accel), False, self._t >= self.horizon, info
 
     def close(self):
         if self._sumo is not None:
-            self._sumo.close()
-            if _libsumo_owner and _libsumo_owner[0]() is self:
-                _libsumo_owner.clear()
+            with _libsumo_lock:
+                self._sumo.close()
+                if _libsumo_owner and _libsumo_owner[0]() is self:
+                    _libsumo_owner.clear()
             self._sumo = None
 
 
