@@ -268,3 +268,20 @@ def test_promptpo_with_the_scripted_server(env_id, tmp_path):
     record = load_record(tmp_path / "run")
     assert record["policy"]["kind"] == "python" and record["totals"]["env_steps"] > 0
     assert np.isfinite(record["final_eval"]["mean_return"])
+
+
+@pytest.mark.slow
+def test_realworld_extra_resolves_with_gymnasium_1_in_a_fresh_venv(tmp_path):
+    """pip's resolver accepts [realworld] next to gymnasium 1.x, without gym (simglucose comes in with --no-deps)."""
+    import json
+    import venv
+    from pathlib import Path
+
+    venv.create(tmp_path / "venv", with_pip=True)
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([str(tmp_path / "venv" / "bin" / "pip"), "install", "--quiet", "--dry-run", "--ignore-installed",
+                    "--report", str(tmp_path / "report.json"), f"{root}[realworld]"], check=True, timeout=600)
+    report = json.loads((tmp_path / "report.json").read_text())
+    versions = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in report["install"]}
+    assert versions["gymnasium"].startswith("1.") and "gym" not in versions
+    assert {"covasim", "libsumo", "eclipse-sumo", "pandas", "matplotlib"} <= set(versions)
