@@ -12,7 +12,6 @@ import platform
 import time
 
 import gymnasium as gym
-import numpy as np
 
 import promptpo_bench  # noqa: F401  (registers the tasks)
 

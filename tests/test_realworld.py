@@ -96,7 +96,7 @@ def test_glucose_description_parses_and_reproduces_the_reward():
     assert meals > 0  # the random scenario served at least one meal in 25 hours
 
 
-def test_glucose_basal_bolus_beats_random_and_zero_insulin():
+def test_glucose_basal_bolus_beats_random():
     env_id, kwargs, seeds = "Glucose-Adult-v0", {"horizon": 288}, [7]  # one day
     env = promptpo_bench.make(env_id, **kwargs)
     expert = run_episodes(env_id, promptpo_bench.get(env_id).expert(env.unwrapped), seeds, kwargs)

@@ -17,7 +17,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ...errors import BenchError
 from . import simglucose_loader
 
 SAMPLE_MINUTES = 5  # one env step = 5 simulated minutes (the GuardianRT CGM's sample time)
