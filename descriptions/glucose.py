@@ -21,7 +21,7 @@ HISTORY = 48  # steps of history in the observation: the last 4 hours
 class Observation:
     """The last 4 hours, oldest first, newest last (index -1 is the step that just ended)."""
 
-    cgm: np.ndarray  # 48 continuous glucose monitor readings, mg/dL (noisy; clipped to [39, 600])
+    cgm: np.ndarray  # 48 glucose monitor (CGM) readings, mg/dL, noisy, in [39, 600] (the first one before the episode)
     insulin: np.ndarray  # 48 insulin rates the pump delivered, U/min (zeros before the episode began)
     carbs: np.ndarray  # 48 carbohydrate intakes, g/min averaged over each step (a meal is eaten at 5 g/min)
     alive: bool  # False only in the final observation of an episode that ended on dangerous glucose

@@ -30,7 +30,7 @@ register(TaskSpec(
     kwargs={"patient": "adult#001"}, horizon=5760, description="promptpo_bench.descriptions.glucose",
     summary="insulin dosing, simglucose adult#001, random meals per seed (20 days at 5 min)",
     references=_stored(-341461.21, -53488.04, _SOURCE.format(n=5, m=4, what="basal-bolus rule")),
-    kwargs_help="patient: adult#001..adult#010, horizon: int >= 1 (steps of 5 min)",
+    kwargs_help="patient: adult#001..adult#010, horizon: int >= 1 (steps of 5 min), cached: bool (False: simglucose as shipped)",
     expert=_glucose_expert,
 ))
 
