@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77" wheel
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"  # the CPU wheel (a bare torch pulls a multi-GB CUDA build)
 	$(BIN)/python -m pip install --quiet -e ".[dev,all]"
+	$(BIN)/python -m pip install --quiet --no-deps "simglucose==0.2.11"  # its metadata pins gym 0.9.4; real needs are in [realworld]
 	touch $(STAMP)
 
 install: $(STAMP)

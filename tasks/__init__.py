@@ -4,3 +4,4 @@ from . import noiseworld  # noqa: F401
 from . import mujoco  # noqa: F401
 from . import pointmaze  # noqa: F401
 from . import metaworld  # noqa: F401
+from . import realworld  # noqa: F401

@@ -1,0 +1,242 @@
+"""Traffic: 5 autonomous vehicles smoothing a highway on-ramp merge, on SUMO 1.28 (eclipse-sumo + libsumo).
+
+The merge follows Flow's `merge` benchmark that Pan et al. used: a one-lane highway joined by a one-lane
+on-ramp at a zipper junction, human drivers on SUMO's IDM car-following model, 25% of the highway inflow
+autonomous; the first 5 autonomous vehicles in the last 300 m before the merge are controlled by bounded
+accelerations and handed back to SUMO's driver after the merge. The network is built by SUMO's own
+`netconvert` from the node/edge lists below, once per machine, into a cache folder.
+
+libsumo runs one simulation per process, so the first env of a process drives libsumo and any further
+env in the same process talks to its own `sumo` over TraCI (same API, slower). For many fast copies
+use `gym.make_vec(ENV_ID, num_envs=K, vectorization_mode="async")`: one process, one libsumo each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import subprocess
+import tempfile
+import threading
+import weakref
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from ...errors import BenchError
+
+NUM_AVS = 5
+MAX_ACCEL = 1.5  # m/s^2, both ways (Flow's merge)
+STEP_SECONDS = 0.5
+HORIZON = 750  # steps of 0.5 s after the warm-up
+WARMUP_STEPS = 200  # 100 s of human-only control before the agent acts, so the road is full
+TARGET_SPEED = 25.0  # m/s, the desired velocity of the reward
+SPEED_LIMIT = 30.0  # m/s
+CONTROL_FROM = 300.0  # m along the 600 m approach: autonomous vehicles are controlled from here to the merge
+MAX_GAP = 1000.0  # gap reported when there is no leader / follower (m)
+SLOT = 7  # observation values per controlled vehicle
+HIGHWAY_INFLOW, MERGE_INFLOW, AV_SHARE = 2000, 100, 0.25  # vehicles/hour (Flow's merge) and autonomous share (Flow's merge1)
+IDM = {"accel": 1.0, "decel": 1.5, "tau": 1.0, "minGap": 2.0, "delta": 4}  # Flow's IDM humans (T = 1 s, s0 = 2 m)
+
+NODES = """<nodes>
+  <node id="inflow_highway" x="0" y="0"/>
+  <node id="merge" x="600" y="0" type="zipper"/>
+  <node id="outflow" x="800" y="0"/>
+  <node id="inflow_merge" x="459" y="-141"/>
+</nodes>
+"""
+EDGES = f"""<edges>
+  <edge id="highway" from="inflow_highway" to="merge" numLanes="1" speed="{SPEED_LIMIT}" priority="2"/>
+  <edge id="after_merge" from="merge" to="outflow" numLanes="1" speed="{SPEED_LIMIT}" priority="2"/>
+  <edge id="on_ramp" from="inflow_merge" to="merge" numLanes="1" speed="{SPEED_LIMIT}" priority="1"/>
+</edges>
+"""
+IDM_ATTRS = " ".join(f'{k}="{v}"' for k, v in IDM.items())
+ROUTES = f"""<routes>
+  <vType id="human" carFollowModel="IDM" {IDM_ATTRS} maxSpeed="{SPEED_LIMIT}" speedDev="0" length="5"/>
+  <vType id="av" carFollowModel="IDM" {IDM_ATTRS} maxSpeed="{SPEED_LIMIT}" speedDev="0" length="5" color="1,0,0"/>
+  <route id="main" edges="highway after_merge"/>
+  <route id="ramp" edges="on_ramp after_merge"/>
+  <flow id="human_main" type="human" route="main" probability="{HIGHWAY_INFLOW * (1 - AV_SHARE) / 3600:.6f}" departSpeed="desired" departLane="free" begin="0" end="86400"/>
+  <flow id="av_main" type="av" route="main" probability="{HIGHWAY_INFLOW * AV_SHARE / 3600:.6f}" departSpeed="desired" departLane="free" begin="0" end="86400"/>
+  <flow id="human_merge" type="human" route="ramp" probability="{MERGE_INFLOW / 3600:.6f}" departSpeed="desired" departLane="free" begin="0" end="86400"/>
+</routes>
+"""
+
+
+def network_dir() -> Path:
+    """The folder holding merge.net.xml and merge.rou.xml, built with netconvert on first use."""
+    import sumo
+
+    key = hashlib.sha256((NODES + EDGES + ROUTES + sumo.__file__).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"promptpo-bench-merge-{key}"
+    if (folder / "merge.net.xml").exists():
+        return folder
+    work = Path(tempfile.mkdtemp(prefix="promptpo-bench-merge-"))
+    (work / "merge.nod.xml").write_text(NODES)
+    (work / "merge.edg.xml").write_text(EDGES)
+    (work / "merge.rou.xml").write_text(ROUTES)
+    netconvert = Path(sumo.SUMO_HOME) / "bin" / "netconvert"
+    subprocess.run([str(netconvert), "--node-files", str(work / "merge.nod.xml"), "--edge-files", str(work / "merge.edg.xml"),
+                    "--output-file", str(work / "merge.net.xml"), "--no-turnarounds", "true", "--no-warnings", "true"],
+                   check=True, capture_output=True)
+    try:
+        os.rename(work, folder)  # atomic: a concurrent builder's identical folder wins
+    except OSError:
+        pass
+    return folder if (folder / "merge.net.xml").exists() else work
+
+
+_libsumo_owner: list[weakref.ref] = []  # the env of this process that drives libsumo, if any (a dead one frees it)
+_labels = itertools.count()  # TraCI connection labels
+_libsumo_lock = threading.Lock()  # rollouts of several envs may start side by side in threads (PromptPO)
+
+
+def _sumo_args(folder: Path, seed: int) -> list[str]:
+    return ["-n", str(folder / "merge.net.xml"), "-r", str(folder / "merge.rou.xml"), "--step-length", str(STEP_SECONDS),
+            "--seed", str(seed), "--no-step-log", "true", "--no-warnings", "true", "--collision.action", "warn",
+            "--time-to-teleport", "-1", "--default.speeddev", "0"]
+
+
+class TrafficMergeEnv(gym.Env):
+    """The highway merge; each reset seed fixes SUMO's random insertions of the episode.
+
+    Observation (float32, 5 * 7): per controlled autonomous vehicle (oldest in the network first; absent
+    slots are all zeros): present flag, position on the approach (m; the merge is at 600 m), speed (m/s), leader speed, gap to
+    the leader (m), follower speed, gap to the follower (1000 m when none). Action: 5 accelerations in
+    [-1.5, 1.5] m/s^2 (one per slot; ignored for absent slots). Reward: see `step_reward`.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, horizon: int = HORIZON, warmup_steps: int = WARMUP_STEPS):
+        if not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+        if not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+        self.horizon, self.warmup_steps = horizon, warmup_steps
+        self.observation_space = gym.spaces.Box(0.0, MAX_GAP, (NUM_AVS * SLOT,), np.float32)
+        self.action_space = gym.spaces.Box(-MAX_ACCEL, MAX_ACCEL, (NUM_AVS,), np.float32)
+        self._sumo = None
+        self._controlled: list[str] = []
+        self._t = 0
+
+    def _start(self, seed: int) -> None:
+        folder = network_dir()
+        if self._sumo is not None:
+            self._sumo.load(_sumo_args(folder, seed))
+            return
+        try:
+            import libsumo
+            import traci
+            import sumo
+        except ImportError:
+            raise BenchError("the Traffic tasks need SUMO: pip install 'promptpo-bench[realworld]'") from None
+        with _libsumo_lock:
+            if not _libsumo_owner or _libsumo_owner[0]() is None:
+                if _libsumo_owner:  # its env was dropped without close(): take its simulation over
+                    libsumo.load(_sumo_args(folder, seed))
+                else:
+                    libsumo.start(["sumo", *_sumo_args(folder, seed)])
+                _libsumo_owner[:] = [weakref.ref(self)]
+                self._sumo = libsumo
+                return
+        label = f"promptpo-bench-{next(_labels)}"  # libsumo is taken in this process: a sumo of our own over TraCI
+        traci.start([str(Path(sumo.SUMO_HOME) / "bin" / "sumo"), *_sumo_args(folder, seed)], label=label)
+        self._sumo = traci.getConnection(label)
+
+    def _update_controlled(self) -> None:
+        """Control the 5 autonomous vehicles that entered the approach first; hand them back to SUMO at the merge."""
+        vehicle = self._sumo.vehicle
+        on_approach = {v for v in self._sumo.edge.getLastStepVehicleIDs("highway")
+                       if vehicle.getLanePosition(v) >= CONTROL_FROM}
+        present = set(vehicle.getIDList())
+        for v in self._controlled:
+            if v not in on_approach and v in present:
+                vehicle.setSpeed(v, -1.0)  # SUMO's own driver again
+                vehicle.setSpeedMode(v, 31)
+        self._controlled = [v for v in self._controlled if v in on_approach]
+        for v in sorted((v for v in on_approach if v.startswith("av_main") and v not in self._controlled),
+                        key=lambda v: int(v.rsplit(".", 1)[1])):
+            if len(self._controlled) == NUM_AVS:
+                break
+            self._controlled.append(v)
+            self._sumo.vehicle.setSpeedMode(v, 1)  # keep SUMO's safe-speed check only (Flow: "obey_safe_speed")
+
+    def _observation(self) -> np.ndarray:
+        obs = np.zeros((NUM_AVS, SLOT), dtype=np.float32)
+        vehicle = self._sumo.vehicle
+        for i, v in enumerate(self._controlled):
+            leader = vehicle.getLeader(v, MAX_GAP)
+            follower = vehicle.getFollower(v, MAX_GAP)
+            lead_speed, lead_gap = (vehicle.getSpeed(leader[0]), leader[1]) if leader and leader[0] else (SPEED_LIMIT, MAX_GAP)
+            follow_speed, follow_gap = ((vehicle.getSpeed(follower[0]), follower[1]) if follower and follower[0]
+                                        else (0.0, MAX_GAP))
+            obs[i] = (1.0, vehicle.getLanePosition(v), vehicle.getSpeed(v), lead_speed, min(max(lead_gap, 0.0), MAX_GAP),
+                      follow_speed, min(max(follow_gap, 0.0), MAX_GAP))
+        return obs.ravel()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        episode_seed = int(self.np_random.integers(2**31 - 1)) if seed is None else int(seed)
+        self._start(episode_seed)
+        self._controlled = []
+        for _ in range(self.warmup_steps):
+            self._sumo.simulationStep()
+        self._update_controlled()
+        self._t = 0
+        return self._observation(), {}
+
+    def step(self, action):
+        if self._sumo is None:
+            raise RuntimeError("call reset() before step()")
+        accel = np.clip(np.asarray(action, dtype=np.float64).reshape(NUM_AVS), -MAX_ACCEL, MAX_ACCEL)
+        vehicle = self._sumo.vehicle
+        for v, a in zip(self._controlled, accel.tolist()):
+            vehicle.setSpeed(v, max(vehicle.getSpeed(v) + a * STEP_SECONDS, 0.0))
+        self._sumo.simulationStep()
+        self._update_controlled()
+        obs = self._observation()
+        speeds = np.array([vehicle.getSpeed(v) for v in vehicle.getIDList()], dtype=np.float64)
+        self._t += 1
+        info = {"speeds": tuple(speeds.tolist()),  # every vehicle's speed; a tuple, so vector envs can stack it
+                "mean_speed": float(speeds.mean()) if len(speeds) else 0.0}
+        return obs, step_reward(speeds, obs, accel), False, self._t >= self.horizon, info
+
+    def close(self):
+        if self._sumo is not None:
+            with _libsumo_lock:
+                self._sumo.close()
+                if _libsumo_owner and _libsumo_owner[0]() is self:
+                    _libsumo_owner.clear()
+            self._sumo = None
+
+
+def step_reward(speeds: np.ndarray, obs: np.ndarray, accel: np.ndarray) -> float:
+    """Flow's merge reward (desired velocity of every vehicle plus 0.1 x the autonomous vehicles' short-headway
+    penalty) minus 0.05 x the mean absolute commanded acceleration of the controlled vehicles present."""
+    slots = obs.reshape(NUM_AVS, SLOT).astype(np.float64)
+    desired = 0.0
+    if len(speeds):
+        best = np.sqrt(len(speeds)) * TARGET_SPEED
+        desired = max(best - float(np.linalg.norm(speeds - TARGET_SPEED)), 0.0) / best
+    present = slots[:, 0] > 0.5
+    headway = 0.0
+    for speed, gap in zip(slots[present, 2], slots[present, 4]):
+        if speed > 0 and gap < MAX_GAP:
+            headway += min(gap / speed - 1.0, 0.0)  # time headway under 1 s is penalised
+    effort = float(np.abs(accel[present]).mean()) if present.any() else 0.0
+    return desired + 0.1 * headway - 0.05 * effort
+
+
+class IDMPolicy:
+    """SUMO's default driver for this network: the IDM that the human drivers use, applied from the observation."""
+
+    def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        slots = obs.reshape(len(obs), NUM_AVS, SLOT).astype(np.float64)
+        v, lead_v, gap = slots[..., 2], slots[..., 3], np.maximum(slots[..., 4], 0.1)
+        s_star = IDM["minGap"] + np.maximum(v * IDM["tau"] + v * (v - lead_v) / (2 * np.sqrt(IDM["accel"] * IDM["decel"])), 0)
+        accel = IDM["accel"] * (1 - (v / SPEED_LIMIT) ** IDM["delta"] - (s_star / gap) ** 2)
+        return np.clip(accel, -MAX_ACCEL, MAX_ACCEL).astype(np.float32)

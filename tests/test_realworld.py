@@ -1,0 +1,287 @@
+"""The real-world tasks (Glucose, Pandemic, Traffic): simulators load cleanly, descriptions are true, stages
+matter, libsumo is one per process, and PPO/SAC/PromptPO run on each. Short horizons throughout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import promptpo_bench
+from promptpo_bench.descriptions import glucose as glucose_text
+from promptpo_bench.descriptions import pandemic as pandemic_text
+from promptpo_bench.descriptions import traffic as traffic_text
+from promptpo_bench.rollout import RandomPolicy, run_episodes
+
+SHORT = {"Glucose-Adult-v0": {"horizon": 30}, "Pandemic-Town-v0": {"population": 200, "horizon": 12},
+         "Traffic-Merge-v0": {"horizon": 40, "warmup_steps": 60}}
+
+
+def rollout(env_id: str, kwargs: dict, seed: int, actions):
+    """(obs, action, reward, next_obs, info) of one episode, actions drawn by `actions(rng)`."""
+    env = promptpo_bench.make(env_id, **kwargs)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    out = []
+    try:
+        while True:
+            action = actions(rng)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            out.append((obs, action, reward, next_obs, info))
+            obs = next_obs
+            if terminated or truncated:
+                return out
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("env_id", list(SHORT))
+def test_check_env_and_determinism(env_id):
+    env = promptpo_bench.make(env_id, **SHORT[env_id])
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+    space = promptpo_bench.make(env_id, **SHORT[env_id]).action_space
+    draw = (lambda rng: int(rng.integers(3))) if isinstance(space, gym.spaces.Discrete) else \
+        (lambda rng: rng.uniform(space.low, space.high).astype(np.float32))
+    first, second = rollout(env_id, SHORT[env_id], 3, draw), rollout(env_id, SHORT[env_id], 3, draw)
+    assert len(first) == len(second) > 0
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a[3], b[3])
+        assert a[2] == b[2]
+
+
+def test_tasks_are_registered_with_stored_references():
+    for env_id in SHORT:
+        spec = promptpo_bench.get(env_id)
+        ref = promptpo_bench.reference_scores(env_id)
+        assert spec.family == "realworld" and spec.expert is not None
+        assert ref.optimal > ref.random and "benchmarks/realworld_references.py" in ref.source
+
+
+# --- Glucose ------------------------------------------------------------------------------------------------------
+def test_simglucose_loads_without_gym_or_a_lingering_pkg_resources():
+    code = ("import sys, importlib.util; from promptpo_bench.tasks.realworld import simglucose_loader as s; "
+            "had = importlib.util.find_spec('pkg_resources') is not None; m = s.load(); "
+            "assert 'gym' not in sys.modules, 'gym imported'; "
+            "assert had or 'pkg_resources' not in sys.modules, 'stand-in left behind'; "
+            "assert m['t1dpatient'].PATIENT_PARA_FILE.endswith('vpatient_params.csv'); print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_glucose_cache_reproduces_simglucose_as_shipped():
+    """The cached parameter records change speed only: same seed, same trajectory as simglucose's pandas Series."""
+    actions = lambda rng: np.array([rng.uniform(0, 0.05)], dtype=np.float32)  # noqa: E731
+    cached = rollout("Glucose-Adult-v0", {"horizon": 40}, 5, actions)
+    shipped = rollout("Glucose-Adult-v0", {"horizon": 40, "cached": False}, 5, actions)
+    for a, b in zip(cached, shipped):
+        np.testing.assert_array_equal(a[3], b[3])
+        assert a[2] == b[2]
+
+
+def test_glucose_description_parses_and_reproduces_the_reward():
+    steps = rollout("Glucose-Adult-v0", {"horizon": 300}, 0, lambda rng: np.array([rng.uniform(0, 0.04)], np.float32))
+    meals = 0
+    for obs, action, reward, next_obs, info in steps:
+        before, after = glucose_text.Observation.from_array(obs), glucose_text.Observation.from_array(next_obs)
+        assert glucose_text.reward(info["bg"]) == reward
+        assert after.cgm[-1] == np.float32(info["cgm"]) and after.carbs[-1] == np.float32(info["meal"])
+        assert after.insulin[-1] == np.float32(info["insulin"]) and after.alive
+        np.testing.assert_array_equal(after.cgm[:-1], before.cgm[1:])  # the history shifts by one step
+        meals += info["meal"] > 0
+    assert meals > 0  # the random scenario served at least one meal in 25 hours
+
+
+def test_glucose_basal_bolus_beats_random():
+    env_id, kwargs, seeds = "Glucose-Adult-v0", {"horizon": 288}, [7]  # one day
+    env = promptpo_bench.make(env_id, **kwargs)
+    expert = run_episodes(env_id, promptpo_bench.get(env_id).expert(env.unwrapped), seeds, kwargs)
+    random = run_episodes(env_id, RandomPolicy(env.action_space, 0), seeds, kwargs)
+    assert expert.mean_return > random.mean_return
+    assert "10 g per U" in promptpo_bench.describe(env_id)  # the clinician's constants reach the LLM
+
+
+# --- Pandemic -----------------------------------------------------------------------------------------------------
+def test_stages_matter_higher_stages_reduce_infections_on_the_same_seed():
+    def infections(stage: int) -> int:
+        env = promptpo_bench.make("Pandemic-Town-v0", population=500, horizon=45)
+        env.reset(seed=11)
+        total = 0
+        for _ in range(45):
+            _, _, _, truncated, info = env.step(2 if env.unwrapped.stage < stage else 1)
+            total += info["new_infections"]
+        return total
+
+    counts = [infections(stage) for stage in (0, 2, 4)]
+    assert counts[0] > counts[1] > counts[2], counts
+
+
+def test_pandemic_description_parses_and_reproduces_the_reward():
+    steps = rollout("Pandemic-Town-v0", {"population": 300, "horizon": 40}, 1, lambda rng: int(rng.integers(3)))
+    for obs, action, reward, next_obs, info in steps:
+        before, after = pandemic_text.Observation.from_array(obs), pandemic_text.Observation.from_array(next_obs)
+        assert pandemic_text.reward(before, action, after) == reward
+        assert after.stage == info["stage"] == int(np.clip(before.stage + action - 1, 0, 4))
+        assert after.infected[-1] == np.float32(info["infected"]) and after.critical[-1] == np.float32(info["critical"])
+        assert np.all(np.diff(after.dead) >= 0)
+    assert steps[0][3][6] * 300 == pytest.approx(20)  # 20 people infected on day 0, as the description says
+
+
+# --- Traffic ------------------------------------------------------------------------------------------------------
+def test_traffic_description_parses_and_reproduces_the_reward():
+    steps = rollout("Traffic-Merge-v0", {"horizon": 200, "warmup_steps": 100}, 2,
+                    lambda rng: rng.uniform(-2, 2, 5).astype(np.float32))
+    controlled = 0
+    for obs, action, reward, next_obs, info in steps:
+        after = traffic_text.Observation.from_array(next_obs)
+        assert traffic_text.reward(info["speeds"], after, action) == reward
+        k = int(after.present.sum())
+        assert after.present[:k].all() and not after.present[k:].any()  # slots fill from the front
+        assert np.all(after.speed[after.present] <= 30.0 + 1e-4) and np.all(after.leader_gap >= 0)
+        assert np.all((after.position[after.present] >= 300) & (after.position[after.present] <= 600))
+        controlled += k
+    assert controlled > 0
+
+
+def test_traffic_libsumo_first_then_traci_give_the_same_simulation():
+    first, second = promptpo_bench.make("Traffic-Merge-v0", horizon=30, warmup_steps=80), \
+        promptpo_bench.make("Traffic-Merge-v0", horizon=30, warmup_steps=80)
+    try:
+        obs_a, _ = first.reset(seed=4)
+        obs_b, _ = second.reset(seed=4)
+        assert first.unwrapped._sumo.__name__ == "libsumo" and type(second.unwrapped._sumo).__name__ == "Connection"
+        np.testing.assert_array_equal(obs_a, obs_b)
+        for _ in range(30):
+            action = np.full(5, 0.5, np.float32)
+            a, b = first.step(action), second.step(action)
+            np.testing.assert_array_equal(a[0], b[0])
+            assert a[1] == b[1]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_traffic_async_vector_env_runs_one_libsumo_per_worker():
+    envs = gym.make_vec("Traffic-Merge-v0", num_envs=2, vectorization_mode="async", horizon=20, warmup_steps=40)
+    try:
+        obs, _ = envs.reset(seed=[0, 1])
+        assert obs.shape == (2, 35)
+        for _ in range(20):
+            obs, reward, terminated, truncated, _ = envs.step(np.zeros((2, 5), np.float32))
+        assert truncated.all() and np.isfinite(reward).all()
+    finally:
+        envs.close()
+
+
+def test_cli_rollout_expert(capsys):
+    from promptpo_bench import cli
+
+    assert cli.main(["rollout", "Pandemic-Town-v0", "--policy", "expert", "--episodes", "2",
+                     "--kwarg", "population=200", "--kwarg", "horizon=10"]) == 0
+    assert "mean return" in capsys.readouterr().out
+
+
+# --- PPO, SAC and PromptPO (scripted test server) on each task -------------------------------------------------------
+def _algorithm(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(f"realworld_{name}", Path(__file__).resolve().parents[1] / "algorithms" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+EVAL = dict(periodic_eval_episodes=1, eval_episodes=2)
+
+
+@pytest.mark.parametrize("env_id", list(SHORT))
+def test_ppo_runs_a_few_hundred_steps(env_id, tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    from promptpo_bench.records import load_record
+
+    ppo = _algorithm("ppo")
+    out = ppo.main(ppo.Args(env_id=env_id, env_kwargs=json.dumps(SHORT[env_id]), num_envs=2, total_timesteps=256,
+                            num_steps=64, num_minibatches=2, update_epochs=1, eval_every=128, run_dir=str(tmp_path), **EVAL))
+    record = load_record(out["run_dir"])
+    assert record["env_id"] == env_id and record["totals"]["env_steps"] == 256
+    assert np.isfinite(record["final_eval"]["mean_return"])
+
+
+@pytest.mark.parametrize("env_id", ["Glucose-Adult-v0", "Traffic-Merge-v0"])
+def test_sac_runs_a_few_hundred_steps(env_id, tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    from promptpo_bench.records import load_record
+
+    sac = _algorithm("sac")
+    out = sac.main(sac.Args(env_id=env_id, env_kwargs=json.dumps(SHORT[env_id]), total_timesteps=200,
+                            learning_starts=100, batch_size=32, eval_every=100, run_dir=str(tmp_path), **EVAL))
+    record = load_record(out["run_dir"])
+    assert record["env_id"] == env_id and record["totals"]["env_steps"] == 200
+    assert np.isfinite(record["final_eval"]["mean_return"])
+
+
+SCRIPTED_POLICIES = {  # what the scripted test server answers per task: simple, valid policies
+    "Glucose-Adult-v0": "class Policy:\n    def act(self, obs):\n        return [0.02 + (0.01 if obs.cgm[-1] > 180 else 0.0)]\n",
+    "Pandemic-Town-v0": "class Policy:\n    def act(self, obs):\n        return 2 if obs.infected[-1] > 0.02 else (0 if obs.infected[-1] < 0.005 else 1)\n",
+    "Traffic-Merge-v0": "class Policy:\n    def act(self, obs):\n        return [0.5 if g > 30 else -0.5 for g in obs.leader_gap]\n",
+}
+
+
+@pytest.mark.parametrize("env_id", list(SHORT))
+def test_promptpo_with_the_scripted_server(env_id, tmp_path):
+    import json
+
+    from scripted_server import ScriptedLLMServer
+
+    from promptpo_bench.records import load_record
+
+    feedback = "```python\nclass Feedback:\n    def summarize_trajectory(self, traj):\n        return f'{len(traj)} observations'\n```"
+
+    def respond(request, _):
+        user = request["messages"][1]["content"]
+        if "class `Feedback`" in user:
+            return feedback
+        if "reflect on the latest attempt" in user:
+            return "It ran. Try something else next."
+        assert "def from_array" in user  # the task's own description reached the LLM
+        return f"```python\n{SCRIPTED_POLICIES[env_id]}```"
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    with ScriptedLLMServer(respond) as server:
+        result = subprocess.run(
+            [sys.executable, str(root / "algorithms" / "promptpo.py"), "--env-id", env_id, "--env-kwargs",
+             json.dumps(SHORT[env_id]), "--num-rounds", "1", "--num-candidates", "2", "--num-episodes", "2",
+             "--eval-episodes", "2", "--num-workers", "2", "--run-dir", str(tmp_path / "run"), "--llm-base-url",
+             server.base_url], capture_output=True, text=True, timeout=300, cwd=root,
+            env={**__import__("os").environ, "OPENAI_API_KEY": "test-key", "WANDB_MODE": "offline"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = load_record(tmp_path / "run")
+    assert record["policy"]["kind"] == "python" and record["totals"]["env_steps"] > 0
+    assert np.isfinite(record["final_eval"]["mean_return"])
+
+
+@pytest.mark.slow
+def test_realworld_extra_resolves_with_gymnasium_1_in_a_fresh_venv(tmp_path):
+    """pip's resolver accepts [realworld] next to gymnasium 1.x, without gym (simglucose comes in with --no-deps)."""
+    import json
+    import venv
+    from pathlib import Path
+
+    venv.create(tmp_path / "venv", with_pip=True)
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([str(tmp_path / "venv" / "bin" / "pip"), "install", "--quiet", "--dry-run", "--ignore-installed",
+                    "--report", str(tmp_path / "report.json"), f"{root}[realworld]"], check=True, timeout=600)
+    report = json.loads((tmp_path / "report.json").read_text())
+    versions = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in report["install"]}
+    assert versions["gymnasium"].startswith("1.") and "gym" not in versions
+    assert {"covasim", "libsumo", "eclipse-sumo", "pandas", "matplotlib"} <= set(versions)
