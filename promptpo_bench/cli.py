@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-from . import registry
+from . import registry, sweep
 from .errors import BenchError
 from .rollout import Episodes, RandomPolicy, RolloutFailure, episode_seeds, run_episodes
 
@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--memory-mb", type=int, default=2048, help="address-space limit of the policy process")
     rollout.add_argument("-v", "--verbose", action="store_true", help="print the policy's traceback on failure")
     rollout.set_defaults(func=cmd_rollout)
+
+    sweep_parser = sub.add_parser("sweep", help="run algorithms x tasks x seeds, resumably, locally or on Ray",
+                                  description=sweep.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_arguments(sweep_parser)
+    sweep_parser.set_defaults(func=sweep.cmd_sweep)
     return parser
 
 
