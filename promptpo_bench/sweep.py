@@ -475,18 +475,18 @@ class Progress:
 
     def started(self, run: Run, resumed: bool) -> None:
         self.running += 1
-        self._line(f"{'resume' if resumed else 'start'}  {run.label}")
+        self._line(f"{'resume' if resumed else 'start':7} {run.label}")
 
     def finished(self, outcome: Outcome) -> None:
         self.running = max(0, self.running - 1)
         run = outcome.run
         if outcome.ok:
             self.done += 1
-            self._line(f"done    {run.label} in {outcome.seconds:.1f}s | {self.status()}")
+            self._line(f"{'done':7} {run.label} in {outcome.seconds:.1f}s | {self.status()}")
         else:
             self.failed += 1
             last = outcome.log_tail.strip().splitlines()[-1:] or [""]
-            self._line(f"FAILED  {run.label} ({outcome.error}) {last[0][:160]} | log: {run.run_dir}/stdout.log"
+            self._line(f"{'FAILED':7} {run.label} ({outcome.error}) {last[0][:160]} | log: {run.run_dir}/stdout.log"
                        f" | {self.status()}")
 
     def tick(self, force: bool = False) -> None:
