@@ -174,6 +174,7 @@ def test_ray_sweep_gives_the_same_runs_as_the_local_one(local_sweep, tmp_path):
     local_out, _ = local_sweep
     result = run_sweep(*GRID, "--out", str(tmp_path), "--backend", "ray", "--jobs", "2")
     assert result.stdout.count("[sweep] done") == 8 and "8 runs finished, 0 failed" in result.stdout
+    assert "started a Ray instance on this machine at 127.0.0.1:" in result.stdout  # loopback only
     for local in run_dirs(local_out):
         if local.name.endswith("__3"):  # added by the rerun test
             continue
@@ -239,6 +240,7 @@ def test_killed_runs_are_resumed_or_restarted_and_nothing_finished_is_recomputed
     assert marker["attempts"] == 2 and marker["last_started"].endswith(f"--resume {llm_run}")
     assert load_record(llm_run)["command"].split()[1:] == marker["command"].split()[1:]
     # the baseline started again from nothing: one curve, from 0 to the budget
+    assert json.loads((ppo_run / "sweep.json").read_text())["attempts"] == 2
     steps = [json.loads(line)["env_steps"] for line in curve.read_text().splitlines()]
     assert steps[0] == 0 and steps == sorted(steps) and steps[-1] == load_record(ppo_run)["totals"]["env_steps"]
     assert "2/2" in second.stdout.splitlines()[-2] and "2/2" in second.stdout.splitlines()[-3]
@@ -284,3 +286,9 @@ def test_submit_without_the_leaderboard_is_a_one_line_error(tmp_path):
         "promptpo-bench: error: --submit needs `promptpo-bench submit` (the leaderboard), which this installation "
         "lacks")
     assert not any(tmp_path.iterdir())
+
+
+def test_the_shipped_sweep_file_is_valid():
+    runs = sweep.build_sweep(sweep.load_sweep_file(ROOT / "sweeps" / "noiseworld.toml")).runs()
+    assert len(runs) == 3 * 4 * 5
+    assert {r.flags[r.flags.index(sweep.traits(r.algo).budget_flag) + 1] for r in runs} == {"1000000", "200000"}
