@@ -86,12 +86,18 @@ def conclude(run: Run, returncode: int, seconds: float, resumed: bool) -> Outcom
         error = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
     if error is None:
         return Outcome(run, True, returncode, seconds, resumed, host=socket.gethostname())
+    return failed(run, error, returncode, seconds, resumed)
+
+
+def failed(run: Run, error: str, returncode: int | None, seconds: float, resumed: bool = False) -> Outcome:
+    """A failed run: its error and log tail go to RUN_DIR/failed.json (until the run is started again)."""
     try:
         tail = "\n".join((run.run_dir / "stdout.log").read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
     except OSError:
         tail = ""
-    atomic_write_json(run.run_dir / "failed.json", {"error": error, "returncode": returncode, "log_tail": tail,
-                                                    "host": socket.gethostname(), "seconds": round(seconds, 1)})
+    if run.run_dir.is_dir():
+        atomic_write_json(run.run_dir / "failed.json", {"error": error, "returncode": returncode, "log_tail": tail,
+                                                        "host": socket.gethostname(), "seconds": round(seconds, 1)})
     return Outcome(run, False, returncode, seconds, resumed, tail, error, socket.gethostname())
 
 
@@ -146,6 +152,8 @@ class Progress:
         if not ended or not left:
             return "-" if left else "0s"
         seconds = (time.time() - self.start) / ended * left
+        if seconds >= 86400:
+            return f"{seconds / 86400:.1f} days"
         return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds >= 60 else f"{seconds:.0f}s"
 
     def status(self) -> str:
@@ -217,10 +225,11 @@ def run_local(sweep: Sweep, runs: list[Run], progress: Progress) -> list[Outcome
                 progress.finished(outcomes[-1])
             progress.tick()
             time.sleep(0.1)
-    except KeyboardInterrupt:
+    except BaseException as error:  # Ctrl-C, or a run that could not even start: no run is left behind
         progress.close()
-        print(f"\n[sweep] interrupted: stopping {len(active)} runs; rerun the same command to continue",
-              file=sys.stderr)
+        if isinstance(error, KeyboardInterrupt):
+            print(f"\n[sweep] interrupted: stopping {len(active)} runs; rerun the same command to continue",
+                  file=sys.stderr)
         _stop(list(active))
         raise
     return outcomes
@@ -282,7 +291,9 @@ def run_ray(sweep: Sweep, runs: list[Run], progress: Progress) -> list[Outcome]:
                 try:
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as e:  # lost beyond its retries, or the task itself broke
-                    outcome = Outcome(run, False, None, 0.0, error=str(e).strip().splitlines()[0][:300])
+                    cause = getattr(e, "cause", None) or e  # a task that raised: what it raised
+                    outcome = failed(run, (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300],
+                                     None, 0.0)
                 outcomes.append(outcome)
                 progress.finished(outcome)
             progress.tick()

@@ -169,12 +169,25 @@ def test_rerun_skips_finished_runs_and_extends_the_grid_with_tracked_runs(local_
     assert run_group(new) == "tiny-sweep"
 
 
-def test_ray_sweep_gives_the_same_runs_as_the_local_one(local_sweep, tmp_path):
+def test_ray_sweep_gives_the_same_runs_as_the_local_one_and_retries_a_lost_worker(local_sweep, tmp_path):
     pytest.importorskip("ray")
     local_out, _ = local_sweep
-    result = run_sweep(*GRID, "--out", str(tmp_path), "--backend", "ray", "--jobs", "2")
-    assert result.stdout.count("[sweep] done") == 8 and "8 runs finished, 0 failed" in result.stdout
-    assert "started a Ray instance on this machine at 127.0.0.1:" in result.stdout  # loopback only
+    environ = {**os.environ, "WANDB_MODE": "offline"}
+    proc = subprocess.Popen([sys.executable, "-m", "promptpo_bench.cli", "sweep", *GRID, "--out", str(tmp_path),
+                             "--backend", "ray", "--jobs", "2"], cwd=ROOT, env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    # the Ray worker running one run dies (as with a lost node): the run dies with it, and Ray runs the task again
+    lost = tmp_path / "NoiseWorld-Board0-v0__ppo__1"
+    wait_for(lambda: (lost / "curve.jsonl").exists())
+    first_try = pid_of(lost)
+    worker = int(Path(f"/proc/{first_try}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
+    os.kill(worker, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, output
+    assert not Path(f"/proc/{first_try}").exists()  # the run did not outlive its worker
+    assert output.count("[sweep] done") == 8 and "8 runs finished, 0 failed" in output
+    assert "started a Ray instance on this machine at 127.0.0.1:" in output  # loopback only
+    assert json.loads((lost / "sweep.json").read_text())["attempts"] == 2
     for local in run_dirs(local_out):
         if local.name.endswith("__3"):  # added by the rerun test
             continue
