@@ -154,8 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("-v", "--verbose", action="store_true", help="print the policy's traceback on failure")
     rollout.set_defaults(func=cmd_rollout)
 
-    sweep_parser = sub.add_parser("sweep", help="run algorithms x tasks x seeds, resumably, locally or on Ray",
-                                  description=sweep.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep_parser = sub.add_parser(
+        "sweep", help="run algorithms x tasks x seeds, resumably, locally or on Ray",
+        description="Run every algorithm x task x seed of a grid, each as the algorithm's own command writing "
+                    "OUT/{env_id}__{algo}__{seed}. Rerunning skips finished runs, resumes interrupted PromptPO runs "
+                    "(--resume) and restarts interrupted baseline runs; the sweep ends with a summary table.")
     sweep.add_arguments(sweep_parser)
     sweep_parser.set_defaults(func=sweep.cmd_sweep)
     return parser
