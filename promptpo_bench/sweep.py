@@ -84,9 +84,9 @@ class Run:
     def label(self) -> str:
         return f"{self.env_id} {self.algo} seed {self.seed}"
 
-    def command(self, python: str = sys.executable) -> list[str]:
-        """The command that starts this run from scratch."""
-        return [python, str(self.script), *self.flags]
+    def command(self) -> list[str]:
+        """The command that starts this run from scratch (with the Python that runs this code)."""
+        return [sys.executable, str(self.script), *self.flags]
 
 
 # ---- the grid ---------------------------------------------------------------------------------------------------
