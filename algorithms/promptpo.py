@@ -65,6 +65,8 @@ class Args:
     """the W&B project"""
     wandb_entity: str | None = None
     """the W&B entity (team)"""
+    wandb_group: str | None = None
+    """the W&B group of the run (`promptpo-bench sweep --track` groups a sweep's runs)"""
 
     llm_base_url: str | None = None
     """an OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI); the key comes from $OPENAI_API_KEY"""
@@ -479,8 +481,8 @@ def main(args: Args) -> int:
     if args.track:
         import wandb
 
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=dataclasses.asdict(args),
-                   name=run_dir.name, dir=str(run_dir), save_code=True)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, group=args.wandb_group,
+                   config=dataclasses.asdict(args), name=run_dir.name, dir=str(run_dir), save_code=True)
         wandb.define_metric("global_step")
         wandb.define_metric("*", step_metric="global_step")
 

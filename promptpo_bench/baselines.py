@@ -53,6 +53,8 @@ class BaselineArgs:
     """the wandb's project name"""
     wandb_entity: Optional[str] = None
     """the entity (team) of wandb's project"""
+    wandb_group: Optional[str] = None
+    """the W&B group of the run (`promptpo-bench sweep --track` groups a sweep's runs)"""
     capture_video: bool = False
     """whether to capture videos of the agent's training episodes (env 0) into RUN_DIR/videos (needs moviepy)"""
     save_model: bool = True
@@ -213,8 +215,8 @@ class Run:
         if args.track:
             import wandb
 
-            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=config,
-                       name=self.run_dir.name, dir=str(self.run_dir), save_code=True)
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, group=args.wandb_group,
+                       config=config, name=self.run_dir.name, dir=str(self.run_dir), save_code=True)
             wandb.define_metric("global_step")
             wandb.define_metric("*", step_metric="global_step")
             self.wandb = wandb

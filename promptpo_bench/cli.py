@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-from . import registry
+from . import registry, sweep
 from .errors import BenchError
 from .rollout import Episodes, RandomPolicy, RolloutFailure, episode_seeds, run_episodes
 
@@ -210,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--episodes", type=int, default=50, help="held-out evaluation episodes (default: 50)")
     reference.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE", help=kwarg_help)
     reference.set_defaults(func=cmd_reference)
+
+    sweep_parser = sub.add_parser(
+        "sweep", help="run algorithms x tasks x seeds, resumably, locally or on Ray",
+        description="Run every algorithm x task x seed of a grid, each as the algorithm's own command writing "
+                    "OUT/{env_id}__{algo}__{seed}. Rerunning skips finished runs, resumes interrupted PromptPO runs "
+                    "(--resume) and restarts interrupted baseline runs; the sweep ends with a summary table.")
+    sweep.add_arguments(sweep_parser)
+    sweep_parser.set_defaults(func=sweep.cmd_sweep)
     return parser
 
 

@@ -59,10 +59,16 @@ class Episodes:
 
     def ci95(self) -> float:
         """Half-width of the 95% Student-t confidence interval of the mean return (0 for one episode)."""
-        k = len(self.returns)
-        if k < 2:
-            return 0.0
-        return float(stats.t.ppf(0.975, k - 1) * self.returns.std(ddof=1) / np.sqrt(k))
+        return ci95(self.returns)
+
+
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the 95% Student-t confidence interval of the mean of `values` (0 for one value)."""
+    values = np.asarray(values, dtype=np.float64)
+    k = len(values)
+    if k < 2:
+        return 0.0
+    return float(stats.t.ppf(0.975, k - 1) * values.std(ddof=1) / np.sqrt(k))
 
 
 class RolloutFailure(Exception):

@@ -1,0 +1,518 @@
+"""Sweeps: every algorithm × task × seed of a grid, each run the algorithm's own file in a subprocess.
+
+A sweep's run is exactly the command a user could type (`python algorithms/ppo.py --env-id ... --seed ...
+--run-dir OUT/{env_id}__{algo}__{seed}`), and its record stores that command. Two backends start them
+(sweep_backends.py): a bounded local process pool, or Ray tasks (one CPU/GPU request per run, a custom resource
+capping concurrent LLM runs per endpoint, retries of runs lost with a node). Rerunning a sweep skips finished
+runs (valid record.json), resumes interrupted resumable runs (PromptPO: `--resume RUN_DIR`) and restarts
+interrupted baseline runs from scratch, since those cannot resume. This module holds the grid, the sweep file,
+each run's state on disk, the summary table and `--submit`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import registry
+from .errors import BenchError
+from .records import atomic_write_json, load_record
+from .rollout import ci95
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ALGORITHMS_DIR = Path(__file__).resolve().parents[1] / "algorithms"
+DEFAULT_LLM_ENDPOINT = "https://api.openai.com/v1"
+FORWARDED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WANDB_API_KEY", "WANDB_MODE", "WANDB_ENTITY")
+# flags that change where a run is logged, not what it computes: a rerun that adds or drops them reuses the run
+_LOGGING_FLAGS = {"--track": 0, "--no-track": 0, "--wandb-group": 1, "--wandb-project-name": 1, "--wandb-entity": 1}
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What the sweep must know about an algorithm file: its budget flag, whether it uses an LLM, whether it resumes."""
+
+    budget_flag: str = "--total-timesteps"
+    uses_llm: bool = False
+    resumable: bool = False  # takes --resume RUN_DIR
+
+
+TRAITS = {"promptpo": Traits(budget_flag="--max-env-steps", uses_llm=True, resumable=True)}
+
+
+def traits(algo: str) -> Traits:
+    """An algorithm's traits; any file not listed is a classical baseline (BaselineArgs' flags)."""
+    return TRAITS.get(algo, Traits())
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cell of the grid: the algorithm file, its flags and where it writes."""
+
+    algo: str
+    env_id: str
+    seed: int
+    script: Path
+    run_dir: Path
+    flags: tuple[str, ...]  # everything after the script path, --run-dir included
+    llm_endpoint: str | None  # the endpoint it talks to, for the concurrency cap; None: no LLM
+    # variables forwarded to the run wherever it runs (API keys, W&B mode); kept out of repr, which may be printed
+    env: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.env_id} {self.algo} seed {self.seed}"
+
+    def command(self) -> list[str]:
+        """The command that starts this run from scratch (with the Python that runs this code)."""
+        return [sys.executable, str(self.script), *self.flags]
+
+
+# ---- the grid ---------------------------------------------------------------------------------------------------
+
+
+def parse_seeds(value: Any) -> list[int]:
+    """Seeds from "1-5", "1,3,7", "1-3,9", an int or a list of ints (a sweep file), in order, without repeats."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, list):
+        parts = [str(v) for v in value]
+    elif isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+    else:
+        raise BenchError(f"seeds must look like 1-5 or 1,3,7, got {value!r}")
+    seeds: list[int] = []
+    for part in parts:
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match or (match[2] and int(match[2]) < int(match[1])):
+            raise BenchError(f"seeds must look like 1-5 or 1,3,7, got {part!r}")
+        seeds += range(int(match[1]), int(match[2] or match[1]) + 1)
+    if not seeds:
+        raise BenchError("no seeds given (e.g. --seeds 1-5)")
+    return list(dict.fromkeys(seeds))
+
+
+def parse_list(value: Any, what: str) -> list[str]:
+    """A comma-separated string or a list of strings."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    items = [str(item).strip() for item in items if str(item).strip()]
+    if not items:
+        raise BenchError(f"no {what} given")
+    return list(dict.fromkeys(items))
+
+
+def parse_budget(value: Any, algos: list[str]) -> dict[str, int]:
+    """Budget per algorithm from "100000", "ppo=1000000,promptpo=50000" (a bare number: every algorithm not named)
+    or a sweep file's int or table; algorithms without one keep their own default."""
+    if value is None:
+        return {}
+    if isinstance(value, int) and not isinstance(value, bool):
+        pairs = [("", value)]
+    elif isinstance(value, dict):
+        pairs = [("" if k == "default" else k, v) for k, v in value.items()]
+    else:
+        pairs = [tuple(p.split("=", 1)) if "=" in p else ("", p) for p in str(value).split(",") if p.strip()]
+    budget: dict[str, int] = {}
+    for algo, amount in pairs:
+        algo = algo.strip()
+        if algo and algo not in algos:
+            raise BenchError(f"--budget names {algo!r}, not one of the sweep's algorithms ({', '.join(algos)})")
+        try:
+            amount = int(str(amount).strip().replace("_", ""))
+        except ValueError:
+            raise BenchError(f"--budget must be a number of steps or ALGO=STEPS pairs, got {value!r}") from None
+        if amount < 1:
+            raise BenchError(f"--budget must be at least 1, got {amount}")
+        for name in [algo] if algo else algos:
+            if algo or name not in budget:
+                budget[name] = amount
+    return budget
+
+
+def parse_algo_args(value: Any, algos: list[str]) -> dict[str, list[str]]:
+    """Extra flags per algorithm: ["ppo=--num-envs 4", ...] (command line) or {ppo = "--num-envs 4"} (a file)."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        items = list(value.items())
+    else:
+        items = []
+        for text in value:
+            algo, sep, flags = text.partition("=")
+            if not sep:
+                raise BenchError(f"--args must be ALGO='FLAGS', e.g. --args ppo='--num-envs 4', got {text!r}")
+            items.append((algo, flags))
+    result: dict[str, list[str]] = {}
+    for algo, flags in items:
+        algo = algo.strip()
+        if algo not in algos:
+            raise BenchError(f"--args names {algo!r}, not one of the sweep's algorithms ({', '.join(algos)})")
+        result[algo] = result.get(algo, []) + (list(map(str, flags)) if isinstance(flags, list) else shlex.split(flags))
+    return result
+
+
+def check_task(env_id: str) -> None:
+    """A suite task or any Gymnasium id, else a one-line error naming the closest suite ids."""
+    import gymnasium as gym
+
+    if not registry.is_registered(env_id) and env_id not in gym.registry:
+        registry.get(env_id)
+
+
+def llm_endpoint(flags: list[str]) -> str:
+    """The endpoint an LLM run talks to: its --llm-base-url, else $OPENAI_BASE_URL, else OpenAI's."""
+    for i, flag in enumerate(flags):
+        if flag == "--llm-base-url" and i + 1 < len(flags):
+            return flags[i + 1]
+        if flag.startswith("--llm-base-url="):
+            return flag.split("=", 1)[1]
+    return os.environ.get("OPENAI_BASE_URL") or DEFAULT_LLM_ENDPOINT
+
+
+def llm_resource(endpoint: str) -> str:
+    """The Ray custom resource that counts concurrent LLM runs on one endpoint (a readable, valid resource name)."""
+    return "llm_" + re.sub(r"[^A-Za-z0-9]+", "_", endpoint).strip("_")
+
+
+@dataclass
+class Sweep:
+    """A whole sweep: the grid and how to run it (command-line flags and sweep-file keys have the same names)."""
+
+    algos: list[str]
+    tasks: list[str]
+    seeds: list[int]
+    out: Path
+    budget: dict[str, int] = dataclasses.field(default_factory=dict)
+    args: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    backend: str = "local"
+    jobs: int = os.cpu_count() or 1
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+    ray_address: str | None = None
+    max_concurrent_llm_runs: int | None = None
+    max_retries: int = 3
+    track: bool = False
+    wandb_group: str | None = None
+    wandb_project_name: str | None = None
+    submit: bool = False
+    leaderboard: str | None = None
+    algorithms_dir: Path = ALGORITHMS_DIR
+
+    def runs(self) -> list[Run]:
+        """The grid, seed-major, so a sweep stopped early has every task and algorithm at the first seeds."""
+        env = tuple((k, os.environ[k]) for k in FORWARDED_ENV if k in os.environ)
+        runs = []
+        for seed in self.seeds:
+            for env_id in self.tasks:
+                for algo in self.algos:
+                    run_dir = self.out / f"{env_id}__{algo}__{seed}"
+                    flags = ["--env-id", env_id, "--seed", str(seed), "--run-dir", str(run_dir)]
+                    if algo in self.budget:
+                        flags += [traits(algo).budget_flag, str(self.budget[algo])]
+                    if self.track:
+                        flags += ["--track", "--wandb-group", self.wandb_group or self.out.name]
+                        if self.wandb_project_name:
+                            flags += ["--wandb-project-name", self.wandb_project_name]
+                    flags += self.args.get(algo, [])
+                    endpoint = llm_endpoint(flags) if traits(algo).uses_llm else None
+                    runs.append(Run(algo, env_id, seed, self.algorithms_dir / f"{algo}.py", run_dir, tuple(flags),
+                                    endpoint, env))
+        return runs
+
+
+def load_sweep_file(path: str | Path) -> dict[str, Any]:
+    """The keys of a TOML sweep file (the same names as the command-line flags, with underscores)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"sweep file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise BenchError(f"{path} is not valid TOML: {e}") from None
+    known = {f.name for f in dataclasses.fields(Sweep)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise BenchError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    return data
+
+
+def build_sweep(options: dict[str, Any]) -> Sweep:
+    """A checked Sweep from sweep-file keys overridden by command-line flags (None: not given)."""
+    missing = [k for k in ("algos", "tasks", "seeds") if options.get(k) is None]
+    if missing:
+        raise BenchError(f"a sweep needs --{missing[0]} (on the command line or in the sweep file)")
+    algos = parse_list(options["algos"], "algorithms")
+    algorithms_dir = Path(options.get("algorithms_dir") or ALGORITHMS_DIR)
+    for algo in algos:
+        if not (algorithms_dir / f"{algo}.py").is_file():
+            have = sorted(p.stem for p in algorithms_dir.glob("*.py")) if algorithms_dir.is_dir() else []
+            raise BenchError(f"no algorithm file {algorithms_dir / (algo + '.py')} (have: {', '.join(have) or 'none'};"
+                             " --algorithms-dir points elsewhere)")
+    tasks = parse_list(options["tasks"], "tasks")
+    for env_id in tasks:
+        check_task(env_id)
+    sweep = Sweep(algos=algos, tasks=tasks, seeds=parse_seeds(options["seeds"]),
+                  out=Path(options.get("out") or "runs/sweep").resolve(),
+                  budget=parse_budget(options.get("budget"), algos), args=parse_algo_args(options.get("args"), algos),
+                  algorithms_dir=algorithms_dir.resolve())
+    for name in ("backend", "jobs", "cpus_per_run", "gpus_per_run", "ray_address", "max_concurrent_llm_runs",
+                 "max_retries", "track", "wandb_group", "wandb_project_name", "submit", "leaderboard"):
+        if options.get(name) is not None:
+            setattr(sweep, name, options[name])
+    if sweep.backend not in ("local", "ray"):
+        raise BenchError(f"--backend must be local or ray, got {sweep.backend!r}")
+    if sweep.ray_address and sweep.backend != "ray":
+        raise BenchError("--ray-address needs --backend ray")
+    for name in ("jobs", "max_concurrent_llm_runs"):
+        if getattr(sweep, name) is not None and getattr(sweep, name) < 1:
+            raise BenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(sweep, name)}")
+    if sweep.cpus_per_run <= 0 or sweep.gpus_per_run < 0 or sweep.max_retries < 0:
+        raise BenchError("--cpus-per-run must be positive; --gpus-per-run and --max-retries at least 0")
+    return sweep
+
+
+# ---- one run's state on disk ---------------------------------------------------------------------------------
+
+
+def _result_flags(argv: list[str]) -> list[str]:
+    """The flags of a command that decide what it computes (logging flags dropped)."""
+    kept, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg.split("=", 1)[0] in _LOGGING_FLAGS:
+            skip = _LOGGING_FLAGS[arg.split("=", 1)[0]] if "=" not in arg else 0
+        else:
+            kept.append(arg)
+    return kept
+
+
+def _same_run(run: Run, command: str) -> bool:
+    """Whether a recorded command line (`python SCRIPT FLAGS...`) is this run's."""
+    argv = shlex.split(command)
+    return (len(argv) >= 2 and Path(argv[1]).name == run.script.name
+            and _result_flags(argv[2:]) == _result_flags(list(run.flags)))
+
+
+def state(run: Run) -> str:
+    """finished | resume | restart | new — or a one-line error when the directory holds something else."""
+    record_path = run.run_dir / "record.json"
+    if record_path.is_file():
+        try:
+            record = load_record(run.run_dir)
+        except (BenchError, ValueError):
+            record = None
+        if record is not None:
+            if not _same_run(run, record["command"]):
+                raise BenchError(f"{run.run_dir} holds a different run ({record['command']}); use another --out or "
+                                 "remove it")
+            return "finished"
+    saved = run.run_dir / "run.json"
+    if traits(run.algo).resumable and saved.is_file():
+        command = json.loads(saved.read_text()).get("command", "")
+        if not _same_run(run, command):
+            raise BenchError(f"{run.run_dir} holds a different run ({command}); use another --out or remove it")
+        return "resume"
+    if run.run_dir.exists():
+        if not (run.run_dir / "sweep.json").is_file() and any(run.run_dir.iterdir()):
+            raise BenchError(f"{run.run_dir} exists and was not written by a sweep; use another --out or remove it")
+        return "restart"
+    return "new"
+
+
+# ---- summary and submission ------------------------------------------------------------------------------------
+
+
+def _score(record: dict, references: dict) -> tuple[float, bool]:
+    """The run's final held-out mean return, normalised where its task has reference scores (else raw)."""
+    raw = float(record["final_eval"]["mean_return"])
+    key = (record["env_id"], json.dumps(record["env_kwargs"], sort_keys=True))
+    if key not in references:
+        try:
+            references[key] = registry.reference_scores(record["env_id"], **record["env_kwargs"])
+        except (BenchError, NotImplementedError, AttributeError, TypeError):
+            references[key] = None
+    reference = references[key]
+    return (registry.normalised(raw, reference), True) if reference else (raw, False)
+
+
+def summarize(runs: list[Run]) -> list[dict[str, Any]]:
+    """Per task × algorithm: finished seeds, failed seeds, mean and 95% CI (Student t over seeds) of the score."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    references: dict = {}
+    for run in runs:
+        row = rows.setdefault((run.env_id, run.algo), {"task": run.env_id, "algo": run.algo, "seeds": [],
+                                                       "failed": [], "scores": [], "normalised": True})
+        try:
+            record = load_record(run.run_dir)
+        except BenchError:
+            if (run.run_dir / "failed.json").is_file():
+                row["failed"].append(run.seed)
+            continue
+        score, normalised = _score(record, references)
+        row["seeds"].append(run.seed)
+        row["scores"].append(score)
+        row["normalised"] &= normalised
+    for row in rows.values():
+        row["mean"] = float(np.mean(row["scores"])) if row["scores"] else None
+        row["ci95"] = ci95(row["scores"]) if row["scores"] else None
+    return list(rows.values())
+
+
+def format_summary(rows: list[dict[str, Any]], planned_seeds: int) -> str:
+    """The summary table as text."""
+    header = ("task", "algorithm", "seeds", "score (mean ± 95% CI)", "failed")
+    lines = []
+    for row in rows:
+        if row["mean"] is None:
+            score = "-"
+        else:
+            score = f"{row['mean']:.3f} ± {row['ci95']:.3f}" + ("" if row["normalised"] else " (raw return)")
+        failed = ",".join(map(str, row["failed"])) or "-"
+        lines.append((row["task"], row["algo"], f"{len(row['seeds'])}/{planned_seeds}", score, failed))
+    widths = [max(len(r[i]) for r in lines + [header]) for i in range(len(header))]
+    text = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + lines]
+    return "\n".join(text) + ("\nscore: final held-out mean return, normalised (random = 0, optimal = 1) where the "
+                              "task has reference scores")
+
+
+def submit_available() -> bool:
+    """Whether this installation has `promptpo-bench submit` (the leaderboard)."""
+    from .cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return "submit" in subparsers.choices
+
+
+def submit(runs: list[Run], out: Path, leaderboard: str | None) -> int:
+    """`promptpo-bench submit` every finished run not yet submitted to this leaderboard; the number that failed."""
+    ledger = out / "submissions.jsonl"
+    key = str(Path(leaderboard).resolve()) if leaderboard else None
+    done = set()
+    if ledger.is_file():
+        for line in ledger.read_text().splitlines():
+            entry = json.loads(line)
+            if entry["returncode"] == 0:
+                done.add((entry["run_dir"], entry["leaderboard"]))
+    failures = 0
+    for run in runs:
+        if (str(run.run_dir), key) in done or not (run.run_dir / "record.json").is_file():
+            continue
+        command = [sys.executable, "-m", "promptpo_bench.cli", "submit", str(run.run_dir)]
+        command += ["--leaderboard", leaderboard] if leaderboard else []
+        result = subprocess.run(command, capture_output=True, text=True)
+        said = (result.stdout.strip() or result.stderr.strip()).splitlines()
+        print(f"[submit] {run.label}: {said[-1] if said else f'exit status {result.returncode}'}")
+        failures += result.returncode != 0
+        with open(ledger, "a") as f:
+            f.write(json.dumps({"run_dir": str(run.run_dir), "leaderboard": key, "returncode": result.returncode,
+                                "output": said[-1] if said else ""}) + "\n")
+    return failures
+
+
+# ---- the command -------------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `promptpo-bench sweep` (every one can also be a key of the sweep file)."""
+    parser.add_argument("sweep_file", nargs="?", help="a TOML file with the same keys as the flags (flags win)")
+    parser.add_argument("--algos", help="algorithm files to run, e.g. ppo,dqn,promptpo (algorithms/NAME.py)")
+    parser.add_argument("--tasks", help="task ids, e.g. NoiseWorld-Board0-v0,NoiseWorld-Board1-v0")
+    parser.add_argument("--seeds", help="seeds, e.g. 1-5 or 1,3,7")
+    parser.add_argument("--budget", help="environment steps per run: N for every algorithm, or ALGO=N pairs "
+                        "(ppo=1000000,promptpo=50000); maps to --total-timesteps (baselines) / --max-env-steps "
+                        "(promptpo); default: each algorithm's own")
+    parser.add_argument("--args", action="append", metavar="ALGO='FLAGS'",
+                        help="extra flags of one algorithm, repeatable: --args promptpo='--llm-model gpt-4o-mini'")
+    parser.add_argument("--out", help="sweep directory; each run in OUT/{env_id}__{algo}__{seed} (default runs/sweep)")
+    parser.add_argument("--backend", choices=("local", "ray"), help="local process pool (default) or Ray tasks")
+    parser.add_argument("-j", "--jobs", type=int, help="runs at once on the local backend / CPUs of a local Ray "
+                        "instance (default: cores)")
+    parser.add_argument("--ray-address", help="an existing Ray cluster (e.g. auto, or HEAD_IP:6379); default: start "
+                        "a Ray instance on this machine, loopback only")
+    parser.add_argument("--cpus-per-run", type=float, help="Ray CPUs each run asks for (default 1)")
+    parser.add_argument("--gpus-per-run", type=float, help="Ray GPUs each run asks for (default 0)")
+    parser.add_argument("--max-concurrent-llm-runs", type=int, metavar="K",
+                        help="at most K LLM-using runs at once per endpoint (Ray: a custom resource per endpoint)")
+    parser.add_argument("--max-retries", type=int, help="Ray retries of a run whose worker or node died (default 3); "
+                        "a run that fails by itself is never retried within a sweep")
+    parser.add_argument("--track", action="store_true", default=None, help="log every run to W&B, grouped")
+    parser.add_argument("--wandb-group", help="W&B group of the runs (default: the name of the sweep directory)")
+    parser.add_argument("--wandb-project-name", help="W&B project (default: each algorithm's)")
+    parser.add_argument("--submit", action="store_true", default=None,
+                        help="send every finished run through `promptpo-bench submit`")
+    parser.add_argument("--leaderboard", help="leaderboard directory for --submit")
+    parser.add_argument("--algorithms-dir", help="where the algorithm files are (default: the checkout's algorithms/)")
+    parser.add_argument("--dry-run", action="store_true", help="print each run's state and command, run nothing")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep_backends import BACKENDS, Progress  # they import this module
+
+    options = load_sweep_file(args.sweep_file) if args.sweep_file else {}
+    flags = {k: v for k, v in vars(args).items() if k not in ("sweep_file", "dry_run", "command", "func")}
+    options.update({k: v for k, v in flags.items() if v is not None})
+    sweep = build_sweep(options)
+    if sweep.submit and not submit_available():
+        raise BenchError("--submit needs `promptpo-bench submit` (the leaderboard), which this installation lacks")
+    runs = sweep.runs()
+    states = {run: state(run) for run in runs}
+    if args.dry_run:
+        for run in runs:
+            command = [sys.executable, str(run.script), "--resume", str(run.run_dir)] if states[run] == "resume" \
+                else run.command()
+            print(f"{states[run]:8} {shlex.join(command)}")
+        return 0
+    todo = [run for run in runs if states[run] != "finished"]
+    sweep.out.mkdir(parents=True, exist_ok=True)
+    lock = open(sweep.out / ".sweep.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BenchError(f"another sweep is running in {sweep.out}") from None
+    counts = Counter(states.values())
+    print(f"[sweep] {len(runs)} runs ({len(sweep.algos)} algorithms x {len(sweep.tasks)} tasks x "
+          f"{len(sweep.seeds)} seeds) in {sweep.out}: {counts['finished']} finished (skipped), "
+          f"{counts['resume']} to resume, {counts['restart']} to restart, {counts['new']} new; backend "
+          f"{sweep.backend}" + (f" at {sweep.ray_address}" if sweep.ray_address else ""), flush=True)
+    progress = Progress(len(todo), running_label="running" if sweep.backend == "local" else "in Ray")
+    t0 = time.time()
+    try:
+        outcomes = BACKENDS[sweep.backend](sweep, todo, progress) if todo else []
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        progress.close()
+    failed = [o for o in outcomes if not o.ok]
+    print(f"[sweep] {len(outcomes) - len(failed)} runs finished, {len(failed)} failed, "
+          f"{counts['finished']} skipped, in {time.time() - t0:.1f}s")
+    rows = summarize(runs)
+    print()
+    print(format_summary(rows, len(sweep.seeds)))
+    atomic_write_json(sweep.out / "summary.json", {"rows": rows, "wall_time_s": round(time.time() - t0, 3),
+                                                   "backend": sweep.backend, "ran": len(outcomes),
+                                                   "failed": [o.run.name for o in failed],
+                                                   "skipped": counts["finished"]})
+    submit_failures = submit(runs, sweep.out, sweep.leaderboard) if sweep.submit else 0
+    return 1 if failed or submit_failures else 0

@@ -1,0 +1,309 @@
+"""`promptpo-bench sweep`: the grid, the local and the Ray backend, kill-and-rerun, W&B groups, Ctrl-C, --submit.
+
+Sweeps run the real algorithm files as subprocesses (short budgets: 2,048 steps); PromptPO talks to the tests'
+scripted OpenAI-compatible server on 127.0.0.1 (a test double, not an LLM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from scripted_server import Scripted, ScriptedLLMServer
+from test_promptpo import DOWN_THEN_RIGHT, FEEDBACK, REFLECTION, kind
+from wandb_offline import run_group
+
+from promptpo_bench import sweep
+from promptpo_bench.errors import BenchError
+from promptpo_bench.records import load_record
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[1]
+BOARDS = "NoiseWorld-Board0-v0,NoiseWorld-Board1-v0"
+SMALL = "--eval-episodes 5 --periodic-eval-episodes 2"
+GRID = ("--algos", "ppo,dqn", "--tasks", BOARDS, "--seeds", "1-2", "--budget", "2048",
+        "--args", f"ppo={SMALL}", "--args", f"dqn={SMALL}")
+
+
+def run_sweep(*args: str, env: dict | None = None, check: bool = True, timeout: float = 400
+              ) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "OPENAI_API_KEY": "test-key", "WANDB_MODE": "offline", **(env or {})}
+    result = subprocess.run([sys.executable, "-m", "promptpo_bench.cli", "sweep", *args], capture_output=True,
+                            text=True, env=environ, cwd=ROOT, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def run_dirs(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if p.is_dir())
+
+
+def pid_of(run_dir: Path) -> int | None:
+    """The process whose command line has `--run-dir RUN_DIR` (the run itself), if it is alive."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError):
+            continue
+        if "--run-dir" in argv and str(run_dir) in argv:
+            return int(proc.name)
+    return None
+
+
+def wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+# ---- the grid, in-process ----------------------------------------------------------------------------------------
+
+
+def test_grid_commands_budget_flags_and_sweep_file_agree(tmp_path):
+    options = {"algos": "ppo,promptpo", "tasks": BOARDS, "seeds": "1-2,5", "budget": "3000,promptpo=500",
+               "args": ["promptpo=--llm-base-url http://127.0.0.1:9/v1 --num-rounds 2"], "out": str(tmp_path / "s")}
+    runs = sweep.build_sweep(options).runs()
+    assert [(r.seed, r.env_id, r.algo) for r in runs[:4]] == [
+        (1, "NoiseWorld-Board0-v0", "ppo"), (1, "NoiseWorld-Board0-v0", "promptpo"),
+        (1, "NoiseWorld-Board1-v0", "ppo"), (1, "NoiseWorld-Board1-v0", "promptpo")]
+    assert len(runs) == 12 and {r.seed for r in runs} == {1, 2, 5}
+    ppo, promptpo = runs[0], runs[1]
+    assert ppo.command()[1:] == [str(ROOT / "algorithms" / "ppo.py"), "--env-id", "NoiseWorld-Board0-v0", "--seed",
+                                 "1", "--run-dir", str(tmp_path / "s" / "NoiseWorld-Board0-v0__ppo__1"),
+                                 "--total-timesteps", "3000"]
+    assert promptpo.flags[6:] == ("--max-env-steps", "500", "--llm-base-url", "http://127.0.0.1:9/v1",
+                                  "--num-rounds", "2")
+    assert ppo.llm_endpoint is None and promptpo.llm_endpoint == "http://127.0.0.1:9/v1"
+    assert sweep.llm_resource(promptpo.llm_endpoint) == "llm_http_127_0_0_1_9_v1"
+
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text(f"""algos = ["ppo", "promptpo"]
+tasks = {json.dumps(BOARDS.split(","))}
+seeds = [1, 2, 5]
+budget = {{default = 3000, promptpo = 500}}
+out = "{tmp_path / 's'}"
+[args]
+promptpo = ["--llm-base-url", "http://127.0.0.1:9/v1", "--num-rounds", "2"]
+""")
+    assert sweep.build_sweep(sweep.load_sweep_file(sweep_file)).runs() == runs
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"algos": "ppo,a2c"}, "no algorithm file"),
+    ({"tasks": "NoiseWorld-Board9-v0"}, "unknown env id 'NoiseWorld-Board9-v0'; did you mean"),
+    ({"seeds": "3-1"}, "seeds must look like 1-5"),
+    ({"budget": "dqn=100"}, "--budget names 'dqn'"),
+    ({"args": ["ppo --num-envs 4"]}, "--args must be ALGO='FLAGS'"),
+    ({"jobs": 0}, "--jobs must be at least 1"),
+])
+def test_bad_input_is_a_one_line_error(tmp_path, options, message):
+    base = {"algos": "ppo", "tasks": "NoiseWorld-Board0-v0", "seeds": "1", "out": str(tmp_path)}
+    with pytest.raises(BenchError, match=re.escape(message)):
+        sweep.build_sweep({**base, **options})
+
+
+def test_a_directory_holding_another_run_is_refused(tmp_path):
+    base = {"algos": "ppo", "tasks": "NoiseWorld-Board0-v0", "seeds": "1", "out": str(tmp_path)}
+    (run,) = sweep.build_sweep(base).runs()
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(BenchError, match="was not written by a sweep"):
+        sweep.state(run)
+
+
+# ---- the tiny sweep: 2 algorithms x 2 NoiseWorld boards x 2 seeds, local and on Ray -------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("local")
+    return out, run_sweep(*GRID, "--out", str(out), "--jobs", "2")
+
+
+def test_local_sweep_runs_every_cell_as_its_own_command(local_sweep):
+    out, result = local_sweep
+    runs = sweep.build_sweep({"algos": "ppo,dqn", "tasks": BOARDS, "seeds": "1-2", "budget": "2048",
+                              "args": [f"ppo={SMALL}", f"dqn={SMALL}"], "out": str(out)}).runs()
+    assert sorted(r.run_dir for r in runs) == run_dirs(out)
+    for run in runs:
+        record = load_record(run.run_dir)  # schema-valid
+        assert (record["algorithm"], record["env_id"], record["seed"]) == (run.algo, run.env_id, run.seed)
+        assert shlex.split(record["command"])[1:] == run.command()[1:]  # what a user would type, by hand
+        assert record["totals"]["env_steps"] == 2048
+    # progress: one line per start and per end, readable in a log (stdout is not a terminal here)
+    assert result.stdout.count("[sweep] start") == 8 and result.stdout.count("[sweep] done") == 8
+    assert "8/8 done, 0 running, 0 failed, 0 queued" in result.stdout and "\r" not in result.stdout
+    table = result.stdout[result.stdout.index("task "):].splitlines()
+    assert [line.split()[:3] for line in table[1:5]] == [[t, a, "2/2"] for t in BOARDS.split(",")
+                                                           for a in ("ppo", "dqn")]
+    summary = json.loads((out / "summary.json").read_text())
+    row = summary["rows"][0]
+    reference = sweep.registry.reference_scores("NoiseWorld-Board0-v0")
+    scores = [sweep.registry.normalised(load_record(out / f"NoiseWorld-Board0-v0__ppo__{s}")["final_eval"]
+                                        ["mean_return"], reference) for s in (1, 2)]
+    assert row["mean"] == pytest.approx(sum(scores) / 2) and row["normalised"]
+
+
+def test_rerun_skips_finished_runs_and_extends_the_grid_with_tracked_runs(local_sweep):
+    out, _ = local_sweep
+    before = {p: (p / "record.json").stat().st_mtime_ns for p in run_dirs(out)}
+    # seeds 1-2 are finished (--track changes logging, not results); seed 3 is new and goes to W&B, grouped
+    result = run_sweep("--algos", "ppo", "--tasks", "NoiseWorld-Board0-v0", "--seeds", "1-3", "--budget", "2048",
+                       "--args", f"ppo={SMALL}", "--out", str(out), "--track", "--wandb-group", "tiny-sweep")
+    assert "2 finished (skipped), 0 to resume, 0 to restart, 1 new" in result.stdout
+    assert result.stdout.count("[sweep] start") == 1
+    assert {p: (p / "record.json").stat().st_mtime_ns for p in before} == before
+    new = out / "NoiseWorld-Board0-v0__ppo__3"
+    assert "--wandb-group tiny-sweep" in load_record(new)["command"]
+    assert run_group(new) == "tiny-sweep"
+
+
+def test_ray_sweep_gives_the_same_runs_as_the_local_one_and_retries_a_lost_worker(local_sweep, tmp_path):
+    pytest.importorskip("ray")
+    local_out, _ = local_sweep
+    environ = {**os.environ, "WANDB_MODE": "offline"}
+    proc = subprocess.Popen([sys.executable, "-m", "promptpo_bench.cli", "sweep", *GRID, "--out", str(tmp_path),
+                             "--backend", "ray", "--jobs", "2"], cwd=ROOT, env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    # the Ray worker running one run dies (as with a lost node): the run dies with it, and Ray runs the task again
+    lost = tmp_path / "NoiseWorld-Board0-v0__ppo__1"
+    wait_for(lambda: (lost / "curve.jsonl").exists())
+    first_try = pid_of(lost)
+    worker = int(Path(f"/proc/{first_try}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
+    os.kill(worker, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, output
+    assert not Path(f"/proc/{first_try}").exists()  # the run did not outlive its worker
+    assert output.count("[sweep] done") == 8 and "8 runs finished, 0 failed" in output
+    assert "started a Ray instance on this machine at 127.0.0.1:" in output  # loopback only
+    assert json.loads((lost / "sweep.json").read_text())["attempts"] == 2
+    for local in run_dirs(local_out):
+        if local.name.endswith("__3"):  # added by the rerun test
+            continue
+        here = tmp_path / local.name
+        record, expected = load_record(here), load_record(local)
+        assert shlex.split(record["command"])[2:] == [a.replace(str(local_out), str(tmp_path))
+                                                     for a in shlex.split(expected["command"])[2:]]
+        assert record["final_eval"]["returns"] == expected["final_eval"]["returns"]  # same seeds, same result
+    assert run_sweep(*GRID, "--out", str(tmp_path), "--backend", "ray", "--dry-run").stdout.count("finished ") == 8
+
+
+# ---- kill one run mid-sweep, rerun --------------------------------------------------------------------------------
+
+
+def test_killed_runs_are_resumed_or_restarted_and_nothing_finished_is_recomputed(tmp_path):
+    def respond(request, _):  # answers depend only on the request
+        if kind(request) == "policy":
+            return Scripted(text=DOWN_THEN_RIGHT, delay_s=0.2)
+        return {"feedback": FEEDBACK, "reflection": REFLECTION}[kind(request)]
+
+    out = tmp_path / "sweep"
+    with ScriptedLLMServer(respond) as server:
+        args = ("--algos", "ppo,promptpo", "--tasks", "NoiseWorld-Board0-v0", "--seeds", "1-2", "--out", str(out),
+                "--budget", "ppo=6144", "--args", f"ppo={SMALL} --eval-every 1024",
+                "--args", f"promptpo=--num-rounds 3 --num-candidates 2 --eval-episodes 5 --llm-max-concurrency 1 "
+                          f"--num-workers 1 --llm-base-url {server.base_url}",
+                "--jobs", "4", "--max-concurrent-llm-runs", "1")
+        environ = {**os.environ, "OPENAI_API_KEY": "test-key"}
+        first = subprocess.Popen([sys.executable, "-m", "promptpo_bench.cli", "sweep", *args], cwd=ROOT, env=environ,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        llm_run, ppo_run = out / "NoiseWorld-Board0-v0__promptpo__1", out / "NoiseWorld-Board0-v0__ppo__2"
+        journal, curve = llm_run / "llm.jsonl", ppo_run / "curve.jsonl"
+        wait_for(lambda: journal.exists() and len(journal.read_text().splitlines()) >= 4)
+        os.kill(pid_of(llm_run), signal.SIGKILL)
+        wait_for(lambda: curve.exists() and len(curve.read_text().splitlines()) >= 2)
+        os.kill(pid_of(ppo_run), signal.SIGKILL)
+        output, _ = first.communicate(timeout=300)
+        assert first.returncode == 1, output
+        answered = len(journal.read_text().splitlines())
+        for killed in (llm_run, ppo_run):
+            failure = json.loads((killed / "failed.json").read_text())
+            assert failure["error"] == "killed by signal 9" and failure["log_tail"]
+            assert not (killed / "record.json").exists()
+        assert output.count("[sweep] start") == 4 and output.count("FAILED") == 2  # not retried in the sweep
+        assert "2/4 done, 0 running, 2 failed" in output
+        # one LLM run at a time on this endpoint: seed 2 started only after seed 1 ended
+        assert output.index("FAILED  NoiseWorld-Board0-v0 promptpo seed 1") < output.index(
+            "start   NoiseWorld-Board0-v0 promptpo seed 2")
+        finished = {p: (p / "record.json").stat().st_mtime_ns for p in run_dirs(out) if (p / "record.json").exists()}
+        assert len(finished) == 2
+
+        sent_before = len(server.requests)
+        second = run_sweep(*args)
+        sent = len(server.requests) - sent_before
+    assert "2 finished (skipped), 1 to resume, 1 to restart, 0 new" in second.stdout
+    assert "[sweep] resume  NoiseWorld-Board0-v0 promptpo seed 1" in second.stdout
+    assert {p: (p / "record.json").stat().st_mtime_ns for p in finished} == finished  # not recomputed
+    for p in finished:
+        assert json.loads((p / "sweep.json").read_text())["attempts"] == 1
+    # PromptPO resumed: no journaled answer was paid for again, and its record keeps the original command
+    assert sent == len(journal.read_text().splitlines()) - answered
+    marker = json.loads((llm_run / "sweep.json").read_text())
+    assert marker["attempts"] == 2 and marker["last_started"].endswith(f"--resume {llm_run}")
+    assert load_record(llm_run)["command"].split()[1:] == marker["command"].split()[1:]
+    # the baseline started again from nothing: one curve, from 0 to the budget
+    assert json.loads((ppo_run / "sweep.json").read_text())["attempts"] == 2
+    steps = [json.loads(line)["env_steps"] for line in curve.read_text().splitlines()]
+    assert steps[0] == 0 and steps == sorted(steps) and steps[-1] == load_record(ppo_run)["totals"]["env_steps"]
+    assert "2/2" in second.stdout.splitlines()[-2] and "2/2" in second.stdout.splitlines()[-3]
+
+
+def test_ctrl_c_stops_every_run_and_the_rerun_continues(tmp_path):
+    sweep_proc = subprocess.Popen([sys.executable, "-m", "promptpo_bench.cli", "sweep", "--algos", "ppo", "--tasks",
+                                   "NoiseWorld-Board0-v0", "--seeds", "1-2", "--budget", "1000000", "--out",
+                                   str(tmp_path), "--args", f"ppo={SMALL}"], cwd=ROOT, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+    curves = [tmp_path / f"NoiseWorld-Board0-v0__ppo__{s}" / "curve.jsonl" for s in (1, 2)]
+    wait_for(lambda: all(c.exists() for c in curves))
+    pids = [pid_of(c.parent) for c in curves]
+    sweep_proc.send_signal(signal.SIGINT)
+    _, stderr = sweep_proc.communicate(timeout=60)
+    assert sweep_proc.returncode == 130 and "rerun the same command to continue" in stderr
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    dry = run_sweep("--algos", "ppo", "--tasks", "NoiseWorld-Board0-v0", "--seeds", "1-2", "--budget", "1000000",
+                    "--out", str(tmp_path), "--args", f"ppo={SMALL}", "--dry-run")
+    assert dry.stdout.count("restart ") == 2
+
+
+# ---- --submit -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not sweep.submit_available(), reason="needs promptpo-bench submit (issue 7)")
+def test_submit_sends_every_finished_run_once(tmp_path):
+    # the runs keep the algorithm's default final evaluation (50 held-out episodes), as a real entry would
+    grid = ("--algos", "ppo", "--tasks", "NoiseWorld-Board0-v0", "--seeds", "1-2", "--budget", "2048",
+            "--out", str(tmp_path / "sweep"), "--submit", "--leaderboard", str(tmp_path / "board"))
+    result = run_sweep(*grid)
+    assert result.stdout.count("[submit] ") == 2
+    ledger = [json.loads(line) for line in (tmp_path / "sweep" / "submissions.jsonl").read_text().splitlines()]
+    assert len(ledger) == 2 and all(entry["returncode"] == 0 for entry in ledger), ledger
+    assert any((tmp_path / "board").rglob("*"))
+    again = run_sweep(*grid)
+    assert "[submit] " not in again.stdout  # already submitted
+
+
+@pytest.mark.skipif(sweep.submit_available(), reason="promptpo-bench submit exists")
+def test_submit_without_the_leaderboard_is_a_one_line_error(tmp_path):
+    result = run_sweep(*GRID, "--out", str(tmp_path), "--submit", check=False)
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "promptpo-bench: error: --submit needs `promptpo-bench submit` (the leaderboard), which this installation "
+        "lacks")
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_shipped_sweep_file_is_valid():
+    runs = sweep.build_sweep(sweep.load_sweep_file(ROOT / "sweeps" / "noiseworld.toml")).runs()
+    assert len(runs) == 3 * 4 * 5
+    assert {r.flags[r.flags.index(sweep.traits(r.algo).budget_flag) + 1] for r in runs} == {"1000000", "200000"}
