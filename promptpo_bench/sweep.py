@@ -397,14 +397,6 @@ def format_summary(rows: list[dict[str, Any]], planned_seeds: int) -> str:
                               "task has reference scores")
 
 
-def submit_available() -> bool:
-    """Whether this installation has `promptpo-bench submit` (the leaderboard)."""
-    from .cli import build_parser
-
-    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return "submit" in subparsers.choices
-
-
 def submit(runs: list[Run], out: Path, leaderboard: str | None) -> int:
     """`promptpo-bench submit` every finished run not yet submitted to this leaderboard; the number that failed."""
     ledger = out / "submissions.jsonl"
@@ -474,8 +466,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items() if k not in ("sweep_file", "dry_run", "command", "func")}
     options.update({k: v for k, v in flags.items() if v is not None})
     sweep = build_sweep(options)
-    if sweep.submit and not submit_available():
-        raise BenchError("--submit needs `promptpo-bench submit` (the leaderboard), which this installation lacks")
     runs = sweep.runs()
     states = {run: state(run) for run in runs}
     if args.dry_run:

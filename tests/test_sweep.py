@@ -280,7 +280,6 @@ def test_ctrl_c_stops_every_run_and_the_rerun_continues(tmp_path):
 # ---- --submit -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not sweep.submit_available(), reason="needs promptpo-bench submit (issue 7)")
 def test_submit_sends_every_finished_run_once(tmp_path):
     # the runs keep the algorithm's default final evaluation (50 held-out episodes), as a real entry would
     grid = ("--algos", "ppo", "--tasks", "NoiseWorld-Board0-v0", "--seeds", "1-2", "--budget", "2048",
@@ -294,13 +293,6 @@ def test_submit_sends_every_finished_run_once(tmp_path):
     assert "[submit] " not in again.stdout  # already submitted
 
 
-@pytest.mark.skipif(sweep.submit_available(), reason="promptpo-bench submit exists")
-def test_submit_without_the_leaderboard_is_a_one_line_error(tmp_path):
-    result = run_sweep(*GRID, "--out", str(tmp_path), "--submit", check=False)
-    assert result.returncode == 2 and result.stderr.strip() == (
-        "promptpo-bench: error: --submit needs `promptpo-bench submit` (the leaderboard), which this installation "
-        "lacks")
-    assert not any(tmp_path.iterdir())
 
 
 def test_the_shipped_sweep_file_is_valid():
