@@ -5,11 +5,16 @@ Imported only when an env is made: gymnasium-robotics and MuJoCo load here, not 
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import gymnasium as gym
 from gymnasium import spaces
-from gymnasium_robotics.envs.maze.maps import LARGE_MAZE_DIVERSE_G
-from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
+
+with contextlib.redirect_stderr(io.StringIO()):  # its import prints a notice about Adroit envs, which we do not use
+    from gymnasium_robotics.envs.maze.maps import LARGE_MAZE_DIVERSE_G
+    from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
 
 # The paper's custom Large map (1 wall, 0 free; rows top to bottom). With no "r"/"g"/"c" cells,
 # gymnasium-robotics draws the goal and the start uniformly from the free cells.
