@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-from . import registry, sweep
+from . import policies, registry, sweep
 from .errors import BenchError
 from .rollout import Episodes, RandomPolicy, RolloutFailure, episode_seeds, run_episodes
 
@@ -70,9 +70,7 @@ def _policy(args: argparse.Namespace, env) -> tuple[Any, str]:
     path = Path(args.policy)
     if not path.exists():
         raise BenchError(f"--policy must be random, optimal, a policy file or a run directory; {path} does not exist")
-    from .policies import load_policy
-
-    return load_policy(path, args.env_id, env, args.act_timeout, args.memory_mb), str(path)
+    return policies.load_policy(path, args.env_id, env, args.act_timeout, args.memory_mb), str(path)
 
 
 def _print_episodes(episodes: Episodes, show: int) -> None:
@@ -86,7 +84,7 @@ def _print_episodes(episodes: Episodes, show: int) -> None:
 def cmd_rollout(args: argparse.Namespace) -> int:
     from .sandbox import PolicyFailure
 
-    kwargs = dict(args.kwarg)
+    kwargs = dict(args.kwarg) or policies.run_env_kwargs(args.policy)  # a run is re-evaluated on its own task
     env = registry.make(args.env_id, **kwargs)
     reference = registry.get(args.env_id).references(env.unwrapped)
     seeds = episode_seeds(args.seed, args.episodes)
@@ -182,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "in the sandbox), or a baseline's run directory / model.pt (default: random)")
     rollout.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
     rollout.add_argument("--seed", type=int, default=0, help="reset seed of the first episode; episode i uses seed+i")
-    rollout.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE", help=kwarg_help)
+    rollout.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE",
+                         help=kwarg_help + "; a run directory's own env kwargs (from its record) when none is given")
     rollout.add_argument("--show-episodes", type=int, default=20, help="print this many per-episode returns")
     rollout.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     rollout.add_argument("--act-timeout", type=float, default=1.0, help="seconds a policy file may take per act call")

@@ -33,6 +33,12 @@ def policy_file(path: str | Path) -> tuple[Path, str]:
     return path, kind
 
 
+def run_env_kwargs(path: str | Path) -> dict[str, Any]:
+    """The env kwargs a run directory's record was made with ({} for a bare policy file or no record)."""
+    record = Path(path) / "record.json"
+    return dict(json.loads(record.read_text()).get("env_kwargs") or {}) if record.is_file() else {}
+
+
 def load_policy(path: str | Path, env_id: str, env: gym.Env, act_seconds: float = 1.0,
                 memory_mb: int = 2048) -> Any:
     """A BatchPolicy for `env` from a run directory, a policy.py (sandboxed) or a model.pt; `close()` it after."""

@@ -257,6 +257,18 @@ def test_cli_rollout_of_a_run_dir(tmp_path, capsys):
     assert len(json.loads(capsys.readouterr().out)["returns"]) == 3
 
 
+def test_cli_rollout_of_a_run_dir_uses_the_runs_env_kwargs(tmp_path, capsys):
+    from promptpo_bench import cli
+
+    dqn.main(dqn.Args(env_id="NoiseWorld-v0", env_kwargs='{"board": 0}', total_timesteps=300, learning_starts=10**9,
+                      eval_every=10**6, periodic_eval_episodes=1, eval_episodes=1, run_dir=str(tmp_path)))
+    capsys.readouterr()
+    assert cli.main(["rollout", "NoiseWorld-v0", "--policy", str(tmp_path), "--episodes", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["env_kwargs"] == {"board": 0}  # not the id's default board 1
+    assert cli.main(["rollout", "NoiseWorld-v0", "--policy", str(tmp_path), "--kwarg", "board=1", "--json"]) == 2
+    assert "observation" in capsys.readouterr().err  # board 1's 104 numbers do not fit the 29-input network
+
+
 # --- the scripts: one-line errors, --help, W&B offline -------------------------------------------------------------
 
 
