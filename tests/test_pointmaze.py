@@ -114,6 +114,18 @@ def test_horizon_truncates_and_expert_reaches_the_goal():
         registry.make("PointMaze-Large-v0", reward_type="shaped")
 
 
+@pytest.mark.parametrize("env_id", IDS)
+def test_the_expert_as_policy_code_plays_like_the_expert_in_the_sandbox(env_id):
+    from promptpo_bench.sandbox import SandboxedPolicy
+
+    env, spec, seeds = registry.make(env_id, horizon=400), registry.get(env_id), [3, 4]
+    trusted = run_episodes(env_id, spec.expert(env.unwrapped), seeds, {"horizon": 400})
+    with SandboxedPolicy(spec.expert_code(env.unwrapped), f"{spec.description}:Observation", env.action_space) as p:
+        sandboxed = run_episodes(env_id, p, seeds, {"horizon": 400})
+    np.testing.assert_allclose(sandboxed.returns, trusted.returns)
+    assert sandboxed.lengths.tolist() == trusted.lengths.tolist() == [400, 400] and trusted.returns.min() > 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id", IDS)
 def test_stored_reference_scores_are_what_they_say(env_id):

@@ -6,6 +6,7 @@ one any policy that sees the same observation could reach.
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 
 import numpy as np
@@ -63,3 +64,32 @@ class MazePlanner:
             error = self.target(o[0:2], o[6:8]) - o[0:2]
             actions[i] = np.clip(self.kp * error - self.kd * o[2:4], -1.0, 1.0)
         return actions
+
+
+POLICY_TEMPLATE = """\
+# The PointMaze expert of promptpo-bench (tasks/pointmaze/planner.py) as a policy.py: BFS over the known maze
+# cells, then a PD controller toward the next cell's centre. It runs in the sandbox like any code policy.
+from collections import deque
+
+import numpy as np
+
+MAZE_MAP = {maze_map!r}
+SCALING = {scaling!r}
+
+
+{planner}
+
+class Policy:
+    def __init__(self):
+        self.planner = MazePlanner(MAZE_MAP, SCALING)
+
+    def act(self, obs):
+        row = np.array([[obs.x, obs.y, obs.vx, obs.vy, *obs.achieved_goal, *obs.desired_goal]])
+        return self.planner.act(np.zeros(1), row, np.zeros(1))[0].tolist()
+"""
+
+
+def policy_code(maze_map: list[list], scaling: float) -> str:
+    """The planner as a policy.py (the LLM answer contract), so a reference run scores it in the sandbox."""
+    return POLICY_TEMPLATE.format(maze_map=[list(row) for row in maze_map], scaling=scaling,
+                                  planner=inspect.getsource(MazePlanner))
