@@ -5,12 +5,13 @@ on-ramp at a zipper junction, human drivers on SUMO's IDM car-following model, 2
 autonomous; the first 5 autonomous vehicles in the last 300 m before the merge are controlled by bounded
 accelerations and handed back to SUMO's driver after the merge.
 
-An action accelerates a controlled vehicle's cruise speed, not the vehicle itself: the vehicle drives at its cruise
-speed unless SUMO's safe-speed check or the merge's right of way brakes it, and regains the cruise speed at up to
-1.5 m/s^2 once it may. Control starts with the cruise speed at the speed limit, so zero acceleration drives exactly like
-SUMO's human driver. Flow applies v + a*dt to the current speed instead, so under zero acceleration a car braked by
-SUMO kept its braked speed for good and jammed the road (README, "Real-world tasks"). The network is built by SUMO's own
-`netconvert` from the node/edge lists below, once per machine, into a cache folder.
+An action accelerates a controlled vehicle's cruise speed, not the vehicle itself: the vehicle drives at its
+cruise speed unless SUMO's safe-speed check or the merge's right of way brakes it, and regains the cruise speed
+at up to 1.5 m/s^2 once it may. Control starts with the cruise speed at the speed limit, so zero acceleration
+drives exactly like SUMO's human driver. Flow applies v + a*dt to the current speed instead, so under zero
+acceleration a car braked by SUMO kept its braked speed for good and jammed the road (README, "Real-world
+tasks"). The network is built by SUMO's own `netconvert` from the node/edge lists below, once per machine, into
+a cache folder.
 
 libsumo runs one simulation per process, so the first env of a process drives libsumo and any further
 env in the same process talks to its own `sumo` over TraCI (same API, slower). For many fast copies
@@ -172,7 +173,7 @@ class TrafficMergeEnv(gym.Env):
                 break
             self._controlled.append(v)
             self._cruise[v] = SPEED_LIMIT  # its driver's desired speed: zero acceleration keeps it driving like a human
-            self._sumo.vehicle.setSpeedMode(v, 9)  # SUMO's safe speed and right of way at the merge only (Flow: 1, no right of way)
+            vehicle.setSpeedMode(v, 9)  # safe speed + right of way at the merge (Flow: 1, no right of way)
 
     def _observation(self) -> np.ndarray:
         obs = np.zeros((NUM_AVS, SLOT), dtype=np.float32)
