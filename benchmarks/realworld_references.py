@@ -1,7 +1,8 @@
 """Measure the reference scores stored in promptpo_bench/tasks/realworld/__init__.py.
 
 Mean return of the uniform random policy (action space seeded with 0) and of each task's hand-written
-expert, with default kwargs, episode i on reset seed i, through the same harness as `promptpo-bench rollout`.
+expert, with default kwargs, episode i on reset seed i, through the same harness as `promptpo-bench rollout`;
+for Traffic also of zero acceleration, which must not jam the road (README, "Real-world tasks").
 Reproduce with:  .venv/bin/python benchmarks/realworld_references.py [--episodes N] [--env-id ID ...]
 """
 
@@ -10,10 +11,23 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
+
 import promptpo_bench
 from promptpo_bench.rollout import RandomPolicy, episode_seeds, make_env, run_episodes
 
 EPISODES = {"Glucose-Adult-v0": 5, "Pandemic-Town-v0": 10, "Traffic-Merge-v0": 10}
+PASSIVE = {"Traffic-Merge-v0"}  # tasks whose zero action is printed too: passive driving
+
+
+class ZeroPolicy:
+    """All-zero actions (passive driving on Traffic)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+    def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        return np.zeros((len(episode_ids), *self.shape), dtype=np.float32)
 
 
 def main() -> None:
@@ -24,8 +38,10 @@ def main() -> None:
     for env_id in args.env_id:
         env = make_env(env_id)
         seeds = episode_seeds(0, args.episodes or EPISODES[env_id])
-        for name, policy in (("random", RandomPolicy(env.action_space, seed=0)),
-                             ("expert", promptpo_bench.get(env_id).expert(env.unwrapped))):
+        policies = [("random", RandomPolicy(env.action_space, seed=0)), ("expert", promptpo_bench.get(env_id).expert(env.unwrapped))]
+        if env_id in PASSIVE:
+            policies.append(("zero", ZeroPolicy(env.action_space.shape)))
+        for name, policy in policies:
             start = time.perf_counter()
             episodes = run_episodes(env_id, policy, seeds, batch_size=1)
             print(f"{env_id}  {name:6s}  mean return {episodes.mean_return:.2f} ± {episodes.ci95():.2f} (95% CI) "

@@ -30,17 +30,22 @@ class Observation:
     leader_gap: np.ndarray  # 5 bumper-to-bumper gaps to the vehicle ahead, m (1000 when there is none)
     follower_speed: np.ndarray  # 5 speeds of the vehicle behind, m/s (0 when there is none)
     follower_gap: np.ndarray  # 5 gaps to the vehicle behind, m (1000 when there is none)
+    cruise_speed: np.ndarray  # 5 cruise speeds, m/s (see the action below; 30 when you take control of a car)
 
     @classmethod
     def from_array(cls, array: np.ndarray) -> "Observation":
-        """Build the observation from the environment's flat float32 array of length 5 * 7."""
-        slots = np.array(array, dtype=np.float64).reshape(NUM_AVS, 7)
-        return cls(slots[:, 0] > 0.5, *(slots[:, k].copy() for k in range(1, 7)))
+        """Build the observation from the environment's flat float32 array of length 5 * 8."""
+        slots = np.array(array, dtype=np.float64).reshape(NUM_AVS, 8)
+        return cls(slots[:, 0] > 0.5, *(slots[:, k].copy() for k in range(1, 8)))
 
 
 # Action: 5 accelerations in m/s^2, each in [-1.5, 1.5] (clipped), one per slot (ignored for empty
-# slots), applied for the next 0.5 s. Speeds never go below 0, and a car never goes faster than is safe
-# behind its leader (the simulator brakes it if needed).
+# slots), applied to the car's cruise speed for the next 0.5 s: cruise_speed += 0.5 * a, kept in [0, 30].
+# The car drives at its cruise speed, except that it never goes faster than is safe behind its leader and
+# it yields at the merge like the human drivers (the simulator brakes it if needed); when below its cruise
+# speed (after such a brake), it speeds back up by at most 1.5 m/s^2. A car you take control of has cruise
+# speed 30, so action 0 lets it drive exactly like the human drivers; to drive it differently (e.g. slower,
+# to leave room for merging cars), lower its cruise speed, and raise it again later.
 
 
 def reward(all_speeds: np.ndarray, next_obs: Observation, action: np.ndarray) -> float:

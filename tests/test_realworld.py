@@ -143,6 +143,8 @@ def test_traffic_description_parses_and_reproduces_the_reward():
         assert after.present[:k].all() and not after.present[k:].any()  # slots fill from the front
         assert np.all(after.speed[after.present] <= 30.0 + 1e-4) and np.all(after.leader_gap >= 0)
         assert np.all((after.position[after.present] >= 300) & (after.position[after.present] <= 600))
+        assert np.all((after.cruise_speed >= 0) & (after.cruise_speed <= 30.0))
+        assert np.all(after.speed[after.present] <= after.cruise_speed[after.present] + 1e-4)  # never above its cruise speed
         controlled += k
     assert controlled > 0
 
@@ -165,11 +167,30 @@ def test_traffic_libsumo_first_then_traci_give_the_same_simulation():
         second.close()
 
 
+def _zero_acceleration_speeds(seed: int, warmup_steps: int, horizon: int) -> list[tuple[float, ...]]:
+    """Every vehicle's speeds after each step of one zero-acceleration episode."""
+    return [info["speeds"] for *_, info in rollout("Traffic-Merge-v0", {"horizon": horizon, "warmup_steps": warmup_steps},
+                                                    seed, lambda rng: np.zeros(5, np.float32))]
+
+
+def test_traffic_zero_acceleration_drives_exactly_like_sumos_human_driver():
+    controlled = _zero_acceleration_speeds(3, warmup_steps=100, horizon=200)[-1]  # 200 controlled steps
+    uncontrolled = _zero_acceleration_speeds(3, warmup_steps=299, horizon=1)[-1]  # the same 300 steps, 299 of them SUMO's
+    assert controlled == uncontrolled
+
+
+@pytest.mark.parametrize("seed", [5, 7, 9])
+def test_traffic_zero_acceleration_does_not_jam(seed):
+    """On these seeds v + a*dt on the current speed (Flow's) fell to 3-6 m/s: braked cars kept their braked speed."""
+    mean_speeds = [np.mean(speeds) for speeds in _zero_acceleration_speeds(seed, warmup_steps=200, horizon=300)]
+    assert np.mean(mean_speeds[-100:]) >= 0.4 * 25.0  # the last 50 s flow at over 40% of the desired 25 m/s
+
+
 def test_traffic_async_vector_env_runs_one_libsumo_per_worker():
     envs = gym.make_vec("Traffic-Merge-v0", num_envs=2, vectorization_mode="async", horizon=20, warmup_steps=40)
     try:
         obs, _ = envs.reset(seed=[0, 1])
-        assert obs.shape == (2, 35)
+        assert obs.shape == (2, 40)
         for _ in range(20):
             obs, reward, terminated, truncated, _ = envs.step(np.zeros((2, 5), np.float32))
         assert truncated.all() and np.isfinite(reward).all()

@@ -52,16 +52,16 @@ register(TaskSpec(
 
 
 def _traffic_expert(env):
-    from .traffic import IDMPolicy
+    from .traffic import SumoDriverPolicy
 
-    return IDMPolicy()
+    return SumoDriverPolicy()
 
 
 register(TaskSpec(
     id="Traffic-Merge-v0", family="realworld", entry_point="promptpo_bench.tasks.realworld.traffic:TrafficMergeEnv",
     kwargs={}, horizon=750, description="promptpo_bench.descriptions.traffic",
     summary="highway on-ramp merge, 5 controlled autonomous vehicles, SUMO/libsumo (375 s)",
-    references=_stored(307.72, 469.94, _SOURCE.format(n=10, m=9, what="IDM, SUMO's default driver")),
+    references=_stored(498.09, 522.77, _SOURCE.format(n=10, m=9, what="SUMO's default driver, i.e. zero acceleration")),
     kwargs_help="horizon: int >= 1 (steps of 0.5 s), warmup_steps: int >= 0",
     expert=_traffic_expert,
 ))

@@ -3,8 +3,15 @@
 The merge follows Flow's `merge` benchmark that Pan et al. used: a one-lane highway joined by a one-lane
 on-ramp at a zipper junction, human drivers on SUMO's IDM car-following model, 25% of the highway inflow
 autonomous; the first 5 autonomous vehicles in the last 300 m before the merge are controlled by bounded
-accelerations and handed back to SUMO's driver after the merge. The network is built by SUMO's own
-`netconvert` from the node/edge lists below, once per machine, into a cache folder.
+accelerations and handed back to SUMO's driver after the merge.
+
+An action accelerates a controlled vehicle's cruise speed, not the vehicle itself: the vehicle drives at its
+cruise speed unless SUMO's safe-speed check or the merge's right of way brakes it, and regains the cruise speed
+at up to 1.5 m/s^2 once it may. Control starts with the cruise speed at the speed limit, so zero acceleration
+drives exactly like SUMO's human driver. Flow applies v + a*dt to the current speed instead, so under zero
+acceleration a car braked by SUMO kept its braked speed for good and jammed the road (README, "Real-world
+tasks"). The network is built by SUMO's own `netconvert` from the node/edge lists below, once per machine, into
+a cache folder.
 
 libsumo runs one simulation per process, so the first env of a process drives libsumo and any further
 env in the same process talks to its own `sumo` over TraCI (same API, slower). For many fast copies
@@ -36,7 +43,7 @@ TARGET_SPEED = 25.0  # m/s, the desired velocity of the reward
 SPEED_LIMIT = 30.0  # m/s
 CONTROL_FROM = 300.0  # m along the 600 m approach: autonomous vehicles are controlled from here to the merge
 MAX_GAP = 1000.0  # gap reported when there is no leader / follower (m)
-SLOT = 7  # observation values per controlled vehicle
+SLOT = 8  # observation values per controlled vehicle
 HIGHWAY_INFLOW, MERGE_INFLOW, AV_SHARE = 2000, 100, 0.25  # vehicles/hour (Flow's merge) and autonomous share (Flow's merge1)
 IDM = {"accel": 1.0, "decel": 1.5, "tau": 1.0, "minGap": 2.0, "delta": 4}  # Flow's IDM humans (T = 1 s, s0 = 2 m)
 
@@ -103,10 +110,10 @@ def _sumo_args(folder: Path, seed: int) -> list[str]:
 class TrafficMergeEnv(gym.Env):
     """The highway merge; each reset seed fixes SUMO's random insertions of the episode.
 
-    Observation (float32, 5 * 7): per controlled autonomous vehicle (oldest in the network first; absent
+    Observation (float32, 5 * 8): per controlled autonomous vehicle (oldest in the network first; absent
     slots are all zeros): present flag, position on the approach (m; the merge is at 600 m), speed (m/s), leader speed, gap to
-    the leader (m), follower speed, gap to the follower (1000 m when none). Action: 5 accelerations in
-    [-1.5, 1.5] m/s^2 (one per slot; ignored for absent slots). Reward: see `step_reward`.
+    the leader (m), follower speed, gap to the follower (1000 m when none), cruise speed. Action: 5 accelerations of the
+    cruise speeds in [-1.5, 1.5] m/s^2 (one per slot; ignored for absent slots). Reward: see `step_reward`.
     """
 
     metadata = {"render_modes": []}
@@ -121,6 +128,7 @@ class TrafficMergeEnv(gym.Env):
         self.action_space = gym.spaces.Box(-MAX_ACCEL, MAX_ACCEL, (NUM_AVS,), np.float32)
         self._sumo = None
         self._controlled: list[str] = []
+        self._cruise: dict[str, float] = {}  # cruise speed of each controlled vehicle (m/s)
         self._t = 0
 
     def _start(self, seed: int) -> None:
@@ -158,12 +166,14 @@ class TrafficMergeEnv(gym.Env):
                 vehicle.setSpeed(v, -1.0)  # SUMO's own driver again
                 vehicle.setSpeedMode(v, 31)
         self._controlled = [v for v in self._controlled if v in on_approach]
+        self._cruise = {v: self._cruise[v] for v in self._controlled}
         for v in sorted((v for v in on_approach if v.startswith("av_main") and v not in self._controlled),
                         key=lambda v: int(v.rsplit(".", 1)[1])):
             if len(self._controlled) == NUM_AVS:
                 break
             self._controlled.append(v)
-            self._sumo.vehicle.setSpeedMode(v, 1)  # keep SUMO's safe-speed check only (Flow: "obey_safe_speed")
+            self._cruise[v] = SPEED_LIMIT  # its driver's desired speed: zero acceleration keeps it driving like a human
+            vehicle.setSpeedMode(v, 9)  # safe speed + right of way at the merge (Flow: 1, no right of way)
 
     def _observation(self) -> np.ndarray:
         obs = np.zeros((NUM_AVS, SLOT), dtype=np.float32)
@@ -175,14 +185,14 @@ class TrafficMergeEnv(gym.Env):
             follow_speed, follow_gap = ((vehicle.getSpeed(follower[0]), follower[1]) if follower and follower[0]
                                         else (0.0, MAX_GAP))
             obs[i] = (1.0, vehicle.getLanePosition(v), vehicle.getSpeed(v), lead_speed, min(max(lead_gap, 0.0), MAX_GAP),
-                      follow_speed, min(max(follow_gap, 0.0), MAX_GAP))
+                      follow_speed, min(max(follow_gap, 0.0), MAX_GAP), self._cruise[v])
         return obs.ravel()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         episode_seed = int(self.np_random.integers(2**31 - 1)) if seed is None else int(seed)
         self._start(episode_seed)
-        self._controlled = []
+        self._controlled, self._cruise = [], {}
         for _ in range(self.warmup_steps):
             self._sumo.simulationStep()
         self._update_controlled()
@@ -194,8 +204,9 @@ class TrafficMergeEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         accel = np.clip(np.asarray(action, dtype=np.float64).reshape(NUM_AVS), -MAX_ACCEL, MAX_ACCEL)
         vehicle = self._sumo.vehicle
-        for v, a in zip(self._controlled, accel.tolist()):
-            vehicle.setSpeed(v, max(vehicle.getSpeed(v) + a * STEP_SECONDS, 0.0))
+        for v, a in zip(self._controlled, accel.tolist()):  # a forced brake lowers the speed, never the cruise speed
+            self._cruise[v] = min(max(self._cruise[v] + a * STEP_SECONDS, 0.0), SPEED_LIMIT)
+            vehicle.setSpeed(v, min(self._cruise[v], vehicle.getSpeed(v) + MAX_ACCEL * STEP_SECONDS))
         self._sumo.simulationStep()
         self._update_controlled()
         obs = self._observation()
@@ -231,12 +242,9 @@ def step_reward(speeds: np.ndarray, obs: np.ndarray, accel: np.ndarray) -> float
     return desired + 0.1 * headway - 0.05 * effort
 
 
-class IDMPolicy:
-    """SUMO's default driver for this network: the IDM that the human drivers use, applied from the observation."""
+class SumoDriverPolicy:
+    """SUMO's default driver: zero acceleration keeps every cruise speed at the limit, so SUMO's IDM drives the cars
+    exactly as it drives the humans (tested). The reference controller that learned policies must beat."""
 
     def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        slots = obs.reshape(len(obs), NUM_AVS, SLOT).astype(np.float64)
-        v, lead_v, gap = slots[..., 2], slots[..., 3], np.maximum(slots[..., 4], 0.1)
-        s_star = IDM["minGap"] + np.maximum(v * IDM["tau"] + v * (v - lead_v) / (2 * np.sqrt(IDM["accel"] * IDM["decel"])), 0)
-        accel = IDM["accel"] * (1 - (v / SPEED_LIMIT) ** IDM["delta"] - (s_star / gap) ** 2)
-        return np.clip(accel, -MAX_ACCEL, MAX_ACCEL).astype(np.float32)
+        return np.zeros((len(obs), NUM_AVS), dtype=np.float32)
