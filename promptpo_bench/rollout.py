@@ -7,6 +7,7 @@ LLM candidates all go through `run_episodes`, so every score in the suite is mea
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -120,8 +121,9 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                  batch_size: int = 64, record_observations: bool = False) -> Episodes:
     """Roll `policy` out for one episode per seed, `batch_size` episodes side by side (one act call per step).
 
-    A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) gets the live episodes in two halves,
-    one in flight while the environments of the other step, so the policy's process and this one work at once.
+    A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) may get the live episodes in two halves,
+    one in flight while the environments of the other step, so the policy's process and this one work at once:
+    from the third step on, when the wait for an answer was at least half the time the environments took to step.
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
     """
     success_key = registry.get(env_id).success_key if registry.is_registered(env_id) else None
@@ -157,13 +159,15 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
             ids = list(range(start, min(start + batch_size, len(seeds))))
             first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
             obs = np.stack(first)  # obs[j]: the latest observation of episode ids[j]
-            half = (len(ids) + 1) // 2 if pipelined else len(ids)
-            groups = [group for group in (list(range(half)), list(range(half, len(ids)))) if group]
-            for group in groups:
-                send(group)
+            groups = [list(range(len(ids)))]
+            send(groups[0])
+            trial = pipelined  # whether the next whole-batch step still decides on halves
             while groups:
                 group = groups.pop(0)  # answers come back in the order the groups were sent
+                waited = time.perf_counter()
                 actions = receive()
+                stepped = time.perf_counter()
+                waited = stepped - waited
                 still = []
                 for j, action in zip(group, actions.tolist() if actions.ndim == 1 else actions):
                     obs[j], reward, terminated, truncated, info = envs[j].step(action)
@@ -177,6 +181,16 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                             observations[i].append(obs[j].copy())
                     else:
                         still.append(j)
+                if trial and lengths[ids[group[0]]] == 3:  # after two warm-up steps (the first built each Policy())
+                    trial = False
+                    # Halves pay a second message per step; they win when waiting for an answer takes at least
+                    # half as long as stepping the environments (NoiseWorld: yes; MuJoCo with a light policy: no).
+                    if len(still) > 1 and waited > (time.perf_counter() - stepped) / 2:
+                        half = (len(still) + 1) // 2
+                        for part in (still[:half], still[half:]):
+                            send(part)
+                            groups.append(part)
+                        continue
                 if still:
                     send(still)
                     groups.append(still)
