@@ -20,7 +20,9 @@ use `gym.make_vec(ENV_ID, num_envs=K, vectorization_mode="async")`: one process,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import itertools
 import os
 import subprocess
@@ -152,8 +154,11 @@ class TrafficMergeEnv(gym.Env):
                 self._sumo = libsumo
                 return
         label = f"promptpo-bench-{next(_labels)}"  # libsumo is taken in this process: a sumo of our own over TraCI
-        traci.start([str(Path(sumo.SUMO_HOME) / "bin" / "sumo"), *_sumo_args(folder, seed)], label=label)
-        self._sumo = traci.getConnection(label)
+        port = traci.getFreeSocketPort()
+        process = subprocess.Popen([str(Path(sumo.SUMO_HOME) / "bin" / "sumo"), *_sumo_args(folder, seed),
+                                    "--remote-port", str(port)])
+        with contextlib.redirect_stdout(io.StringIO()):  # traci prints each retry; SUMO is up within ~0.1 s
+            self._sumo = traci.connect(port, numRetries=600, proc=process, waitBetweenRetries=0.02, label=label)
 
     def _update_controlled(self) -> None:
         """Control the 5 autonomous vehicles that entered the approach first; hand them back to SUMO at the merge."""
