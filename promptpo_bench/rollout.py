@@ -164,10 +164,9 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
             trial = pipelined  # whether the next whole-batch step still decides on halves
             while groups:
                 group = groups.pop(0)  # answers come back in the order the groups were sent
-                waited = time.perf_counter()
+                asked = time.perf_counter() if trial else 0.0
                 actions = receive()
-                stepped = time.perf_counter()
-                waited = stepped - waited
+                answered = time.perf_counter() if trial else 0.0
                 still = []
                 for j, action in zip(group, actions.tolist() if actions.ndim == 1 else actions):
                     obs[j], reward, terminated, truncated, info = envs[j].step(action)
@@ -185,7 +184,7 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                     trial = False
                     # Halves pay a second message per step; they win when waiting for an answer takes at least
                     # half as long as stepping the environments (NoiseWorld: yes; MuJoCo with a light policy: no).
-                    if len(still) > 1 and waited > (time.perf_counter() - stepped) / 2:
+                    if len(still) > 1 and answered - asked > (time.perf_counter() - answered) / 2:
                         half = (len(still) + 1) // 2
                         for part in (still[:half], still[half:]):
                             send(part)
