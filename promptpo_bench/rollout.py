@@ -111,10 +111,31 @@ class _Immediate:
         self.policy, self.actions = policy, None
 
     def send(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> None:
-        self.actions = self.policy.act(episode_ids, obs, steps)
+        self.actions = self.policy.act(episode_ids.copy(), obs.copy(), steps)  # the rollout reuses its arrays
 
     def receive(self) -> np.ndarray:
         return self.actions
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Live episodes sent to the policy together: their envs, episode ids and latest observations, row for row."""
+
+    envs: list[gym.Env]
+    ids: np.ndarray
+    obs: np.ndarray
+
+    def without(self, rows: list[int]) -> _Group:
+        """The group less the given rows (episodes that ended)."""
+        keep = np.ones(len(self.ids), dtype=bool)
+        keep[rows] = False
+        return _Group([env for env, kept in zip(self.envs, keep.tolist()) if kept], self.ids[keep], self.obs[keep])
+
+    def halves(self) -> tuple[_Group, _Group]:
+        """The first and second half of the group, sharing its arrays."""
+        half = (len(self.ids) + 1) // 2
+        return (_Group(self.envs[:half], self.ids[:half], self.obs[:half]),
+                _Group(self.envs[half:], self.ids[half:], self.obs[half:]))
 
 
 def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwargs: dict[str, Any] | None = None,
@@ -137,13 +158,12 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
         return Episodes(list(seeds), np.array(returns, dtype=np.float64), np.array(lengths, dtype=np.int64),
                         None if successes is None else np.array(successes, dtype=bool), observations)
 
-    def send(group: list[int]) -> None:  # episodes ids[j] for j in group, at obs[j]
+    def send(group: _Group) -> None:
         if observations is not None:
-            for j in group:
-                observations[ids[j]].append(obs[j].copy())
-        try:
-            channel.send(np.array([ids[j] for j in group]), obs[group],
-                         np.array([lengths[ids[j]] for j in group]))
+            for i, row in zip(group.ids.tolist(), group.obs):
+                observations[i].append(row.copy())
+        try:  # the sandbox needs no step counts
+            channel.send(group.ids, group.obs, None if pipelined else np.array([lengths[i] for i in group.ids.tolist()]))
         except Exception as failure:
             raise RolloutFailure(failure, outcome()) from failure
 
@@ -156,10 +176,9 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
     envs = [make_env(env_id, env_kwargs) for _ in range(min(batch_size, len(seeds)))]
     try:
         for start in range(0, len(seeds), batch_size):
-            ids = list(range(start, min(start + batch_size, len(seeds))))
+            ids = range(start, min(start + batch_size, len(seeds)))
             first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
-            obs = np.stack(first)  # obs[j]: the latest observation of episode ids[j]
-            groups = [list(range(len(ids)))]
+            groups = [_Group(envs[:len(ids)], np.array(ids), np.stack(first))]
             send(groups[0])
             trial = pipelined  # whether the next whole-batch step still decides on halves
             while groups:
@@ -167,32 +186,33 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                 asked = time.perf_counter() if trial else 0.0
                 actions = receive()
                 answered = time.perf_counter() if trial else 0.0
-                still = []
-                for j, action in zip(group, actions.tolist() if actions.ndim == 1 else actions):
-                    obs[j], reward, terminated, truncated, info = envs[j].step(action)
-                    i = ids[j]
+                rows, ended = group.obs, []
+                for k, (env, i, action) in enumerate(zip(group.envs, group.ids.tolist(),
+                                                         actions.tolist() if actions.ndim == 1 else actions)):
+                    rows[k], reward, terminated, truncated, info = env.step(action)
                     returns[i] += float(reward)
                     lengths[i] += 1
                     if successes is not None and info.get(success_key):
                         successes[i] = True
                     if terminated or truncated:
                         if observations is not None:
-                            observations[i].append(obs[j].copy())
-                    else:
-                        still.append(j)
-                if trial and lengths[ids[group[0]]] == 3:  # after two warm-up steps (the first built each Policy())
+                            observations[i].append(rows[k].copy())
+                        ended.append(k)
+                if ended:
+                    group = group.without(ended)
+                # Decide after two warm-up steps (the first built each Policy()).
+                if trial and len(group.ids) and lengths[group.ids[0]] == 3:
                     trial = False
                     # Halves pay a second message per step; they win when waiting for an answer takes at least
                     # half as long as stepping the environments (NoiseWorld: yes; MuJoCo with a light policy: no).
-                    if len(still) > 1 and answered - asked > (time.perf_counter() - answered) / 2:
-                        half = (len(still) + 1) // 2
-                        for part in (still[:half], still[half:]):
+                    if len(group.ids) > 1 and answered - asked > (time.perf_counter() - answered) / 2:
+                        groups = list(group.halves())
+                        for part in groups:
                             send(part)
-                            groups.append(part)
                         continue
-                if still:
-                    send(still)
-                    groups.append(still)
+                if len(group.ids):
+                    send(group)
+                    groups.append(group)
     finally:
         for env in envs:
             env.close()

@@ -1,9 +1,9 @@
 """Run an untrusted `Policy` class (LLM-written source) in a separate, isolated, resource-limited process.
 
 The trusted side of the sandbox: it starts `sandbox_worker.py` (whose docstring describes the protocol), sends it
-the code and raw observation bytes, reads its length-prefixed JSON replies (never unpickled), enforces wall-clock
-deadlines, validates every action against the action space, and turns every failure of the untrusted code into a
-`PolicyFailure` instead of a crash of the caller.
+the code and raw observation bytes, reads its length-prefixed replies (JSON or raw action rows, never unpickled),
+enforces wall-clock deadlines, validates every action against the action space, and turns every failure of the
+untrusted code into a `PolicyFailure` instead of a crash of the caller.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import gymnasium
 import numpy as np
 
 from promptpo_bench import sandbox_worker
-from promptpo_bench.sandbox_worker import ACT_HEADER, FRAME, REPORTED_KINDS
+from promptpo_bench.sandbox_worker import ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY, REPORTED_KINDS
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
                  "worker_died")
@@ -88,13 +88,19 @@ def _describe(value: object) -> str:
     return _one_line(f"{value!r} ({type(value).__name__})", 200)
 
 
-def _discrete_validator(space: gymnasium.spaces.Discrete) -> Callable[[list], np.ndarray]:
+def _discrete_validator(space: gymnasium.spaces.Discrete) -> Callable[[list | np.ndarray], np.ndarray]:
     low = int(space.start)
     high = low + int(space.n)
     valid = f"an integer in [{low}, {high - 1}] ({space})"
     dtype = space.dtype
 
-    def validate(actions: list) -> np.ndarray:
+    def validate(actions: list | np.ndarray) -> np.ndarray:
+        if type(actions) is np.ndarray:  # raw rows from the worker
+            if actions.dtype.kind == "i":
+                values = actions.tolist()  # cheaper than NumPy reductions for the few actions of a message
+                if not values or (low <= min(values) and max(values) < high):
+                    return actions.astype(dtype, copy=False)
+            actions = actions.tolist()  # floats, or a value out of range: checked one by one below
         checked = []
         for index, action in enumerate(actions):
             kind = type(action)
@@ -116,23 +122,27 @@ def _bounds_text(bound: np.ndarray) -> str:
     return _one_line(np.array2string(bound, precision=4, threshold=8), 120)
 
 
-def _box_validator(space: gymnasium.spaces.Box) -> Callable[[list], np.ndarray]:
+def _box_validator(space: gymnasium.spaces.Box) -> Callable[[list | np.ndarray], np.ndarray]:
     low = space.low.astype(np.float64)
     high = space.high.astype(np.float64)
+    low_ok, high_ok = low - _BOX_TOLERANCE, high + _BOX_TOLERANCE
+    bounded = bool(np.isfinite(low).all() and np.isfinite(high).all())  # then the bounds also reject inf and nan
     shape, dtype = space.shape, space.dtype
     integral = np.issubdtype(dtype, np.integer)
     number = "integers" if integral else "numbers"
     valid = (f"{'a number' if shape == () else f'an array of shape {shape}'} of finite {number} in "
              f"[{_bounds_text(low)}, {_bounds_text(high)}] ({space})")
 
-    def problem(arr: np.ndarray) -> np.ndarray:
-        """Per row of a (B, *shape) float array: whether it is not finite, in bounds (and integral)."""
-        bad = ~np.isfinite(arr) | (arr < low - _BOX_TOLERANCE) | (arr > high + _BOX_TOLERANCE)
+    def valid_rows(arr: np.ndarray) -> bool:
+        """Whether every row of a (B, *shape) float array is finite, in bounds (and integral)."""
+        ok = (arr >= low_ok) & (arr <= high_ok)
+        if not bounded:
+            ok &= np.isfinite(arr)
         if integral:
-            bad |= arr != np.round(arr)
-        return bad.reshape(len(arr), -1).any(axis=1)
+            ok &= arr == np.round(arr)
+        return bool(ok.all())
 
-    def as_rows(actions: list) -> np.ndarray | None:
+    def as_rows(actions: list | np.ndarray) -> np.ndarray | None:
         try:
             arr = np.asarray(actions)
         except (ValueError, TypeError, OverflowError):
@@ -141,15 +151,14 @@ def _box_validator(space: gymnasium.spaces.Box) -> Callable[[list], np.ndarray]:
             return None
         return arr.astype(np.float64, copy=False)
 
-    def validate(actions: list) -> np.ndarray:
+    def validate(actions: list | np.ndarray) -> np.ndarray:
         arr = as_rows(actions)
-        bad = None if arr is None else problem(arr)
-        if bad is None or bad.any():
-            for index, action in enumerate(actions):
+        if arr is None or not valid_rows(arr):
+            for index, action in enumerate(actions.tolist() if type(actions) is np.ndarray else actions):
                 row = as_rows([action])
-                if row is None or problem(row)[0]:
+                if row is None or not valid_rows(row):
                     raise _InvalidAction(index, f"returned {_describe(action)}, but the action must be {valid}")
-        return np.clip(arr, low, high).astype(dtype)
+        return np.clip(arr, low, high).astype(dtype, copy=False)
 
     return validate
 
@@ -206,7 +215,8 @@ class SandboxedPolicy:
         self._failure: PolicyFailure | None = None
         self._buffer = bytearray()
         self._layout: tuple[str, tuple[int, ...]] | None = None  # observation dtype and row shape the worker knows
-        self._reply_bytes_per_action = 64 * (math.prod(action_space.shape) + 1)  # generous JSON size bound
+        self._action_size = math.prod(action_space.shape)
+        self._reply_bytes_per_action = 64 * (self._action_size + 1)  # generous JSON size bound
         self._proc = worker or spawn_worker()
         self._finalizer = weakref.finalize(self, _terminate, self._proc)
         self._write_fd = self._proc.stdin.fileno()
@@ -224,7 +234,7 @@ class SandboxedPolicy:
     def _start(self, code: str, observation: str, class_name: str) -> None:
         limits = self.limits
         setup = {"code": code, "observation": observation, "class_name": class_name, "method": self.method,
-                 "act_seconds": limits.act_seconds, "load_seconds": limits.load_seconds,
+                 "action_shape": list(self.action_space.shape), "act_seconds": limits.act_seconds, "load_seconds": limits.load_seconds,
                  "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb)}
         deadline = time.monotonic() + _STARTUP_SECONDS
         try:
@@ -288,7 +298,12 @@ class SandboxedPolicy:
         only = id_list[0] if count == 1 else None
         reply = self._receive(deadline, "acting", (1 << 20) + count * self._reply_bytes_per_action, only)
         self._last_answer = now = time.monotonic()
-        if type(reply) is not list:
+        if type(reply) is np.ndarray:  # raw rows
+            if reply.size != count * self._action_size:
+                self._fail("invalid_action", f"the worker returned {reply.size} action values for {count} "
+                           f"observations of {self._action_size} each")
+            reply = reply.reshape(count, *self.action_space.shape)
+        elif type(reply) is not list:
             self._reported_failure(reply, id_list)
         share = (now - start) / count
         spent = self._episode_seconds
@@ -350,21 +365,26 @@ class SandboxedPolicy:
             return
 
     def _receive(self, deadline: float, doing: str, max_bytes: int, episode_id: int | None = None) -> object:
-        """Read one JSON reply from the worker; a timeout, a death or a malformed reply becomes a `PolicyFailure`."""
+        """Read one reply from the worker: JSON, or a flat array of raw action values; a timeout, a death or a
+        malformed reply becomes a `PolicyFailure`."""
         buffer = self._buffer
         while True:
-            if len(buffer) >= FRAME.size:
-                (size,) = FRAME.unpack_from(buffer)
+            if len(buffer) >= REPLY.size:
+                size, kind = REPLY.unpack_from(buffer)
                 if size > max_bytes:
                     self._fail("invalid_action", f"the policy sent an oversized reply ({size} bytes) while {doing}")
-                end = FRAME.size + size
+                end = REPLY.size + size
                 if len(buffer) >= end:
-                    payload = bytes(buffer[FRAME.size:end])
+                    payload = buffer[REPLY.size:end]  # a copy: NumPy may keep it
                     del buffer[:end]
+                    if kind in (INT_ROWS, FLOAT_ROWS) and size % 8 == 0:
+                        return np.frombuffer(payload, "<i8" if kind == INT_ROWS else "<f8")
                     try:
-                        return json.loads(payload)
+                        if kind == JSON_REPLY:
+                            return json.loads(payload)
                     except (ValueError, RecursionError):
-                        self._fail("worker_died", f"the worker sent a malformed reply while {doing}")
+                        pass
+                    self._fail("worker_died", f"the worker sent a malformed reply while {doing}")
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._spinner.wait(math.ceil(remaining * 1000)):
                 limits = self.limits

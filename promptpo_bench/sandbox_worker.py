@@ -9,9 +9,11 @@ untrusted code goes nowhere):
   parent -> worker: first a pickled setup dict, then per act call an `ACT_HEADER` (B, layout size), the pickled
   layout `(dtype.str, row_shape)` of the observations when it changed (else nothing), B int64 episode ids and the
   B observation rows as raw bytes;
-  worker -> parent, frames of a little-endian uint32 length and JSON (never pickle, as the parent trusts nothing
-  the worker says): `{"isolation": ...}` or `{"setup_error": ...}`, then `{"loaded": true}`, then one JSON list of
-  actions per act call. A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
+  worker -> parent, frames of a `REPLY` header (little-endian uint32 length, format byte) and a payload that is
+  JSON or raw rows (never pickle, as the parent trusts nothing the worker says): `{"isolation": ...}` or
+  `{"setup_error": ...}`, then `{"loaded": true}`, then the actions of each act call, as raw int64 or float64 rows
+  when they form a numeric array of the action shape, else as a JSON list (whose odd values the parent names in
+  its error message). A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
   after which the worker exits.
 """
 
@@ -41,7 +43,8 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-FRAME = struct.Struct("<I")  # length prefix of a worker -> parent reply
+REPLY = struct.Struct("<IB")  # header of a worker -> parent reply: payload length, payload format (below)
+JSON_REPLY, INT_ROWS, FLOAT_ROWS = 0, 1, 2  # payload formats: JSON text, little-endian int64 / float64 actions
 ACT_HEADER = struct.Struct("<II")  # batch size B, size of the pickled observation layout that follows (0: unchanged)
 POLICY_FILE = "policy.py"
 SUMMARY_CHARS = 4000  # longest Feedback text passed on
@@ -71,11 +74,12 @@ class Spinner:
 
     def wait(self, timeout_ms: int = -1) -> bool:
         """Whether the fd became readable within `timeout_ms` (-1: no limit)."""
-        poll, clock = self.poller.poll, time.perf_counter
+        poll, clock, pause = self.poller.poll, time.perf_counter, os.sched_yield
         start = clock()
         end = start + self.budget
         ready = bool(poll(0))
         while not ready and clock() < end:
+            pause()  # lets the other side run if the scheduler put it on this CPU (a busy machine)
             ready = bool(poll(0))
         if not ready:
             ready = bool(poll(timeout_ms))
@@ -170,7 +174,7 @@ class _ImportGuard:
 
 def _write(fd: int, reply: object) -> None:
     data = json.dumps(reply, separators=(",", ":")).encode()
-    os.write(fd, FRAME.pack(len(data)) + data)
+    os.write(fd, REPLY.pack(len(data), JSON_REPLY) + data)
 
 
 def _import_observation(path: str) -> tuple[type, str]:
@@ -320,9 +324,21 @@ def _unencodable(value: object) -> object:
     return _describe(value)
 
 
-def _encode_actions(actions: list) -> bytes:
+def _encode_actions(actions: list, shape: tuple[int, ...]) -> tuple[int, bytes]:
+    """The payload format and bytes of a batch's actions: raw rows when they form an integer or float array of
+    shape (B, *shape) (cheap to check on the other side), else JSON that keeps whatever odd values they hold."""
     try:
-        return json.dumps(actions, separators=(",", ":"), default=_unencodable).encode()
+        rows = np.asarray(actions)
+    except (TypeError, ValueError, OverflowError, RecursionError):  # ragged lists, odd objects: JSON tells which
+        rows = None
+    if rows is not None and rows.shape == (len(actions), *shape):
+        kind = rows.dtype.kind
+        if kind == "i" or (kind == "u" and rows.dtype.itemsize < 8):  # uint64 could wrap around as int64
+            return INT_ROWS, rows.astype("<i8").tobytes()
+        if kind == "f":
+            return FLOAT_ROWS, rows.astype("<f8").tobytes()
+    try:
+        return JSON_REPLY, json.dumps(actions, separators=(",", ":"), default=_unencodable).encode()
     except (TypeError, ValueError, RecursionError):  # e.g. a circular list, or a dict with tuple keys
         encoded = []
         for action in actions:
@@ -330,7 +346,7 @@ def _encode_actions(actions: list) -> bytes:
                 encoded.append(json.dumps(action, separators=(",", ":"), default=_unencodable))
             except (TypeError, ValueError, RecursionError):
                 encoded.append(json.dumps(_describe(action)))
-        return ("[" + ",".join(encoded) + "]").encode()
+        return JSON_REPLY, ("[" + ",".join(encoded) + "]").encode()
 
 
 def _load(setup: dict, observation_class: type, observation_module: str, reserve: list) -> type | dict:
@@ -376,7 +392,8 @@ def _serve(rfile: Reader, out_fd: int, policy_class: type, from_array: Callable[
     instances: dict[int, object] = {}
     act_seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     setitimer, real = signal.setitimer, signal.ITIMER_REAL
-    read, write, pack, unpack = rfile.read, os.write, FRAME.pack, ACT_HEADER.unpack
+    read, write, pack, unpack = rfile.read, os.write, REPLY.pack, ACT_HEADER.unpack
+    action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
     spinner, clock = Spinner(rfile.fileno()), time.perf_counter
@@ -414,14 +431,14 @@ def _serve(rfile: Reader, out_fd: int, policy_class: type, from_array: Callable[
                 actions.append(policy.act(from_array(row)))
                 mark = _within(mark, act_seconds)
             setitimer(real, 0)
-            data = _encode_actions(actions)
+            kind, data = _encode_actions(actions, action_shape)
         except BaseException as exc:
             setitimer(real, 0)
             instances.clear()
             actions.clear()
             _write(out_fd, _failure(exc, phase, seconds, setup, index, reserve))
             return
-        write(out_fd, pack(len(data)) + data)
+        write(out_fd, pack(len(data), kind) + data)
 
 
 def _serve_summaries(rfile: Reader, out_fd: int, feedback_class: type,
@@ -453,7 +470,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, feedback_class: type,
             signal.setitimer(signal.ITIMER_REAL, 0)
             _write(out_fd, _failure(exc, phase, limit, setup, None, reserve))
             return
-        os.write(out_fd, FRAME.pack(len(data)) + data)
+        os.write(out_fd, REPLY.pack(len(data), JSON_REPLY) + data)
 
 
 def main() -> None:

@@ -117,6 +117,45 @@ def test_discrete_rejects_invalid_actions(returned):
     assert "Policy.act returned" in error.message and "[0, 3]" in error.message
 
 
+def test_discrete_rejects_an_unsigned_value_that_would_wrap_into_range():
+    error = failure("import numpy as np\n" + acting("", "np.uint64(2**64 - 1)"), Discrete(4, start=-2), ids=(5,))
+    assert error.kind == "invalid_action" and "18446744073709551615" in error.message
+
+
+@pytest.mark.parametrize("returned, kind", [("[1e30, -1e30]", None), ("[float('inf'), 0.0]", "invalid_action"),
+                                            ("[float('nan'), 0.0]", "invalid_action")])
+def test_unbounded_box_accepts_large_finite_numbers_only(returned, kind):
+    code, space = acting("", returned), Box(-np.inf, np.inf, (2,), np.float64)
+    if kind is None:
+        with sandbox(code, space) as policy:
+            assert policy.act(np.array([0]), rows(0)).tolist() == [[1e30, -1e30]]
+    else:
+        assert failure(code, space).kind == kind
+
+
+def test_integer_box_rejects_fractions():
+    space = Box(0, 9, (2,), np.int64)
+    with sandbox(acting("", "[3, 4.0]"), space) as policy:
+        assert policy.act(np.array([0]), rows(0)).tolist() == [[3, 4]]
+    assert "integers" in failure(acting("", "[3, 4.5]"), space).message
+
+
+@pytest.mark.parametrize("forged, kind", [(b"\x0c\x00\x00\x00\x02" + bytes(12), "worker_died"),
+                                          (b"\x10\x00\x00\x00\x02" + bytes(16), "invalid_action"),
+                                          (b"\x02\x00\x00\x00\x07{}", "worker_died")])
+def test_a_forged_reply_is_a_failure_not_actions(forged, kind):
+    """Untrusted code that writes its own frame to the reply pipe (any fd it can find) gets a failure."""
+    body = f"""
+    import os
+    for fd in range(3, 64):
+        try:
+            os.write(fd, {forged!r})
+        except OSError:
+            pass
+    """
+    assert failure(acting(body, "0")).kind == kind
+
+
 def test_box_accepts_and_clips_within_tolerance():
     code = acting("", "[[0.5, -0.25], [1 + 1e-7, -1 - 1e-7]][int(obs.array[0])]")
     with sandbox(code, Box(-1, 1, (2,), np.float32)) as policy:
