@@ -64,7 +64,8 @@ class Spinner:
     """Waits for a pipe by polling without sleeping for about twice the recent waits (at most 2 ms), then sleeps.
 
     Both sides of the sandbox use one: the other side usually answers within microseconds (a trivial policy) or
-    a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up to every message.
+    a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up to every message. Between
+    polls it yields the CPU, so that on a busy machine it never keeps the other side waiting for this CPU.
     """
 
     def __init__(self, fd: int) -> None:
