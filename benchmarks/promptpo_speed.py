@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -82,10 +81,30 @@ def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes
         return done / (time.perf_counter() - start)
 
 
+def rollout_speeds(steps: int) -> None:
+    """Print sandboxed vs in-process rollout speeds on board 1 and HalfCheetah-v5, measured side by side."""
+    raw = in_process_sps("NoiseWorld-Board1-v0", TRIVIAL, Observation, steps)
+    print(f"in-process loop (Observation, act, step), board 1:  {raw:>9,.0f} steps/s "
+          f"(the paper's loop: ~{PAPER_IN_PROCESS_SPS:,} measured on this kind of machine)")
+    for batch in (5, 50):
+        sps = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch)
+        print(f"sandboxed, {batch:>2} episodes per message:            {sps:>9,.0f} steps/s  = "
+              f"{sps / raw:.2f}x in-process, {sps / PAPER_IN_PROCESS_SPS:.2f}x the paper's loop (goal >= 0.5x)")
+    if importlib.util.find_spec("mujoco") is None:
+        print("HalfCheetah-v5: skipped (pip install mujoco)")
+    else:
+        raw = in_process_sps("HalfCheetah-v5", ZERO_TORQUE, RawObservation, steps // 10)
+        sps = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, 5)
+        print(f"HalfCheetah-v5, in-process {raw:,.0f} steps/s, sandboxed (5 episodes per message) {sps:,.0f} "
+              f"steps/s = {sps / raw:.2f}x in-process (goal >= 0.7x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200_000, help="env steps per rollout timing")
     parser.add_argument("--latency", type=float, default=2.0, help="seconds each scripted answer takes")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="also time the rollouts with this many busy-looping processes running (a loaded machine)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,20 +117,16 @@ def main() -> None:
               f"(process start-up and the 50-episode final evaluation included; {record['totals']['env_steps']} "
               f"env steps, {record['totals']['llm_calls']} LLM calls)")
 
-        raw = in_process_sps("NoiseWorld-Board1-v0", TRIVIAL, Observation, args.steps)
-        print(f"in-process loop (Observation, act, step), board 1:  {raw:>9,.0f} steps/s "
-              f"(the paper's loop: ~{PAPER_IN_PROCESS_SPS:,} measured on this kind of machine)")
-        for batch in (5, 50):
-            sps = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, args.steps, batch)
-            print(f"sandboxed, {batch:>2} episodes per message:            {sps:>9,.0f} steps/s  = "
-                  f"{sps / raw:.2f}x in-process, {sps / PAPER_IN_PROCESS_SPS:.2f}x the paper's loop (goal >= 0.5x)")
-        if importlib.util.find_spec("mujoco") is None:
-            print("HalfCheetah-v5: skipped (pip install mujoco)")
-        else:
-            raw = in_process_sps("HalfCheetah-v5", ZERO_TORQUE, RawObservation, args.steps // 10)
-            sps = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, args.steps // 10, 5)
-            print(f"HalfCheetah-v5, in-process {raw:,.0f} steps/s, sandboxed (5 episodes per message) {sps:,.0f} "
-                  f"steps/s = {sps / raw:.2f}x in-process (goal >= 0.7x)")
+        rollout_speeds(args.steps)
+        if args.busy:
+            hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+            try:
+                print(f"with {args.busy} busy-looping process(es) beside:")
+                rollout_speeds(args.steps)
+            finally:
+                for hog in hogs:
+                    hog.kill()
+                    hog.wait()
 
         with ScriptedLLMServer(answer(args.latency)) as server:
             record = promptpo(Path(tmp) / "slow", server.base_url, "--env-id", "NoiseWorld-Board1-v0",
@@ -119,7 +134,7 @@ def main() -> None:
         round_s = record["curve"][0]["wall_time_s"]
         print(f"one round of 10 candidates whose answers take {args.latency:g} s each: {round_s:.2f} s = "
               f"{round_s / args.latency:.2f}x the slowest answer (goal <= 1.3x)")
-    print("reproduce: .venv/bin/python benchmarks/promptpo_speed.py")
+    print("reproduce: .venv/bin/python benchmarks/promptpo_speed.py" + (f" --busy {args.busy}" if args.busy else ""))
 
 
 if __name__ == "__main__":
