@@ -150,18 +150,22 @@ def test_traffic_description_parses_and_reproduces_the_reward():
 
 
 def test_traffic_libsumo_first_then_traci_give_the_same_simulation():
-    first, second = promptpo_bench.make("Traffic-Merge-v0", horizon=30, warmup_steps=80), \
-        promptpo_bench.make("Traffic-Merge-v0", horizon=30, warmup_steps=80)
+    """Bit for bit, over two episodes (the second after SUMO's load(), with the first's subscriptions gone), while
+    cars enter and leave control."""
+    first, second = promptpo_bench.make("Traffic-Merge-v0", horizon=80, warmup_steps=80), \
+        promptpo_bench.make("Traffic-Merge-v0", horizon=80, warmup_steps=80)
+    rng = np.random.default_rng(0)
     try:
-        obs_a, _ = first.reset(seed=4)
-        obs_b, _ = second.reset(seed=4)
-        assert first.unwrapped._sumo.__name__ == "libsumo" and type(second.unwrapped._sumo).__name__ == "Connection"
-        np.testing.assert_array_equal(obs_a, obs_b)
-        for _ in range(30):
-            action = np.full(5, 0.5, np.float32)
-            a, b = first.step(action), second.step(action)
-            np.testing.assert_array_equal(a[0], b[0])
-            assert a[1] == b[1]
+        for seed in (4, 5):
+            obs_a, _ = first.reset(seed=seed)
+            obs_b, _ = second.reset(seed=seed)
+            assert first.unwrapped._sumo.__name__ == "libsumo" and type(second.unwrapped._sumo).__name__ == "Connection"
+            np.testing.assert_array_equal(obs_a, obs_b)
+            for _ in range(80):
+                action = rng.uniform(-1.5, 1.5, 5).astype(np.float32)
+                a, b = first.step(action), second.step(action)
+                np.testing.assert_array_equal(a[0], b[0])
+                assert a[1] == b[1] and a[4] == b[4]
     finally:
         first.close()
         second.close()

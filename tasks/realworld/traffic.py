@@ -11,7 +11,8 @@ below it the car drives at its cruise speed (without dawdling) unless SUMO's saf
 right of way brakes it, and regains the cruise speed at up to 1.5 m/s^2 once it may. Flow applies v + a*dt to
 the current speed instead, so under zero acceleration a car braked by SUMO kept its braked speed for good and
 jammed the road (README, "Real-world tasks"). The network is built by SUMO's own `netconvert` from the node/edge
-lists below, once per machine, into a cache folder.
+lists below, once per machine, into a cache folder. A step reads SUMO through subscriptions: their values
+come with the step's own answer, so over TraCI a step costs a few socket round trips instead of one per getter.
 
 libsumo runs one simulation per process, so the first env of a process drives libsumo and any further
 env in the same process talks to its own `sumo` over TraCI (same API, slower). For many fast copies
@@ -26,6 +27,7 @@ import io
 import itertools
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import weakref
@@ -44,6 +46,9 @@ WARMUP_STEPS = 200  # 100 s of human-only control before the agent acts, so the 
 TARGET_SPEED = 25.0  # m/s, the desired velocity of the reward
 SPEED_LIMIT = 30.0  # m/s
 MAX_GAP = 1000.0  # gap reported when there is no leader / follower (m)
+# TraCI's variable ids (traci.constants): TRACI_ID_LIST, LAST_STEP_VEHICLE_ID_LIST, VAR_DEPARTED_VEHICLES_IDS,
+# VAR_SPEED, VAR_LANEPOSITION, VAR_LEADER, VAR_FOLLOWER
+ID_LIST, EDGE_VEHICLES, DEPARTED, SPEED, POSITION, LEADER, FOLLOWER = 0x00, 0x12, 0x74, 0x40, 0x56, 0x68, 0x78
 SLOT = 8  # observation values per controlled vehicle
 HIGHWAY_INFLOW, MERGE_INFLOW, AV_SHARE = 2000, 100, 0.25  # vehicles/hour (Flow's merge) and autonomous share (Flow's merge1)
 # Flow's SumoCarFollowingParams defaults (flow/core/params.py) on SUMO's default Krauss model, whose driver
@@ -133,6 +138,9 @@ class TrafficMergeEnv(gym.Env):
         self._sumo = None
         self._controlled: list[str] = []
         self._cruise: dict[str, float] = {}  # cruise speed of each controlled vehicle (m/s)
+        self._vehicles: dict[str, dict] = {}  # subscribed values after the last step, per vehicle ("": the id list)
+        self._ids: tuple[str, ...] = ()  # the vehicles in the network after the last step, in SUMO's order
+        self._highway: tuple[str, ...] = ()  # those of them on the highway before the merge
         self._t = 0
 
     def _start(self, seed: int) -> None:
@@ -162,15 +170,41 @@ class TrafficMergeEnv(gym.Env):
         with contextlib.redirect_stdout(io.StringIO()):  # traci prints each retry; SUMO is up within ~0.1 s
             self._sumo = traci.connect(port, numRetries=600, proc=process, waitBetweenRetries=0.02, label=label)
 
+    def _subscribe(self) -> None:
+        """Have SUMO send what a step needs with the step's own answer (over TraCI: no round trip per getter): the
+        vehicles in the network, those on the highway, those that entered, and each vehicle's speed."""
+        self._sumo.vehicle.subscribe("", [ID_LIST])
+        self._sumo.edge.subscribe("highway", [EDGE_VEHICLES])
+        self._sumo.simulation.subscribe([DEPARTED])
+        for v in self._sumo.vehicle.getIDList():
+            self._sumo.vehicle.subscribe(v, [SPEED])
+
+    def _subscribe_controlled(self, v: str) -> None:
+        """A controlled vehicle's position, leader and follower (within MAX_GAP) come with each step too."""
+        gap = MAX_GAP if self._sumo is sys.modules.get("libsumo") else ("d", MAX_GAP)  # TraCI types its parameters
+        self._sumo.vehicle.subscribe(v, [SPEED, POSITION, LEADER, FOLLOWER], parameters={LEADER: gap, FOLLOWER: gap})
+        self._vehicles[v] = self._sumo.vehicle.getSubscriptionResults(v)  # the values now, sent with the answer
+
+    def _read_vehicles(self) -> None:
+        """Read the subscribed values of the step just simulated, subscribing the vehicles that entered in it first
+        (a vehicle's subscription ends when it leaves; an earlier episode's may linger after load)."""
+        for v in self._sumo.simulation.getSubscriptionResults()[DEPARTED]:
+            self._sumo.vehicle.subscribe(v, [SPEED])
+        self._vehicles = dict(self._sumo.vehicle.getAllSubscriptionResults())  # our copy: TraCI reuses its dict
+        self._ids = self._vehicles[""][ID_LIST]  # in SUMO's order
+        self._highway = self._sumo.edge.getSubscriptionResults("highway")[EDGE_VEHICLES]
+
     def _update_controlled(self) -> None:
         """Control the 5 autonomous vehicles that entered the approach first; hand them back to SUMO at the merge."""
         vehicle = self._sumo.vehicle
-        on_approach = set(self._sumo.edge.getLastStepVehicleIDs("highway"))
-        present = set(vehicle.getIDList())
+        present = set(self._ids)
+        on_approach = set(self._highway)
         for v in self._controlled:
             if v not in on_approach and v in present:
                 vehicle.setSpeed(v, -1.0)  # SUMO's own driver again
                 vehicle.setSpeedMode(v, 31)
+                vehicle.unsubscribe(v)  # a new subscription would add to the old one's variables
+                vehicle.subscribe(v, [SPEED])
         self._controlled = [v for v in self._controlled if v in on_approach]
         self._cruise = {v: self._cruise[v] for v in self._controlled}
         for v in sorted((v for v in on_approach if v.startswith("av_main") and v not in self._controlled),
@@ -180,17 +214,17 @@ class TrafficMergeEnv(gym.Env):
             self._controlled.append(v)
             self._cruise[v] = SPEED_LIMIT  # its driver's desired speed: zero acceleration keeps it driving like a human
             vehicle.setSpeedMode(v, 9)  # safe speed + right of way at the merge (Flow: 1, no right of way)
+            self._subscribe_controlled(v)
 
     def _observation(self) -> np.ndarray:
         obs = np.zeros((NUM_AVS, SLOT), dtype=np.float32)
-        vehicle = self._sumo.vehicle
+        state = self._vehicles
         for i, v in enumerate(self._controlled):
-            leader = vehicle.getLeader(v, MAX_GAP)
-            follower = vehicle.getFollower(v, MAX_GAP)
-            lead_speed, lead_gap = (vehicle.getSpeed(leader[0]), leader[1]) if leader and leader[0] else (SPEED_LIMIT, MAX_GAP)
-            follow_speed, follow_gap = ((vehicle.getSpeed(follower[0]), follower[1]) if follower and follower[0]
+            leader, follower = state[v][LEADER], state[v][FOLLOWER]  # ("", -1) when there is none
+            lead_speed, lead_gap = (state[leader[0]][SPEED], leader[1]) if leader and leader[0] else (SPEED_LIMIT, MAX_GAP)
+            follow_speed, follow_gap = ((state[follower[0]][SPEED], follower[1]) if follower and follower[0]
                                         else (0.0, MAX_GAP))
-            obs[i] = (1.0, vehicle.getLanePosition(v), vehicle.getSpeed(v), lead_speed, min(max(lead_gap, 0.0), MAX_GAP),
+            obs[i] = (1.0, state[v][POSITION], state[v][SPEED], lead_speed, min(max(lead_gap, 0.0), MAX_GAP),
                       follow_speed, min(max(follow_gap, 0.0), MAX_GAP), self._cruise[v])
         return obs.ravel()
 
@@ -201,6 +235,8 @@ class TrafficMergeEnv(gym.Env):
         self._controlled, self._cruise = [], {}
         for _ in range(self.warmup_steps):
             self._sumo.simulationStep()
+        self._subscribe()
+        self._read_vehicles()
         self._update_controlled()
         self._t = 0
         return self._observation(), {}
@@ -214,11 +250,12 @@ class TrafficMergeEnv(gym.Env):
             self._cruise[v] = min(max(self._cruise[v] + a * STEP_SECONDS, 0.0), SPEED_LIMIT)
             # at the speed limit the car is left to SUMO's human driver; below it, it drives at its cruise speed
             vehicle.setSpeed(v, -1.0 if self._cruise[v] >= SPEED_LIMIT else
-                             min(self._cruise[v], vehicle.getSpeed(v) + MAX_ACCEL * STEP_SECONDS))
+                             min(self._cruise[v], self._vehicles[v][SPEED] + MAX_ACCEL * STEP_SECONDS))
         self._sumo.simulationStep()
+        self._read_vehicles()
         self._update_controlled()
         obs = self._observation()
-        speeds = np.array([vehicle.getSpeed(v) for v in vehicle.getIDList()], dtype=np.float64)
+        speeds = np.array([self._vehicles[v][SPEED] for v in self._ids], dtype=np.float64)
         self._t += 1
         info = {"speeds": tuple(speeds.tolist()),  # every vehicle's speed; a tuple, so vector envs can stack it
                 "mean_speed": float(speeds.mean()) if len(speeds) else 0.0}
