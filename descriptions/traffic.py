@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 # A one-lane highway (600 m to the merge, 200 m after it) is joined by a one-lane on-ramp; cars from the
-# ramp merge zipper-style. Human drivers follow the Intelligent Driver Model (speed limit 30 m/s). A quarter
-# of the highway's cars are autonomous: you drive the first 5 of them (in order of entering) while they
-# are in the last 300 m before the merge; after the merge they drive like humans again. One step is 0.5 s.
+# ramp merge zipper-style. Human drivers want to drive at up to the speed limit of 30 m/s but dawdle at random
+# (SUMO's Krauss model), which makes stop-and-go waves at the merge. A quarter of the highway's cars are
+# autonomous: you drive the first 5 of them (in order of entering) from the start of the highway to the
+# merge; after the merge they drive like humans again. One step is 0.5 s.
 NUM_AVS = 5
 MAX_GAP = 1000.0  # reported gap when there is no vehicle ahead / behind
 
@@ -24,7 +25,7 @@ class Observation:
     """One entry per controlled-vehicle slot (slot 0: the one that entered first). Empty slots are all zeros."""
 
     present: np.ndarray  # 5 booleans: whether the slot holds a controlled vehicle
-    position: np.ndarray  # 5 positions on the highway, m from its start (control begins at 300 m, the merge is at 600 m)
+    position: np.ndarray  # 5 positions on the highway, m from its start (the merge is at 600 m)
     speed: np.ndarray  # 5 speeds, m/s
     leader_speed: np.ndarray  # 5 speeds of the vehicle ahead, m/s (30 when there is none)
     leader_gap: np.ndarray  # 5 bumper-to-bumper gaps to the vehicle ahead, m (1000 when there is none)
@@ -41,11 +42,11 @@ class Observation:
 
 # Action: 5 accelerations in m/s^2, each in [-1.5, 1.5] (clipped), one per slot (ignored for empty
 # slots), applied to the car's cruise speed for the next 0.5 s: cruise_speed += 0.5 * a, kept in [0, 30].
-# The car drives at its cruise speed, except that it never goes faster than is safe behind its leader and
-# it yields at the merge like the human drivers (the simulator brakes it if needed); when below its cruise
-# speed (after such a brake), it speeds back up by at most 1.5 m/s^2. A car you take control of has cruise
-# speed 30, so action 0 lets it drive exactly like the human drivers; to drive it differently (e.g. slower,
-# to leave room for merging cars), lower its cruise speed, and raise it again later.
+# A car you take control of has cruise speed 30; while it stays at 30 the car drives exactly like the human
+# drivers (dawdling included), so action 0 changes nothing. Below 30 the car drives at its cruise speed
+# without dawdling, except that it never goes faster than is safe behind its leader and it yields at the
+# merge like the human drivers (the simulator brakes it if needed); when below its cruise speed (after such
+# a brake), it speeds back up by at most 1.5 m/s^2.
 
 
 def reward(all_speeds: np.ndarray, next_obs: Observation, action: np.ndarray) -> float:

@@ -52,16 +52,17 @@ register(TaskSpec(
 
 
 def _traffic_expert(env):
-    from .traffic import SumoDriverPolicy
+    from .traffic import DesiredSpeedPolicy
 
-    return SumoDriverPolicy()
+    return DesiredSpeedPolicy()
 
 
 register(TaskSpec(
     id="Traffic-Merge-v0", family="realworld", entry_point="promptpo_bench.tasks.realworld.traffic:TrafficMergeEnv",
     kwargs={}, horizon=750, description="promptpo_bench.descriptions.traffic",
     summary="highway on-ramp merge, 5 controlled autonomous vehicles, SUMO/libsumo (375 s)",
-    references=_stored(498.09, 522.77, _SOURCE.format(n=10, m=9, what="SUMO's default driver, i.e. zero acceleration")),
+    references=_stored(599.36, 632.29, _SOURCE.format(n=10, m=9, what="cruise at the desired 25 m/s; zero acceleration, "
+                                                         "i.e. SUMO's human driver: 626.26")),
     kwargs_help="horizon: int >= 1 (steps of 0.5 s), warmup_steps: int >= 0",
     expert=_traffic_expert,
 ))
