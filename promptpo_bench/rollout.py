@@ -7,7 +7,11 @@ LLM candidates all go through `run_episodes`, so every score in the suite is mea
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -104,6 +108,53 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     return gym.make(env_id, **(env_kwargs or {}))
 
 
+_idle_envs: dict[tuple[str, str], list[gym.Env]] | None = None  # envs kept for reuse, inside `reusing_envs()`
+_idle_lock = threading.Lock()  # PromptPO rolls candidates out in threads
+
+
+@contextlib.contextmanager
+def reusing_envs() -> Iterator[None]:
+    """Within this block `run_episodes` keeps its environments for the next rollout of the same task instead of
+    closing them (making one costs up to 0.6 s, e.g. Meta-World); each episode still starts with reset(seed=...)."""
+    global _idle_envs
+    if _idle_envs is not None:  # an outer block already keeps them
+        yield
+        return
+    _idle_envs = {}
+    try:
+        yield
+    finally:
+        with _idle_lock:
+            idle, _idle_envs = _idle_envs, None
+        for envs in idle.values():
+            for env in envs:
+                env.close()
+
+
+def _pool_key(env_id: str, env_kwargs: dict[str, Any] | None) -> tuple[str, str]:
+    return env_id, json.dumps(env_kwargs or {}, sort_keys=True, default=repr)
+
+
+def _borrow_envs(env_id: str, env_kwargs: dict[str, Any] | None, count: int) -> list[gym.Env]:
+    """`count` envs of the task: kept ones first (inside `reusing_envs()`), then new ones."""
+    envs = []
+    with _idle_lock:
+        if _idle_envs is not None:
+            idle = _idle_envs.get(_pool_key(env_id, env_kwargs), [])
+            envs = [idle.pop() for _ in range(min(count, len(idle)))]
+    return envs + [make_env(env_id, env_kwargs) for _ in range(count - len(envs))]
+
+
+def _return_envs(env_id: str, env_kwargs: dict[str, Any] | None, envs: list[gym.Env], healthy: bool) -> None:
+    """Keep the envs for reuse inside `reusing_envs()` if no env raised; close them otherwise."""
+    with _idle_lock:
+        if healthy and _idle_envs is not None:
+            _idle_envs.setdefault(_pool_key(env_id, env_kwargs), []).extend(envs)
+            return
+    for env in envs:
+        env.close()
+
+
 class _Immediate:
     """A plain `BatchPolicy` behind the send/receive pair of a pipelined one: it acts when sent."""
 
@@ -173,7 +224,8 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
         except Exception as failure:
             raise RolloutFailure(failure, outcome()) from failure
 
-    envs = [make_env(env_id, env_kwargs) for _ in range(min(batch_size, len(seeds)))]
+    envs = _borrow_envs(env_id, env_kwargs, min(batch_size, len(seeds)))
+    healthy = False  # whether no env raised: then the envs may be reused
     try:
         for start in range(0, len(seeds), batch_size):
             ids = range(start, min(start + batch_size, len(seeds)))
@@ -213,7 +265,10 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                 if len(group.ids):
                     send(group)
                     groups.append(group)
+        healthy = True
+    except RolloutFailure:  # the policy failed, not the envs
+        healthy = True
+        raise
     finally:
-        for env in envs:
-            env.close()
+        _return_envs(env_id, env_kwargs, envs, healthy)
     return outcome()

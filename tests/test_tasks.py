@@ -21,9 +21,11 @@ IDS = [spec.id for spec in registry.specs()]
 STEPS = 200  # per check: enough to cross resets on short tasks, cheap on slow simulators
 
 
-def play(env_id: str, seed: int, steps: int = STEPS) -> list:
-    """Observations, rewards and flags of `steps` seeded random steps (episode k resets with seed + k)."""
-    env = promptpo_bench.make(env_id)
+def play(env_id: str, seed: int, steps: int = STEPS, env: gym.Env | None = None) -> list:
+    """Observations, rewards and flags of `steps` seeded random steps (episode k resets with seed + k), on `env` or
+    a new env."""
+    own = env is None
+    env = promptpo_bench.make(env_id) if own else env
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     trace, episode = [obs], 0
@@ -34,8 +36,19 @@ def play(env_id: str, seed: int, steps: int = STEPS) -> list:
             episode += 1
             obs, _ = env.reset(seed=seed + episode)
             trace.append(obs)
-    env.close()
+    if own:
+        env.close()
     return trace
+
+
+def assert_same_trace(first: list, second: list) -> None:
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        if isinstance(a, tuple):
+            np.testing.assert_array_equal(a[0], b[0])
+            assert a[1:] == b[1:]
+        else:
+            np.testing.assert_array_equal(a, b)
 
 
 def test_every_family_is_registered_under_its_gymnasium_id():
@@ -56,14 +69,16 @@ def test_check_env(env_id):
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_deterministic_under_reset_seed(env_id):
-    first, second = play(env_id, seed=5), play(env_id, seed=5)
-    assert len(first) == len(second)
-    for a, b in zip(first, second):
-        if isinstance(a, tuple):
-            np.testing.assert_array_equal(a[0], b[0])
-            assert a[1:] == b[1:]
-        else:
-            np.testing.assert_array_equal(a, b)
+    assert_same_trace(play(env_id, seed=5), play(env_id, seed=5))
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_a_used_env_replays_a_new_envs_episodes(env_id):
+    """`rollout.reusing_envs()` hands a rollout envs an earlier one used: reset(seed) must forget that use."""
+    env = promptpo_bench.make(env_id)
+    play(env_id, seed=3, steps=STEPS // 4, env=env)
+    assert_same_trace(play(env_id, seed=5, env=env), play(env_id, seed=5))
+    env.close()
 
 
 @pytest.mark.parametrize("env_id", IDS)
