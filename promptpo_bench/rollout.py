@@ -213,8 +213,9 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
         if observations is not None:
             for i, row in zip(group.ids.tolist(), group.obs):
                 observations[i].append(row.copy())
-        try:  # the sandbox needs no step counts
-            channel.send(group.ids, group.obs, None if pipelined else np.array([lengths[i] for i in group.ids.tolist()]))
+        steps = None if pipelined else np.array([lengths[i] for i in group.ids.tolist()])  # the sandbox needs none
+        try:
+            channel.send(group.ids, group.obs, steps)
         except Exception as failure:
             raise RolloutFailure(failure, outcome()) from failure
 

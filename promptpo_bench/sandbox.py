@@ -234,8 +234,9 @@ class SandboxedPolicy:
     def _start(self, code: str, observation: str, class_name: str) -> None:
         limits = self.limits
         setup = {"code": code, "observation": observation, "class_name": class_name, "method": self.method,
-                 "action_shape": list(self.action_space.shape), "act_seconds": limits.act_seconds, "load_seconds": limits.load_seconds,
-                 "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb)}
+                 "action_shape": list(self.action_space.shape), "act_seconds": limits.act_seconds,
+                 "load_seconds": limits.load_seconds, "cpu_seconds": int(limits.cpu_seconds),
+                 "memory_mb": int(limits.memory_mb)}
         deadline = time.monotonic() + _STARTUP_SECONDS
         try:
             self._send(pickle.dumps(setup), deadline, "starting")
