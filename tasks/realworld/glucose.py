@@ -34,10 +34,15 @@ def _no_reward(cgm_last_hour) -> float:
     return 0.0
 
 
-class _Record(dict):
-    """A parameter row as floats, readable both as `row.name` (patient) and `row["name"]` (sensor, pump)."""
+class _Record:
+    """A parameter row as floats, readable both as `row.name` (patient) and `row["name"]` (sensor, pump); plain
+    attributes, because the ODE's right-hand side reads about 70 of them per evaluation."""
 
-    __getattr__ = dict.__getitem__
+    def __init__(self, values: dict[str, float]) -> None:
+        self.__dict__.update(values)
+
+    def __getitem__(self, name: str) -> float:
+        return self.__dict__[name]
 
 
 @cache
