@@ -327,3 +327,29 @@ def test_realworld_extra_resolves_with_gymnasium_1_in_a_fresh_venv(tmp_path):
     versions = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in report["install"]}
     assert versions["gymnasium"].startswith("1.") and "gym" not in versions
     assert {"covasim", "libsumo", "eclipse-sumo", "pandas", "matplotlib"} <= set(versions)
+
+
+@pytest.mark.parametrize("env_id", ["Pandemic-Town-v0", "Traffic-Merge-v0"])
+def test_expert_code_acts_like_the_batch_expert(env_id):
+    """The expert's policy.py (scored in the sandbox for the leaderboard) chooses the batch expert's actions, on real
+    observations and on copies pushed across the rule's thresholds."""
+    from promptpo_bench.sandbox import SandboxedPolicy
+
+    spec = promptpo_bench.get(env_id)
+    env = promptpo_bench.make(env_id, **SHORT[env_id])
+    space = env.action_space
+    draw = (lambda rng: int(rng.integers(3))) if isinstance(space, gym.spaces.Discrete) else \
+        (lambda rng: rng.uniform(space.low, space.high).astype(np.float32))
+    obs = np.stack([step[3] for step in rollout(env_id, SHORT[env_id], 1, draw)])
+    pushed = np.repeat(obs[-1:], 6, axis=0)
+    if env_id == "Pandemic-Town-v0":
+        pushed[:, pandemic_text.HISTORY - 1] = [0.001, 0.005, 0.01, 0.02, 0.021, 0.3]  # today's infected
+    else:
+        pushed[:, 0::8] = 1.0  # every slot present, cruise speeds around the desired 25 m/s
+        pushed[:, 7::8] = np.linspace(0.0, 30.0, 6)[:, None] + np.arange(5) * 0.3
+    obs = np.concatenate([obs, pushed]).astype(np.float32)
+    ids = np.arange(len(obs))
+    expected = spec.expert(env.unwrapped).act(ids, obs, np.zeros(len(obs), dtype=np.int64))
+    with SandboxedPolicy(spec.expert_code(env.unwrapped), f"{spec.description}:Observation", space) as policy:
+        np.testing.assert_array_equal(policy.act(ids, obs), expected)
+    env.close()

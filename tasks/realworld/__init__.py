@@ -19,6 +19,13 @@ def _stored(random: float, expert: float, source: str):
     return lambda env: scores
 
 
+def _expert_code(module: str) -> str:
+    """A task module's expert as policy.py source (imported when asked for: registration loads no simulator)."""
+    import importlib
+
+    return importlib.import_module(f"{__name__}.{module}").EXPERT_CODE
+
+
 def _glucose_expert(env):
     from .glucose import BasalBolusPolicy
 
@@ -47,7 +54,7 @@ register(TaskSpec(
     summary="lockdown stage 0-4 for a Covasim town of 1,000 people (120 days)",
     references=_stored(-151.32, -69.16, _SOURCE.format(n=10, m=9, what="stage-threshold rule")),
     kwargs_help="population: int >= 100, horizon: int >= 1 (days)",
-    expert=_pandemic_expert,
+    expert=_pandemic_expert, expert_code=lambda env: _expert_code("pandemic"),
 ))
 
 
@@ -64,5 +71,5 @@ register(TaskSpec(
     references=_stored(599.36, 632.29, _SOURCE.format(n=10, m=9, what="cruise at the desired 25 m/s; zero acceleration, "
                                                          "i.e. SUMO's human driver: 626.26")),
     kwargs_help="horizon: int >= 1 (steps of 0.5 s), warmup_steps: int >= 0",
-    expert=_traffic_expert,
+    expert=_traffic_expert, expert_code=lambda env: _expert_code("traffic"),
 ))

@@ -115,10 +115,28 @@ class PandemicEnv(gym.Env):
 
 
 class StageThresholdPolicy:
-    """A stage-threshold rule: raise the stage while over 2% of the town is infected, lower it under 0.5%."""
+    """A stage-threshold rule: raise the stage while over 2% of the town is infected, lower it under 0.5%.
 
-    RAISE_ABOVE, LOWER_BELOW = 0.02, 0.005
+    The thresholds sit half a person off those of a 1,000-person town (over 20 infected, under 5), so the float32
+    rounding of an observed proportion such as 5/1000 cannot tip a comparison either way.
+    """
+
+    RAISE_ABOVE, LOWER_BELOW = 0.0205, 0.0045
 
     def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> np.ndarray:
         infected = obs[:, HISTORY - 1]  # today's proportion infected
         return np.where(infected > self.RAISE_ABOVE, 2, np.where(infected < self.LOWER_BELOW, 0, 1)).astype(np.int64)
+
+
+# StageThresholdPolicy as a policy.py (the LLM answer contract), so a reference run scores it in the sandbox like
+# any code policy; tests/test_realworld.py checks that both act alike on real observations.
+EXPERT_CODE = f"""class Policy:
+    \"\"\"Raise the stage while over {StageThresholdPolicy.RAISE_ABOVE:.2%} of the town is infected, lower it under \
+{StageThresholdPolicy.LOWER_BELOW:.2%}.\"\"\"
+
+    def act(self, obs):
+        infected = obs.infected[-1]  # today's proportion infected
+        if infected > {StageThresholdPolicy.RAISE_ABOVE!r}:
+            return 2
+        return 0 if infected < {StageThresholdPolicy.LOWER_BELOW!r} else 1
+"""

@@ -296,3 +296,17 @@ class DesiredSpeedPolicy:
         slots = np.asarray(obs, dtype=np.float64).reshape(len(obs), NUM_AVS, SLOT)
         accel = np.clip((TARGET_SPEED - slots[..., 7]) / STEP_SECONDS, -MAX_ACCEL, MAX_ACCEL)
         return np.where(slots[..., 0] > 0.5, accel, 0.0).astype(np.float32)
+
+
+# DesiredSpeedPolicy as a policy.py (the LLM answer contract), so a reference run scores it in the sandbox like any
+# code policy; tests/test_realworld.py checks that both act alike on real observations.
+EXPERT_CODE = f"""import numpy as np
+
+
+class Policy:
+    \"\"\"Cruise at the reward's desired {TARGET_SPEED:g} m/s: steer every cruise speed there as fast as allowed.\"\"\"
+
+    def act(self, obs):
+        accel = np.clip(({TARGET_SPEED!r} - obs.cruise_speed) / {STEP_SECONDS!r}, {-MAX_ACCEL!r}, {MAX_ACCEL!r})
+        return np.where(obs.present, accel, 0.0)
+"""
