@@ -39,14 +39,20 @@ def rollout(env_id: str, kwargs: dict, seed: int, actions):
         env.close()
 
 
+def uniform_actions(space: gym.Space):
+    """Draws a uniform action of a Discrete or Box space from the generator it is given."""
+    if isinstance(space, gym.spaces.Discrete):
+        return lambda rng: int(space.start + rng.integers(space.n))
+    return lambda rng: rng.uniform(space.low, space.high).astype(np.float32)
+
+
 @pytest.mark.parametrize("env_id", list(SHORT))
 def test_check_env_and_determinism(env_id):
     env = promptpo_bench.make(env_id, **SHORT[env_id])
     check_env(env.unwrapped, skip_render_check=True)
     env.close()
     space = promptpo_bench.make(env_id, **SHORT[env_id]).action_space
-    draw = (lambda rng: int(rng.integers(3))) if isinstance(space, gym.spaces.Discrete) else \
-        (lambda rng: rng.uniform(space.low, space.high).astype(np.float32))
+    draw = uniform_actions(space)
     first, second = rollout(env_id, SHORT[env_id], 3, draw), rollout(env_id, SHORT[env_id], 3, draw)
     assert len(first) == len(second) > 0
     for a, b in zip(first, second):
@@ -338,8 +344,7 @@ def test_expert_code_acts_like_the_batch_expert(env_id):
     spec = promptpo_bench.get(env_id)
     env = promptpo_bench.make(env_id, **SHORT[env_id])
     space = env.action_space
-    draw = (lambda rng: int(rng.integers(3))) if isinstance(space, gym.spaces.Discrete) else \
-        (lambda rng: rng.uniform(space.low, space.high).astype(np.float32))
+    draw = uniform_actions(space)
     obs = np.stack([step[3] for step in rollout(env_id, SHORT[env_id], 1, draw)])
     pushed = np.repeat(obs[-1:], 6, axis=0)
     if env_id == "Pandemic-Town-v0":
