@@ -9,7 +9,7 @@ DEMO_BOARD := runs/demo-leaderboard
 DEMO_RUN := runs/demo-ppo-NoiseWorld-v0
 DEMO_PROMPTPO := runs/demo-promptpo-NoiseWorld-v0
 
-.PHONY: install demo test bench leaderboard chromium clean
+.PHONY: install demo test docs bench leaderboard chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ chromium:
 test: install chromium
 	$(BIN)/python -m pytest -q
 
+# the documentation site (docs/, mkdocs.yml) into site/; strict: a broken link fails the build
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "The documentation site: site/index.html"
+
 bench: install
 	$(BIN)/python benchmarks/noiseworld_speed.py
 
@@ -58,4 +63,4 @@ leaderboard: install
 	$(BIN)/python benchmarks/leaderboard_entries.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist site *.egg-info
