@@ -72,8 +72,6 @@ class Args(baselines.BaselineArgs):
     hidden_sizes: tuple[int, ...] = (120, 84)
     """hidden layer widths of the Q-network (relu)"""
 
-    # Evaluation (the protocol shared with PromptPO)
-
 
 def check_args(args: Args) -> None:
     baselines.check_positive(SCRIPT, args, ("total_timesteps", "num_envs", "buffer_size", "batch_size",

@@ -292,7 +292,6 @@ def main(args: Args):
     next_obs, _ = envs.reset(seed=args.seed)
     next_obs = torch.Tensor(obs_norm(next_obs, update=True)).to(device)
     next_done = torch.zeros(args.num_envs).to(device)
-    losses = {}
 
     for iteration in range(1, args.num_iterations + 1):
         run.maybe_evaluate(current_checkpoint, global_step)

@@ -80,8 +80,6 @@ class Args(baselines.BaselineArgs):
     hidden_sizes: tuple[int, ...] = (256, 256)
     """hidden layer widths of the actor and the Q-networks (relu)"""
 
-    # Evaluation (the protocol shared with PromptPO)
-
 
 def check_args(args: Args) -> None:
     baselines.check_positive(SCRIPT, args, ("total_timesteps", "num_envs", "buffer_size", "batch_size",

@@ -17,8 +17,6 @@ import numpy as np
 
 # Board codes, as the agent observes them.
 DETERMINISTIC, STOCHASTIC_STAY, STOCHASTIC_RESET, WALL, GOAL, TRAP, MILESTONE_1, MILESTONE_2 = range(8)
-CODE_NAMES = ("deterministic", "stochastic-stay", "stochastic-reset", "wall", "goal",
-              "negative terminal", "first milestone", "second milestone")
 DYNAMICS_NAMES = {"deterministic": DETERMINISTIC, "stochastic_stay": STOCHASTIC_STAY,
                   "stochastic_reset": STOCHASTIC_RESET}
 # Actions: 0 row-1 (up), 1 row+1 (down), 2 col-1 (left), 3 col+1 (right).
