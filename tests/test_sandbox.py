@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from gymnasium.spaces import Box, Discrete
 
-from promptpo_bench.sandbox import Limits, PolicyFailure, SandboxedPolicy
+from promptpo_bench.sandbox import REQUIRED_LAYERS, Limits, PolicyFailure, SandboxedPolicy
 
 OBS = "promptpo_bench.sandbox_worker:RawObservation"
 FAST = Limits(act_seconds=0.5, load_seconds=5.0)
@@ -84,7 +84,7 @@ def failure(code: str, space=Discrete(4), limits: Limits = FAST, ids=(0,), obs=N
 def test_discrete_batch_and_isolation_report():
     with sandbox("class Policy:\n    def act(self, obs):\n        return int(obs.array[0]) % 4\n") as policy:
         actions = policy.act(np.arange(5), rows(3, 6, 9, 12, 2), steps=np.zeros(5))
-        assert set(policy.isolation) == {"network", "dropped_privileges", "nproc", "rlimits"}
+        assert set(REQUIRED_LAYERS) <= set(policy.isolation) and not policy.missing_layers
     assert actions.dtype == np.int64 and actions.tolist() == [3, 2, 1, 0, 2]
 
 
@@ -95,13 +95,13 @@ def test_one_policy_instance_per_episode_id():
         assert policy.act(np.array([0, 7, 8]), rows(0, 0, 0)).tolist() == [3, 1, 0]
 
 
-def test_root_worker_runs_as_nobody():
-    if os.geteuid() != 0:
-        pytest.skip("only a root parent drops the worker's privileges")
-    code = acting("import os", "[os.getuid(), os.getgid(), len(os.getgroups())]")
-    with sandbox(code, Box(0, 1e6, (3,))) as policy:
-        assert policy.act(np.array([0]), rows(0)).tolist() == [[65534, 65534, 0]]
-        assert policy.isolation["dropped_privileges"]
+def test_each_worker_runs_as_a_uid_of_its_own():
+    code = acting("import os", "[os.getuid(), os.getgid(), len(os.getgroups()), os.getpid()]")
+    with sandbox(code, Box(0, 2**32, (4,), np.float64)) as first, sandbox(code, Box(0, 2**32, (4,), np.float64)) as second:
+        (uid, gid, groups, pid), = first.act(np.array([0]), rows(0)).tolist()
+        (other_uid, *_), = second.act(np.array([0]), rows(0)).tolist()
+    assert uid == gid and groups == 0 and pid == 1  # PID 1 of its own PID namespace
+    assert uid not in (0, os.getuid(), other_uid) and first.isolation["distinct_uid"]
 
 
 @pytest.mark.parametrize("returned, expected", [("2", 2), ("np.int64(3)", 3), ("1.0", 1), ("np.float32(0)", 0)])
@@ -220,12 +220,12 @@ def test_endless_act_is_interrupted(body):
     start = time.monotonic()
     error = failure(acting(body), ids=(3,))
     assert error.kind == "timeout" and error.episode_id == 3
-    assert time.monotonic() - start < FAST.act_seconds + 1.5
+    assert time.monotonic() - start < FAST.act_seconds + 3
     assert "took longer than 0.5 s" in error.message and "policy.py" in error.traceback
 
 
 def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers):
-    code = acting("import signal\nif obs.array[0]:\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+    code = acting("import signal\nif obs.array[0]:\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
                   "    while True:\n        pass")
     with sandbox(code) as policy:
         policy.act(np.array([0]), rows(0))
@@ -235,7 +235,7 @@ def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers):
         elapsed = time.monotonic() - start
         assert_group_dead(workers[0])
     assert raised.value.kind == "timeout" and "killed" in raised.value.message and raised.value.episode_id == 0
-    assert FAST.act_seconds + 0.9 < elapsed < FAST.act_seconds + 2
+    assert FAST.act_seconds < elapsed < FAST.act_seconds + 1.5  # the parent's slack is 0.1 s
 
 
 def test_endless_loading_is_interrupted():
@@ -255,7 +255,7 @@ def test_episode_time_budget():
 
 def test_cpu_time_limit():
     error = failure(acting("while True:\n    pass"), limits=Limits(act_seconds=20.0, cpu_seconds=1))
-    assert error.kind == "cpu_time" and "SIGXCPU" in error.message
+    assert error.kind == "cpu_time" and "CPU time limit of 1 s" in error.message
 
 
 @pytest.mark.parametrize("body", ["bytearray(10**10)", "np.ones(10**10)",
@@ -278,15 +278,12 @@ def test_worker_death(body, text):
 
 
 @pytest.mark.parametrize("body, text", [
-    ("import os\nos.fork()", "BlockingIOError"),
-    ("import os\nos.posix_spawn('/bin/true', ['true'], {})", "BlockingIOError"),
+    ("import os\nos.fork()", "PermissionError"),
+    ("import os\nos.posix_spawn('/bin/true', ['true'], {})", "PermissionError"),
     ("import subprocess", "policy sandbox"),
     ("import threading\nthreading.Thread(target=print).start()", "RuntimeError"),
 ])
 def test_no_child_processes_or_threads(body, text):
-    with sandbox(acting("")) as probe:
-        if not probe.isolation["nproc"]:
-            pytest.skip("RLIMIT_NPROC cannot be applied here")
     error = failure(acting(body))
     assert error.kind == "crash" and text in error.message
 
@@ -295,23 +292,22 @@ def test_no_network():
     with socket.create_server(("127.0.0.1", 0)) as server:
         server.setblocking(False)
         port = server.getsockname()[1]
-        with sandbox(acting("")) as probe:
-            if not probe.isolation["network"]:
-                pytest.skip("no network namespace here")
         error = failure(acting(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=0.2)"))
-        assert error.kind == "crash" and "OSError" in error.message
+        assert error.kind == "crash" and "PermissionError" in error.message  # the seccomp filter: no sockets
         time.sleep(0.1)
         with pytest.raises(BlockingIOError):
             server.accept()
 
 
-def test_no_file_writes():
-    with tempfile.TemporaryDirectory(dir="/tmp") as directory:  # /tmp: reachable for the nobody user
+def test_no_file_writes_outside_the_private_tmp():
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:  # the host's /tmp: not the worker's
         os.chmod(directory, 0o777)
         target = os.path.join(directory, "leak.txt")
         error = failure(acting(f"with open({target!r}, 'w') as f:\n    f.write('x' * 100)"))
-        assert error.kind == "crash" and "File too large" in error.message
-        assert os.path.getsize(target) == 0
+        assert error.kind == "crash" and "FileNotFoundError" in error.message
+        assert not os.path.exists(target)
+    big = acting("with open('/tmp/scratch', 'w') as f:\n    f.write('x' * 1000)\n    f.write('x' * (2 << 20))")
+    assert "File too large" in failure(big).message  # its own /tmp holds small files only
 
 
 @pytest.mark.parametrize("module, refused", [
@@ -322,7 +318,8 @@ def test_no_file_writes():
 def test_import_guard(module, refused):
     error = failure(acting(f"import {module}"))
     assert error.kind == "crash"
-    assert error.message == f"Policy.act raised ImportError: policy sandbox: importing {refused!r} is not allowed"
+    assert error.message in (f"Policy.act raised ImportError: policy sandbox: importing {refused!r} is not allowed",
+                             f"Policy.act raised ModuleNotFoundError: No module named {refused.split('.')[0]!r}")
 
 
 def test_stdlib_and_numpy_importable_but_not_the_environment():
