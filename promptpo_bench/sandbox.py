@@ -316,7 +316,7 @@ class SandboxedPolicy:
             self._send(pickle.dumps(setup), deadline, "starting")
             hello = self._receive(deadline, "starting", 1 << 20)
             if type(hello) is dict and type(hello.get("child")) is int:  # the confined child, in its PID namespace
-                self._proc.child_pidfd = os.pidfd_open(hello["child"])
+                self._proc.child_pid, self._proc.child_pidfd = hello["child"], os.pidfd_open(hello["child"])
                 hello = self._receive(deadline, "starting", 1 << 20)
         except PolicyFailure as failure:  # nothing untrusted has run yet: an infrastructure problem
             raise RuntimeError(f"the sandbox worker failed to start: {failure.message}") from None
@@ -538,6 +538,15 @@ class SandboxedPolicy:
         self._fail("worker_died", f"the worker {ending} while {doing}")
 
 
+def check_sandbox(unsafe: bool = False) -> list[str]:
+    """Start one worker and check its isolation report before a run spends anything: the layers missing here (only
+    with `unsafe`; otherwise a missing layer raises `SandboxUnavailable`)."""
+    probe = "class Policy:\n    def act(self, obs):\n        return 0\n"
+    with SandboxedPolicy(probe, "promptpo_bench.sandbox_worker:RawObservation", gymnasium.spaces.Discrete(1),
+                         unsafe=unsafe) as policy:
+        return policy.missing_layers
+
+
 class SandboxedFeedback(SandboxedPolicy):
     """A `Feedback` class from untrusted source: `summarize(trajectory)` runs `summarize_trajectory` in the sandbox.
 
@@ -547,8 +556,9 @@ class SandboxedFeedback(SandboxedPolicy):
     method = "summarize_trajectory"
 
     def __init__(self, code: str, observation: str, limits: Limits = Limits(),
-                 worker: subprocess.Popen | None = None) -> None:
-        super().__init__(code, observation, gymnasium.spaces.Discrete(1), limits, class_name="Feedback", worker=worker)
+                 worker: subprocess.Popen | None = None, unsafe: bool = False) -> None:
+        super().__init__(code, observation, gymnasium.spaces.Discrete(1), limits, class_name="Feedback", worker=worker,
+                         unsafe=unsafe)
 
     def summarize(self, trajectory: np.ndarray) -> str:
         """The Feedback text of one episode, given all its observations (T, *obs_shape)."""
