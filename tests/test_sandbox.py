@@ -400,3 +400,28 @@ def test_feedback_failures_are_data(code, kind, text):
         with SandboxedFeedback(code, OBS, FAST) as feedback:
             feedback.summarize(np.zeros((3, 5)))
     assert caught.value.kind == kind and text in caught.value.message
+
+
+def test_one_act_call_may_not_use_the_whole_batch_budget():
+    """The limit is per call: in a batch of 4 (a 2 s budget) one call of 0.8 s is over its own 0.5 s and fails."""
+    code = acting("import time\nif obs.array[0] == 1:\n    time.sleep(0.8)")
+    with sandbox(code) as policy:
+        policy.act(np.arange(4), rows(0, 0, 0, 0))  # builds the four Policy() objects
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.arange(4), rows(0, 1, 0, 0))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 1
+    assert "took longer than 0.5 s" in raised.value.message
+
+
+def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone():
+    """Timed on the act call only (the worker is up and the Policy() built): the worker's own timer stops it at the
+    limit, before the parent's deadline (0.1 s later) would kill it."""
+    code = acting("if obs.array[0]:\n    while True:\n        pass")
+    with sandbox(code) as policy:
+        policy.act(np.array([0]), rows(0))
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0]), rows(1))
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and "took longer than 0.5 s" in raised.value.message  # not "killed"
+    assert FAST.act_seconds <= elapsed < FAST.act_seconds + 0.1
