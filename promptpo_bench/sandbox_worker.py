@@ -589,8 +589,9 @@ def _encode_actions(actions: list, shape: tuple[int, ...]) -> tuple[int, bytes]:
         return JSON_REPLY, ("[" + ",".join(encoded) + "]").encode()
 
 
-def _load(setup: dict, observation_class: type, observation_module: str, reserve: list) -> type | dict:
-    """Execute the untrusted code as module "policy" and construct one `Policy()`; the class, or a failure reply."""
+def _load(setup: dict, observation_class: type, observation_module: str, reserve: list) -> tuple[type, object] | dict:
+    """Execute the untrusted code as module "policy" and construct one `Policy()`; the class and that object (it
+    serves the first episode: a policy sees exactly as many constructions as episode lifetimes), or a failure reply."""
     code, class_name = setup["code"], setup["class_name"]
     allowed = {"promptpo_bench.descriptions"}
     allowed.update(observation_module.rsplit(".", i)[0] for i in range(observation_module.count(".") + 1))
@@ -616,7 +617,8 @@ def _load(setup: dict, observation_class: type, observation_module: str, reserve
             result = {"kind": "missing_class", "message": message, "traceback": None, "index": None}
         else:
             phase, method = f"{class_name}()", setup["method"]
-            result = policy_class if callable(getattr(policy_class(), method, None)) else {
+            instance = policy_class()
+            result = (policy_class, instance) if callable(getattr(instance, method, None)) else {
                 "kind": "load_error", "message": f"{class_name} has no {method} method", "traceback": None,
                 "index": None}
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -626,9 +628,11 @@ def _load(setup: dict, observation_class: type, observation_module: str, reserve
     return result
 
 
-def _serve(rfile: Reader, out_fd: int, policy_class: type, from_array: Callable[[np.ndarray], object],
+def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: Callable[[np.ndarray], object],
            setup: dict, reserve: list) -> None:
     """Answer act messages until the parent closes the pipe or the untrusted code fails."""
+    policy_class, first = loaded
+    spare = [first]  # the object built while loading: the first episode's
     instances: dict[int, object] = {}
     act_seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     setitimer, real = signal.setitimer, signal.ITIMER_REAL
@@ -663,7 +667,7 @@ def _serve(rfile: Reader, out_fd: int, policy_class: type, from_array: Callable[
                 policy = instances.get(episode_id)
                 if policy is None:
                     phase, seconds = constructor, load_seconds
-                    policy = instances[episode_id] = policy_class()
+                    policy = instances[episode_id] = spare.pop() if spare else policy_class()
                     mark = _within(mark, load_seconds)
                     new -= 1
                     setitimer(real, act_seconds * (count - index) + load_seconds * new)  # the constructors' time back
@@ -681,9 +685,12 @@ def _serve(rfile: Reader, out_fd: int, policy_class: type, from_array: Callable[
         write(out_fd, pack(len(data), kind) + data)
 
 
-def _serve_summaries(rfile: Reader, out_fd: int, feedback_class: type,
+def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
                      from_array: Callable[[np.ndarray], object], setup: dict, reserve: list) -> None:
-    """Answer summarize messages: the rows of one whole episode in, `summarize_trajectory`'s text out."""
+    """Answer summarize messages: the rows of one whole episode in, `summarize_trajectory`'s text out (a fresh
+    `Feedback()` for each; the first is the one built while loading)."""
+    feedback_class, first = loaded
+    spare = [first]
     seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     summarize = f"{setup['class_name']}.{setup['method']}"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
@@ -700,7 +707,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, feedback_class: type,
         phase, limit = f"{setup['class_name']}()", load_seconds
         try:
             signal.setitimer(signal.ITIMER_REAL, load_seconds)
-            instance = feedback_class()
+            instance = spare.pop() if spare else feedback_class()
             phase, limit = summarize, seconds
             signal.setitimer(signal.ITIMER_REAL, seconds)
             text = str(getattr(instance, setup["method"])([from_array(row) for row in rows]))

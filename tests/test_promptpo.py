@@ -233,7 +233,8 @@ def test_sigkill_then_resume_pays_no_request_twice_and_replay_reproduces(tmp_pat
             return Scripted(text=DOWN_THEN_RIGHT, delay_s=0.15)
         return {"feedback": FEEDBACK, "reflection": REFLECTION}[kind(request)]
 
-    args = ("--num-rounds", "3", "--num-candidates", "2", "--eval-episodes", "5", "--llm-max-concurrency", "1")
+    args = ("--num-rounds", "3", "--num-candidates", "2", "--eval-episodes", "5", "--llm-max-concurrency", "1",
+            "--policy-lifetime", "episode")
     with ScriptedLLMServer(respond) as server:
         run(*args, "--run-dir", str(tmp_path / "whole"), base_url=server.base_url)
 

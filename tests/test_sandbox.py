@@ -205,7 +205,7 @@ def test_crash_in_act_reports_the_policy_traceback():
 
 def test_crash_in_constructor_of_a_new_episode():
     code = COUNTING.replace("self.calls = 0", "self.calls = 0\n        Policy.made = getattr(Policy, 'made', 0) + 1\n"
-                                              "        assert Policy.made < 3, 'third'")
+                                              "        assert Policy.made < 2, 'second'")
     with sandbox(code) as policy:
         policy.act(np.array([0]), rows(0))
         with pytest.raises(PolicyFailure) as raised:
@@ -425,3 +425,40 @@ def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone()
         elapsed = time.monotonic() - start
     assert raised.value.kind == "timeout" and "took longer than 0.5 s" in raised.value.message  # not "killed"
     assert FAST.act_seconds <= elapsed < FAST.act_seconds + 0.1
+
+
+MADE_ONCE = """
+class Policy:
+    made = 0
+
+    def __init__(self):
+        Policy.made += 1
+        self.steps = 0
+
+    def act(self, obs):
+        assert Policy.made == 1, 'a second Policy() object'
+        self.steps += 1
+        return 1
+"""
+
+
+def test_rollout_lifetime_one_policy_object_plays_the_episodes_in_order():
+    from promptpo_bench.rollout import run_episodes
+
+    with SandboxedPolicy(MADE_ONCE, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4), FAST,
+                         lifetime="rollout") as policy:
+        assert policy.max_batch == 1
+        episodes = run_episodes("NoiseWorld-Board0-v0", policy, [1, 2, 3])
+        with pytest.raises(ValueError, match="one observation per act call"):
+            policy.act(np.array([5, 6]), np.zeros((2, 29), dtype=np.float32))
+    assert episodes.lengths.min() > 0
+    with SandboxedPolicy(MADE_ONCE, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4), FAST,
+                         lifetime="episode") as policy:
+        with pytest.raises(Exception, match="a second Policy"):
+            run_episodes("NoiseWorld-Board0-v0", policy, [1, 2, 3])
+
+
+def test_the_worker_never_sees_the_callers_episode_ids():
+    code = acting("import sys\nids = sys._getframe(1).f_locals.get('episode_ids')", "int(max(ids) > 10**9)")
+    with sandbox(code, Discrete(2)) as policy:
+        assert policy.act(np.arange(3), rows(0, 0, 0)).tolist() == [1, 1, 1]  # opaque random tokens, not 0, 1, 2
