@@ -1,17 +1,21 @@
 """The sandbox worker: runs one untrusted `Policy` class for `promptpo_bench.sandbox`, in its own process.
 
 `SandboxedPolicy` starts this file as a child process. Before it executes the untrusted code it imports only the
-standard library, NumPy and the observation class's module, then isolates itself: a new network namespace, the
-`nobody` user, resource limits (memory, CPU, no files, no processes) and an import guard.
+standard library, NumPy and the observation class's module, then isolates itself (`_isolate`): mount, PID, IPC,
+network and UTS namespaces with a pivot into a minimal read-only root; a fork, after which this process only waits
+and the confined child (PID 1 of its namespace) takes a uid of its own, resource limits, no_new_privs, Landlock and
+a seccomp allow-list; an import guard. It reports what took effect and gets the code only once the parent has
+accepted that report.
 
 Protocol, on the worker's original stdin/stdout pipes (fds 0, 1, 2 are then pointed at /dev/null, so `print` in the
 untrusted code goes nowhere):
-  parent -> worker: first a pickled setup dict, then per act call an `ACT_HEADER` (B, layout size), the pickled
+  parent -> worker: first a pickled setup dict, then (after the isolation report) a pickled {"code": ...}, then per
+  act call an `ACT_HEADER` (B, layout size), the pickled
   layout `(dtype.str, row_shape)` of the observations when it changed (else nothing), B int64 episode ids and the
   B observation rows as raw bytes;
   worker -> parent, frames of a `REPLY` header (little-endian uint32 length, format byte) and a payload that is
-  JSON or raw rows (never pickle, as the parent trusts nothing the worker says): `{"isolation": ...}` or
-  `{"setup_error": ...}`, then `{"loaded": true}`, then the actions of each act call, as raw int64 or float64 rows
+  JSON or raw rows (never pickle, as the parent trusts nothing the worker says): `{"child": pid}` (from the waiter,
+  before anything untrusted), `{"isolation": ...}` or `{"setup_error": ...}`, then `{"loaded": true}`, then the actions of each act call, as raw int64 or float64 rows
   when they form a numeric array of the action shape, else as a JSON list (whose odd values the parent names in
   its error message). A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
   after which the worker exits.
