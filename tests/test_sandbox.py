@@ -462,3 +462,33 @@ def test_the_worker_never_sees_the_callers_episode_ids():
     code = acting("import sys\nids = sys._getframe(1).f_locals.get('episode_ids')", "int(max(ids) > 10**9)")
     with sandbox(code, Discrete(2)) as policy:
         assert policy.act(np.arange(3), rows(0, 0, 0)).tolist() == [1, 1, 1]  # opaque random tokens, not 0, 1, 2
+
+
+def _one_id_per_description() -> list[str]:
+    from promptpo_bench import registry
+
+    first: dict[str, str] = {}
+    for spec in registry.specs():
+        first.setdefault(spec.description, spec.id)
+    return list(first.values())
+
+
+@pytest.mark.parametrize("env_id", _one_id_per_description())
+def test_every_description_module_works_in_the_minimal_root(env_id):
+    """The worker's root holds a copy of the one description module a task uses: its Observation parses a real
+    observation there, with every layer in effect."""
+    from promptpo_bench import registry
+    from promptpo_bench.rollout import make_env
+
+    env = make_env(env_id)
+    obs, _ = env.reset(seed=0)
+    space = env.action_space
+    action = "0" if isinstance(space, Discrete) else repr(((space.low + space.high) / 2).tolist())
+    code = f"import dataclasses\nclass Policy:\n    def act(self, obs):\n" \
+           f"        assert dataclasses.is_dataclass(obs) and dataclasses.fields(obs)\n        return {action}\n"
+    try:
+        with SandboxedPolicy(code, f"{registry.get(env_id).description}:Observation", space, FAST) as policy:
+            assert not policy.missing_layers
+            assert policy.act(np.array([0]), obs[None]).shape == (1, *space.shape)
+    finally:
+        env.close()
