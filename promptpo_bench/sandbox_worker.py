@@ -96,34 +96,40 @@ _SYSCALLS = (  # everything a NumPy policy and this worker's loop need once the 
 _RESERVE_BYTES = 8 << 20  # freed on MemoryError, so that the failure can still be reported
 _WORKER_FILE = os.path.abspath(__file__)
 SPIN_MIN_SECONDS, SPIN_MAX_SECONDS = 200e-6, 2e-3  # waking an idle CPU costs ~60 us here, a message ~4 us
+SPIN_BACKOFF = 64  # waits that sleep at once after a spin that did not see the answer (a loaded machine)
 
 
 class Spinner:
     """Waits for a pipe by polling without sleeping for about twice the recent waits (at most 2 ms), then sleeps.
 
-    Both sides of the sandbox use one: the other side usually answers within microseconds (a trivial policy) or
-    a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up to every message. Between
-    polls it yields the CPU, so that on a busy machine it never keeps the other side waiting for this CPU.
+    Both sides of the sandbox use one: on a quiet machine the other side answers within microseconds (a trivial
+    policy) or a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up to every message.
+    On a loaded machine spinning only keeps the other side off the CPU: when a spin does not see the answer, the next
+    `SPIN_BACKOFF` waits sleep at once (a sleeping reader is woken, and usually run, as soon as the answer is written).
     """
 
     def __init__(self, fd: int) -> None:
         self.poller = select.poll()
         self.poller.register(fd, select.POLLIN)
         self.budget = SPIN_MIN_SECONDS
+        self.backoff = 0
 
     def wait(self, timeout_ms: int = -1) -> bool:
         """Whether the fd became readable within `timeout_ms` (-1: no limit)."""
-        poll, clock, pause = self.poller.poll, time.perf_counter, os.sched_yield
-        start = clock()
-        end = start + self.budget
-        ready = bool(poll(0))
-        while not ready and clock() < end:
-            pause()  # lets the other side run if the scheduler put it on this CPU (a busy machine)
-            ready = bool(poll(0))
-        if not ready:
-            ready = bool(poll(timeout_ms))
-        self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
-        return ready
+        poll, clock = self.poller.poll, time.perf_counter
+        if poll(0):
+            return True
+        if self.backoff:
+            self.backoff -= 1
+        else:
+            start = clock()
+            end = start + self.budget
+            while clock() < end:
+                if poll(0):
+                    self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
+                    return True
+            self.backoff = SPIN_BACKOFF
+        return bool(poll(timeout_ms))
 
 
 class Reader:
