@@ -9,7 +9,7 @@ DEMO_BOARD := runs/demo-leaderboard
 DEMO_RUN := runs/demo-ppo-NoiseWorld-v0
 DEMO_PROMPTPO := runs/demo-promptpo-NoiseWorld-v0
 
-.PHONY: install demo test docs bench leaderboard chromium clean
+.PHONY: install demo test docs bench leaderboard chromium seccomp clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+demo: install seccomp
 	$(BIN)/promptpo-bench tasks
 	@echo
 	$(BIN)/promptpo-bench rollout NoiseWorld-v0 --policy random --episodes 1000 --show-episodes 10
@@ -47,7 +47,11 @@ demo: install
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-test: install chromium
+# the policy sandbox's seccomp layer loads Debian's libseccomp.so.2 (through pyseccomp)
+seccomp:
+	@ldconfig -p | grep -q libseccomp.so.2 || (apt-get update -qq && apt-get install -y -qq libseccomp2 >/dev/null)
+
+test: install chromium seccomp
 	$(BIN)/python -m pytest -q
 
 # the documentation site (docs/, mkdocs.yml) into site/; strict: a broken link fails the build

@@ -31,6 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import tyro
@@ -42,8 +43,8 @@ from promptpo_bench.llm import ContextLengthError, Journal, LLMClient, LLMConfig
 from promptpo_bench.records import RunRecorder, atomic_write_json, default_run_dir, sha256_file
 from promptpo_bench.rollout import (HELDOUT_SEED_BASE, RandomPolicy, RolloutFailure, heldout_seeds, reusing_envs,
                                     run_episodes)
-from promptpo_bench.sandbox import (Limits, PolicyFailure, SandboxedFeedback, SandboxedPolicy, discard_worker,
-                                    spawn_worker)
+from promptpo_bench.sandbox import (Limits, PolicyFailure, SandboxedFeedback, SandboxedPolicy, check_sandbox,
+                                    discard_worker, spawn_worker)
 
 
 @dataclass
@@ -118,6 +119,11 @@ class Args:
     """seconds of act calls a policy may take in one episode"""
     memory_mb: int = 2048
     """address-space limit of a sandboxed policy process"""
+    policy_lifetime: Literal["rollout", "episode"] = "rollout"
+    """how long one Policy() lives: rollout (the paper's: one object plays a rollout's episodes in order, the final
+    evaluation's too) or episode (a new object per episode, episodes side by side)"""
+    unsafe_sandbox: bool = False
+    """run generated code even where a sandbox layer is unavailable here (the run is marked and cannot be submitted)"""
 
 
 SYSTEM_PROMPT = """You are an expert in reinforcement learning and Python. You write policies as Python code for a \
@@ -132,8 +138,11 @@ most, that summarises what happened in the episode in a way that helps to improv
 
 POLICY_REQUEST = """{context}
 Write a class `Policy`, constructed with no arguments, with a method `act(self, obs)` that takes an `Observation` \
-and returns {action}. A new `Policy()` is created for every episode, so it may keep state between steps. Aim for \
-the highest expected total reward of an episode.{history}"""
+and returns {action}. {lifetime} Aim for the highest expected total reward of an episode.{history}"""
+
+LIFETIME = {"rollout": "One `Policy()` object plays all the episodes of a rollout, one after another, so it may keep "
+                       "state between steps and between episodes.",
+            "episode": "A new `Policy()` is created for every episode, so it may keep state between steps."}
 
 HISTORY = """
 
@@ -302,7 +311,7 @@ class PromptPO:
     def candidate(self, round_index: int, index: int, history: list[RoundResult]) -> Attempt:
         """Ask for a policy and roll it out; send failures back for repair; the last attempt is returned."""
         prompt = POLICY_REQUEST.format(context=self.context, action=action_text(self.action_space),
-                                       history="{history}")
+                                       lifetime=LIFETIME[self.args.policy_lifetime], history="{history}")
         seeds = round_seeds(self.args, round_index)
         followup: list[dict] = []
         attempt = Attempt(request_id="", code=None)
@@ -346,8 +355,8 @@ class PromptPO:
             (cache.with_suffix(".py")).write_text(code)
             with self.rollout_slots:
                 try:
-                    with SandboxedPolicy(code, self.observation, self.action_space, self.limits,
-                                         worker=worker) as policy:
+                    with SandboxedPolicy(code, self.observation, self.action_space, self.limits, worker=worker,
+                                         lifetime=self.args.policy_lifetime, unsafe=self.args.unsafe_sandbox) as policy:
                         episodes = run_episodes(self.args.env_id, policy, seeds, self.env_kwargs,
                                                 record_observations=True)
                     np.save(cache.with_suffix(".npy"), np.concatenate([np.stack(t) for t in episodes.observations]))
@@ -401,7 +410,8 @@ class PromptPO:
     def summaries(self, code: str, trajectories: list, worker=None) -> tuple[list[str], dict | None]:
         """Feedback text per episode, run in the sandbox; on a failure, the failure instead of the lines."""
         try:
-            with SandboxedFeedback(code, self.observation, self.limits, worker=worker) as feedback:
+            with SandboxedFeedback(code, self.observation, self.limits, worker=worker,
+                                   unsafe=self.args.unsafe_sandbox) as feedback:
                 return [feedback.summarize(np.stack(t)) for t in trajectories], None
         except PolicyFailure as failure:
             return [], failure.to_dict()
@@ -463,6 +473,10 @@ def main(args: Args) -> int:
         raise BenchError(f"--llm-replay {args.llm_replay} does not exist")
     client = LLMClient(config, journal, Journal(args.llm_replay) if args.llm_replay else None)
     client.check()
+    missing = check_sandbox(args.unsafe_sandbox)  # fails closed here, before anything is spent
+    if missing:
+        print(f"promptpo.py: WARNING: --unsafe-sandbox: generated code runs without {', '.join(missing)}",
+              file=sys.stderr)
     run_dir.mkdir(parents=True, exist_ok=True)
     budget = Budget(args)
     algo = PromptPO(args, run_dir, client, budget)
@@ -537,8 +551,10 @@ def main(args: Args) -> int:
     seeds = heldout_seeds(args.eval_episodes)
     final_failure = None
     try:
-        with SandboxedPolicy(best.code, algo.observation, algo.action_space, algo.limits) as policy:
-            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs)
+        with SandboxedPolicy(best.code, algo.observation, algo.action_space, algo.limits,
+                             lifetime=args.policy_lifetime, unsafe=args.unsafe_sandbox) as policy:
+            # as many episodes per message as a candidate's rollout had: the policy cannot tell it is being scored
+            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs, batch_size=args.num_episodes)
     except RolloutFailure as error:  # episodes end where the policy failed; the failure is part of the record
         episodes, final_failure = error.partial, error.failure.to_dict()
     final_eval = {"episode_seeds": seeds, "returns": episodes.returns.tolist(), "mean_return": episodes.mean_return,

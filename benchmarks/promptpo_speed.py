@@ -1,14 +1,19 @@
 """PromptPO speed: a whole run against a zero-latency scripted server, sandboxed vs in-process rollouts, and a
 round's wall time against its slowest answer.
 
+With --reference-checkout DIR (a local clone of github.com/Stephanehk/PromptPO, never copied here) the rollouts are
+also set beside the reference's own in-process loop on board 1: its NoiseWorld env, its observation object filled by
+`fill_from_env`, a trivial `act` and `env.step`, run in a separate process (its gym id clashes with ours).
+
 The LLM here is the test double `tests/scripted_server.py` (a scripted OpenAI-compatible server on 127.0.0.1):
 no model runs, so these figures measure the suite's own overhead only.
-Reproduce with:  .venv/bin/python benchmarks/promptpo_speed.py
+Reproduce with:  .venv/bin/python benchmarks/promptpo_speed.py [--reference-checkout DIR] [--busy 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -16,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -29,7 +35,26 @@ from promptpo_bench.sandbox import SandboxedPolicy  # noqa: E402
 from promptpo_bench.sandbox_worker import RawObservation  # noqa: E402
 from scripted_server import Scripted, ScriptedLLMServer  # noqa: E402  (test double)
 
-PAPER_IN_PROCESS_SPS = 170_000  # the paper's in-process loop on board 1, measured on this kind of machine
+REFERENCE_LOOP = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from direct_policy_learning.env_utils import rollout_python_policy as r
+from direct_policy_learning.observations.noise_world_observation import NoiseWorldObservation
+env = r._make_env("noise_world_board_1", None, None, None, None, None)
+class Policy:
+    def act(self, obs):
+        return 1 if obs.agent_row < 1.0 else 3
+policy, steps = Policy(), int(sys.argv[2])
+obs_np, _ = env.reset(seed=0)
+start = time.perf_counter()
+for _ in range(steps):
+    obs = NoiseWorldObservation()
+    obs.fill_from_env(env, obs_np)
+    obs_np, _, terminated, truncated, _ = env.step(policy.act(obs))
+    if terminated or truncated:
+        obs_np, _ = env.reset()
+print(steps / (time.perf_counter() - start))
+"""
 TRIVIAL = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 1.0 else 3\n"
 ZERO_TORQUE = "class Policy:\n    def act(self, obs):\n        return [0.0] * 6\n"
 NOISEWORLD_OBS = "promptpo_bench.descriptions.noiseworld:Observation"
@@ -69,8 +94,19 @@ def in_process_sps(env_id: str, code: str, observation: type, steps: int) -> flo
     return steps / (time.perf_counter() - start)
 
 
-def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes_per_batch: int) -> float:
-    """The same policy in the sandbox through the rollout harness, `episodes_per_batch` episodes side by side."""
+def reference_sps(checkout: Path, steps: int) -> float:
+    """The reference's own in-process loop on board 1 (see the module docstring), in a separate process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.symlink(checkout.resolve(), Path(tmp) / "direct_policy_learning")  # the package name it imports itself by
+        out = subprocess.run([sys.executable, "-c", REFERENCE_LOOP, tmp, str(steps)], check=True, capture_output=True,
+                             text=True, cwd=tmp)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes_per_batch: int,
+                  lifetime: str = "episode") -> float:
+    """The same policy in the sandbox through the rollout harness, `episodes_per_batch` episodes side by side
+    (lifetime "rollout": one Policy() for all episodes, so one observation per message)."""
     env = make_env(env_id)
     env.reset(seed=0)
     typical = run_episodes(env_id, RandomPolicy(env.action_space, 0), [0]).env_steps  # steps per episode, roughly
@@ -79,28 +115,46 @@ def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes
         # make the envs first (PromptPO's candidates after the first find them made), then time the rollout only
         run_episodes(env_id, RandomPolicy(env.action_space, 0), seeds[:episodes_per_batch],
                      batch_size=episodes_per_batch)
-        with SandboxedPolicy(code, observation, env.action_space) as policy:
+        with SandboxedPolicy(code, observation, env.action_space, lifetime=lifetime) as policy:
             start = time.perf_counter()
             done = run_episodes(env_id, policy, seeds, batch_size=episodes_per_batch).env_steps
             return done / (time.perf_counter() - start)
 
 
-def rollout_speeds(steps: int) -> None:
+def rollout_speeds(steps: int, checkout: Path | None) -> None:
     """Print sandboxed vs in-process rollout speeds on board 1 and HalfCheetah-v5, measured side by side."""
     raw = in_process_sps("NoiseWorld-Board1-v0", TRIVIAL, Observation, steps)
-    print(f"in-process loop (Observation, act, step), board 1:  {raw:>9,.0f} steps/s "
-          f"(the paper's loop: ~{PAPER_IN_PROCESS_SPS:,} measured on this kind of machine)")
-    for batch in (5, 50):
-        sps = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch)
-        print(f"sandboxed, {batch:>2} episodes per message:            {sps:>9,.0f} steps/s  = "
-              f"{sps / raw:.2f}x in-process, {sps / PAPER_IN_PROCESS_SPS:.2f}x the paper's loop (goal >= 0.5x)")
+    reference = reference_sps(checkout, steps) if checkout else None
+    print(f"in-process loop (Observation, act, step), board 1:  {raw:>9,.0f} steps/s")
+    if reference:
+        print(f"the reference's in-process loop, board 1:           {reference:>9,.0f} steps/s")
+    for batch, lifetime in ((5, "episode"), (1, "rollout")):
+        sps = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
+        versus = f", {sps / reference:.2f}x the reference's loop (goal >= {1.0 if batch > 1 else 0.5}x)" \
+            if reference else ""
+        print(f"sandboxed, {batch} episode(s) per message ({lifetime} lifetime): {sps:>9,.0f} steps/s = "
+              f"{sps / raw:.2f}x in-process{versus}")
     if importlib.util.find_spec("mujoco") is None:
         print("HalfCheetah-v5: skipped (pip install mujoco)")
     else:
         raw = in_process_sps("HalfCheetah-v5", ZERO_TORQUE, RawObservation, steps // 10)
-        sps = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, 5)
-        print(f"HalfCheetah-v5, in-process {raw:,.0f} steps/s, sandboxed (5 episodes per message) {sps:,.0f} "
-              f"steps/s = {sps / raw:.2f}x in-process (goal >= 0.7x)")
+        for batch, lifetime in ((5, "episode"), (1, "rollout")):
+            sps = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, batch, lifetime)
+            print(f"HalfCheetah-v5, in-process {raw:,.0f} steps/s, sandboxed ({batch} episode(s) per message) "
+                  f"{sps:,.0f} steps/s = {sps / raw:.2f}x in-process (goal >= 0.8x)")
+
+
+@contextlib.contextmanager
+def busy(count: int) -> Iterator[None]:
+    """`count` busy-looping processes beside the timings (a loaded machine)."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    print(f"with {count} busy-looping process(es) beside:")
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 def main() -> None:
@@ -109,8 +163,17 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=2.0, help="seconds each scripted answer takes")
     parser.add_argument("--busy", type=int, default=0,
                         help="also time the rollouts with this many busy-looping processes running (a loaded machine)")
+    parser.add_argument("--reference-checkout", type=Path, default=None,
+                        help="a local clone of github.com/Stephanehk/PromptPO: time its in-process loop beside ours")
+    parser.add_argument("--rollouts-only", action="store_true", help="skip the PromptPO runs; time the rollouts only")
     args = parser.parse_args()
 
+    if args.rollouts_only:
+        rollout_speeds(args.steps, args.reference_checkout)
+        if args.busy:
+            with busy(args.busy):
+                rollout_speeds(args.steps, args.reference_checkout)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         with ScriptedLLMServer(answer(0.0)) as server:
             start = time.perf_counter()
@@ -121,16 +184,10 @@ def main() -> None:
               f"(process start-up and the 50-episode final evaluation included; {record['totals']['env_steps']} "
               f"env steps, {record['totals']['llm_calls']} LLM calls)")
 
-        rollout_speeds(args.steps)
+        rollout_speeds(args.steps, args.reference_checkout)
         if args.busy:
-            hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
-            try:
-                print(f"with {args.busy} busy-looping process(es) beside:")
-                rollout_speeds(args.steps)
-            finally:
-                for hog in hogs:
-                    hog.kill()
-                    hog.wait()
+            with busy(args.busy):
+                rollout_speeds(args.steps, args.reference_checkout)
 
         with ScriptedLLMServer(answer(args.latency)) as server:
             record = promptpo(Path(tmp) / "slow", server.base_url, "--env-id", "NoiseWorld-Board1-v0",
@@ -138,7 +195,8 @@ def main() -> None:
         round_s = record["curve"][0]["wall_time_s"]
         print(f"one round of 10 candidates whose answers take {args.latency:g} s each: {round_s:.2f} s = "
               f"{round_s / args.latency:.2f}x the slowest answer (goal <= 1.3x)")
-    print("reproduce: .venv/bin/python benchmarks/promptpo_speed.py" + (f" --busy {args.busy}" if args.busy else ""))
+    print("reproduce: .venv/bin/python benchmarks/promptpo_speed.py" + (f" --busy {args.busy}" if args.busy else "")
+          + (f" --reference-checkout {args.reference_checkout}" if args.reference_checkout else ""))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ def _policy(args: argparse.Namespace, env) -> tuple[Any, str]:
     path = Path(args.policy)
     if not path.exists():
         raise BenchError(f"--policy must be random, optimal, a policy file or a run directory; {path} does not exist")
-    return policies.load_policy(path, args.env_id, env, args.act_timeout, args.memory_mb), str(path)
+    lifetime = args.policy_lifetime or policies.run_policy_lifetime(path) or "rollout"  # a run: as it was scored
+    return policies.load_policy(path, args.env_id, env, args.act_timeout, args.memory_mb, lifetime,
+                                args.unsafe_sandbox), str(path)
 
 
 def _print_episodes(episodes: Episodes, show: int) -> None:
@@ -186,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     rollout.add_argument("--act-timeout", type=float, default=1.0, help="seconds a policy file may take per act call")
     rollout.add_argument("--memory-mb", type=int, default=2048, help="address-space limit of the policy process")
+    rollout.add_argument("--policy-lifetime", choices=["rollout", "episode"], default=None,
+                         help="how long one Policy() of a policy file lives: rollout (one object plays the episodes "
+                              "in order, as in the paper) or episode (a new object per episode); default: a run "
+                              "directory's recorded lifetime, else rollout")
+    rollout.add_argument("--unsafe-sandbox", action="store_true",
+                         help="run a policy file even where a sandbox layer (namespaces, seccomp, ...) is unavailable "
+                              "on this machine, i.e. without that protection")
     rollout.add_argument("-v", "--verbose", action="store_true", help="print the policy's traceback on failure")
     rollout.set_defaults(func=cmd_rollout)
 

@@ -39,9 +39,19 @@ def run_env_kwargs(path: str | Path) -> dict[str, Any]:
     return dict(json.loads(record.read_text()).get("env_kwargs") or {}) if record.is_file() else {}
 
 
+def run_policy_lifetime(path: str | Path) -> str | None:
+    """How long one `Policy()` lived in the run a directory holds: its record's `config.policy_lifetime`, "episode"
+    for records older than that field (they were scored so), None for a bare policy file."""
+    record = Path(path) / "record.json"
+    if not record.is_file():
+        return None
+    return (json.loads(record.read_text()).get("config") or {}).get("policy_lifetime") or "episode"
+
+
 def load_policy(path: str | Path, env_id: str, env: gym.Env, act_seconds: float = 1.0,
-                memory_mb: int = 2048) -> Any:
-    """A BatchPolicy for `env` from a run directory, a policy.py (sandboxed) or a model.pt; `close()` it after."""
+                memory_mb: int = 2048, lifetime: str = "episode", unsafe: bool = False) -> Any:
+    """A BatchPolicy for `env` from a run directory, a policy.py (sandboxed, one `Policy()` per `lifetime`:
+    "rollout" or "episode") or a model.pt; `close()` it after. `unsafe` runs code without a missing sandbox layer."""
     file, kind = policy_file(path)
     if kind == "torch":
         from .torch_policy import load_torch_policy
@@ -53,4 +63,4 @@ def load_policy(path: str | Path, env_id: str, env: gym.Env, act_seconds: float 
 
     limits = Limits(act_seconds=act_seconds, memory_mb=memory_mb)
     return SandboxedPolicy(file.read_text(), f"{registry.get(env_id).description}:Observation", env.action_space,
-                           limits)
+                           limits, lifetime=lifetime, unsafe=unsafe)

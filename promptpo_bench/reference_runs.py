@@ -73,10 +73,10 @@ def write_reference_run(env_id: str, policy: str, run_dir: str | Path, env_kwarg
             code = spec.expert_code(env.unwrapped)
         run_dir = Path(run_dir)
         recorder = RunRecorder(run_dir, algorithm=ALGORITHMS[policy], env_id=env_id, env_kwargs=env_kwargs, seed=0,
-                               config={"policy": policy, "eval_episodes": episodes},
+                               config={"policy": policy, "eval_episodes": episodes, "policy_lifetime": "episode"},
                                command=shlex.join(["promptpo-bench", *sys.argv[1:]]))
         (run_dir / "policy.py").write_text(code)
-        sandboxed = load_policy(run_dir / "policy.py", env_id, env)
+        sandboxed = load_policy(run_dir / "policy.py", env_id, env, lifetime="episode")  # its state is per episode
         try:
             final = run_episodes(env_id, sandboxed, heldout_seeds(episodes), env_kwargs)
         finally:

@@ -196,8 +196,11 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
     A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) may get the live episodes in two halves,
     one in flight while the environments of the other step, so the policy's process and this one work at once:
     from the third step on, when the wait for an answer was at least half the time the environments took to step.
+    A policy with `max_batch` (a sandboxed policy whose one `Policy()` serves the whole rollout: 1) gets at most that
+    many live episodes at once, so its episodes run one after another, in seed order.
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
     """
+    batch_size = min(batch_size, getattr(policy, "max_batch", None) or batch_size)
     success_key = registry.get(env_id).success_key if registry.is_registered(env_id) else None
     returns, lengths = [0.0] * len(seeds), [0] * len(seeds)
     successes: list[bool] | None = [False] * len(seeds) if success_key else None

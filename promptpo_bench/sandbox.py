@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -28,16 +29,36 @@ import gymnasium
 import numpy as np
 
 from promptpo_bench import sandbox_worker
+from promptpo_bench.errors import BenchError
 from promptpo_bench.sandbox_worker import ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY, REPORTED_KINDS
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
                  "worker_died")
 _STARTUP_SECONDS = 30.0  # worker start-up (interpreter, NumPy, observation module): not the policy's time
 _EXIT_GRACE_SECONDS = 1.0  # how long a worker that closed its pipe may take to exit before it is killed
-_DEADLINE_MARGIN = 1.0
+_DEADLINE_MARGIN = 0.1  # the parent's slack over the worker's own limit: all a policy that blocks SIGALRM can gain
 _BOX_TOLERANCE = 1e-6
-_MESSAGE_CHARS = 500
-_TRACEBACK_CHARS = 20_000
+_MESSAGE_CHARS = sandbox_worker.MESSAGE_CHARS
+_TRACEBACK_CHARS = sandbox_worker.TRACEBACK_CHARS + 2 * sandbox_worker.MESSAGE_CHARS
+LIFETIMES = ("rollout", "episode")  # one Policy() for all the episodes of a rollout (the paper's), or one per episode
+_NAMESPACES = ("run as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000 and, on "
+               "Debian/Ubuntu, kernel.unprivileged_userns_clone=1 / kernel.apparmor_restrict_unprivileged_userns=0)")
+REQUIRED_LAYERS = {  # what the worker must report as in effect before untrusted code runs, and how to get it
+    "filesystem": f"a minimal read-only root through a mount namespace: {_NAMESPACES}",
+    "pid_namespace": f"a PID namespace of its own: {_NAMESPACES}",
+    "ipc_namespace": f"an IPC namespace of its own: {_NAMESPACES}",
+    "network": f"a network namespace without interfaces: {_NAMESPACES}",
+    "distinct_uid": "a uid of its own for each worker: run as root (only root can switch a process to an unused uid)",
+    "no_new_privs": "PR_SET_NO_NEW_PRIVS: Linux 3.5 or later",
+    "seccomp": "the system-call allow-list: install libseccomp (apt-get install libseccomp2) and pyseccomp "
+               "(pip install pyseccomp)",
+    "rlimits": "resource limits (memory, CPU, files, descriptors, processes) could not be set",
+    "environment": "the worker's environment is not the minimal one (a wrapper adds variables to it)",
+}
+
+
+class SandboxUnavailable(BenchError):
+    """A layer of the sandbox does not take effect on this machine; untrusted code was not run."""
 
 
 @dataclass(frozen=True)
@@ -163,14 +184,53 @@ def _box_validator(space: gymnasium.spaces.Box) -> Callable[[list | np.ndarray],
     return validate
 
 
-def _terminate(proc: subprocess.Popen) -> None:
-    """Kill the worker's process group (it leads its own session) and reap it; closes the pipes."""
+def _kill(proc: subprocess.Popen) -> tuple[int, float]:
+    """Kill the worker and reap it: (its wait status, its CPU seconds, the confined child's included).
+
+    The confined child is killed first, through its pidfd, so that its waiter (the process started here) reaps it
+    and ends; then whatever is left of the process group (the waiter leads its own session) is killed.
+    """
+    status, cpu = 0, 0.0
+    pidfd = getattr(proc, "child_pidfd", None)
     if proc.returncode is None:
+        if pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            end = time.monotonic() + _EXIT_GRACE_SECONDS
+            while time.monotonic() < end and os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) \
+                    is None:
+                time.sleep(0.001)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader until the leader is reaped
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
+    if pidfd is not None:
+        os.close(pidfd)
+        proc.child_pidfd = None
+    return status, cpu
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    """Kill the worker (see `_kill`) and close its pipes."""
+    _kill(proc)
     for pipe in (proc.stdin, proc.stdout):
         pipe.close()
+
+
+def _observation_file(observation: str) -> str | None:
+    """The source file of the observation class's module (copied into the worker's root); None for the worker's own
+    `RawObservation`."""
+    module = observation.partition(":")[0]
+    if module == "promptpo_bench.sandbox_worker":
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        raise RuntimeError(f"the sandbox worker failed to start: cannot import {observation}: no module {module!r}")
+    return os.path.realpath(spec.origin)
 
 
 def spawn_worker() -> subprocess.Popen:
@@ -178,9 +238,10 @@ def spawn_worker() -> subprocess.Popen:
 
     Hand it to `SandboxedPolicy(..., worker=...)`; one that is not needed is killed by `discard_worker`.
     """
-    env = dict(os.environ, **{name: "1" for name in sandbox_worker.THREAD_VARIABLES})
-    return subprocess.Popen([sys.executable, sandbox_worker.__file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            start_new_session=True, env=env)
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONNOUSERSITE": "1",
+           **{name: "1" for name in sandbox_worker.THREAD_VARIABLES}}  # nothing the user exported (API keys...)
+    return subprocess.Popen([sys.executable, "-E", "-s", sandbox_worker.__file__], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, start_new_session=True, env=env, cwd="/")
 
 
 def discard_worker(worker: subprocess.Popen) -> None:
@@ -191,14 +252,22 @@ def discard_worker(worker: subprocess.Popen) -> None:
 class SandboxedPolicy:
     """A `Policy` class from untrusted source, run in a separate resource-limited process.
 
-    The worker keeps one `Policy()` instance per episode id (episode ids must therefore be unique over the object's
-    life); `act` sends a whole batch of observations in one message and returns validated actions.
+    `lifetime="rollout"` (the paper's): one `Policy()` serves every episode, which must then come one observation
+    at a time, in order (`max_batch` = 1; `rollout.run_episodes` obeys it). `lifetime="episode"`: one `Policy()` per
+    episode id (unique over the object's life), and `act` may send a whole batch of observations in one message.
+    The worker learns neither the ids (it gets opaque tokens) nor anything but the observations.
+
+    Before any untrusted line runs, the worker's report of its isolation is checked against `REQUIRED_LAYERS`; a
+    missing layer raises `SandboxUnavailable` unless `unsafe=True` (then `missing_layers` names it).
     """
 
     method = "act"  # the method of the untrusted class this sandbox serves
 
     def __init__(self, code: str, observation: str, action_space: gymnasium.Space, limits: Limits = Limits(),
-                 class_name: str = "Policy", worker: subprocess.Popen | None = None) -> None:
+                 class_name: str = "Policy", worker: subprocess.Popen | None = None, lifetime: str = "episode",
+                 unsafe: bool = False) -> None:
+        if lifetime not in LIFETIMES:
+            raise ValueError(f"lifetime must be one of {', '.join(LIFETIMES)}, not {lifetime!r}")
         if isinstance(action_space, gymnasium.spaces.Discrete):
             self._validate = _discrete_validator(action_space)
         elif isinstance(action_space, gymnasium.spaces.Box):
@@ -209,6 +278,11 @@ class SandboxedPolicy:
         self.limits = limits
         self.class_name = class_name
         self.isolation: dict[str, bool] = {}
+        self.missing_layers: list[str] = []
+        self.lifetime, self.unsafe = lifetime, unsafe
+        self.max_batch = 1 if lifetime == "rollout" else None
+        self._tokens: dict[int, int] = {}  # episode id -> the opaque token the worker sees (lifetime "episode")
+        self._token_source = np.random.default_rng()
         self._episode_seconds: dict[int, float] = {}
         self._pending: collections.deque[tuple[list[int], int, float]] = collections.deque()  # sent, unanswered
         self._last_answer = 0.0
@@ -233,21 +307,32 @@ class SandboxedPolicy:
 
     def _start(self, code: str, observation: str, class_name: str) -> None:
         limits = self.limits
-        setup = {"code": code, "observation": observation, "class_name": class_name, "method": self.method,
-                 "action_shape": list(self.action_space.shape), "act_seconds": limits.act_seconds,
-                 "load_seconds": limits.load_seconds, "cpu_seconds": int(limits.cpu_seconds),
-                 "memory_mb": int(limits.memory_mb)}
+        setup = {"observation": observation, "observation_file": _observation_file(observation),
+                 "class_name": class_name, "method": self.method, "action_shape": list(self.action_space.shape),
+                 "act_seconds": limits.act_seconds, "load_seconds": limits.load_seconds,
+                 "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb)}
         deadline = time.monotonic() + _STARTUP_SECONDS
         try:
             self._send(pickle.dumps(setup), deadline, "starting")
             hello = self._receive(deadline, "starting", 1 << 20)
+            if type(hello) is dict and type(hello.get("child")) is int:  # the confined child, in its PID namespace
+                self._proc.child_pid, self._proc.child_pidfd = hello["child"], os.pidfd_open(hello["child"])
+                hello = self._receive(deadline, "starting", 1 << 20)
         except PolicyFailure as failure:  # nothing untrusted has run yet: an infrastructure problem
             raise RuntimeError(f"the sandbox worker failed to start: {failure.message}") from None
         if type(hello) is not dict or type(hello.get("isolation")) is not dict:
             self._shutdown()
             problem = hello.get("setup_error", hello) if type(hello) is dict else hello
             raise RuntimeError(f"the sandbox worker failed to start: {_one_line(problem)}")
-        self.isolation = {str(k): bool(v) for k, v in hello["isolation"].items()}
+        self.isolation = {str(k): v is True for k, v in hello["isolation"].items()}
+        self.missing_layers = [layer for layer in REQUIRED_LAYERS if not self.isolation.get(layer)]
+        if self.missing_layers and not self.unsafe:
+            self._shutdown()
+            layer = self.missing_layers[0]
+            raise SandboxUnavailable(f"the policy sandbox lacks its {layer} layer here ({REQUIRED_LAYERS[layer]}); "
+                                     "untrusted code was not run. --unsafe-sandbox runs it without that layer "
+                                     "(such runs are marked and cannot be submitted)")
+        self._send(pickle.dumps({"code": code}), time.monotonic() + _STARTUP_SECONDS, "starting")
         reply = self._receive(time.monotonic() + limits.load_seconds + _DEADLINE_MARGIN, "loading the policy",
                               1 << 20)
         if reply != {"loaded": True}:
@@ -277,14 +362,23 @@ class SandboxedPolicy:
             raise ValueError(f"act needs episode_ids (B,) and numeric obs (B, ...), got {ids.shape} and {obs.shape} "
                              f"{obs.dtype}")
         id_list = ids.tolist()
-        spent = self._episode_seconds
-        new = sum(1 for episode_id in id_list if episode_id not in spent)  # their Policy() is built on this batch
+        if self.max_batch is not None and len(id_list) > self.max_batch:
+            raise ValueError(f"a policy with lifetime {self.lifetime!r} takes one observation per act call")
+        new = len(set(id_list) - self._tokens.keys())  # their Policy() is built on this batch (lifetime "episode")
+        if self.lifetime == "rollout":
+            new = int(not self._tokens)
+            self._tokens.update(dict.fromkeys(id_list, 0))
+        else:
+            for episode_id in id_list:
+                if episode_id not in self._tokens:
+                    self._tokens[episode_id] = int(self._token_source.integers(1 << 62))
         sent_at = time.monotonic()
         self._pending.append((id_list, new, sent_at))
         if id_list:
             limits = self.limits
             deadline = sent_at + limits.act_seconds * len(id_list) + limits.load_seconds * new + _DEADLINE_MARGIN
-            self._send(self._message(ids, obs), deadline, "acting", id_list[0] if len(id_list) == 1 else None)
+            tokens = np.array([self._tokens[episode_id] for episode_id in id_list], dtype="<i8")
+            self._send(self._message(tokens, obs), deadline, "acting", id_list[0] if len(id_list) == 1 else None)
 
     def receive(self) -> np.ndarray:
         """Second half of `act`: the validated actions of the oldest batch sent and not yet received."""
@@ -405,7 +499,7 @@ class SandboxedPolicy:
         kind = reply.get("kind")
         index = reply.get("index")
         traceback = reply.get("traceback")
-        self._fail(kind if kind in REPORTED_KINDS else "crash", _one_line(reply.get("message", "")),
+        self._fail(kind if kind in REPORTED_KINDS else "crash", _one_line(reply.get("message", ""), _MESSAGE_CHARS),
                    traceback[-_TRACEBACK_CHARS:] if isinstance(traceback, str) else None,
                    id_list[index] if type(index) is int and 0 <= index < len(id_list) else None)
 
@@ -419,14 +513,7 @@ class SandboxedPolicy:
 
     def _shutdown(self) -> tuple[int, float]:
         """Kill the process group, reap the worker: (its wait status, its CPU seconds); then close the pipes."""
-        proc = self._proc
-        status, cpu = 0, 0.0
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader until the leader is reaped
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            cpu = usage.ru_utime + usage.ru_stime
+        status, cpu = _kill(self._proc)
         self._finalizer()
         return status, cpu
 
@@ -451,6 +538,15 @@ class SandboxedPolicy:
         self._fail("worker_died", f"the worker {ending} while {doing}")
 
 
+def check_sandbox(unsafe: bool = False) -> list[str]:
+    """Start one worker and check its isolation report before a run spends anything: the layers missing here (only
+    with `unsafe`; otherwise a missing layer raises `SandboxUnavailable`)."""
+    probe = "class Policy:\n    def act(self, obs):\n        return 0\n"
+    with SandboxedPolicy(probe, "promptpo_bench.sandbox_worker:RawObservation", gymnasium.spaces.Discrete(1),
+                         unsafe=unsafe) as policy:
+        return policy.missing_layers
+
+
 class SandboxedFeedback(SandboxedPolicy):
     """A `Feedback` class from untrusted source: `summarize(trajectory)` runs `summarize_trajectory` in the sandbox.
 
@@ -460,8 +556,9 @@ class SandboxedFeedback(SandboxedPolicy):
     method = "summarize_trajectory"
 
     def __init__(self, code: str, observation: str, limits: Limits = Limits(),
-                 worker: subprocess.Popen | None = None) -> None:
-        super().__init__(code, observation, gymnasium.spaces.Discrete(1), limits, class_name="Feedback", worker=worker)
+                 worker: subprocess.Popen | None = None, unsafe: bool = False) -> None:
+        super().__init__(code, observation, gymnasium.spaces.Discrete(1), limits, class_name="Feedback", worker=worker,
+                         unsafe=unsafe)
 
     def summarize(self, trajectory: np.ndarray) -> str:
         """The Feedback text of one episode, given all its observations (T, *obs_shape)."""

@@ -1,17 +1,21 @@
 """The sandbox worker: runs one untrusted `Policy` class for `promptpo_bench.sandbox`, in its own process.
 
 `SandboxedPolicy` starts this file as a child process. Before it executes the untrusted code it imports only the
-standard library, NumPy and the observation class's module, then isolates itself: a new network namespace, the
-`nobody` user, resource limits (memory, CPU, no files, no processes) and an import guard.
+standard library, NumPy and the observation class's module, then isolates itself (`_isolate`): mount, PID, IPC,
+network and UTS namespaces with a pivot into a minimal read-only root; a fork, after which this process only waits
+and the confined child (PID 1 of its namespace) takes a uid of its own, resource limits, no_new_privs, Landlock and
+a seccomp allow-list; an import guard. It reports what took effect and gets the code only once the parent has
+accepted that report.
 
 Protocol, on the worker's original stdin/stdout pipes (fds 0, 1, 2 are then pointed at /dev/null, so `print` in the
 untrusted code goes nowhere):
-  parent -> worker: first a pickled setup dict, then per act call an `ACT_HEADER` (B, layout size), the pickled
+  parent -> worker: first a pickled setup dict, then (after the isolation report) a pickled {"code": ...}, then per
+  act call an `ACT_HEADER` (B, layout size), the pickled
   layout `(dtype.str, row_shape)` of the observations when it changed (else nothing), B int64 episode ids and the
   B observation rows as raw bytes;
   worker -> parent, frames of a `REPLY` header (little-endian uint32 length, format byte) and a payload that is
-  JSON or raw rows (never pickle, as the parent trusts nothing the worker says): `{"isolation": ...}` or
-  `{"setup_error": ...}`, then `{"loaded": true}`, then the actions of each act call, as raw int64 or float64 rows
+  JSON or raw rows (never pickle, as the parent trusts nothing the worker says): `{"child": pid}` (from the waiter,
+  before anything untrusted), `{"isolation": ...}` or `{"setup_error": ...}`, then `{"loaded": true}`, then the actions of each act call, as raw int64 or float64 rows
   when they form a numeric array of the action shape, else as a JSON list (whose odd values the parent names in
   its error message). A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
   after which the worker exits.
@@ -20,6 +24,7 @@ untrusted code goes nowhere):
 from __future__ import annotations
 
 import ctypes
+import errno
 import importlib
 import importlib.util
 import json
@@ -32,6 +37,7 @@ import select
 import signal
 import struct
 import sys
+import sysconfig
 import time
 import traceback
 import types
@@ -48,44 +54,82 @@ JSON_REPLY, INT_ROWS, FLOAT_ROWS = 0, 1, 2  # payload formats: JSON text, little
 ACT_HEADER = struct.Struct("<II")  # batch size B, size of the pickled observation layout that follows (0: unchanged)
 POLICY_FILE = "policy.py"
 SUMMARY_CHARS = 4000  # longest Feedback text passed on
+MESSAGE_CHARS, TRACEBACK_CHARS = 500, 20_000  # bounds of a failure's message and traceback (its tail)
 REPORTED_KINDS = frozenset({"missing_class", "load_error", "crash", "timeout", "memory", "invalid_action"})
 BLOCKED_MODULES = frozenset({"gymnasium", "subprocess", "_posixsubprocess", "multiprocessing"})
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-_CLONE_NEWUSER = 0x10000000
-_CLONE_NEWNET = 0x40000000
-_NOBODY = 65534
+ALLOWED_ENVIRONMENT = frozenset({"PATH", "LANG", "LC_ALL", "PYTHONNOUSERSITE", *THREAD_VARIABLES})
+
+_CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+_CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT = 1, 2, 4, 8, 32
+_MS_NOATIME, _MS_NODIRATIME, _MS_BIND, _MS_REC, _MS_PRIVATE = 1024, 2048, 4096, 16384, 1 << 18
+_MNT_DETACH = 2
+_PR_SET_PDEATHSIG, _PR_GET_SECCOMP, _PR_SET_NO_NEW_PRIVS, _PR_GET_NO_NEW_PRIVS = 1, 21, 38, 39
+_PR_GET_SECCOMP_FILTER = 2
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
+_SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR, _LL_REMOVE_DIR, _LL_REMOVE_FILE = 2, 4, 8, 16, 32
+_LL_MAKE_DIR, _LL_MAKE_REG, _LL_REFER, _LL_TRUNCATE, _LL_IOCTL_DEV = 128, 256, 1 << 13, 1 << 14, 1 << 15
+_LL_BIND_TCP, _LL_CONNECT_TCP = 1, 2
+_LL_SCOPE_ABSTRACT_UNIX_SOCKET, _LL_SCOPE_SIGNAL = 1, 2
+_NEW_ROOT = "/tmp"  # where the minimal root is assembled (in the worker's own mount namespace) before the pivot
+_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
+_UID_BASE = 2_000_000_000  # the confined child runs as _UID_BASE + its waiter's pid: a uid no other process has
+_FILE_BYTES = 1 << 20  # largest file the policy may write (in its private 4 MB /tmp)
+_DESCRIPTORS = 64
+_SYSCALLS = (  # everything a NumPy policy and this worker's loop need once the code runs
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close", "fstat", "newfstatat", "statx",
+    "stat", "lstat", "fstatfs", "statfs", "openat", "open", "getdents64", "readlink", "readlinkat", "access",
+    "faccessat", "faccessat2", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat",
+    "rename", "renameat", "renameat2", "ftruncate", "fsync", "fdatasync", "fcntl", "ioctl", "dup", "dup2", "dup3",
+    "pipe", "pipe2", "umask", "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "mincore", "msync",
+    "rt_sigreturn", "sigaltstack", "setitimer", "getitimer", "alarm", "clock_gettime", "clock_getres",
+    "clock_nanosleep", "nanosleep", "gettimeofday", "time", "times", "getpid", "gettid", "getppid", "getuid",
+    "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid", "getpgrp", "getpgid", "getsid",
+    "getrusage", "getrlimit", "sysinfo", "uname", "getpriority", "futex", "set_robust_list", "get_robust_list",
+    "rseq", "set_tid_address", "sched_yield", "sched_getaffinity", "sched_getparam", "sched_getscheduler",
+    "sched_get_priority_max", "sched_get_priority_min", "poll", "ppoll", "select", "pselect6", "getrandom",
+    "restart_syscall", "exit", "exit_group", "membarrier",
+)
 _RESERVE_BYTES = 8 << 20  # freed on MemoryError, so that the failure can still be reported
 _WORKER_FILE = os.path.abspath(__file__)
 SPIN_MIN_SECONDS, SPIN_MAX_SECONDS = 200e-6, 2e-3  # waking an idle CPU costs ~60 us here, a message ~4 us
+SPIN_BACKOFF = 64  # waits that sleep at once after a spin that did not see the answer (a loaded machine)
 
 
 class Spinner:
     """Waits for a pipe by polling without sleeping for about twice the recent waits (at most 2 ms), then sleeps.
 
-    Both sides of the sandbox use one: the other side usually answers within microseconds (a trivial policy) or
-    a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up to every message. Between
-    polls it yields the CPU, so that on a busy machine it never keeps the other side waiting for this CPU.
+    Both sides of the sandbox use one: on a quiet machine the other side answers within microseconds (a trivial
+    policy) or a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up to every message.
+    On a loaded machine spinning only keeps the other side off the CPU: when a spin does not see the answer, the next
+    `SPIN_BACKOFF` waits sleep at once (a sleeping reader is woken, and usually run, as soon as the answer is written).
     """
 
     def __init__(self, fd: int) -> None:
         self.poller = select.poll()
         self.poller.register(fd, select.POLLIN)
         self.budget = SPIN_MIN_SECONDS
+        self.backoff = 0
 
     def wait(self, timeout_ms: int = -1) -> bool:
         """Whether the fd became readable within `timeout_ms` (-1: no limit)."""
-        poll, clock, pause = self.poller.poll, time.perf_counter, os.sched_yield
-        start = clock()
-        end = start + self.budget
-        ready = bool(poll(0))
-        while not ready and clock() < end:
-            pause()  # lets the other side run if the scheduler put it on this CPU (a busy machine)
-            ready = bool(poll(0))
-        if not ready:
-            ready = bool(poll(timeout_ms))
-        self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
-        return ready
+        poll, clock = self.poller.poll, time.perf_counter
+        if poll(0):
+            return True
+        if self.backoff:
+            self.backoff -= 1
+        else:
+            start = clock()
+            end = start + self.budget
+            while clock() < end:
+                if poll(0):
+                    self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
+                    return True
+            self.backoff = SPIN_BACKOFF
+        return bool(poll(timeout_ms))
 
 
 class Reader:
@@ -178,29 +222,35 @@ def _write(fd: int, reply: object) -> None:
     os.write(fd, REPLY.pack(len(data), JSON_REPLY) + data)
 
 
-def _import_observation(path: str) -> tuple[type, str]:
-    """Import the observation class at "package.module:Class" without running its packages' `__init__` files.
+def _import_observation(path: str, file: str | None) -> tuple[type, str, str | None]:
+    """The observation class at "package.module:Class", its module's name and source (None when already loaded).
 
-    Parent packages become empty stubs with the right `__path__`: `promptpo_bench/__init__.py` may register tasks
-    (importing gymnasium and the environments), which must never be loaded here.
+    The module is executed from `file` under its own name; its parent packages are empty stubs, so that no package
+    `__init__` runs here (`promptpo_bench/__init__.py` registers the tasks) and nothing else is importable below them.
     """
     module_name, _, class_name = path.partition(":")
-    parts = module_name.split(".")
-    for i in range(1, len(parts)):
-        package = ".".join(parts[:i])
-        if package not in sys.modules:
-            spec = importlib.util.find_spec(package)
-            if spec is None or spec.submodule_search_locations is None:
-                raise ImportError(f"no package {package!r}")
-            stub = types.ModuleType(package)
-            stub.__path__ = list(spec.submodule_search_locations)
-            stub.__spec__ = spec
-            stub.__package__ = package
-            sys.modules[package] = stub
-    cls = getattr(importlib.import_module(module_name), class_name)
+    source = None
+    module = sys.modules.get(module_name)
+    if module is None:
+        if not file:
+            raise ImportError(f"no module {module_name!r}")
+        parts = module_name.split(".")
+        for i in range(1, len(parts)):
+            package = ".".join(parts[:i])
+            if package not in sys.modules:
+                stub = types.ModuleType(package)
+                stub.__path__ = []
+                sys.modules[package] = stub
+        with open(file) as f:
+            source = f.read()
+        spec = importlib.util.spec_from_file_location(module_name, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    cls = getattr(module, class_name)
     if not callable(getattr(cls, "from_array", None)):
         raise TypeError(f"{path} has no from_array classmethod")
-    return cls, module_name
+    return cls, module_name, source
 
 
 def _set_limit(which: int, soft: int, hard: int) -> None:
@@ -210,61 +260,220 @@ def _set_limit(which: int, soft: int, hard: int) -> None:
     resource.setrlimit(which, (soft, hard))
 
 
-def _keep_import_paths_readable(path_fds: dict[str, int]) -> None:
-    """After the privilege drop, reach import directories nobody may traverse to (e.g. a pyenv under /root).
-
-    Each such directory was opened while still root; `/proc/self/fd/N/...` reaches its files without walking the
-    unreadable parents, so the untrusted code can still import any standard-library module.
-    """
-    remapped = {}
-    for path, fd in path_fds.items():
-        if os.access(path, os.R_OK | os.X_OK):
-            os.close(fd)
-        else:
-            remapped[path] = f"/proc/self/fd/{fd}"
-    if not remapped:
-        return
-    roots = sorted(remapped, key=len, reverse=True)
-
-    def remap(entry: str) -> str:
-        for root in roots:
-            if entry == root or entry.startswith(root + os.sep):
-                return remapped[root] + entry[len(root):]
-        return entry
-
-    sys.path[:] = [remap(entry) for entry in sys.path]
-    for module in list(sys.modules.values()):
-        package_path = getattr(module, "__dict__", {}).get("__path__")
-        if type(package_path) is list:
-            package_path[:] = [remap(entry) for entry in package_path]
-
-
-def _isolate(memory_mb: int, cpu_seconds: int) -> dict[str, bool]:
-    """Confine this process (network namespace, user nobody, rlimits); returns which isolation took effect."""
-    path_fds = {p: os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in dict.fromkeys(sys.path) if p and os.path.isdir(p)}
+def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None, use_errno=True)
-    network = False
-    dropped = os.geteuid() != 0
-    if not dropped:
-        network = libc.unshare(_CLONE_NEWNET) == 0
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _kept_paths(observation_file: str | None) -> list[str]:
+    """What the minimal root holds, read-only: the stdlib, NumPy and the directories of every shared library this
+    process has loaded (libc, libpython, NumPy's OpenBLAS, lib-dynload), each once (none below another)."""
+    paths = {sysconfig.get_paths()["stdlib"], os.path.dirname(np.__file__)}
+    numpy_libs = os.path.dirname(np.__file__) + ".libs"
+    if os.path.isdir(numpy_libs):
+        paths.add(numpy_libs)
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6 and fields[5].startswith("/") and ".so" in fields[5]:
+                paths.add(os.path.dirname(fields[5].strip()))
+    kept: list[str] = []
+    for path in sorted(os.path.realpath(p) for p in paths if os.path.exists(p)):
+        if not any(path == k or path.startswith(k + os.sep) for k in kept):
+            kept.append(path)
+    if os.path.isfile("/etc/ld.so.cache"):  # where the dynamic loader finds a library it loads later
+        kept.append("/etc/ld.so.cache")
+    return kept
+
+
+def _enter_minimal_root(libc: ctypes.CDLL, observation_file: str | None, observation_source: str | None) -> None:
+    """Pivot into a fresh tmpfs that holds only read-only binds of `_kept_paths`, a copy of the description
+    module, /dev/{null,zero,urandom} and small private /tmp and /dev/shm; the old root is detached."""
+    kept = _kept_paths(observation_file)
+    sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in kept + list(_DEVICES)}
+    links = {name: os.readlink(name) for name in ("/lib", "/lib64", "/lib32", "/libx32") if os.path.islink(name)}
+    _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
+    new = _NEW_ROOT
+    _check(libc.mount(b"tmpfs", new.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=1m,nr_inodes=2048,mode=0755"),
+           "mounting the new root")
+    for path, fd in sources.items():
+        target = new + path
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+        source = f"/proc/self/fd/{fd}".encode()
+        _check(libc.mount(source, target.encode(), None, _MS_BIND | _MS_REC, None), f"binding {path}")
+        if path not in _DEVICES:
+            flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+            flags |= os.statvfs(path).f_flag & (_MS_NOEXEC | _MS_NOATIME | _MS_NODIRATIME)  # kept, not lifted
+            _check(libc.mount(None, target.encode(), None, flags, None), f"making {path} read-only")
+        os.close(fd)
+    stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
+    for packages in ("site-packages", "dist-packages"):  # a base interpreter's installed packages stay out
+        target = f"{new}{stdlib}/{packages}"
+        if os.path.isdir(target):
+            _check(libc.mount(b"tmpfs", target.encode(), b"tmpfs", _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                              b"size=4k,nr_inodes=4"), f"hiding {stdlib}/{packages}")
+    if observation_file and observation_source is not None:  # the one description module, as a copy
+        os.makedirs(os.path.dirname(new + observation_file), exist_ok=True)
+        with open(new + observation_file, "w") as copy:
+            copy.write(observation_source)
+    for name, target in links.items():
+        os.symlink(target, new + name)
+    for private in ("/tmp", "/dev/shm"):
+        os.makedirs(new + private, exist_ok=True)
+        _check(libc.mount(b"tmpfs", (new + private).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                          b"size=4m,nr_inodes=256,mode=1777"), f"mounting a private {private}")
+    os.makedirs(new + "/.old")
+    _check(libc.mount(None, new.encode(), None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, None),
+           "making the new root read-only")
+    os.chdir(new)
+    _check(libc.syscall(_SYS_PIVOT_ROOT, b".", b".old"), "pivot_root")
+    os.chdir("/")
+    _check(libc.umount2(b"/.old", _MNT_DETACH), "detaching the old root")
+
+
+def _landlock(libc: ctypes.CDLL) -> bool:
+    """Landlock (defence in depth under the pivot): read-only everywhere, writes only in /tmp, /dev/shm and
+    /dev/null, no TCP, no signals or abstract Unix sockets to processes outside this domain."""
+    abi = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, 0, 1)
+    if abi < 1:
+        return False
+    read = _LL_READ_FILE | _LL_READ_DIR
+    write = _LL_WRITE_FILE | (_LL_TRUNCATE if abi >= 3 else 0)
+    handled = (1 << 13) - 1 | (_LL_REFER if abi >= 2 else 0) | (_LL_TRUNCATE if abi >= 3 else 0) | (
+        _LL_IOCTL_DEV if abi >= 5 else 0)
+    fields = [handled]
+    if abi >= 4:
+        fields.append(_LL_BIND_TCP | _LL_CONNECT_TCP)
+    if abi >= 6:
+        fields.append(_LL_SCOPE_ABSTRACT_UNIX_SOCKET | _LL_SCOPE_SIGNAL)
+    attr = struct.pack(f"<{len(fields)}Q", *fields)
+    ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, attr, len(attr), 0)
+    if ruleset < 0:
+        return False
+    try:
+        rules = {"/": read, "/tmp": read | write | _LL_MAKE_DIR | _LL_MAKE_REG | _LL_REMOVE_DIR | _LL_REMOVE_FILE,
+                 "/dev/null": _LL_READ_FILE | write}
+        rules["/dev/shm"] = rules["/tmp"]
+        for path, access in rules.items():
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                beneath = struct.pack("<Qi", access, fd)
+                if libc.syscall(_SYS_LANDLOCK_ADD_RULE, ruleset, 1, beneath, 0) != 0:
+                    return False
+            finally:
+                os.close(fd)
+        return libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) == 0
+    finally:
+        os.close(ruleset)
+
+
+def _seccomp_module() -> types.ModuleType | None:
+    """pyseccomp (a ctypes binding of libseccomp with the API of libseccomp's own Python module), loaded before
+    the pivot; None where it or libseccomp.so.2 is missing."""
+    try:
+        import pyseccomp
+    except Exception:
+        return None
+    return pyseccomp
+
+
+def _seccomp(seccomp: types.ModuleType | None, libc: ctypes.CDLL) -> bool:
+    """The system-call allow-list (libseccomp through pyseccomp): anything else fails with EPERM, in particular
+    execve, fork/clone, ptrace, process_vm_*, signals to other processes, unshare, mount, setns, SysV IPC, sockets,
+    setrlimit, keyctl, bpf, perf_event_open, io_uring, userfaultfd and changes to SIGALRM's handling."""
+    if seccomp is None:
+        return False
+    pid = os.getpid()
+    rules = seccomp.SyscallFilter(seccomp.ERRNO(errno.EPERM))
+    for name in _SYSCALLS:
         try:
-            os.setgroups([])
-            os.setgid(_NOBODY)
-            os.setuid(_NOBODY)
-            dropped = True
+            rules.add_rule(seccomp.ALLOW, name)
+        except (OSError, RuntimeError, ValueError):  # not a system call of this architecture
+            pass
+    for name in ("kill", "tkill", "tgkill"):  # only to itself
+        rules.add_rule(seccomp.ALLOW, name, seccomp.Arg(0, seccomp.EQ, pid))
+    rules.add_rule(seccomp.ALLOW, "prlimit64", seccomp.Arg(2, seccomp.EQ, 0))  # read limits, never set them
+    rules.add_rule(seccomp.ALLOW, "rt_sigaction", seccomp.Arg(0, seccomp.NE, signal.SIGALRM))
+    rules.add_rule(seccomp.ALLOW, "rt_sigprocmask", seccomp.Arg(0, seccomp.EQ, signal.SIG_UNBLOCK))
+    rules.add_rule(seccomp.ALLOW, "prctl", seccomp.Arg(0, seccomp.EQ, _PR_GET_SECCOMP))  # the check below
+    rules.load()  # sets PR_SET_NO_NEW_PRIVS first
+    return libc.prctl(_PR_GET_SECCOMP, 0, 0, 0, 0) == _PR_GET_SECCOMP_FILTER
+
+
+def _isolate(setup: dict, observation_file: str | None, observation_source: str | None,
+             pipes: tuple[int, int]) -> dict[str, bool]:
+    """Confine this worker; returns the report of what took effect, each entry checked after the fact.
+
+    Namespaces (mount, PID, IPC, network, UTS) and a pivot into a minimal read-only root; then a fork: this
+    process stays outside as the waiter that mirrors how the confined child ends, and the child (PID 1 of its own
+    namespace) takes a uid of its own, resource limits, no_new_privs, Landlock and the seccomp allow-list.
+    """
+    libc = _libc()
+    seccomp_module = _seccomp_module()
+    root = os.geteuid() == 0
+    flags = _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWUTS
+    uid, gid = os.getuid(), os.getgid()
+    namespaces = libc.unshare(flags | (0 if root else _CLONE_NEWUSER)) == 0
+    if namespaces and not root:  # root inside a user namespace of our own, mapped to our own ids
+        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    filesystem = False
+    if namespaces:
+        try:
+            _enter_minimal_root(libc, observation_file, observation_source)
+            filesystem = True
         except OSError:
             pass
-    if not network:
-        network = libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0
-    _keep_import_paths_readable(path_fds)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file write then fails with EFBIG instead of killing us
+    for which in (resource.RLIMIT_CORE,):
+        _set_limit(which, 0, 0)
+    waiter = os.getpid()
+    child = 0
+    if namespaces:
+        sync_read, sync_write = os.pipe()
+        child = os.fork()
+        if child:  # tell the parent the child's pid (it kills the child first, so that this waiter reaps it)
+            _write(pipes[1], {"child": child})
+            os.write(sync_write, b".")
+            os.close(sync_read)
+            os.close(sync_write)
+            _wait_and_mirror(child, pipes)
+        os.close(sync_write)
+        os.read(sync_read, 1)  # the child's first reply must come after the waiter's
+        os.close(sync_read)
+    worker_uid = _UID_BASE + waiter
+    distinct = False
+    if root:
+        try:
+            os.setgroups([])
+            os.setresgid(worker_uid, worker_uid, worker_uid)
+            os.setresuid(worker_uid, worker_uid, worker_uid)
+            distinct = os.getresuid() == (worker_uid,) * 3 and os.getresgid() == (worker_uid,) * 3
+        except OSError:
+            pass
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change, which clears it
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the size limit then fails with EFBIG
     sys.dont_write_bytecode = True
     limits_set = {}
+    memory = setup["memory_mb"] << 20
     for name, which, soft, hard in (
-        ("memory", resource.RLIMIT_AS, memory_mb << 20, memory_mb << 20),
-        ("cpu", resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + 1),
+        ("memory", resource.RLIMIT_AS, memory, memory),
+        ("cpu", resource.RLIMIT_CPU, setup["cpu_seconds"], setup["cpu_seconds"] + 1),
         ("core", resource.RLIMIT_CORE, 0, 0),
-        ("files", resource.RLIMIT_FSIZE, 0, 0),
+        ("files", resource.RLIMIT_FSIZE, _FILE_BYTES, _FILE_BYTES),
+        ("descriptors", resource.RLIMIT_NOFILE, _DESCRIPTORS, _DESCRIPTORS),
         ("nproc", resource.RLIMIT_NPROC, 0, 0),
     ):
         try:
@@ -272,21 +481,64 @@ def _isolate(memory_mb: int, cpu_seconds: int) -> dict[str, bool]:
             limits_set[name] = True
         except (OSError, ValueError):
             limits_set[name] = False
-    nproc = limits_set.pop("nproc") and dropped
-    return {"network": network, "dropped_privileges": dropped, "nproc": nproc, "rlimits": all(limits_set.values())}
+    no_new_privs = libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 and libc.prctl(_PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1
+    landlock = _landlock(libc)
+    seccomp = _seccomp(seccomp_module, libc)
+    return {
+        "filesystem": filesystem and not os.path.exists("/.old/proc") and not os.path.exists("/proc/1"),
+        "pid_namespace": namespaces and os.getpid() == 1,
+        "ipc_namespace": namespaces,
+        "network": namespaces,
+        "distinct_uid": distinct,
+        "no_new_privs": no_new_privs,
+        "landlock": landlock,
+        "seccomp": seccomp,
+        "rlimits": all(limits_set.values()),
+        "environment": set(os.environ) <= ALLOWED_ENVIRONMENT,
+    }
+
+
+def _wait_and_mirror(child: int, pipes: tuple[int, int]) -> None:
+    """The waiter: hold nothing of the protocol, wait for the confined child and end the way it ended."""
+    for fd in pipes:
+        os.close(fd)
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        if number not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(number, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+        os.kill(os.getpid(), number)
+        os._exit(128 + number)
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut to about `limit` characters, keeping its start and saying how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
 def _policy_traceback(exc: BaseException) -> str:
-    """The traceback of `exc` without this worker's own frames."""
+    """The traceback of `exc` without this worker's own frames, bounded: the last frames and a cut exception text."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != _WORKER_FILE]
     lines = traceback.format_list(frames) if frames else []
-    head = ["Traceback (most recent call last):\n"] if lines else []
-    return "".join(head + lines + traceback.format_exception_only(type(exc), exc))
+    stack = "".join(lines)[-TRACEBACK_CHARS:]
+    head = "Traceback (most recent call last):\n" if lines else ""
+    if isinstance(exc, SyntaxError):  # its own form: file, line, caret
+        return head + stack + "".join(traceback.format_exception_only(type(exc), exc))[-TRACEBACK_CHARS:]
+    return head + stack + f"{type(exc).__qualname__}: {_cut(_exception_text(exc), MESSAGE_CHARS)}\n"
+
+
+def _exception_text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return "<unprintable>"
 
 
 def _failure(exc: BaseException, phase: str, seconds: float, setup: dict, index: int | None, reserve: list) -> dict:
     """The reply describing an exception `exc` that escaped untrusted code while running `phase` (time limit
-    `seconds`); `reserve` is memory set aside to be freed if `exc` is a MemoryError."""
+    `seconds`); `reserve` is memory set aside to be freed if `exc` is a MemoryError. Its texts are bounded."""
     if isinstance(exc, MemoryError):
         reserve.clear()
         traceback.clear_frames(exc.__traceback__)
@@ -296,17 +548,14 @@ def _failure(exc: BaseException, phase: str, seconds: float, setup: dict, index:
     elif isinstance(exc, SyntaxError) and phase == f"loading {POLICY_FILE}":
         kind, message = "load_error", f"{POLICY_FILE} does not compile: {exc.msg} (line {exc.lineno})"
     else:
-        try:
-            text = str(exc)
-        except Exception:
-            text = "<unprintable>"
+        text = " ".join(_cut(_exception_text(exc), MESSAGE_CHARS).split())
         kind = "load_error" if phase == f"loading {POLICY_FILE}" else "crash"
         message = f"{phase} raised {type(exc).__name__}" + (f": {text}" if text else "")
     try:
         tb = _policy_traceback(exc)
     except Exception:
         tb = None
-    return {"kind": kind, "message": " ".join(message.split()), "traceback": tb, "index": index}
+    return {"kind": kind, "message": _cut(" ".join(message.split()), MESSAGE_CHARS), "traceback": tb, "index": index}
 
 
 def _describe(value: object) -> dict:
@@ -350,8 +599,9 @@ def _encode_actions(actions: list, shape: tuple[int, ...]) -> tuple[int, bytes]:
         return JSON_REPLY, ("[" + ",".join(encoded) + "]").encode()
 
 
-def _load(setup: dict, observation_class: type, observation_module: str, reserve: list) -> type | dict:
-    """Execute the untrusted code as module "policy" and construct one `Policy()`; the class, or a failure reply."""
+def _load(setup: dict, observation_class: type, observation_module: str, reserve: list) -> tuple[type, object] | dict:
+    """Execute the untrusted code as module "policy" and construct one `Policy()`; the class and that object (it
+    serves the first episode: a policy sees exactly as many constructions as episode lifetimes), or a failure reply."""
     code, class_name = setup["code"], setup["class_name"]
     allowed = {"promptpo_bench.descriptions"}
     allowed.update(observation_module.rsplit(".", i)[0] for i in range(observation_module.count(".") + 1))
@@ -377,7 +627,8 @@ def _load(setup: dict, observation_class: type, observation_module: str, reserve
             result = {"kind": "missing_class", "message": message, "traceback": None, "index": None}
         else:
             phase, method = f"{class_name}()", setup["method"]
-            result = policy_class if callable(getattr(policy_class(), method, None)) else {
+            instance = policy_class()
+            result = (policy_class, instance) if callable(getattr(instance, method, None)) else {
                 "kind": "load_error", "message": f"{class_name} has no {method} method", "traceback": None,
                 "index": None}
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -387,9 +638,11 @@ def _load(setup: dict, observation_class: type, observation_module: str, reserve
     return result
 
 
-def _serve(rfile: Reader, out_fd: int, policy_class: type, from_array: Callable[[np.ndarray], object],
+def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: Callable[[np.ndarray], object],
            setup: dict, reserve: list) -> None:
     """Answer act messages until the parent closes the pipe or the untrusted code fails."""
+    policy_class, first = loaded
+    spare = [first]  # the object built while loading: the first episode's
     instances: dict[int, object] = {}
     act_seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     setitimer, real = signal.setitimer, signal.ITIMER_REAL
@@ -424,7 +677,7 @@ def _serve(rfile: Reader, out_fd: int, policy_class: type, from_array: Callable[
                 policy = instances.get(episode_id)
                 if policy is None:
                     phase, seconds = constructor, load_seconds
-                    policy = instances[episode_id] = policy_class()
+                    policy = instances[episode_id] = spare.pop() if spare else policy_class()
                     mark = _within(mark, load_seconds)
                     new -= 1
                     setitimer(real, act_seconds * (count - index) + load_seconds * new)  # the constructors' time back
@@ -442,9 +695,12 @@ def _serve(rfile: Reader, out_fd: int, policy_class: type, from_array: Callable[
         write(out_fd, pack(len(data), kind) + data)
 
 
-def _serve_summaries(rfile: Reader, out_fd: int, feedback_class: type,
+def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
                      from_array: Callable[[np.ndarray], object], setup: dict, reserve: list) -> None:
-    """Answer summarize messages: the rows of one whole episode in, `summarize_trajectory`'s text out."""
+    """Answer summarize messages: the rows of one whole episode in, `summarize_trajectory`'s text out (a fresh
+    `Feedback()` for each; the first is the one built while loading)."""
+    feedback_class, first = loaded
+    spare = [first]
     seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     summarize = f"{setup['class_name']}.{setup['method']}"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
@@ -461,7 +717,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, feedback_class: type,
         phase, limit = f"{setup['class_name']}()", load_seconds
         try:
             signal.setitimer(signal.ITIMER_REAL, load_seconds)
-            instance = feedback_class()
+            instance = spare.pop() if spare else feedback_class()
             phase, limit = summarize, seconds
             signal.setitimer(signal.ITIMER_REAL, seconds)
             text = str(getattr(instance, setup["method"])([from_array(row) for row in rows]))
@@ -475,7 +731,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, feedback_class: type,
 
 
 def main() -> None:
-    """Run the worker: protocol set-up, observation import, isolation, loading, then the act loop."""
+    """Run the worker: set-up, observation import, isolation and its report, then the code, loading, the act loop."""
     if sys.path and sys.path[0] == os.path.dirname(_WORKER_FILE):
         del sys.path[0]  # run as a script: its directory must not make the package's modules importable directly
     in_fd, out_fd = os.dup(0), os.dup(1)
@@ -487,18 +743,23 @@ def main() -> None:
     sys.stdout = sys.stderr = open(os.devnull, "w")
     rfile = Reader(in_fd)
     setup = pickle.load(rfile)
-    if os.geteuid() == 0:  # the code has arrived: back to normal priority (only root may raise it again)
+    if os.geteuid() == 0:  # the set-up has arrived: back to normal priority (only root may raise it again)
         os.nice(-STARTUP_NICENESS)
     try:
-        observation_class, observation_module = _import_observation(setup["observation"])
+        observation_class, observation_module, source = _import_observation(setup["observation"],
+                                                                             setup.get("observation_file"))
     except Exception as exc:
         _write(out_fd, {"setup_error": f"cannot import {setup['observation']}: {type(exc).__name__}: {exc}"})
         return
     reserve = [bytearray(_RESERVE_BYTES)]
-    isolation = _isolate(setup["memory_mb"], setup["cpu_seconds"])
+    signal.signal(signal.SIGALRM, _on_alarm)  # before the seccomp filter, which then keeps SIGALRM's handler fixed
+    isolation = _isolate(setup, setup.get("observation_file"), source, (in_fd, out_fd))
     os.chdir("/")
-    signal.signal(signal.SIGALRM, _on_alarm)
     _write(out_fd, {"isolation": isolation})
+    try:
+        setup.update(pickle.load(rfile))  # the code: sent only once the parent has accepted the report
+    except EOFError:
+        return
     loaded = _load(setup, observation_class, observation_module, reserve)
     if isinstance(loaded, dict):
         _write(out_fd, loaded)

@@ -111,13 +111,16 @@ def check_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     except (BenchError, ValueError) as e:
         raise Rejected(str(e).splitlines()[0]) from None
     policy = _policy_path(run_dir, record)
+    if (record.get("config") or {}).get("unsafe_sandbox"):
+        raise Rejected("the run was made with --unsafe-sandbox: its generated code may have run unconfined")
     _check_final_eval(record)
     _check_curve(record)
     return record, policy
 
 
 def _evaluate(policy_file: Path, record: dict[str, Any]):
-    """One re-evaluation of the policy on the record's episode seeds, with a fresh policy object."""
+    """One re-evaluation of the policy on the record's episode seeds, with a fresh policy object that lives as long
+    as the run's did (`config.policy_lifetime`; "episode" for records older than that field)."""
     from .policies import load_policy
     from .sandbox import PolicyFailure
 
@@ -130,7 +133,8 @@ def _evaluate(policy_file: Path, record: dict[str, Any]):
 
             threads = torch.get_num_threads()
             torch.set_num_threads(max(1, int(record["config"].get("torch_threads") or 1)))
-        policy = load_policy(policy_file, env_id, env)
+        lifetime = (record.get("config") or {}).get("policy_lifetime") or "episode"
+        policy = load_policy(policy_file, env_id, env, lifetime=lifetime)
         return run_episodes(env_id, policy, record["final_eval"]["episode_seeds"], kwargs)
     except (PolicyFailure, RolloutFailure) as error:
         failure = getattr(error, "failure", error)

@@ -91,3 +91,14 @@ def test_a_failing_policy_is_reported_in_one_line(tmp_path, code, kind):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"promptpo-bench: policy failed ({kind}): "), result.stderr
+
+
+def test_rollout_policy_lifetime_flag(tmp_path):
+    """`--policy-lifetime rollout` (the default for a policy file) builds one Policy() for all the episodes."""
+    path = tmp_path / "policy.py"
+    path.write_text("class Policy:\n    made = 0\n\n    def __init__(self):\n        Policy.made += 1\n\n"
+                    "    def act(self, obs):\n        assert Policy.made == 1, 'a second Policy()'\n        return 1\n")
+    assert cli("rollout", "NoiseWorld-Board0-v0", "--policy", str(path), "--episodes", "3").returncode == 0
+    result = cli("rollout", "NoiseWorld-Board0-v0", "--policy", str(path), "--episodes", "3",
+                 "--policy-lifetime", "episode", check=False)
+    assert result.returncode == 1 and "a second Policy()" in result.stderr

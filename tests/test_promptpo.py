@@ -71,6 +71,8 @@ def kind(request: dict) -> str:
 def run(*args: str, base_url: str | None = None, env: dict | None = None, timeout: float = 240,
         check: bool = True) -> subprocess.CompletedProcess:
     environ = {**os.environ, "OPENAI_API_KEY": "test-key", "WANDB_MODE": "offline", **(env or {})}
+    if "--policy-lifetime" not in args:  # the scripted answers (the oracle's table) count an episode's steps
+        args = (*args, "--policy-lifetime", "episode")
     command = [sys.executable, str(SCRIPT), *args] + (["--llm-base-url", base_url] if base_url else [])
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environ, cwd=ROOT)
     if check:
@@ -231,7 +233,8 @@ def test_sigkill_then_resume_pays_no_request_twice_and_replay_reproduces(tmp_pat
             return Scripted(text=DOWN_THEN_RIGHT, delay_s=0.15)
         return {"feedback": FEEDBACK, "reflection": REFLECTION}[kind(request)]
 
-    args = ("--num-rounds", "3", "--num-candidates", "2", "--eval-episodes", "5", "--llm-max-concurrency", "1")
+    args = ("--num-rounds", "3", "--num-candidates", "2", "--eval-episodes", "5", "--llm-max-concurrency", "1",
+            "--policy-lifetime", "episode")
     with ScriptedLLMServer(respond) as server:
         run(*args, "--run-dir", str(tmp_path / "whole"), base_url=server.base_url)
 
@@ -318,3 +321,26 @@ def test_context_length_error_drops_the_oldest_history_first(tmp_path):
     assert "### Round 1" in sent and "### Round 0" not in sent
     totals = load_record(tmp_path / "r")["totals"]
     assert totals["cost_usd"] == pytest.approx((2.0 * totals["prompt_tokens"] + 8.0 * totals["completion_tokens"]) / 1e6)
+
+
+def test_rollout_lifetime_one_policy_object_plays_every_episode_of_a_rollout(tmp_path):
+    """The paper's lifetime: a candidate's episodes, and the final evaluation's, run in order through one Policy()."""
+    single = ("```python\nclass Policy:\n    made = 0\n\n    def __init__(self):\n        Policy.made += 1\n\n"
+              "    def act(self, obs):\n        assert Policy.made == 1, 'a second Policy() object'\n        return 1\n```")
+
+    prompts = []
+
+    def respond(request, _):
+        prompts.append(request["messages"][1]["content"])
+        return {"feedback": FEEDBACK, "reflection": REFLECTION, "policy": single}[kind(request)]
+
+    with ScriptedLLMServer(respond) as server:
+        run("--env-id", "NoiseWorld-Board0-v0", "--num-rounds", "1", "--num-candidates", "1", "--eval-episodes", "10",
+            "--policy-lifetime", "rollout", "--run-dir", str(tmp_path / "run"), base_url=server.base_url)
+        record = load_record(tmp_path / "run")
+        assert record["config"]["policy_lifetime"] == "rollout" and record["final_eval"]["failure"] is None
+        assert any("state between steps and between episodes" in prompt for prompt in prompts)
+        run("--env-id", "NoiseWorld-Board0-v0", "--num-rounds", "1", "--num-candidates", "1", "--eval-episodes", "10",
+            "--run-dir", str(tmp_path / "per-episode"), base_url=server.base_url, check=False)
+    failed = json.loads((tmp_path / "per-episode" / "candidates" / "r0_c0_a0.json").read_text())["failure"]
+    assert failed["kind"] == "crash" and "a second Policy() object" in failed["message"]

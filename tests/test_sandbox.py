@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from gymnasium.spaces import Box, Discrete
 
-from promptpo_bench.sandbox import Limits, PolicyFailure, SandboxedPolicy
+from promptpo_bench.sandbox import REQUIRED_LAYERS, Limits, PolicyFailure, SandboxedPolicy
 
 OBS = "promptpo_bench.sandbox_worker:RawObservation"
 FAST = Limits(act_seconds=0.5, load_seconds=5.0)
@@ -84,7 +84,7 @@ def failure(code: str, space=Discrete(4), limits: Limits = FAST, ids=(0,), obs=N
 def test_discrete_batch_and_isolation_report():
     with sandbox("class Policy:\n    def act(self, obs):\n        return int(obs.array[0]) % 4\n") as policy:
         actions = policy.act(np.arange(5), rows(3, 6, 9, 12, 2), steps=np.zeros(5))
-        assert set(policy.isolation) == {"network", "dropped_privileges", "nproc", "rlimits"}
+        assert set(REQUIRED_LAYERS) <= set(policy.isolation) and not policy.missing_layers
     assert actions.dtype == np.int64 and actions.tolist() == [3, 2, 1, 0, 2]
 
 
@@ -95,13 +95,13 @@ def test_one_policy_instance_per_episode_id():
         assert policy.act(np.array([0, 7, 8]), rows(0, 0, 0)).tolist() == [3, 1, 0]
 
 
-def test_root_worker_runs_as_nobody():
-    if os.geteuid() != 0:
-        pytest.skip("only a root parent drops the worker's privileges")
-    code = acting("import os", "[os.getuid(), os.getgid(), len(os.getgroups())]")
-    with sandbox(code, Box(0, 1e6, (3,))) as policy:
-        assert policy.act(np.array([0]), rows(0)).tolist() == [[65534, 65534, 0]]
-        assert policy.isolation["dropped_privileges"]
+def test_each_worker_runs_as_a_uid_of_its_own():
+    code = acting("import os", "[os.getuid(), os.getgid(), len(os.getgroups()), os.getpid()]")
+    with sandbox(code, Box(0, 2**32, (4,), np.float64)) as first, sandbox(code, Box(0, 2**32, (4,), np.float64)) as second:
+        (uid, gid, groups, pid), = first.act(np.array([0]), rows(0)).tolist()
+        (other_uid, *_), = second.act(np.array([0]), rows(0)).tolist()
+    assert uid == gid and groups == 0 and pid == 1  # PID 1 of its own PID namespace
+    assert uid not in (0, os.getuid(), other_uid) and first.isolation["distinct_uid"]
 
 
 @pytest.mark.parametrize("returned, expected", [("2", 2), ("np.int64(3)", 3), ("1.0", 1), ("np.float32(0)", 0)])
@@ -205,7 +205,7 @@ def test_crash_in_act_reports_the_policy_traceback():
 
 def test_crash_in_constructor_of_a_new_episode():
     code = COUNTING.replace("self.calls = 0", "self.calls = 0\n        Policy.made = getattr(Policy, 'made', 0) + 1\n"
-                                              "        assert Policy.made < 3, 'third'")
+                                              "        assert Policy.made < 2, 'second'")
     with sandbox(code) as policy:
         policy.act(np.array([0]), rows(0))
         with pytest.raises(PolicyFailure) as raised:
@@ -220,12 +220,12 @@ def test_endless_act_is_interrupted(body):
     start = time.monotonic()
     error = failure(acting(body), ids=(3,))
     assert error.kind == "timeout" and error.episode_id == 3
-    assert time.monotonic() - start < FAST.act_seconds + 1.5
+    assert time.monotonic() - start < FAST.act_seconds + 3
     assert "took longer than 0.5 s" in error.message and "policy.py" in error.traceback
 
 
 def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers):
-    code = acting("import signal\nif obs.array[0]:\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+    code = acting("import signal\nif obs.array[0]:\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
                   "    while True:\n        pass")
     with sandbox(code) as policy:
         policy.act(np.array([0]), rows(0))
@@ -235,7 +235,7 @@ def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers):
         elapsed = time.monotonic() - start
         assert_group_dead(workers[0])
     assert raised.value.kind == "timeout" and "killed" in raised.value.message and raised.value.episode_id == 0
-    assert FAST.act_seconds + 0.9 < elapsed < FAST.act_seconds + 2
+    assert FAST.act_seconds < elapsed < FAST.act_seconds + 1.5  # the parent's slack is 0.1 s
 
 
 def test_endless_loading_is_interrupted():
@@ -255,7 +255,7 @@ def test_episode_time_budget():
 
 def test_cpu_time_limit():
     error = failure(acting("while True:\n    pass"), limits=Limits(act_seconds=20.0, cpu_seconds=1))
-    assert error.kind == "cpu_time" and "SIGXCPU" in error.message
+    assert error.kind == "cpu_time" and "CPU time limit of 1 s" in error.message
 
 
 @pytest.mark.parametrize("body", ["bytearray(10**10)", "np.ones(10**10)",
@@ -278,15 +278,12 @@ def test_worker_death(body, text):
 
 
 @pytest.mark.parametrize("body, text", [
-    ("import os\nos.fork()", "BlockingIOError"),
-    ("import os\nos.posix_spawn('/bin/true', ['true'], {})", "BlockingIOError"),
+    ("import os\nos.fork()", "PermissionError"),
+    ("import os\nos.posix_spawn('/bin/true', ['true'], {})", "PermissionError"),
     ("import subprocess", "policy sandbox"),
     ("import threading\nthreading.Thread(target=print).start()", "RuntimeError"),
 ])
 def test_no_child_processes_or_threads(body, text):
-    with sandbox(acting("")) as probe:
-        if not probe.isolation["nproc"]:
-            pytest.skip("RLIMIT_NPROC cannot be applied here")
     error = failure(acting(body))
     assert error.kind == "crash" and text in error.message
 
@@ -295,23 +292,22 @@ def test_no_network():
     with socket.create_server(("127.0.0.1", 0)) as server:
         server.setblocking(False)
         port = server.getsockname()[1]
-        with sandbox(acting("")) as probe:
-            if not probe.isolation["network"]:
-                pytest.skip("no network namespace here")
         error = failure(acting(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=0.2)"))
-        assert error.kind == "crash" and "OSError" in error.message
+        assert error.kind == "crash" and "PermissionError" in error.message  # the seccomp filter: no sockets
         time.sleep(0.1)
         with pytest.raises(BlockingIOError):
             server.accept()
 
 
-def test_no_file_writes():
-    with tempfile.TemporaryDirectory(dir="/tmp") as directory:  # /tmp: reachable for the nobody user
+def test_no_file_writes_outside_the_private_tmp():
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:  # the host's /tmp: not the worker's
         os.chmod(directory, 0o777)
         target = os.path.join(directory, "leak.txt")
         error = failure(acting(f"with open({target!r}, 'w') as f:\n    f.write('x' * 100)"))
-        assert error.kind == "crash" and "File too large" in error.message
-        assert os.path.getsize(target) == 0
+        assert error.kind == "crash" and "FileNotFoundError" in error.message
+        assert not os.path.exists(target)
+    big = acting("with open('/tmp/scratch', 'w') as f:\n    f.write('x' * 1000)\n    f.write('x' * (2 << 20))")
+    assert "File too large" in failure(big).message  # its own /tmp holds small files only
 
 
 @pytest.mark.parametrize("module, refused", [
@@ -322,7 +318,8 @@ def test_no_file_writes():
 def test_import_guard(module, refused):
     error = failure(acting(f"import {module}"))
     assert error.kind == "crash"
-    assert error.message == f"Policy.act raised ImportError: policy sandbox: importing {refused!r} is not allowed"
+    assert error.message in (f"Policy.act raised ImportError: policy sandbox: importing {refused!r} is not allowed",
+                             f"Policy.act raised ModuleNotFoundError: No module named {refused.split('.')[0]!r}")
 
 
 def test_stdlib_and_numpy_importable_but_not_the_environment():
@@ -403,3 +400,95 @@ def test_feedback_failures_are_data(code, kind, text):
         with SandboxedFeedback(code, OBS, FAST) as feedback:
             feedback.summarize(np.zeros((3, 5)))
     assert caught.value.kind == kind and text in caught.value.message
+
+
+def test_one_act_call_may_not_use_the_whole_batch_budget():
+    """The limit is per call: in a batch of 4 (a 2 s budget) one call of 0.8 s is over its own 0.5 s and fails."""
+    code = acting("import time\nif obs.array[0] == 1:\n    time.sleep(0.8)")
+    with sandbox(code) as policy:
+        policy.act(np.arange(4), rows(0, 0, 0, 0))  # builds the four Policy() objects
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.arange(4), rows(0, 1, 0, 0))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 1
+    assert "took longer than 0.5 s" in raised.value.message
+
+
+def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone():
+    """Timed on the act call only (the worker is up and the Policy() built): the worker's own timer stops it at the
+    limit, before the parent's deadline (0.1 s later) would kill it."""
+    code = acting("if obs.array[0]:\n    while True:\n        pass")
+    with sandbox(code) as policy:
+        policy.act(np.array([0]), rows(0))
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0]), rows(1))
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and "took longer than 0.5 s" in raised.value.message  # not "killed"
+    assert FAST.act_seconds <= elapsed < FAST.act_seconds + 0.1
+
+
+MADE_ONCE = """
+class Policy:
+    made = 0
+
+    def __init__(self):
+        Policy.made += 1
+        self.steps = 0
+
+    def act(self, obs):
+        assert Policy.made == 1, 'a second Policy() object'
+        self.steps += 1
+        return 1
+"""
+
+
+def test_rollout_lifetime_one_policy_object_plays_the_episodes_in_order():
+    from promptpo_bench.rollout import run_episodes
+
+    with SandboxedPolicy(MADE_ONCE, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4), FAST,
+                         lifetime="rollout") as policy:
+        assert policy.max_batch == 1
+        episodes = run_episodes("NoiseWorld-Board0-v0", policy, [1, 2, 3])
+        with pytest.raises(ValueError, match="one observation per act call"):
+            policy.act(np.array([5, 6]), np.zeros((2, 29), dtype=np.float32))
+    assert episodes.lengths.min() > 0
+    with SandboxedPolicy(MADE_ONCE, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4), FAST,
+                         lifetime="episode") as policy:
+        with pytest.raises(Exception, match="a second Policy"):
+            run_episodes("NoiseWorld-Board0-v0", policy, [1, 2, 3])
+
+
+def test_the_worker_never_sees_the_callers_episode_ids():
+    code = acting("import sys\nids = sys._getframe(1).f_locals.get('episode_ids')", "int(max(ids) > 10**9)")
+    with sandbox(code, Discrete(2)) as policy:
+        assert policy.act(np.arange(3), rows(0, 0, 0)).tolist() == [1, 1, 1]  # opaque random tokens, not 0, 1, 2
+
+
+def _one_id_per_description() -> list[str]:
+    from promptpo_bench import registry
+
+    first: dict[str, str] = {}
+    for spec in registry.specs():
+        first.setdefault(spec.description, spec.id)
+    return list(first.values())
+
+
+@pytest.mark.parametrize("env_id", _one_id_per_description())
+def test_every_description_module_works_in_the_minimal_root(env_id):
+    """The worker's root holds a copy of the one description module a task uses: its Observation parses a real
+    observation there, with every layer in effect."""
+    from promptpo_bench import registry
+    from promptpo_bench.rollout import make_env
+
+    env = make_env(env_id)
+    obs, _ = env.reset(seed=0)
+    space = env.action_space
+    action = "0" if isinstance(space, Discrete) else repr(((space.low + space.high) / 2).tolist())
+    code = f"import dataclasses\nclass Policy:\n    def act(self, obs):\n" \
+           f"        assert dataclasses.is_dataclass(obs) and dataclasses.fields(obs)\n        return {action}\n"
+    try:
+        with SandboxedPolicy(code, f"{registry.get(env_id).description}:Observation", space, FAST) as policy:
+            assert not policy.missing_layers
+            assert policy.act(np.array([0]), obs[None]).shape == (1, *space.shape)
+    finally:
+        env.close()

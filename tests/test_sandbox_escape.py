@@ -1,0 +1,316 @@
+"""Attacks on the policy sandbox, each as its own hostile candidate: every one is contained (a clear recorded failure
+or a harmless no-op), the caller carries on, and a canary (a file only the parent may read, an environment
+variable, a peer worker) is proved untouched.
+
+A hostile `act` tries its attack and returns 1 if it got anything (the loot), 0 if not; the sandbox must make it 0
+or end the candidate with a `PolicyFailure`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gymnasium.spaces import Discrete
+
+import promptpo_bench
+from promptpo_bench import sandbox
+from promptpo_bench.sandbox import Limits, PolicyFailure, SandboxedFeedback, SandboxedPolicy, SandboxUnavailable
+
+NOISEWORLD = "promptpo_bench.descriptions.noiseworld:Observation"
+OBS = np.zeros((1, 29), dtype=np.float32)  # a board-1 observation row
+LIMITS = Limits(act_seconds=2.0, load_seconds=5.0)
+PACKAGE = Path(promptpo_bench.__file__).resolve().parent
+BOARDS = Path(promptpo_bench.tasks.noiseworld.__file__).resolve().parent / "boards.json"  # the answer key
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "sk-canary-0123456789"
+
+
+def hostile(attack: str) -> str:
+    """A policy whose act runs `attack` (a body that returns what it stole, or None) and reports whether it got any."""
+    body = textwrap.indent(textwrap.dedent(attack).strip(), " " * 4)
+    return f"""
+import os, sys, ctypes, signal, socket
+
+def attack(obs):
+{body}
+
+class Policy:
+    def act(self, obs):
+        try:
+            loot = attack(obs)
+        except Exception:
+            loot = None
+        return 0 if not loot else 1
+"""
+
+
+def contained(code: str, observation: str = NOISEWORLD) -> PolicyFailure | None:
+    """Run one hostile act; the result must be the no-loot action or a failure (returned)."""
+    with SandboxedPolicy(code, observation, Discrete(2), LIMITS) as policy:
+        try:
+            assert policy.act(np.array([0]), OBS).tolist() == [0]
+        except PolicyFailure as failure:
+            return failure
+    return None
+
+
+@pytest.fixture
+def peer():
+    """An honest worker next to the hostile one: it must still answer afterwards."""
+    code = "class Policy:\n    def act(self, obs):\n        return int(obs.agent_row == 0.0)\n"
+    with SandboxedPolicy(code, NOISEWORLD, Discrete(2), LIMITS) as policy:
+        assert policy.act(np.array([0]), OBS).tolist() == [1]
+        yield policy
+        assert policy.act(np.array([1]), OBS).tolist() == [1]  # alive, not stopped, its instance intact
+
+
+# -- the answer key and the checkout ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("attack", [
+    f"return open({str(BOARDS)!r}).read()",
+    "import promptpo_bench\nreturn open(promptpo_bench.__path__[0] + '/../tasks/noiseworld/boards.json').read()",
+    f"return os.listdir({str(PACKAGE)!r})",
+    f"return os.listdir({str(REPO / '.git')!r}) if os.path.exists({str(REPO / '.git')!r}) else None",
+    f"return open({str(REPO / 'descriptions' / 'mujoco.py')!r}).read()",  # another task's description module
+    f"return [n for n in os.listdir({str(REPO)!r}) if n not in ('descriptions', '.venv')]",
+    "sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_ImportGuard']\n"
+    "from promptpo_bench.tasks.noiseworld import oracle\nreturn oracle",
+    "import importlib.util\nreturn importlib.util.find_spec('promptpo_bench.tasks')",
+    "return [open(f'/proc/{pid}/environ').read() for pid in range(1, 4)]",
+])
+def test_the_answer_key_and_the_checkout_are_unreachable(attack):
+    assert BOARDS.is_file()  # the canary: the parent reads it
+    failure = contained(hostile(attack))
+    assert failure is None or "boards" not in str(failure.to_dict())
+
+
+def test_a_feedback_class_cannot_read_the_answer_key_into_the_prompt():
+    code = f"""
+class Feedback:
+    def summarize_trajectory(self, traj):
+        try:
+            return open({str(BOARDS)!r}).read()[:200]
+        except Exception as error:
+            return type(error).__name__
+"""
+    with SandboxedFeedback(code, NOISEWORLD, LIMITS) as feedback:
+        assert feedback.summarize(np.zeros((3, 29), dtype=np.float32)) == "FileNotFoundError"
+
+
+# -- secrets --------------------------------------------------------------------------------------------------------
+
+def test_no_secret_in_the_environment_or_in_a_crash(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    failure = contained("import os\nclass Policy:\n    def act(self, obs):\n        raise ValueError(dict(os.environ))\n")
+    assert failure.kind == "crash" and SECRET not in json.dumps(failure.to_dict())
+    assert "OPENAI_API_KEY" not in failure.message and "PATH" in failure.message
+
+
+def test_a_feedback_class_cannot_put_a_secret_in_the_prompt(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    code = "import os\nclass Feedback:\n    def summarize_trajectory(self, traj):\n        return repr(dict(os.environ))\n"
+    with SandboxedFeedback(code, NOISEWORLD, LIMITS) as feedback:
+        assert SECRET not in feedback.summarize(np.zeros((2, 29), dtype=np.float32))
+
+
+def test_no_unix_socket_to_the_host(tmp_path):
+    path = str(Path("/tmp") / f"promptpo-canary-{os.getpid()}.sock")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(path)
+        server.listen()
+        server.setblocking(False)
+        try:
+            failure = contained(hostile(f"s = socket.socket(socket.AF_UNIX)\ns.connect({path!r})\n"
+                                        f"s.send(os.environ.get('OPENAI_API_KEY', 'x').encode())\nreturn True"))
+            assert failure is None
+            with pytest.raises(BlockingIOError):
+                server.accept()
+        finally:
+            os.unlink(path)
+
+
+# -- rivals -----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
+def test_a_candidate_cannot_signal_a_peer_worker(peer, sig):
+    pids = [peer._proc.pid, peer._proc.child_pid]  # its waiter and its confined child, as the host numbers them
+    attack = f"""
+hit = []
+for pid in {pids}:
+    try:
+        os.kill(pid, {int(sig)})
+        hit.append(pid)
+    except OSError:
+        pass
+return hit
+"""
+    assert contained(hostile(attack)) is None
+
+
+@pytest.mark.parametrize("attack", [
+    "libc = ctypes.CDLL(None)\nreturn libc.shmget(0x1234, 4096, 0o1666) >= 0",  # SysV shared memory
+    "libc = ctypes.CDLL(None)\nreturn libc.msgget(0x1234, 0o1666) >= 0",  # SysV message queue
+    "libc = ctypes.CDLL(None)\nreturn libc.semget(0x1234, 1, 0o1666) >= 0",
+    "os.symlink('/etc/passwd', '/tmp/link')\nreturn os.path.exists('/tmp/link')",
+    "open('/tmp/x', 'w').close()\nos.setxattr('/tmp/x', 'user.note', b'for the next candidate')\nreturn True",
+    "s = socket.socket(socket.AF_UNIX)\ns.bind('/tmp/rendezvous')\nreturn True",
+    "s = socket.socket(socket.AF_UNIX)\ns.bind('\\0abstract-rendezvous')\nreturn True",
+])
+def test_nothing_is_left_for_later_candidates(attack):
+    assert contained(hostile(attack)) is None
+
+
+def test_private_tmp_is_not_shared_between_workers():
+    writer = hostile("open('/tmp/message', 'w').write('hello')\nopen('/dev/shm/message', 'w').write('hello')\n"
+                     "return None")
+    assert contained(writer) is None
+    assert contained(hostile("return os.listdir('/tmp') + os.listdir('/dev/shm')")) is None
+
+
+def test_unbounded_mkdir_in_tmp_is_bounded_and_the_host_untouched():
+    before = set(os.listdir("/tmp"))
+    attack = "i = 0\nwhile True:\n    os.mkdir(f'/tmp/d{i}')\n    i += 1"
+    assert contained(hostile(attack)) is None  # stops at the private tmpfs's inode limit (an OSError)
+    assert not {name for name in os.listdir("/tmp") if name.startswith("d") and name[1:].isdigit()} - before
+
+
+# -- privileges -----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("attack", [
+    "os.execv('/usr/bin/su', ['su'])",
+    "os.execv('/usr/bin/python3', ['python3', '-c', 'pass'])",
+    "return ctypes.CDLL(None).unshare(0x10000000) == 0",  # CLONE_NEWUSER
+    "return ctypes.CDLL(None).unshare(0x00020000) == 0",  # CLONE_NEWNS
+    "return ctypes.CDLL(None).mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0",
+    "return ctypes.CDLL(None).ptrace(16, os.getppid(), 0, 0) == 0",  # PTRACE_ATTACH
+    "return ctypes.CDLL(None).syscall(310, 1, 0, 1, 0, 1, 0) >= 0",  # process_vm_readv
+    "return open(f'/proc/{os.getppid()}/mem', 'rb').read(1)",
+    "os.setuid(0)\nreturn True",
+    "return os.fork() >= 0",
+    "import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))\nreturn True",
+    "signal.signal(signal.SIGALRM, signal.SIG_IGN)\nreturn True",
+    "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])\nreturn True",
+])
+def test_no_way_out_of_the_worker(attack):
+    assert contained(hostile(attack)) is None
+
+
+def test_twenty_thousand_file_descriptors():
+    assert contained(hostile("files = [open('/dev/null') for _ in range(20_000)]\nreturn files")) is None
+
+
+def test_the_isolation_report_tells_the_truth():
+    code = hostile("""
+import resource
+facts = [os.getpid() == 1, os.getuid() not in (0, 65534), os.listdir('/.old') == [],
+         not os.path.exists('/proc/self'), resource.getrlimit(resource.RLIMIT_NPROC) == (0, 0)]
+return not all(facts)
+""")
+    with SandboxedPolicy(code, NOISEWORLD, Discrete(2), LIMITS) as policy:
+        assert all(policy.isolation[layer] for layer in sandbox.REQUIRED_LAYERS)
+        assert policy.act(np.array([0]), OBS).tolist() == [0]
+
+
+# -- time and size ----------------------------------------------------------------------------------------------------
+
+def test_a_cancelled_timer_does_not_stretch_the_limit():
+    """The worker's SIGALRM is the candidate's to cancel, but the parent's own deadline (0.1 s later) kills it."""
+    code = "import signal\nclass Policy:\n    def act(self, obs):\n        if obs.agent_row:\n" \
+           "            signal.setitimer(signal.ITIMER_REAL, 0)\n            while True:\n                pass\n" \
+           "        return 0\n"
+    with SandboxedPolicy(code, NOISEWORLD, Discrete(2), LIMITS) as policy:
+        policy.act(np.array([0]), OBS)
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0]), OBS + 1)
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and "killed" in raised.value.message
+    assert LIMITS.act_seconds < elapsed < LIMITS.act_seconds + 0.6
+
+
+def test_a_huge_exception_message_comes_back_as_a_crash_with_its_traceback():
+    code = "def deep(n):\n    if n == 0:\n        raise ValueError('x' * 5_000_000)\n    return deep(n - 1)\n\n" \
+           "class Policy:\n    def act(self, obs):\n        return deep(3)\n"
+    failure = contained(code)
+    assert failure.kind == "crash" and failure.message.startswith("Policy.act raised ValueError: xxx")
+    assert len(failure.message) <= 600 and len(failure.traceback) < 25_000
+    assert 'File "policy.py", line 3, in deep' in failure.traceback and "more characters" in failure.traceback
+
+
+# -- fail closed ---------------------------------------------------------------------------------------------------
+
+def test_a_missing_layer_stops_before_any_untrusted_code(monkeypatch, tmp_path):
+    """A wrapper that leaks a variable into the worker's environment: the worker says so and nothing runs."""
+    def leaky_env_spawn():
+        import subprocess
+        import sys
+        env = {"PATH": "/usr/bin:/bin", "LEAKED_TOKEN": SECRET}
+        return subprocess.Popen([sys.executable, "-E", "-s", sandbox.sandbox_worker.__file__], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, start_new_session=True, env=env, cwd="/")
+
+    monkeypatch.setattr(sandbox, "spawn_worker", leaky_env_spawn)
+    marker = "class Policy:\n    def __init__(self):\n        raise RuntimeError('untrusted code ran')\n" \
+             "    def act(self, obs):\n        return 0\n"
+    with pytest.raises(SandboxUnavailable, match="environment layer .*--unsafe-sandbox"):
+        SandboxedPolicy(marker, NOISEWORLD, Discrete(2), LIMITS)
+    with pytest.raises(PolicyFailure, match="untrusted code ran"):  # with the flag it runs, and says what is missing
+        SandboxedPolicy(marker, NOISEWORLD, Discrete(2), LIMITS, unsafe=True)
+    with SandboxedPolicy(marker.replace("raise RuntimeError('untrusted code ran')", "pass"), NOISEWORLD, Discrete(2), LIMITS, unsafe=True) as policy:
+        assert policy.missing_layers == ["environment"]
+
+
+# -- through submit ------------------------------------------------------------------------------------------------
+
+def test_submit_of_a_hostile_policy_is_rejected_and_the_board_untouched(tmp_path, monkeypatch):
+    from promptpo_bench.errors import BenchError
+    from promptpo_bench.reference_runs import write_reference_run
+    from promptpo_bench.records import sha256_file
+    from promptpo_bench.submit import submit
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    run_dir = tmp_path / "run"
+    write_reference_run("NoiseWorld-Board0-v0", "random", run_dir, episodes=10)
+    board = tmp_path / "board"
+    board.mkdir()
+    hostile_policy = f"""
+import os
+class Policy:
+    def act(self, obs):
+        try:
+            key = open({str(BOARDS)!r}).read()
+        except OSError:
+            key = ''
+        raise RuntimeError(f"{{dict(os.environ)}} {{key[:100]}} {{os.listdir('/')}}")
+"""
+    (run_dir / "policy.py").write_text(hostile_policy)
+    record = json.loads((run_dir / "record.json").read_text())
+    record["policy"]["sha256"] = sha256_file(run_dir / "policy.py")
+    (run_dir / "record.json").write_text(json.dumps(record))
+    with pytest.raises(BenchError) as rejected:
+        submit(run_dir, board)
+    message = str(rejected.value)
+    assert "the policy failed on re-evaluation: crash" in message and SECRET not in message and "goal" not in message
+    assert list(board.rglob("*")) == []
+
+
+def test_submit_refuses_an_unsafe_sandbox_run(tmp_path):
+    from promptpo_bench.errors import BenchError
+    from promptpo_bench.reference_runs import write_reference_run
+    from promptpo_bench.submit import submit
+
+    run_dir = tmp_path / "run"
+    write_reference_run("NoiseWorld-Board0-v0", "random", run_dir, episodes=10)
+    record = json.loads((run_dir / "record.json").read_text())
+    record["config"]["unsafe_sandbox"] = True
+    (run_dir / "record.json").write_text(json.dumps(record))
+    with pytest.raises(BenchError, match="--unsafe-sandbox"):
+        submit(run_dir, tmp_path / "board")
+    shutil.rmtree(run_dir)
