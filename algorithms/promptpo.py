@@ -58,8 +58,9 @@ class Args:
     """seed of the run: it fixes the episode seeds of every rollout"""
     run_dir: str | None = None
     """where the run is written (default: runs/{env_id}__{exp_name}__{seed}__{unix_time})"""
-    key_info: bool | None = None
-    """explain the board codes in the description (default: the task's own default, as in the paper)"""
+    description_variant: str | None = None
+    """what the LLM is told: a variant of the task's description (default: the paper's information; list them with
+    `promptpo-bench describe ID --list-variants`, e.g. NoiseWorld: paper, paper-key-info, explained)"""
     track: bool = False
     """log to Weights & Biases (WANDB_MODE=offline works without an account)"""
     wandb_project_name: str = "promptpo-bench"
@@ -84,12 +85,12 @@ class Args:
     resume: str | None = None
     """continue the run in this directory: answers and evaluations already made are reused, not paid again"""
 
-    num_rounds: int = 10
-    """optimisation rounds"""
-    num_candidates: int = 10
-    """independent policies asked for in each round (the paper's N)"""
-    num_episodes: int = 5
-    """episodes each candidate is rolled out for"""
+    num_rounds: int | None = None
+    """optimisation rounds (default: the task's recipe, the paper's rounds on it: 5, 10 or 20)"""
+    num_candidates: int | None = None
+    """independent policies asked for in each round, the paper's N (default: the task's recipe, 10)"""
+    num_episodes: int | None = None
+    """episodes each candidate is rolled out for (default: the task's recipe, 5)"""
     eval_episodes: int = 50
     """held-out episodes the final policy is scored on"""
     max_repairs: int = 10
@@ -262,7 +263,7 @@ class PromptPO:
         env = registry.make(args.env_id, **self.env_kwargs)
         self.action_space = env.action_space
         env.close()
-        self.context = registry.describe(args.env_id, args.key_info, **self.env_kwargs)
+        self.context = registry.describe(args.env_id, args.description_variant, **self.env_kwargs)
         self.observation = f"{self.spec.description}:Observation"
         self.limits = Limits(act_seconds=args.act_timeout, episode_seconds=args.episode_timeout,
                              memory_mb=args.memory_mb)
@@ -456,6 +457,15 @@ def main(args: Args) -> int:
         command, started = None, None
     registry.get(args.env_id)  # a one-line error for an unknown id, before anything is written
     registry.parse_kwargs(args.env_kwargs)
+    variants = registry.description_variants(args.env_id)
+    args.description_variant = args.description_variant or next(iter(variants))  # recorded in record.json's config
+    recipe = registry.get(args.env_id).recipe  # the paper's budget on this task, unless flags say otherwise
+    given = (args.num_rounds, args.num_candidates, args.num_episodes)
+    args.num_rounds = args.num_rounds or recipe.rounds
+    args.num_candidates = args.num_candidates or recipe.candidates
+    args.num_episodes = args.num_episodes or recipe.episodes
+    source = "the paper's recipe for this task" if given == (None, None, None) else \
+        ("flags" if None not in given else "flags and the paper's recipe for this task")
     journal = Journal(run_dir / "llm.jsonl")
     config = LLMConfig(base_url=args.llm_base_url, model=args.llm_model, temperature=args.llm_temperature,
                        timeout=args.llm_timeout)
@@ -476,7 +486,8 @@ def main(args: Args) -> int:
     atomic_write_json(run_dir / "run.json", {"args": dataclasses.asdict(args), "command": recorder.base["command"],
                                              "started_at": recorder.base["started_at"]})
     print(f"PromptPO on {args.env_id} {algo.env_kwargs or ''}: {args.num_rounds} rounds x {args.num_candidates} "
-          f"candidates, LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
+          f"candidates x {args.num_episodes} episodes ({source}), {args.description_variant} description, "
+          f"LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
 
     wandb = None
     if args.track:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ...registry import ReferenceScores, TaskSpec, register
+from ...registry import Recipe, ReferenceScores, TaskSpec, register
 from .planner import MazePlanner, policy_code
 
 KWARGS_HELP = ("horizon: int >= 1 (default 800); reward_type: 'sparse' (default) or 'dense'; "
@@ -37,7 +37,7 @@ def _spec(env_id: str, maze: str, summary: str) -> TaskSpec:
         kwargs={"maze": maze}, horizon=800, description="promptpo_bench.descriptions.pointmaze", summary=summary,
         references=references, kwargs_help=KWARGS_HELP, success_key="success",
         expert=lambda env: MazePlanner(env.maze.maze_map, env.maze.maze_size_scaling),
-        expert_code=lambda env: policy_code(env.maze.maze_map, env.maze.maze_size_scaling),
+        expert_code=lambda env: policy_code(env.maze.maze_map, env.maze.maze_size_scaling), recipe=Recipe(rounds=10),
     )
 
 
