@@ -4,11 +4,13 @@ The loop of Hatgis-Kessell & Brunskill (2026), "When are LLMs Sufficient Policy 
 Tasks?", told top to bottom in the manner of CleanRL:
 
   round 0   ask once for a `Feedback` class (repaired up to --max-feedback-repairs times), then for
-            --num-candidates independent `Policy` classes;
+            --num-candidates independent `Policy` classes (rounds, candidates and episodes: the task's recipe,
+            the paper's budget on it, unless flags say otherwise);
   each      every candidate is rolled out for --num-episodes episodes in the sandbox; an answer without code, a
   round     missing class, a crash, a timeout or an invalid action goes back to the LLM with the error (up to
             --max-repairs times); the best candidate (success rate first where the task defines success, then
-            mean return) joins the history, with its per-episode returns, its Feedback lines and, with
+            mean return) joins the history, with its per-episode returns, its Feedback lines (a Feedback
+            class that fails on them is repaired, as in round 0, and the repair serves later rounds) and, with
             --reflection, a short reflection the LLM writes comparing it with earlier attempts;
   later     the prompt shows the whole history and asks for a better re-implementation; from round
   rounds    --mark-best-from-round on, the best attempt so far is marked.
@@ -96,7 +98,7 @@ class Args:
     max_repairs: int = 10
     """times a failing candidate is sent back with its error"""
     max_feedback_repairs: int = 3
-    """times a failing Feedback class is sent back with its error"""
+    """times a failing Feedback class is sent back with its error (in round 0 and again in every round, as in the paper)"""
     reflection: bool = True
     """ask for a short reflection after each round and show it in later prompts"""
     mark_best_from_round: int = 10
@@ -269,6 +271,8 @@ class PromptPO:
                              memory_mb=args.memory_mb)
         self.llm_slots = threading.Semaphore(args.llm_max_concurrency)
         self.rollout_slots = threading.Semaphore(args.num_workers)
+        self.feedback_code: str | None = None  # the Feedback in use: round 0's, or its latest repair
+        self.feedback_repairs = 0  # repairs asked for after round 0 (each one an LLM exchange in llm.jsonl)
         (run_dir / "candidates").mkdir(parents=True, exist_ok=True)
 
     # -- talking to the LLM ------------------------------------------------------------------------------------------
@@ -407,6 +411,41 @@ class PromptPO:
         except PolicyFailure as failure:
             return [], failure.to_dict()
 
+    def round_feedback(self, round_index: int, trajectories: list, worker) -> list[str]:
+        """The Feedback lines on a round's best episodes; a failing Feedback is repaired as in the paper, every round.
+
+        Each repair is an LLM exchange (`r{round}/feedback/a{k}` in llm.jsonl, its tokens counted) and its code is
+        kept in candidates/; a repair that works becomes the Feedback of this and later rounds (feedback.py).
+        """
+        code = self.feedback_code
+        lines, failure = self.summaries(code, trajectories, worker)
+        for repair in range(1, self.args.max_feedback_repairs + 1):
+            if failure is None:
+                break
+            followup = [{"role": "assistant", "content": f"```python\n{code}\n```"},
+                        {"role": "user", "content": REPAIR.format(kind=failure["kind"], message=failure["message"],
+                                                                  traceback=failure.get("traceback") or "")}]
+            self.feedback_repairs += 1
+            try:
+                answer = self.ask(f"r{round_index}/feedback/a{repair}", FEEDBACK_REQUEST.format(context=self.context),
+                                  followup=followup)
+            except LLMError as error:
+                if error.kind == "replay_miss":
+                    raise
+                break
+            code = extract_code(answer)
+            if code is None:
+                failure = {"kind": "no_code", "message": "the answer has no ```python code block"}
+                continue
+            (self.run_dir / "candidates" / f"r{round_index}_feedback_a{repair}.py").write_text(code)
+            lines, failure = self.summaries(code, trajectories)
+            if failure is None:
+                self.feedback_code = code
+                (self.run_dir / "feedback.py").write_text(code)
+        if failure is not None:
+            return [f"Feedback failed: {failure['kind']}: {failure['message']}"]
+        return lines
+
     # -- a round -----------------------------------------------------------------------------------------------------
 
     def round(self, round_index: int, history: list[RoundResult], feedback: concurrent.futures.Future,
@@ -416,22 +455,22 @@ class PromptPO:
         worker = spawn_worker()  # for the Feedback on the winner, started while the candidates run
         try:
             attempts = [f.result() for f in futures]
-            feedback_code = feedback.result()
-            return self.select(round_index, history, attempts, feedback_code, worker)
+            if round_index == 0:
+                self.feedback_code = feedback.result()
+            return self.select(round_index, history, attempts, worker)
         finally:
             discard_worker(worker)
 
     def select(self, round_index: int, history: list[RoundResult], attempts: list[Attempt],
-               feedback_code: str | None, worker) -> tuple[RoundResult | None, list[Attempt]]:
+               worker) -> tuple[RoundResult | None, list[Attempt]]:
         """The round's best candidate, its Feedback lines and (with --reflection) the LLM's reflection on it."""
         ok = [a for a in attempts if a.ok]
         if not ok:
             return None, attempts
         best = max(ok, key=Attempt.key)  # max keeps the first of equals: ties go to the lower index
         feedback = ["(no Feedback class)"]
-        if feedback_code is not None:
-            lines, failure = self.summaries(feedback_code, self.trajectories(best), worker)
-            feedback = lines or [f"Feedback failed: {failure['kind']}: {failure['message']}"]
+        if self.feedback_code is not None:
+            feedback = self.round_feedback(round_index, self.trajectories(best), worker)
         result = RoundResult(round_index, best, feedback)
         if self.args.reflection:
             try:
@@ -565,6 +604,7 @@ def main(args: Args) -> int:
         totals={"env_steps": budget.env_steps, "episodes": budget.episodes, **tokens, "cost_usd": cost},
         final_eval=final_eval, policy_path="policy.py", policy_kind="python")
     record_extra = {"stopped": stopped, "best_request_id": best.request_id,
+                    "feedback_repairs_after_round_0": algo.feedback_repairs,
                     "feedback_sha256": sha256_file(run_dir / "feedback.py") if (run_dir / "feedback.py").exists()
                     else None}
     atomic_write_json(run_dir / "summary.json", record_extra)
