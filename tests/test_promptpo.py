@@ -104,6 +104,9 @@ def test_happy_path_reaches_the_exact_optimum(tmp_path):
     assert record["policy"]["kind"] == "python" and (tmp_path / "run" / "policy.py").is_file()
     assert [p["round"] for p in record["curve"]] == [0, 1]
     assert "final policy" in out.stdout and "normalised" in out.stdout
+    assert "2 rounds x 2 candidates x 5 episodes (flags and the paper's recipe for this task), paper description" \
+        in out.stdout
+    assert record["config"]["description_variant"] == "paper" and record["config"]["num_episodes"] == 5
     lines = [json.loads(l) for l in (tmp_path / "run" / "llm.jsonl").read_text().splitlines()]
     assert {l["request_id"] for l in lines} == {"feedback/a0", "r0/c0/a0", "r0/c1/a0", "r0/reflection",
                                                 "r1/c0/a0", "r1/c1/a0", "r1/reflection"}
