@@ -272,7 +272,7 @@ class PromptPO:
         self.llm_slots = threading.Semaphore(args.llm_max_concurrency)
         self.rollout_slots = threading.Semaphore(args.num_workers)
         self.feedback_code: str | None = None  # the Feedback in use: round 0's, or its latest repair
-        self.feedback_repairs = 0  # repairs asked for after round 0 (each one an LLM exchange in llm.jsonl)
+        self.feedback_repairs = 0  # repairs asked for in rounds, after the first check (each one in llm.jsonl)
         (run_dir / "candidates").mkdir(parents=True, exist_ok=True)
 
     # -- talking to the LLM ------------------------------------------------------------------------------------------
@@ -604,7 +604,7 @@ def main(args: Args) -> int:
         totals={"env_steps": budget.env_steps, "episodes": budget.episodes, **tokens, "cost_usd": cost},
         final_eval=final_eval, policy_path="policy.py", policy_kind="python")
     record_extra = {"stopped": stopped, "best_request_id": best.request_id,
-                    "feedback_repairs_after_round_0": algo.feedback_repairs,
+                    "feedback_repairs_in_rounds": algo.feedback_repairs,
                     "feedback_sha256": sha256_file(run_dir / "feedback.py") if (run_dir / "feedback.py").exists()
                     else None}
     atomic_write_json(run_dir / "summary.json", record_extra)

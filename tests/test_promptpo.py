@@ -169,7 +169,7 @@ def test_feedback_failing_in_a_later_round_is_repaired_and_serves_later_rounds(t
         "steps, ended at row 1.00 col 1.00" in later
     assert (tmp_path / "r" / "feedback.py").read_text().strip().endswith('col {last.agent_col:.2f}"')
     assert (tmp_path / "r" / "candidates" / "r0_feedback_a2.py").is_file()
-    assert json.loads((tmp_path / "r" / "summary.json").read_text())["feedback_repairs_after_round_0"] == 2
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["feedback_repairs_in_rounds"] == 2
     assert load_record(tmp_path / "r")["totals"]["llm_calls"] == len(lines)  # repairs are counted
 
 
