@@ -5,8 +5,10 @@ The policies stay in your clone (the repository has no licence; nothing of it is
 benchmarks/paper_adapter/, gives each policy the observation object it was written for, under the import path
 it uses (`direct_policy_learning.observations`), built from our observation array. A policy that needs
 something our observation does not carry fails, and the table says exactly what. With --reference-env the
-NoiseWorld policies also run in the reference's own environment from the clone (in a separate process, the
-reference's way: in-process, no sandbox) on the same seeds, and the two means are compared.
+NoiseWorld policies also run in the reference's own code from the clone (in a separate process, the
+reference's way: in-process, no sandbox, one Policy() per rollout): NoiseWorld in the reference's env on the
+same seeds; PointMaze, Meta-World and MuJoCo through the reference's own harness, env and reward functions
+(unseeded resets), and the two means are compared (z: their difference over its standard error).
 
 Reproduce:
     git clone https://github.com/Stephanehk/PromptPO /tmp/PromptPO
@@ -52,6 +54,9 @@ TASKS = {
     "glucose": ("Glucose-Adult-v0", "RawObservation"),
 }
 LIFETIME = "one Policy() per episode (this branch's sandbox)"
+# the tasks --reference-env also runs in the reference's own code: NoiseWorld on our seeds, the others through the
+# reference's harness (its env and reward functions, unseeded resets; Meta-World ranks by success there)
+REFERENCE_ENVS = [name for name in TASKS if name not in ("pandemic", "traffic", "glucose")]
 
 
 def rounds(name: str) -> str:
@@ -109,17 +114,30 @@ sys.path.insert(0, sys.argv[1])
 from direct_policy_learning.no_prior_envs.noise_world_env import NoiseWorldEnv
 from direct_policy_learning.observations import NoiseWorldObservation
 from direct_policy_learning.env_utils import noise_world_env_names as names
-path, seeds = sys.argv[2], json.loads(sys.argv[3])
+from direct_policy_learning.env_utils import rollout_python_policy as harness
+path, seeds, per_episode = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4] == "episode"
 env_name = path.split("/")[-2]
-env = NoiseWorldEnv(n=names.noise_world_grid_n(env_name), seed=names.noise_world_seed(env_name),
-                    prerequisite_pair=names.noise_world_prerequisite_pair(env_name),
-                    ensure_all_standard_board_codes=names.noise_world_ensure_full_standard_board_codes(env_name))
 namespace = {}
 code = open(path).read()
 exec(compile(code, path, "exec"), namespace)
-policy = namespace[re.search(r"^class (\w+Policy)\b", code, re.M).group(1)]()  # the reference: one per rollout
+Policy = namespace[re.search(r"^class (\w+Policy)\b", code, re.M).group(1)]
+policy = Policy()  # the reference: one per rollout
+if not env_name.startswith("noise_world"):  # the reference's own harness, env and reward; its resets are unseeded
+    env = harness._make_env(env_name, None, None, None, None, None)
+    reward = harness._make_gt_reward_set(env_name, 0)
+    if per_episode:
+        returns = [harness.rollout_python_policy(env_name, env, Policy(), reward, 1)["episode_returns"][0]
+                   for _ in seeds]
+    else:
+        returns = harness.rollout_python_policy(env_name, env, policy, reward, len(seeds))["episode_returns"]
+    print(json.dumps([float(r) for r in returns]))
+    sys.exit()
+env = NoiseWorldEnv(n=names.noise_world_grid_n(env_name), seed=names.noise_world_seed(env_name),
+                    prerequisite_pair=names.noise_world_prerequisite_pair(env_name),
+                    ensure_all_standard_board_codes=names.noise_world_ensure_full_standard_board_codes(env_name))
 returns = []
-for seed in seeds:
+for seed in seeds:  # the same reset seeds as ours, so the two runs can be compared episode by episode
+    policy = Policy() if per_episode else policy
     raw, _ = env.reset(seed=seed)
     total, done = 0.0, False
     while not done:
@@ -133,11 +151,11 @@ print(json.dumps(returns))
 """
 
 
-def run_reference_env(checkout: Path, path: Path, seeds: list[int]) -> list[float]:
+def run_reference_env(checkout: Path, path: Path, seeds: list[int], lifetime: str) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "direct_policy_learning").symlink_to(checkout.resolve())
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the clone's package, not our adapter
-        out = subprocess.run([sys.executable, "-c", REFERENCE_ENV_CHILD, tmp, str(path), json.dumps(seeds)],
+        out = subprocess.run([sys.executable, "-c", REFERENCE_ENV_CHILD, tmp, str(path), json.dumps(seeds), lifetime],
                              capture_output=True, text=True, cwd=tmp, env=env)
     if out.returncode != 0:
         raise SystemExit(f"paper_policies.py: the reference environment failed on {path}:\n{out.stderr[-2000:]}")
@@ -148,17 +166,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference-checkout", required=True, type=Path, help="a local clone of Stephanehk/PromptPO")
     parser.add_argument("--episodes", type=int, default=10, help="held-out episodes per policy (NoiseWorld: 10x)")
-    parser.add_argument("--only", default="", help="run only files whose path contains this text")
+    parser.add_argument("--only", default="", help="run only files whose path contains one of these comma-separated "
+                                                   "texts, e.g. noise_world,point_maze")
     parser.add_argument("--reference-env", action="store_true",
-                        help="also run the NoiseWorld policies in the reference's own environment, same seeds")
+                        help="also run each policy in the reference's own code (see above) and compare")
+    parser.add_argument("--reference-lifetime", choices=("rollout", "episode"), default="rollout",
+                        help="in the reference's code: one Policy() per rollout (the reference's) or per episode (ours "
+                             "today), to tell a lifetime effect from a task difference")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
     folder = args.reference_checkout / "representitive_policies"
     if not folder.is_dir():
         raise SystemExit(f"paper_policies.py: error: {folder} does not exist (clone Stephanehk/PromptPO there)")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ADAPTER), os.environ.get("PYTHONPATH")]))
-    files = sorted(p for p in folder.glob("*/*.py") if args.only in str(p))
-    print(f"{len(files)} policy files from {folder}; policy lifetime: {LIFETIME}", flush=True)
+    files = sorted(p for p in folder.glob("*/*.py") if any(text in str(p) for text in args.only.split(",")))
+    print(f"{len(files)} policy files from {folder}; policy lifetime: ours {LIFETIME}, in the reference's code one "
+          f"Policy() per {args.reference_lifetime}", flush=True)
     print("| task | policy file | round/rounds | episodes | mean return ± 95% CI | normalised | ran unchanged |")
     print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
     rows = []
@@ -168,8 +191,8 @@ def main() -> None:
             continue
         n = args.episodes * (10 if path.parent.name.startswith("noise_world") else 1)
         row = run_ours(path, heldout_seeds(n))
-        if args.reference_env and path.parent.name.startswith("noise_world") and "mean" in row:
-            theirs = np.array(run_reference_env(args.reference_checkout, path, heldout_seeds(n)))
+        if args.reference_env and path.parent.name in REFERENCE_ENVS and "mean" in row:
+            theirs = np.array(run_reference_env(args.reference_checkout, path, heldout_seeds(n), args.reference_lifetime))
             row["reference_env"] = {"mean": float(theirs.mean()), "ci95": ci95(theirs), "returns": theirs.tolist()}
             se = np.hypot(np.std(row["returns"], ddof=1), theirs.std(ddof=1)) / np.sqrt(n)
             row["reference_env"]["z"] = float((row["mean"] - theirs.mean()) / se) if se > 0 else 0.0
