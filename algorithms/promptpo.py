@@ -4,11 +4,13 @@ The loop of Hatgis-Kessell & Brunskill (2026), "When are LLMs Sufficient Policy 
 Tasks?", told top to bottom in the manner of CleanRL:
 
   round 0   ask once for a `Feedback` class (repaired up to --max-feedback-repairs times), then for
-            --num-candidates independent `Policy` classes;
+            --num-candidates independent `Policy` classes (rounds, candidates and episodes: the task's recipe,
+            the paper's budget on it, unless flags say otherwise);
   each      every candidate is rolled out for --num-episodes episodes in the sandbox; an answer without code, a
   round     missing class, a crash, a timeout or an invalid action goes back to the LLM with the error (up to
             --max-repairs times); the best candidate (success rate first where the task defines success, then
-            mean return) joins the history, with its per-episode returns, its Feedback lines and, with
+            mean return) joins the history, with its per-episode returns, its Feedback lines (a Feedback
+            class that fails on them is repaired, as in round 0, and the repair serves later rounds) and, with
             --reflection, a short reflection the LLM writes comparing it with earlier attempts;
   later     the prompt shows the whole history and asks for a better re-implementation; from round
   rounds    --mark-best-from-round on, the best attempt so far is marked.
@@ -59,8 +61,9 @@ class Args:
     """seed of the run: it fixes the episode seeds of every rollout"""
     run_dir: str | None = None
     """where the run is written (default: runs/{env_id}__{exp_name}__{seed}__{unix_time})"""
-    key_info: bool | None = None
-    """explain the board codes in the description (default: the task's own default, as in the paper)"""
+    description_variant: str | None = None
+    """what the LLM is told: a variant of the task's description (default: the paper's information; list them with
+    `promptpo-bench describe ID --list-variants`, e.g. NoiseWorld: paper, paper-key-info, explained)"""
     track: bool = False
     """log to Weights & Biases (WANDB_MODE=offline works without an account)"""
     wandb_project_name: str = "promptpo-bench"
@@ -85,18 +88,18 @@ class Args:
     resume: str | None = None
     """continue the run in this directory: answers and evaluations already made are reused, not paid again"""
 
-    num_rounds: int = 10
-    """optimisation rounds"""
-    num_candidates: int = 10
-    """independent policies asked for in each round (the paper's N)"""
-    num_episodes: int = 5
-    """episodes each candidate is rolled out for"""
+    num_rounds: int | None = None
+    """optimisation rounds (default: the task's recipe, the paper's rounds on it: 5, 10 or 20)"""
+    num_candidates: int | None = None
+    """independent policies asked for in each round, the paper's N (default: the task's recipe, 10)"""
+    num_episodes: int | None = None
+    """episodes each candidate is rolled out for (default: the task's recipe, 5)"""
     eval_episodes: int = 50
     """held-out episodes the final policy is scored on"""
     max_repairs: int = 10
     """times a failing candidate is sent back with its error"""
     max_feedback_repairs: int = 3
-    """times a failing Feedback class is sent back with its error"""
+    """times a failing Feedback class is sent back with its error (in round 0 and again in every round, as in the paper)"""
     reflection: bool = True
     """ask for a short reflection after each round and show it in later prompts"""
     mark_best_from_round: int = 10
@@ -271,12 +274,14 @@ class PromptPO:
         env = registry.make(args.env_id, **self.env_kwargs)
         self.action_space = env.action_space
         env.close()
-        self.context = registry.describe(args.env_id, args.key_info, **self.env_kwargs)
+        self.context = registry.describe(args.env_id, args.description_variant, **self.env_kwargs)
         self.observation = f"{self.spec.description}:Observation"
         self.limits = Limits(act_seconds=args.act_timeout, episode_seconds=args.episode_timeout,
                              memory_mb=args.memory_mb)
         self.llm_slots = threading.Semaphore(args.llm_max_concurrency)
         self.rollout_slots = threading.Semaphore(args.num_workers)
+        self.feedback_code: str | None = None  # the Feedback in use: round 0's, or its latest repair
+        self.feedback_repairs = 0  # repairs asked for in rounds, after the first check (each one in llm.jsonl)
         (run_dir / "candidates").mkdir(parents=True, exist_ok=True)
 
     # -- talking to the LLM ------------------------------------------------------------------------------------------
@@ -416,6 +421,41 @@ class PromptPO:
         except PolicyFailure as failure:
             return [], failure.to_dict()
 
+    def round_feedback(self, round_index: int, trajectories: list, worker) -> list[str]:
+        """The Feedback lines on a round's best episodes; a failing Feedback is repaired as in the paper, every round.
+
+        Each repair is an LLM exchange (`r{round}/feedback/a{k}` in llm.jsonl, its tokens counted) and its code is
+        kept in candidates/; a repair that works becomes the Feedback of this and later rounds (feedback.py).
+        """
+        code = self.feedback_code
+        lines, failure = self.summaries(code, trajectories, worker)
+        for repair in range(1, self.args.max_feedback_repairs + 1):
+            if failure is None:
+                break
+            followup = [{"role": "assistant", "content": f"```python\n{code}\n```"},
+                        {"role": "user", "content": REPAIR.format(kind=failure["kind"], message=failure["message"],
+                                                                  traceback=failure.get("traceback") or "")}]
+            self.feedback_repairs += 1
+            try:
+                answer = self.ask(f"r{round_index}/feedback/a{repair}", FEEDBACK_REQUEST.format(context=self.context),
+                                  followup=followup)
+            except LLMError as error:
+                if error.kind == "replay_miss":
+                    raise
+                break
+            code = extract_code(answer)
+            if code is None:
+                failure = {"kind": "no_code", "message": "the answer has no ```python code block"}
+                continue
+            (self.run_dir / "candidates" / f"r{round_index}_feedback_a{repair}.py").write_text(code)
+            lines, failure = self.summaries(code, trajectories)
+            if failure is None:
+                self.feedback_code = code
+                (self.run_dir / "feedback.py").write_text(code)
+        if failure is not None:
+            return [f"Feedback failed: {failure['kind']}: {failure['message']}"]
+        return lines
+
     # -- a round -----------------------------------------------------------------------------------------------------
 
     def round(self, round_index: int, history: list[RoundResult], feedback: concurrent.futures.Future,
@@ -425,22 +465,22 @@ class PromptPO:
         worker = spawn_worker()  # for the Feedback on the winner, started while the candidates run
         try:
             attempts = [f.result() for f in futures]
-            feedback_code = feedback.result()
-            return self.select(round_index, history, attempts, feedback_code, worker)
+            if round_index == 0:
+                self.feedback_code = feedback.result()
+            return self.select(round_index, history, attempts, worker)
         finally:
             discard_worker(worker)
 
     def select(self, round_index: int, history: list[RoundResult], attempts: list[Attempt],
-               feedback_code: str | None, worker) -> tuple[RoundResult | None, list[Attempt]]:
+               worker) -> tuple[RoundResult | None, list[Attempt]]:
         """The round's best candidate, its Feedback lines and (with --reflection) the LLM's reflection on it."""
         ok = [a for a in attempts if a.ok]
         if not ok:
             return None, attempts
         best = max(ok, key=Attempt.key)  # max keeps the first of equals: ties go to the lower index
         feedback = ["(no Feedback class)"]
-        if feedback_code is not None:
-            lines, failure = self.summaries(feedback_code, self.trajectories(best), worker)
-            feedback = lines or [f"Feedback failed: {failure['kind']}: {failure['message']}"]
+        if self.feedback_code is not None:
+            feedback = self.round_feedback(round_index, self.trajectories(best), worker)
         result = RoundResult(round_index, best, feedback)
         if self.args.reflection:
             try:
@@ -466,6 +506,15 @@ def main(args: Args) -> int:
         command, started = None, None
     registry.get(args.env_id)  # a one-line error for an unknown id, before anything is written
     registry.parse_kwargs(args.env_kwargs)
+    variants = registry.description_variants(args.env_id)
+    args.description_variant = args.description_variant or next(iter(variants))  # recorded in record.json's config
+    recipe = registry.get(args.env_id).recipe  # the paper's budget on this task, unless flags say otherwise
+    given = (args.num_rounds, args.num_candidates, args.num_episodes)
+    args.num_rounds = args.num_rounds or recipe.rounds
+    args.num_candidates = args.num_candidates or recipe.candidates
+    args.num_episodes = args.num_episodes or recipe.episodes
+    source = "the paper's recipe for this task" if given == (None, None, None) else \
+        ("flags" if None not in given else "flags and the paper's recipe for this task")
     journal = Journal(run_dir / "llm.jsonl")
     config = LLMConfig(base_url=args.llm_base_url, model=args.llm_model, temperature=args.llm_temperature,
                        timeout=args.llm_timeout)
@@ -490,7 +539,8 @@ def main(args: Args) -> int:
     atomic_write_json(run_dir / "run.json", {"args": dataclasses.asdict(args), "command": recorder.base["command"],
                                              "started_at": recorder.base["started_at"]})
     print(f"PromptPO on {args.env_id} {algo.env_kwargs or ''}: {args.num_rounds} rounds x {args.num_candidates} "
-          f"candidates, LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
+          f"candidates x {args.num_episodes} episodes ({source}), {args.description_variant} description, "
+          f"LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
 
     wandb = None
     if args.track:
@@ -570,6 +620,7 @@ def main(args: Args) -> int:
         totals={"env_steps": budget.env_steps, "episodes": budget.episodes, **tokens, "cost_usd": cost},
         final_eval=final_eval, policy_path="policy.py", policy_kind="python")
     record_extra = {"stopped": stopped, "best_request_id": best.request_id,
+                    "feedback_repairs_in_rounds": algo.feedback_repairs,
                     "feedback_sha256": sha256_file(run_dir / "feedback.py") if (run_dir / "feedback.py").exists()
                     else None}
     atomic_write_json(run_dir / "summary.json", record_extra)

@@ -1,8 +1,10 @@
 """The hand-written Python descriptions an LLM reads, one module per task family.
 
-A description module holds the task's `Observation` class (with `from_array`), its actions, reward
-and horizon, between `# <context>` markers, and a `context_variables(env, key_info)` function. What
-the LLM reads is the marked source itself, so it is exactly what the tests import and check.
+A description module holds the task's `Observation` class (with `from_array`), its actions, reward and
+horizon, between `# <context>` markers; `VARIANTS`, the named information variants it offers (the first, the
+paper's information, is the default); and `context_variables(env, variant)`, which picks the marked blocks
+and fills in the placeholders. What the LLM reads is the marked source itself, so it is exactly what the
+tests import and check.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ _MARKER = re.compile(r"# <context(?: when=\"(\w+)\")?>\n(.*?)# </context>\n", re
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def context(module: ModuleType, env, key_info: bool | None = None) -> str:
-    """The marked parts of `module`'s source for `env` (unwrapped), placeholders filled in."""
-    variants, values = module.context_variables(env, key_info)
+def default_variant(module: ModuleType) -> str:
+    """The variant an LLM reads unless told otherwise: the paper's information."""
+    return next(iter(module.VARIANTS))
+
+
+def context(module: ModuleType, env, variant: str | None = None) -> str:
+    """The marked parts of `module`'s source for `env` (unwrapped) in `variant`, placeholders filled in."""
+    variant = variant or default_variant(module)
+    if variant not in module.VARIANTS:
+        raise ValueError(f"unknown description variant {variant!r}; this task has: {', '.join(module.VARIANTS)}")
+    tags, values = module.context_variables(env, variant)
     source = Path(module.__file__).read_text()
-    parts = [body for when, body in _MARKER.findall(source) if not when or when in variants]
+    parts = [body for when, body in _MARKER.findall(source) if not when or when in tags]
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), "\n".join(parts)).rstrip() + "\n"

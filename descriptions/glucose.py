@@ -6,6 +6,8 @@ env). It imports nothing but the standard library and NumPy, so the sandbox can 
 
 from __future__ import annotations
 
+VARIANTS = {"suite": "the suite's description (its differences from the paper's context: README, Descriptions)"}
+
 # <context>
 import math
 from dataclasses import dataclass
@@ -54,7 +56,7 @@ def reward(blood_glucose: float) -> float:
 # </context>
 
 
-def context_variables(env, key_info: bool | None = None) -> tuple[set[str], dict[str, str]]:
+def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
     """The placeholder values for `env` (an unwrapped GlucoseEnv); there is one variant."""
     from promptpo_bench.tasks.realworld.glucose import SAMPLE_MINUTES, patient_constants
 

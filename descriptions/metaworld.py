@@ -10,6 +10,8 @@ It imports nothing but NumPy, so the sandbox can load it.
 
 from __future__ import annotations
 
+VARIANTS = {"suite": "the suite's description (its differences from the paper's context: README, Descriptions)"}
+
 # <context>
 from dataclasses import dataclass
 
@@ -229,8 +231,8 @@ _TASKS = {
 }
 
 
-def context_variables(env, key_info: bool | None = None) -> tuple[set[str], dict[str, str]]:
-    """The task's reward variant and placeholder values for `env` (an unwrapped MetaWorldEnv); key_info is unused."""
+def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
+    """The task's reward variant and placeholder values for `env` (an unwrapped MetaWorldEnv)."""
     task = dict(_TASKS[env.env_name])
     low, high = env.sim.mocap_low, env.sim.mocap_high
     box = ", ".join(f"{axis} in [{lo:g}, {hi:g}]" for axis, lo, hi in zip("xyz", low, high))

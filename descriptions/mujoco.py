@@ -416,15 +416,16 @@ def inverted_double_pendulum_reward(tip_x: float, tip_y: float, hinge_vel: float
 # Success: no success criterion is defined for this task; the score is the episode's return.
 # </context>
 
+VARIANTS = {"suite": "the suite's description (its differences from the paper's context: README, Descriptions)"}
+
 _TASK_OF_CLASS = {"AntEnv": "Ant", "HalfCheetahEnv": "HalfCheetah", "HopperEnv": "Hopper", "HumanoidEnv": "Humanoid",
                   "SwimmerEnv": "Swimmer", "ReacherEnv": "Reacher", "InvertedDoublePendulumEnv": "InvertedDoublePendulum"}
 
 
-def context_variables(env, key_info: bool | None = None) -> tuple[set[str], dict[str, str]]:
+def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
     """The part of this module that describes `env` (an unwrapped Gymnasium MuJoCo v5 env).
 
-    There is one variant per task (the reward is always given as code, so `key_info` changes nothing). The
-    layouts above are those of Gymnasium's default observation kwargs; any other layout is refused here
+    There is one variant per task. The layouts above are those of Gymnasium's default observation kwargs; any other layout is refused here
     rather than described wrongly.
     """
     task = _TASK_OF_CLASS[type(env).__name__]

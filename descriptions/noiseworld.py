@@ -1,11 +1,24 @@
 """What an LLM reads about NoiseWorld: observation, actions, reward and horizon, as Python.
 
-Everything between a `# <context ...>` and `# </context>` marker is shown to the LLM verbatim (the
-`when=` tag selects the with/without-key-info variant, `{name}` placeholders are filled in per board);
-the rest of this file only chooses the variant. It imports nothing but NumPy, so the sandbox can load it.
+Everything between a `# <context ...>` and `# </context>` marker is shown to the LLM verbatim (a `when=` tag
+keeps a block only in the variants that use it, `{name}` placeholders are filled in per board); the rest of
+this file only chooses the variant. It imports nothing but NumPy, so the sandbox can load it.
+
+Variants (the first is the default):
+- `paper`: the paper's information. The board codes that can occur are listed, not explained; the reward is
+  told in words only; on milestone boards the two trailing flags are named but not explained.
+- `paper-key-info`: the paper's `--use_key_info`: adds the milestone rule and what the two flags mean
+  (milestone boards only; on other boards it is the same text as `paper`).
+- `explained`: ours, for ablations: every code's dynamics explained and the reward as exact Python.
 """
 
 from __future__ import annotations
+
+VARIANTS = {
+    "paper": "codes listed, not explained; reward in words (the paper's default)",
+    "paper-key-info": "paper + the milestone rule and the two flags (the paper's --use_key_info; boards 4-6)",
+    "explained": "codes' dynamics explained, reward as Python (ours, for ablations)",
+}
 
 # <context>
 import math
@@ -16,21 +29,20 @@ import numpy as np
 
 @dataclass
 class Observation:
-    """What the agent sees at each step of NoiseWorld, an n x n grid.
+    """What the agent sees at each step of NoiseWorld, an n x n grid (n = {n}).
 
-    Rows are numbered 0..n-1 from top to bottom and columns 0..n-1 from left to right. The agent
-    starts at (0, 0) in the top-left corner; the goal is at (n-1, n-1) in the bottom-right corner.
-    Positions are given divided by (n - 1), so they lie in [0, 1]: the cell (row, col) is
+    Rows are numbered 0..n-1 from top to bottom and columns 0..n-1 from left to right. Positions are given
+    divided by (n - 1), so they lie in [0, 1]: the cell (row, col) is
     (round(agent_row * (n - 1)), round(agent_col * (n - 1))).
     """
 
     agent_row: float  # agent's row / (n - 1)
     agent_col: float  # agent's column / (n - 1)
-    goal_row: float  # goal's row / (n - 1), always 1.0
-    goal_col: float  # goal's column / (n - 1), always 1.0
-    board: np.ndarray  # the n*n cell codes, row-major (cell (r, c) is board[r * n + c]), float64
-    prereq_first_done: bool | None = None  # boards with milestones only: first milestone visited
-    prereq_second_done: bool | None = None  # boards with milestones only: second milestone visited after the first
+    goal_row: float  # goal's row / (n - 1), fixed for the board
+    goal_col: float  # goal's column / (n - 1), fixed for the board
+    board: np.ndarray  # the n*n integer cell labels (stored as float64), row-major: cell (r, c) is board[r * n + c]
+    prereq_first_done: bool | None = None  # {flag_first}
+    prereq_second_done: bool | None = None  # {flag_second}
 
     @classmethod
     def from_array(cls, array: np.ndarray) -> "Observation":
@@ -39,24 +51,50 @@ class Observation:
         size = len(values) - 4
         n = math.isqrt(size)
         flags = (None, None)
-        if n * n != size:  # two milestone flags follow the board
+        if n * n != size:  # two flags follow the board
             n = math.isqrt(size - 2)
             flags = (bool(values[-2] > 0.5), bool(values[-1] > 0.5))
         agent_row, agent_col, goal_row, goal_col = values[:4].tolist()
         return cls(agent_row, agent_col, goal_row, goal_col, values[4:4 + n * n], *flags)
 
 
-# Actions: an integer in {0, 1, 2, 3}.
+# Actions: an integer in {0, 1, 2, 3}; each asks for one step in its direction.
 ACTIONS = {
     0: "up: row - 1",
     1: "down: row + 1",
     2: "left: col - 1",
     3: "right: col + 1",
 }
-# A move off the grid or into a wall leaves the agent where it is.
+# The environment applies its own rules to produce the next observation: an action does not always reach the
+# cell it asks for; the outcome may be stochastic.
+# </context>
+
+# <context when="unexplained">
+# Board labels: only the integers {codes} can appear in `board`; no other values occur.
 # </context>
 
 # <context when="key_info">
+# Labels 6 and 7 each mark exactly one cell: the first and the second milestone. Reaching the goal gives the
+# large positive reward only if the agent has first stepped onto the 6 cell and later onto the 7 cell, in
+# that order; stepping onto 7 before 6 does not count until 6 has been visited.
+# prereq_first_done: True once the agent has stepped onto the 6 cell in this episode.
+# prereq_second_done: True once the agent has stepped onto the 7 cell after prereq_first_done became True.
+# </context>
+
+# <context when="reward_in_words">
+REWARD = """The reward is not given as code. Its structure:
+- every step carries the same negative step cost;
+- on the step where the agent meets the task's condition for reaching the goal, a large positive increment
+  is added;
+- the environment may add a large negative increment if the agent ends the episode in a catastrophic
+  failure mode.
+Maximise the expected total reward of an episode."""
+
+# Episode: it ends when the environment terminates it, or at the time limit of {horizon} steps.
+# </context>
+
+# <context when="explained">
+# A move off the grid or into a wall leaves the agent where it is.
 # The board codes: what each cell is.
 BOARD_CODES = {
     0: "free cell; a move out of it always succeeds",
@@ -68,7 +106,8 @@ BOARD_CODES = {
     6: "first milestone",
     7: "second milestone",
 }
-# How likely a move out of a code-1 or code-2 cell is to fail differs between cells and is not given.
+# The codes that occur on this board: {codes}. How likely a move out of a code-1 or code-2 cell is to fail
+# differs between cells and is not given. The agent starts at (0, 0).{milestone_rule}
 
 
 def reward(obs: Observation, action: int, next_obs: Observation) -> float:
@@ -83,34 +122,37 @@ def reward(obs: Observation, action: int, next_obs: Observation) -> float:
     if code == 5:
         r += -(n**5)  # entering a negative terminal
     return r
+
+
+# Episode: it ends when the agent reaches the goal (code 4), or enters a negative terminal (code 5), or after
+# {horizon} steps (the horizon, n * n).
 # </context>
 
-# <context when="no_key_info">
-# The board codes that occur on this board: {codes}. What they mean is not given: find out from
-# experience.
-REWARD = """Every step costs -1. Reaching the goal gives a large positive reward{milestone_rule}.
-Some cells end the episode with a very large negative reward."""
-# </context>
-
-# <context>
-# Episode: it ends when the agent reaches the goal, or enters a cell that ends the episode, or
-# after {horizon} steps (the horizon, n * n).
-# </context>
-
-_MILESTONE_RULE = (", but only if the agent has first visited the first milestone and afterwards the "
-                   "second milestone; reaching the goal without them ends the episode without the reward")
+_MILESTONE_RULE = ("\n# Milestones: reaching the goal pays only if the agent has first visited the first milestone "
+                   "(6) and afterwards\n# the second (7); the flags prereq_first_done and prereq_second_done "
+                   "record this progress.")
 
 
-def context_variables(env, key_info: bool | None = None) -> tuple[set[str], dict[str, str]]:
-    """The context variant and placeholder values for the board of `env` (an unwrapped NoiseWorldEnv).
+def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
+    """The blocks to show and the placeholder values for the board of `env` (an unwrapped NoiseWorldEnv).
 
-    By default the board codes are explained, except on milestone boards (the paper's boards 4-6),
-    whose description leaves them unexplained as in the paper.
+    As in the paper, the labels listed are those that can occur on a board of its kind (0-5, or 0-7 with
+    milestones), not those that happen to occur, and boards without milestones ignore the key info.
     """
     board = env.board
-    if key_info is None:
-        key_info = not board.milestones
-    codes = ", ".join(str(c) for c in sorted({int(c) for c in board.codes}))
-    values = {"horizon": str(board.horizon), "codes": codes,
+    key_info = variant == "paper-key-info" and board.milestones
+    if board.milestones:
+        flags = [f"the {which} of two scalars that follow the board" + ("; see below" if key_info else "")
+                 for which in ("first", "second")]
+    else:
+        flags = ["always None on this board"] * 2
+    values = {"n": str(board.n), "horizon": str(board.horizon),
+              "codes": "0, 1, 2, 3, 4, 5, 6, and 7" if board.milestones else "0, 1, 2, 3, 4, and 5",
+              "flag_first": flags[0], "flag_second": flags[1],
               "milestone_rule": _MILESTONE_RULE if board.milestones else ""}
-    return {"key_info" if key_info else "no_key_info"}, values
+    if variant == "explained":
+        values["codes"] = ", ".join(str(c) for c in sorted({int(c) for c in board.codes}))
+        values["flag_first"] = "milestone boards only: first milestone visited"
+        values["flag_second"] = "milestone boards only: second milestone visited after the first"
+        return {"explained"}, values
+    return {"unexplained", "reward_in_words"} | ({"key_info"} if key_info else set()), values

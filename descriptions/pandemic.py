@@ -6,6 +6,8 @@ env). It imports nothing but the standard library and NumPy, so the sandbox can 
 
 from __future__ import annotations
 
+VARIANTS = {"suite": "the suite's description (its differences from the paper's context: README, Descriptions)"}
+
 # <context>
 from dataclasses import dataclass
 
@@ -65,6 +67,6 @@ def reward(obs: Observation, action: int, next_obs: Observation) -> float:
 # </context>
 
 
-def context_variables(env, key_info: bool | None = None) -> tuple[set[str], dict[str, str]]:
+def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
     """The placeholder values for `env` (an unwrapped PandemicEnv); there is one variant."""
     return set(), {"population": f"{env.population:,}", "horizon": str(env.horizon)}

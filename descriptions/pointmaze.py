@@ -7,6 +7,8 @@ chooses. It imports nothing but NumPy, so the sandbox can load it.
 
 from __future__ import annotations
 
+VARIANTS = {"suite": "the suite's description (its differences from the paper's context: README, Descriptions)"}
+
 # <context>
 from dataclasses import dataclass
 
@@ -89,8 +91,8 @@ _START_RULES = {
 }
 
 
-def context_variables(env, key_info: bool | None = None) -> tuple[set[str], dict[str, str]]:
-    """The reward variant and placeholder values for `env` (an unwrapped FlatPointMazeEnv); key_info is unused."""
+def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
+    """The reward variant and placeholder values for `env` (an unwrapped FlatPointMazeEnv)."""
     rows = ["".join(str(cell) for cell in row) for row in env.maze.maze_map]
     legend = ", 'r' the ball's start cell, 'g' a possible goal cell" if any("g" in row for row in rows) else ""
     if not env.continuing_task:

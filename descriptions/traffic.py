@@ -6,6 +6,8 @@ env). It imports nothing but the standard library and NumPy, so the sandbox can 
 
 from __future__ import annotations
 
+VARIANTS = {"suite": "the suite's description (its differences from the paper's context: README, Descriptions)"}
+
 # <context>
 from dataclasses import dataclass
 
@@ -75,7 +77,7 @@ def reward(all_speeds: np.ndarray, next_obs: Observation, action: np.ndarray) ->
 # </context>
 
 
-def context_variables(env, key_info: bool | None = None) -> tuple[set[str], dict[str, str]]:
+def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
     """The placeholder values for `env` (an unwrapped TrafficMergeEnv); there is one variant."""
     from promptpo_bench.tasks.realworld.traffic import STEP_SECONDS
 

@@ -53,7 +53,11 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 
 
 def cmd_describe(args: argparse.Namespace) -> None:
-    print(registry.describe(args.env_id, args.key_info, **dict(args.kwarg)), end="")
+    if args.list_variants:
+        for name, text in registry.description_variants(args.env_id).items():
+            print(f"{name}: {text}")
+        return
+    print(registry.describe(args.env_id, args.variant, **dict(args.kwarg)), end="")
 
 
 def _policy(args: argparse.Namespace, env) -> tuple[Any, str]:
@@ -170,8 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     kwarg_help = "environment kwarg, repeatable (e.g. --kwarg board=3, or --kwarg size=8 --kwarg layout_seed=1)"
     describe = sub.add_parser("describe", help="print exactly the task context an LLM gets")
     describe.add_argument("env_id", help="a task id from `promptpo-bench tasks`")
-    describe.add_argument("--key-info", action=argparse.BooleanOptionalAction, default=None,
-                          help="explain the board codes (default: yes, except on milestone boards, as in the paper)")
+    describe.add_argument("--variant", default=None,
+                          help="the information variant (default: the paper's; see --list-variants), e.g. "
+                               "NoiseWorld: paper, paper-key-info, explained")
+    describe.add_argument("--list-variants", action="store_true", help="list the task's description variants")
     describe.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE", help=kwarg_help)
     describe.set_defaults(func=cmd_describe)
 

@@ -58,9 +58,15 @@ class Run:
 
     @property
     def method(self) -> str:
-        """The algorithm, and for LLM methods the model that answered."""
+        """The algorithm, and for LLM methods the model that answered and the description variant it read.
+
+        The variant is part of the row: runs that read different information never share a row.
+        """
         llm = self.record.get("llm") or {}
-        return f"{self.algorithm} ({llm['model']})" if llm.get("model") else self.algorithm
+        if not llm.get("model"):
+            return self.algorithm
+        variant = self.record["config"].get("description_variant") or "unrecorded"
+        return f"{self.algorithm} ({llm['model']}, {variant} description)"
 
     @property
     def is_reference(self) -> bool:

@@ -29,6 +29,15 @@ class ReferenceScores:
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """PromptPO's budget on a task in the paper: rounds, policy candidates per round, episodes per candidate."""
+
+    rounds: int
+    candidates: int = 10
+    episodes: int = 5
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """Everything the suite knows about one task id."""
 
@@ -46,6 +55,7 @@ class TaskSpec:
     max_episode_steps: int | None = None  # only for envs that do not truncate themselves
     expert: Callable[[gym.Env], Any] | None = None  # builds the reference (optimal/expert) batch policy
     expert_code: Callable[[gym.Env], str] | None = None  # the same policy as policy.py source (answer contract)
+    recipe: Recipe = Recipe(rounds=10)  # the paper's PromptPO budget here (its main runs; 10 rounds by default)
 
 
 _SPECS: dict[str, TaskSpec] = {}
@@ -122,12 +132,17 @@ def description_module(env_id: str) -> ModuleType:
     return importlib.import_module(get(env_id).description)
 
 
-def describe(env_id: str, key_info: bool | None = None, **kwargs: Any) -> str:
-    """Exactly the task context an LLM gets for `env_id` (with these kwargs)."""
+def description_variants(env_id: str) -> dict[str, str]:
+    """The named information variants of `env_id`'s description, the default (the paper's) first."""
+    return dict(description_module(env_id).VARIANTS)
+
+
+def describe(env_id: str, variant: str | None = None, **kwargs: Any) -> str:
+    """Exactly the task context an LLM gets for `env_id` (with these kwargs) in `variant` (default: the paper's)."""
     env = make(env_id, **kwargs)
     try:
-        return descriptions.context(description_module(env_id), env.unwrapped, key_info)
-    except ValueError as e:  # a description that does not cover these kwargs says why
+        return descriptions.context(description_module(env_id), env.unwrapped, variant)
+    except ValueError as e:  # an unknown variant, or a description that does not cover these kwargs, says why
         raise BenchError(f"{env_id}: {e}") from None
     finally:
         env.close()

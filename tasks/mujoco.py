@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..registry import ReferenceScores, TaskSpec, register
+from ..registry import Recipe, ReferenceScores, TaskSpec, register
 
 KWARGS_HELP = ("Gymnasium's own MuJoCo v5 kwargs (e.g. ctrl_cost_weight, reset_noise_scale) and max_episode_steps; "
                "the description covers the default observation layout only")
@@ -75,5 +75,5 @@ for _id, _task in TASKS.items():
     register(TaskSpec(
         id=_id, family="mujoco", entry_point=f"gymnasium.envs.mujoco.{_task.module}:{_task.env_class}", kwargs={},
         horizon=_task.horizon, description="promptpo_bench.descriptions.mujoco", summary=_task.summary,
-        references=_references(_task), kwargs_help=KWARGS_HELP,
+        references=_references(_task), kwargs_help=KWARGS_HELP, recipe=Recipe(rounds=20),
     ))

@@ -30,9 +30,18 @@ def test_tasks_lists_every_task_with_reference_scores():
 def test_describe_prints_the_llm_context():
     out = cli("describe", "NoiseWorld-Board4-v0").stdout
     assert out == promptpo_bench.describe("NoiseWorld-Board4-v0")
-    assert "class Observation" in out and "BOARD_CODES" not in out
-    assert "BOARD_CODES" in cli("describe", "NoiseWorld-Board4-v0", "--key-info").stdout
-    assert "BOARD_CODES" not in cli("describe", "NoiseWorld-Board0-v0", "--no-key-info").stdout
+    assert "class Observation" in out and "BOARD_CODES" not in out and "6 cell" not in out
+    assert "6 cell" in cli("describe", "NoiseWorld-Board4-v0", "--variant", "paper-key-info").stdout
+    assert "BOARD_CODES" in cli("describe", "NoiseWorld-Board0-v0", "--variant", "explained").stdout
+    assert cli("describe", "NoiseWorld-Board4-v0", "--list-variants").stdout.splitlines()[0].startswith("paper: ")
+
+
+def test_describe_board1_explains_no_code():
+    """The paper's NoiseWorld point: the LLM must discover what the codes do; the default context never says."""
+    out = cli("describe", "NoiseWorld-Board1-v0").stdout
+    assert "only the integers 0, 1, 2, 3, 4, and 5 can appear" in out
+    for word in ("BOARD_CODES", "stays where", "sent back", "wall", "terminal", "succeeds", "def reward", "goal;"):
+        assert word not in out, word
 
 
 def test_rollout_optimal_reaches_the_exact_optimum_within_its_ci():

@@ -83,6 +83,19 @@ def test_score_matrix_normalises_and_keeps_the_same_seeds_per_task():
     assert runs[2].steps_to(0.9) == 50_000 and np.isnan(runs[5].steps_to(0.5))
 
 
+def test_runs_that_read_different_description_variants_never_share_a_row():
+    runs = []
+    for seed, variant in enumerate(["paper", "paper", "explained", None]):
+        run = fake_run("NoiseWorld-Board1-v0", seed, [(0, 0.0), (100, 50.0)], algorithm="promptpo")
+        run.record["llm"] = {"model": "m"}
+        run.record["config"] = {} if variant is None else {"description_variant": variant}
+        runs.append(run)
+    groups = leaderboard._groups(runs)
+    assert {method: len(group) for (method, _), group in groups.items()} == {
+        "promptpo (m, paper description)": 2, "promptpo (m, explained description)": 1,
+        "promptpo (m, unrecorded description)": 1}
+
+
 def test_step_counts_read_like_budgets():
     assert [leaderboard._steps(x) for x in (0, 512, 99_840, 480_000, 999_936, np.inf)] == \
         ["0", "512", "99.8k", "480k", "1M", "not reached"]
@@ -221,7 +234,7 @@ def test_an_llm_run_gets_tokens_columns_and_a_tokens_panel(tmp_path):
     table = leaderboard.build(board)["tables"][-1]
     assert "tokens (median)" in table.headers
     (row,) = table.rows
-    assert row[0][0] == "promptpo (scripted-test-double)"
+    assert row[0][0] == "promptpo (scripted-test-double, paper description)"
     assert row[table.headers.index("tokens (median)")][1] == tokens
     import matplotlib.image
 

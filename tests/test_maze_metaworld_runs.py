@@ -108,7 +108,12 @@ def test_promptpo_pointmaze_tiny_run(tmp_path):
             "--num-candidates", "1", "--num-episodes", "1", "--eval-episodes", "2",
             "--run-dir", str(tmp_path / "run"), base_url=server.base_url)
     record = load_record(tmp_path / "run")
-    assert record["env_id"] == "PointMaze-Large-v0" and record["totals"]["env_steps"] == 40 + 40
+    candidates = tmp_path / "run" / "candidates"
+    probe, candidate = (json.loads((candidates / f"{name}.json").read_text()) for name in ("feedback_probe", "r0_c0_a0"))
+    assert candidate["lengths"][0] <= 40  # the episode ends at the goal (continuing_task=False) or at the horizon
+    assert record["env_id"] == "PointMaze-Large-v0"
+    assert record["totals"]["env_steps"] == probe["env_steps"] + candidate["env_steps"] == probe["env_steps"] + \
+        candidate["lengths"][0]
     assert len(record["final_eval"]["returns"]) == 2 and record["final_eval"]["success_rate"] is not None
 
 

@@ -83,8 +83,9 @@ def test_maze_and_cells_in_the_description():
         assert code["xy_to_cell"](*maze.cell_rowcol_to_xy(np.array([row, col]))) == (row, col)
     diverse = load_description(registry.make("PointMaze-LargeDiverseG-v0"))["MAZE"].split()
     assert diverse[1].startswith("1r") and sum(row.count("g") for row in diverse) == 7
-    assert "lasts exactly 800 steps" in registry.describe("PointMaze-Large-v0")
-    assert "lasts exactly 30 steps" in registry.describe("PointMaze-Large-v0", horizon=30)
+    assert "it ends when the ball comes within 0.45 m of the goal, or after 800 steps" in \
+        registry.describe("PointMaze-Large-v0")
+    assert "lasts exactly 30 steps" in registry.describe("PointMaze-Large-v0", horizon=30, continuing_task=True)
 
 
 def test_seeding_start_and_goal_cells():
@@ -105,9 +106,30 @@ def test_seeding_start_and_goal_cells():
     assert len(starts) > 5  # random start cells on the paper's map
 
 
+@pytest.mark.parametrize("env_id", IDS)
+def test_an_episode_ends_at_the_goal_as_in_the_paper(env_id):
+    """continuing_task=False by default: the step that reaches the goal terminates the episode and pays the only 1."""
+    env = registry.make(env_id)
+    expert = registry.get(env_id).expert(env.unwrapped)
+    for seed in (0, 1, 2):
+        obs, _ = env.reset(seed=seed)
+        rewards = []
+        for t in range(800):
+            obs, reward, terminated, truncated, info = env.step(expert.act(np.zeros(1), obs[None], np.array([t]))[0])
+            rewards.append(reward)
+            if terminated or truncated:
+                break
+        assert terminated and not truncated and info["success"] and t < 799
+        assert np.linalg.norm(obs[4:6] - obs[6:8]) <= 0.45 and rewards == [0.0] * t + [1.0]
+
+
 def test_horizon_truncates_and_expert_reaches_the_goal():
     episodes = run_episodes("PointMaze-Large-v0", registry.get("PointMaze-Large-v0").expert(
         registry.make("PointMaze-Large-v0").unwrapped), [0, 1, 2])
+    assert (episodes.lengths < 800).all() and episodes.successes.all() and episodes.returns.tolist() == [1.0] * 3
+    continuing = {"continuing_task": True}
+    episodes = run_episodes("PointMaze-Large-v0", registry.get("PointMaze-Large-v0").expert(
+        registry.make("PointMaze-Large-v0", **continuing).unwrapped), [0, 1, 2], continuing)
     assert episodes.lengths.tolist() == [800] * 3 and episodes.successes.all()
     assert (episodes.returns > 400).all()  # at the goal within 400 steps and stays there
     with pytest.raises(BenchError, match="reward_type"):
@@ -118,22 +140,25 @@ def test_horizon_truncates_and_expert_reaches_the_goal():
 def test_the_expert_as_policy_code_plays_like_the_expert_in_the_sandbox(env_id):
     from promptpo_bench.sandbox import SandboxedPolicy
 
-    env, spec, seeds = registry.make(env_id, horizon=400), registry.get(env_id), [3, 4]
-    trusted = run_episodes(env_id, spec.expert(env.unwrapped), seeds, {"horizon": 400})
+    kwargs = {"horizon": 400, "continuing_task": True}
+    env, spec, seeds = registry.make(env_id, **kwargs), registry.get(env_id), [3, 4]
+    trusted = run_episodes(env_id, spec.expert(env.unwrapped), seeds, kwargs)
     with SandboxedPolicy(spec.expert_code(env.unwrapped), f"{spec.description}:Observation", env.action_space) as p:
-        sandboxed = run_episodes(env_id, p, seeds, {"horizon": 400})
+        sandboxed = run_episodes(env_id, p, seeds, kwargs)
     np.testing.assert_allclose(sandboxed.returns, trusted.returns)
     assert sandboxed.lengths.tolist() == trusted.lengths.tolist() == [400, 400] and trusted.returns.min() > 0
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("continuing", [False, True])
 @pytest.mark.parametrize("env_id", IDS)
-def test_stored_reference_scores_are_what_they_say(env_id):
+def test_stored_reference_scores_are_what_they_say(env_id, continuing):
     """Re-measures exactly what benchmarks/reference_scores.py measured (100 episodes, seeds 0..99)."""
-    env = registry.make(env_id)
+    kwargs = {"continuing_task": continuing}
+    env = registry.make(env_id, **kwargs)
     reference = registry.get(env_id).references(env.unwrapped)
     seeds = episode_seeds(0, 100)
-    assert run_episodes(env_id, RandomPolicy(env.action_space, 0), seeds).mean_return == pytest.approx(
+    assert run_episodes(env_id, RandomPolicy(env.action_space, 0), seeds, kwargs).mean_return == pytest.approx(
         reference.random, abs=0.01)
-    assert run_episodes(env_id, registry.get(env_id).expert(env.unwrapped), seeds).mean_return == pytest.approx(
-        reference.optimal, abs=0.01)
+    assert run_episodes(env_id, registry.get(env_id).expert(env.unwrapped), seeds, kwargs).mean_return == \
+        pytest.approx(reference.optimal, abs=0.01)

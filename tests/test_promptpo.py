@@ -106,6 +106,9 @@ def test_happy_path_reaches_the_exact_optimum(tmp_path):
     assert record["policy"]["kind"] == "python" and (tmp_path / "run" / "policy.py").is_file()
     assert [p["round"] for p in record["curve"]] == [0, 1]
     assert "final policy" in out.stdout and "normalised" in out.stdout
+    assert "2 rounds x 2 candidates x 5 episodes (flags and the paper's recipe for this task), paper description" \
+        in out.stdout
+    assert record["config"]["description_variant"] == "paper" and record["config"]["num_episodes"] == 5
     lines = [json.loads(l) for l in (tmp_path / "run" / "llm.jsonl").read_text().splitlines()]
     assert {l["request_id"] for l in lines} == {"feedback/a0", "r0/c0/a0", "r0/c1/a0", "r0/reflection",
                                                 "r1/c0/a0", "r1/c1/a0", "r1/reflection"}
@@ -134,6 +137,42 @@ def test_repairs_no_code_then_crash_then_success(tmp_path):
     assert "no ```python code block" in policy_requests[1]["messages"][-1]["content"]
     assert "ZeroDivisionError" in policy_requests[2]["messages"][-1]["content"]
     assert load_record(tmp_path / "r")["final_eval"]["mean_return"] > 900
+
+
+GOAL_SHY_FEEDBACK = """```python
+class Feedback:
+    def summarize_trajectory(self, traj):
+        if traj[-1].agent_row == 1.0 and traj[-1].agent_col == 1.0:
+            raise ValueError("this Feedback never expected the goal")
+        return "never at the goal"
+```"""
+
+
+def test_feedback_failing_in_a_later_round_is_repaired_and_serves_later_rounds(tmp_path):
+    """As in the paper: the Feedback passes its first check (a random episode) but fails on a round's winner."""
+    repairs = iter(["No code, sorry.", FEEDBACK])
+
+    def respond(request, _):
+        if kind(request) == "feedback":
+            return GOAL_SHY_FEEDBACK if len(request["messages"]) == 2 else next(repairs)
+        return {"reflection": REFLECTION, "policy": DOWN_THEN_RIGHT}[kind(request)]
+
+    with ScriptedLLMServer(respond) as server:
+        run("--num-rounds", "2", "--num-candidates", "1", "--eval-episodes", "3", "--run-dir", str(tmp_path / "r"),
+            base_url=server.base_url)
+    lines = [json.loads(l) for l in (tmp_path / "r" / "llm.jsonl").read_text().splitlines()]
+    ids = [l["request_id"] for l in lines]
+    assert ids.count("feedback/a0") == 1 and "r0/feedback/a1" in ids and "r0/feedback/a2" in ids
+    assert not any(i.startswith("r1/feedback") for i in ids)  # the repaired Feedback serves round 1
+    repair = next(l for l in lines if l["request_id"] == "r0/feedback/a1")["messages"]
+    assert "this Feedback never expected the goal" in repair[-1]["content"]
+    later = next(l for l in lines if l["request_id"] == "r1/c0/a0")["messages"][1]["content"]
+    assert "Feedback on episode 1: 18 steps, ended at row 1.00 col 1.00" in later or \
+        "steps, ended at row 1.00 col 1.00" in later
+    assert (tmp_path / "r" / "feedback.py").read_text().strip().endswith('col {last.agent_col:.2f}"')
+    assert (tmp_path / "r" / "candidates" / "r0_feedback_a2.py").is_file()
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["feedback_repairs_in_rounds"] == 2
+    assert load_record(tmp_path / "r")["totals"]["llm_calls"] == len(lines)  # repairs are counted
 
 
 HOSTILE = {

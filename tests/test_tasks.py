@@ -102,3 +102,16 @@ def test_references_are_finite_and_ordered(env_id):
     ref = promptpo_bench.reference_scores(env_id)
     assert math.isfinite(ref.random) and math.isfinite(ref.optimal) and ref.random < ref.optimal
     assert ref.source
+
+
+PAPER_ROUNDS = {"noiseworld": 5, "Pandemic-Town-v0": 5, "Traffic-Merge-v0": 5, "pointmaze": 10,
+                "MetaWorld-ButtonPress-v0": 10, "MetaWorld-PickPlace-v0": 10, "mujoco": 20,
+                "MetaWorld-DoorOpen-v0": 20, "MetaWorld-DrawerOpen-v0": 20, "Glucose-Adult-v0": 20}
+
+
+@pytest.mark.parametrize("spec", [s for s in registry.specs() if s.family in ("noiseworld", "pointmaze", "metaworld",
+                                                                          "mujoco", "realworld")], ids=lambda s: s.id)
+def test_promptpo_recipe_is_the_papers(spec):
+    """Rounds as read off the paper's policy file names; 10 candidates and 5 episodes everywhere."""
+    rounds = PAPER_ROUNDS.get(spec.id, PAPER_ROUNDS.get(spec.family))
+    assert (spec.recipe.rounds, spec.recipe.candidates, spec.recipe.episodes) == (rounds, 10, 5)

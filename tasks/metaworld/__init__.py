@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ...registry import ReferenceScores, TaskSpec, register
+from ...registry import Recipe, ReferenceScores, TaskSpec, register
 from .expert import ScriptedPolicy
 
 KWARGS_HELP = "horizon: int in 1..500 (default 500); task_set_seed: int (default 0, the seed of MT1's 50 tasks)"
@@ -31,16 +31,16 @@ def references(env) -> ReferenceScores:
     return ReferenceScores(random=math.nan, optimal=math.nan, source="none measured for non-default kwargs")
 
 
-def _spec(name: str, env_name: str, summary: str) -> TaskSpec:
+def _spec(name: str, env_name: str, summary: str, rounds: int) -> TaskSpec:
     return TaskSpec(
         id=f"MetaWorld-{name}-v0", family="metaworld", entry_point="promptpo_bench.tasks.metaworld.env:MetaWorldEnv",
         kwargs={"env_name": env_name}, horizon=500, description="promptpo_bench.descriptions.metaworld",
         summary=summary, references=references, kwargs_help=KWARGS_HELP, success_key="success",
-        expert=lambda env: ScriptedPolicy(env.env_name),
+        expert=lambda env: ScriptedPolicy(env.env_name), recipe=Recipe(rounds=rounds),
     )
 
 
-register(_spec("ButtonPress", "button-press-v3", "Meta-World MT1 button-press-v3: press a button in the wall"))
-register(_spec("PickPlace", "pick-place-v3", "Meta-World MT1 pick-place-v3: grasp a puck, carry it to the goal"))
-register(_spec("DoorOpen", "door-open-v3", "Meta-World MT1 door-open-v3: swing a door open by its handle"))
-register(_spec("DrawerOpen", "drawer-open-v3", "Meta-World MT1 drawer-open-v3: pull a drawer open by its handle"))
+register(_spec("ButtonPress", "button-press-v3", "Meta-World MT1 button-press-v3: press a button in the wall", rounds=10))
+register(_spec("PickPlace", "pick-place-v3", "Meta-World MT1 pick-place-v3: grasp a puck, carry it to the goal", rounds=10))
+register(_spec("DoorOpen", "door-open-v3", "Meta-World MT1 door-open-v3: swing a door open by its handle", rounds=20))
+register(_spec("DrawerOpen", "drawer-open-v3", "Meta-World MT1 drawer-open-v3: pull a drawer open by its handle", rounds=20))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...registry import ReferenceScores, TaskSpec, register
+from ...registry import Recipe, ReferenceScores, TaskSpec, register
 from .board import NUM_PAPER_BOARDS, paper_board
 from .oracle import OptimalPolicy, policy_code, solution
 
@@ -23,7 +23,7 @@ def _spec(env_id: str, board: int, summary: str) -> TaskSpec:
         kwargs={"board": board}, horizon=paper_board(board).horizon,
         description="promptpo_bench.descriptions.noiseworld", summary=summary,
         references=references, kwargs_help=KWARGS_HELP, expert=lambda env: OptimalPolicy(env.board),
-        expert_code=lambda env: policy_code(env.board),
+        expert_code=lambda env: policy_code(env.board), recipe=Recipe(rounds=5),
     )
 
 

@@ -38,15 +38,16 @@ class FlatPointMazeEnv(gym.Env):
     """gymnasium-robotics' PointMazeEnv (held as `sim`) with its dict observation flattened to `OBS_FIELDS`.
 
     Layout (float64): the dict's `observation` (x, y, vx, vy), then `achieved_goal` (x, y), then
-    `desired_goal` (x, y). The defaults are those of gymnasium-robotics' `PointMaze_Large-v3`, which the
-    paper used with its own map: sparse reward, a continuing task (reaching the goal does not end the
-    episode) and a goal that stays put (`reset_target=False`). The episode is truncated after `horizon` steps.
+    `desired_goal` (x, y). The defaults are the paper's: gymnasium-robotics' `PointMaze_Large-v3` with its own map,
+    sparse reward and `continuing_task=False` (the episode ends when the ball comes within 0.45 m of the goal,
+    so the return is 0 or 1); `continuing_task=True` is gymnasium-robotics' own default (the episode goes on
+    and every step at the goal pays 1). The episode is truncated after `horizon` steps.
     """
 
     metadata = PointMazeEnv.metadata
 
     def __init__(self, maze: str = "large", horizon: int = 800, reward_type: str = "sparse",
-                 continuing_task: bool = True, reset_target: bool = False, render_mode: str | None = None):
+                 continuing_task: bool = False, reset_target: bool = False, render_mode: str | None = None):
         if maze not in MAPS:
             raise ValueError(f"maze must be one of {', '.join(MAPS)}, got {maze!r}")
         if reward_type not in ("sparse", "dense"):

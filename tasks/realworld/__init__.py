@@ -7,7 +7,7 @@ seeds) and are stored here, because a single episode takes seconds to minutes.
 
 from __future__ import annotations
 
-from ...registry import ReferenceScores, TaskSpec, register
+from ...registry import Recipe, ReferenceScores, TaskSpec, register
 
 
 _SOURCE = ("mean returns with default kwargs, {n} episodes on reset seeds 0..{m} (random: action space seeded 0; "
@@ -38,7 +38,7 @@ register(TaskSpec(
     summary="insulin dosing, simglucose adult#001, random meals per seed (20 days at 5 min)",
     references=_stored(-341461.21, -53488.04, _SOURCE.format(n=5, m=4, what="basal-bolus rule")),
     kwargs_help="patient: adult#001..adult#010, horizon: int >= 1 (steps of 5 min), cached: bool (False: simglucose as shipped)",
-    expert=_glucose_expert,
+    expert=_glucose_expert, recipe=Recipe(rounds=20),
 ))
 
 
@@ -55,6 +55,7 @@ register(TaskSpec(
     references=_stored(-151.32, -69.16, _SOURCE.format(n=10, m=9, what="stage-threshold rule")),
     kwargs_help="population: int >= 100, horizon: int >= 1 (days)",
     expert=_pandemic_expert, expert_code=lambda env: _expert_code("pandemic"),
+    recipe=Recipe(rounds=5),
 ))
 
 
@@ -72,4 +73,5 @@ register(TaskSpec(
                                                          "i.e. SUMO's human driver: 626.26")),
     kwargs_help="horizon: int >= 1 (steps of 0.5 s), warmup_steps: int >= 0",
     expert=_traffic_expert, expert_code=lambda env: _expert_code("traffic"),
+    recipe=Recipe(rounds=5),
 ))
