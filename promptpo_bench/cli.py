@@ -112,8 +112,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.env_id} {kwargs or ''} policy={label}: {len(seeds)} episodes, seeds {seeds[0]}..{seeds[-1]}")
     _print_episodes(episodes, args.show_episodes)
-    print(f"mean return {episodes.mean_return:.2f} ± {episodes.ci95():.2f} (95% CI), "
-          f"{episodes.env_steps} env steps")
+    print(f"mean return {episodes.mean_text()}, {episodes.env_steps} env steps")
     print(f"reference:  random {reference.random:.2f}   optimal {reference.optimal:.2f}   "
           f"normalised score {score:.3f} (random = 0, optimal = 1)")
     return 0

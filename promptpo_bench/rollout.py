@@ -17,9 +17,8 @@ from typing import Any, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
-from scipy import stats
-
 from . import registry
+from .statistics import ci95
 
 
 class BatchPolicy(Protocol):
@@ -62,18 +61,14 @@ class Episodes:
     def success_rate(self) -> float | None:
         return None if self.successes is None else float(self.successes.mean())
 
-    def ci95(self) -> float:
-        """Half-width of the 95% Student-t confidence interval of the mean return (0 for one episode)."""
+    def ci95(self) -> float | None:
+        """Half-width of the 95% Student-t confidence interval of the mean return (None for one episode)."""
         return ci95(self.returns)
 
-
-def ci95(values: Sequence[float]) -> float:
-    """Half-width of the 95% Student-t confidence interval of the mean of `values` (0 for one value)."""
-    values = np.asarray(values, dtype=np.float64)
-    k = len(values)
-    if k < 2:
-        return 0.0
-    return float(stats.t.ppf(0.975, k - 1) * values.std(ddof=1) / np.sqrt(k))
+    def mean_text(self) -> str:
+        """The mean return with its 95% CI, for people ("-3.20 ± 0.41 (95% CI)"; one episode has none)."""
+        half = self.ci95()
+        return f"{self.mean_return:.2f} " + ("(one episode: no CI)" if half is None else f"± {half:.2f} (95% CI)")
 
 
 class RolloutFailure(Exception):

@@ -31,7 +31,7 @@ import numpy as np
 from . import registry
 from .errors import BenchError
 from .records import atomic_write_json, load_record
-from .rollout import ci95
+from .statistics import ci95
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -388,7 +388,8 @@ def format_summary(rows: list[dict[str, Any]], planned_seeds: int) -> str:
         if row["mean"] is None:
             score = "-"
         else:
-            score = f"{row['mean']:.3f} ± {row['ci95']:.3f}" + ("" if row["normalised"] else " (raw return)")
+            spread = "(one seed: no CI)" if row["ci95"] is None else f"± {row['ci95']:.3f}"
+            score = f"{row['mean']:.3f} {spread}" + ("" if row["normalised"] else " (raw return)")
         failed = ",".join(map(str, row["failed"])) or "-"
         lines.append((row["task"], row["algo"], f"{len(row['seeds'])}/{planned_seeds}", score, failed))
     widths = [max(len(r[i]) for r in lines + [header]) for i in range(len(header))]
