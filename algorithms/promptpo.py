@@ -39,6 +39,7 @@ import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import registry
 from promptpo_bench.errors import BenchError
 from promptpo_bench.llm import ContextLengthError, Journal, LLMClient, LLMConfig, LLMError, Reply, extract_code
+from promptpo_bench.progress import Progress
 from promptpo_bench.records import RunRecorder, atomic_write_json, default_run_dir, sha256_file
 from promptpo_bench.rollout import (HELDOUT_SEED_BASE, RandomPolicy, RolloutFailure, heldout_seeds, reusing_envs,
                                     run_episodes)
@@ -211,6 +212,20 @@ class Budget:
         with self._lock:
             return dict(self._tokens)
 
+    def cost(self) -> float | None:
+        """USD so far at --price-*-per-mtok (None without both prices)."""
+        if self.args.price_prompt_per_mtok is None or self.args.price_completion_per_mtok is None:
+            return None
+        tokens = self.tokens()
+        return (tokens["prompt_tokens"] * self.args.price_prompt_per_mtok
+                + tokens["completion_tokens"] * self.args.price_completion_per_mtok) / 1e6
+
+    def so_far(self) -> dict[str, str]:
+        """Tokens (and cost, with prices) so far, for the progress bar."""
+        tokens, cost = self.tokens(), self.cost()
+        return {"tokens": f"{tokens['prompt_tokens'] + tokens['completion_tokens']:,}",
+                **({} if cost is None else {"cost": f"${cost:.2f}"})}
+
     def exhausted(self) -> str | None:
         """Why the run must stop now, or None."""
         tokens = self.tokens()
@@ -268,6 +283,7 @@ class PromptPO:
                              memory_mb=args.memory_mb)
         self.llm_slots = threading.Semaphore(args.llm_max_concurrency)
         self.rollout_slots = threading.Semaphore(args.num_workers)
+        self.progress = Progress(args.num_candidates, "round 0", unit="candidate")  # a live bar on a terminal only
         (run_dir / "candidates").mkdir(parents=True, exist_ok=True)
 
     # -- talking to the LLM ------------------------------------------------------------------------------------------
@@ -283,6 +299,7 @@ class PromptPO:
                 with self.llm_slots:
                     reply = self.client.chat(request_id, messages + (followup or []))
                 self.budget.add_reply(reply)
+                self.progress.set(**self.budget.so_far())
                 return reply.text
             except ContextLengthError:
                 if not history:
@@ -315,10 +332,13 @@ class PromptPO:
             worker = spawn_worker()  # its start-up overlaps the wait for the answer
             try:
                 answer = self.ask(request_id, prompt, history, followup)
+                self.progress.add(answered=1)
                 attempt = self.evaluate(request_id, extract_code(answer), seeds, worker)
+                self.progress.add(**{"rolled_out" if attempt.ok else "failed": 1})
             except LLMError as error:
                 if error.kind == "replay_miss":
                     raise
+                self.progress.add(failed=1)
                 return Attempt(request_id, None, failure={"kind": "llm", "message": str(error)})
             finally:
                 discard_worker(worker)  # a no-op when the sandbox used it (and killed it on closing)
@@ -412,6 +432,8 @@ class PromptPO:
               pool: concurrent.futures.Executor) -> tuple[RoundResult | None, list[Attempt]]:
         """All candidates of a round, concurrently; the best one with its Feedback lines and reflection."""
         futures = [pool.submit(self.candidate, round_index, i, history) for i in range(self.args.num_candidates)]
+        for future in futures:
+            future.add_done_callback(lambda _: self.progress.advance())
         worker = spawn_worker()  # for the Feedback on the winner, started while the candidates run
         try:
             attempts = [f.result() for f in futures]
@@ -475,8 +497,8 @@ def main(args: Args) -> int:
         recorder.base["started_at"] = started
     atomic_write_json(run_dir / "run.json", {"args": dataclasses.asdict(args), "command": recorder.base["command"],
                                              "started_at": recorder.base["started_at"]})
-    print(f"PromptPO on {args.env_id} {algo.env_kwargs or ''}: {args.num_rounds} rounds x {args.num_candidates} "
-          f"candidates, LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
+    algo.progress.line(f"PromptPO on {args.env_id}{f' {algo.env_kwargs}' if algo.env_kwargs else ''}: {args.num_rounds} rounds x "
+                       f"{args.num_candidates} candidates, LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
 
     wandb = None
     if args.track:
@@ -499,6 +521,8 @@ def main(args: Args) -> int:
             stopped = budget.exhausted()
             if stopped:
                 break
+            algo.progress.restart(args.num_candidates, f"round {round_index}/{args.num_rounds}", answered=0,
+                                  rolled_out=0, failed=0)
             result, attempts = algo.round(round_index, history, feedback, pool)
             failed = [a for a in attempts if not a.ok]
             if result is not None:
@@ -509,8 +533,10 @@ def main(args: Args) -> int:
             line = (f"round {round_index}: {len(attempts) - len(failed)}/{len(attempts)} candidates ran, "
                     f"round best {np.mean(result.best.returns):.2f}" if result else
                     f"round {round_index}: all {len(attempts)} candidates failed")
-            print(f"{line}, best so far {np.mean(best.returns) if best else float('nan'):.2f} | env steps "
-                  f"{budget.env_steps}, tokens {tokens['prompt_tokens']}+{tokens['completion_tokens']}", flush=True)
+            algo.progress.line(f"{line}, best so far {np.mean(best.returns) if best else float('nan'):.2f} | env "
+                               f"steps {budget.env_steps}, tokens {tokens['prompt_tokens']}+"
+                               f"{tokens['completion_tokens']}")
+            algo.progress.set(**({"best": f"{np.mean(best.returns):.4g}"} if best else {}))
             if best is not None:
                 recorder.add_point(budget.env_steps, float(np.mean(best.returns)), round=round_index,
                                    prompt_tokens=tokens["prompt_tokens"],
@@ -528,6 +554,7 @@ def main(args: Args) -> int:
                     log["charts/best_return"] = float(np.mean(best.returns))
                 wandb.log(log)
 
+    algo.progress.close()
     # ---- the final policy on held-out seeds -----------------------------------------------------------------------
     if best is None:
         print(f"promptpo.py: no candidate ran successfully; nothing to evaluate (see {run_dir}/candidates)",
@@ -546,12 +573,8 @@ def main(args: Args) -> int:
                   "successes": None if episodes.successes is None else episodes.successes.tolist(),
                   "success_rate": episodes.success_rate, "failure": final_failure}
     tokens = budget.tokens()
-    cost = None
-    if args.price_prompt_per_mtok is not None and args.price_completion_per_mtok is not None:
-        cost = (tokens["prompt_tokens"] * args.price_prompt_per_mtok
-                + tokens["completion_tokens"] * args.price_completion_per_mtok) / 1e6
     record = recorder.finish(
-        totals={"env_steps": budget.env_steps, "episodes": budget.episodes, **tokens, "cost_usd": cost},
+        totals={"env_steps": budget.env_steps, "episodes": budget.episodes, **tokens, "cost_usd": budget.cost()},
         final_eval=final_eval, policy_path="policy.py", policy_kind="python")
     record_extra = {"stopped": stopped, "best_request_id": best.request_id,
                     "feedback_sha256": sha256_file(run_dir / "feedback.py") if (run_dir / "feedback.py").exists()

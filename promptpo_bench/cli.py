@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from . import policies, registry, sweep
 from .errors import BenchError
+from .progress import Progress
 from .rollout import Episodes, RandomPolicy, RolloutFailure, episode_seeds, run_episodes
 
 
@@ -91,7 +92,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     policy = None
     try:
         policy, label = _policy(args, env)
-        episodes = run_episodes(args.env_id, policy, seeds, kwargs)
+        with Progress(len(seeds), f"rollout {args.env_id}", unit="episode") as progress:
+            episodes = run_episodes(args.env_id, policy, seeds, kwargs, on_episode_end=progress.advance)
     except (PolicyFailure, RolloutFailure) as error:
         failure = getattr(error, "failure", error)
         if not isinstance(failure, PolicyFailure):

@@ -11,7 +11,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -185,13 +185,15 @@ class _Group:
 
 
 def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwargs: dict[str, Any] | None = None,
-                 batch_size: int = 64, record_observations: bool = False) -> Episodes:
+                 batch_size: int = 64, record_observations: bool = False,
+                 on_episode_end: Callable[[], None] | None = None) -> Episodes:
     """Roll `policy` out for one episode per seed, `batch_size` episodes side by side (one act call per step).
 
     A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) may get the live episodes in two halves,
     one in flight while the environments of the other step, so the policy's process and this one work at once:
     from the third step on, when the wait for an answer was at least half the time the environments took to step.
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
+    `on_episode_end` is called as each episode ends (a progress bar's tick).
     """
     success_key = registry.get(env_id).success_key if registry.is_registered(env_id) else None
     returns, lengths = [0.0] * len(seeds), [0] * len(seeds)
@@ -246,6 +248,8 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                         if observations is not None:
                             observations[i].append(rows[k].copy())
                         ended.append(k)
+                        if on_episode_end is not None:
+                            on_episode_end()
                 if ended:
                     group = group.without(ended)
                 # Decide after two warm-up steps (the first built each Policy()).

@@ -461,7 +461,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep_backends import BACKENDS, Progress  # they import this module
+    from .sweep_backends import BACKENDS, SweepProgress  # they import this module
 
     options = load_sweep_file(args.sweep_file) if args.sweep_file else {}
     flags = {k: v for k, v in vars(args).items() if k not in ("sweep_file", "dry_run", "command", "func")}
@@ -487,7 +487,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"{len(sweep.seeds)} seeds) in {sweep.out}: {counts['finished']} finished (skipped), "
           f"{counts['resume']} to resume, {counts['restart']} to restart, {counts['new']} new; backend "
           f"{sweep.backend}" + (f" at {sweep.ray_address}" if sweep.ray_address else ""), flush=True)
-    progress = Progress(len(todo), running_label="running" if sweep.backend == "local" else "in Ray")
+    progress = SweepProgress(len(todo), running_label="running" if sweep.backend == "local" else "in Ray")
     t0 = time.time()
     try:
         outcomes = BACKENDS[sweep.backend](sweep, todo, progress) if todo else []
