@@ -497,8 +497,9 @@ def main(args: Args) -> int:
         recorder.base["started_at"] = started
     atomic_write_json(run_dir / "run.json", {"args": dataclasses.asdict(args), "command": recorder.base["command"],
                                              "started_at": recorder.base["started_at"]})
-    algo.progress.line(f"PromptPO on {args.env_id}{f' {algo.env_kwargs}' if algo.env_kwargs else ''}: {args.num_rounds} rounds x "
-                       f"{args.num_candidates} candidates, LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
+    kwargs_text = f" {algo.env_kwargs}" if algo.env_kwargs else ""
+    algo.progress.line(f"PromptPO on {args.env_id}{kwargs_text}: {args.num_rounds} rounds x {args.num_candidates} "
+                       f"candidates, LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
 
     wandb = None
     if args.track:

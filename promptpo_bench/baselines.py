@@ -247,7 +247,8 @@ class Run:
             self.log({"charts/episodic_return": self.last_return,
                       "charts/episodic_length": float(infos["episode"]["l"][ended].mean())}, global_step)
         if self.progress.enabled:
-            self.progress.at(global_step, SPS=self.sps(global_step), next_eval=f"{self.next_eval:,}" if self.next_eval < self.args.total_timesteps else "end",
+            next_eval = f"{self.next_eval:,}" if self.next_eval < self.args.total_timesteps else "end"
+            self.progress.at(global_step, SPS=self.sps(global_step), next_eval=next_eval,
                              **({} if self.last_return is None else {"return": f"{self.last_return:.4g}"}))
 
     @property
