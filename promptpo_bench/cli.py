@@ -150,6 +150,26 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_runs
+
+    figure = plot_runs(args.run_dirs, args.x, args.out, args.normalised, args.log_x)
+    for name in figure.skipped:
+        print(f"skipped {name}", file=sys.stderr)
+    for task, labels in figure.lines.items():
+        print(f"{task}: {', '.join(labels)}")
+    print(figure.path)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .show import format_summary, summarize
+
+    summary = summarize(args.run_dir, args.code_lines)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
 def _board_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--leaderboard", type=Path, default=Path("leaderboard"),
                         help="the leaderboard directory (default: ./leaderboard)")
@@ -211,6 +231,30 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--episodes", type=int, default=50, help="held-out evaluation episodes (default: 50)")
     reference.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE", help=kwarg_help)
     reference.set_defaults(func=cmd_reference)
+
+    plot = sub.add_parser("plot", help="plot return (or normalised score) vs environment steps or tokens of run "
+                                       "directories, seeds aggregated as IQM with a 95%% bootstrap band",
+                          description="One panel per task, one line per method; seeds are aggregated as the IQM "
+                                      "with a 95%% percentile-bootstrap band (the leaderboard's statistics).")
+    plot.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                      help="finished run directories, or folders searched for them (e.g. a sweep's --out)")
+    plot.add_argument("--x", choices=("env_steps", "tokens"), default="env_steps",
+                      help="x axis: environment steps (default) or LLM tokens (LLM runs only)")
+    plot.add_argument("--out", type=Path, help="image to write, .png, .svg or .pdf (default: curves_X.png in the "
+                                               "folder that holds the runs)")
+    plot.add_argument("--normalised", action="store_true",
+                      help="normalised score (random = 0, optimal = 1) instead of return, where the task has "
+                           "reference scores")
+    plot.add_argument("--log-x", action=argparse.BooleanOptionalAction, default=None,
+                      help="logarithmic x axis (default: where a task's runs end 10x or more apart)")
+    plot.set_defaults(func=cmd_plot)
+
+    show = sub.add_parser("show", help="one screen about a run: task, budget, final held-out return and score; "
+                                       "PromptPO's rounds and winning candidate")
+    show.add_argument("run_dir", type=Path, help="a finished run directory (record.json)")
+    show.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    show.add_argument("--code-lines", type=int, default=12, help="lines of the winning policy's code to show")
+    show.set_defaults(func=cmd_show)
 
     sweep_parser = sub.add_parser(
         "sweep", help="run algorithms x tasks x seeds, resumably, locally or on Ray",
