@@ -565,8 +565,9 @@ def main(args: Args) -> int:
     seeds = heldout_seeds(args.eval_episodes)
     final_failure = None
     try:
-        with SandboxedPolicy(best.code, algo.observation, algo.action_space, algo.limits) as policy:
-            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs)
+        with SandboxedPolicy(best.code, algo.observation, algo.action_space, algo.limits) as policy, \
+                Progress(len(seeds), "held-out evaluation", unit="episode") as bar:
+            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs, on_episode_end=bar.advance)
     except RolloutFailure as error:  # episodes end where the policy failed; the failure is part of the record
         episodes, final_failure = error.partial, error.failure.to_dict()
     final_eval = {"episode_seeds": seeds, "returns": episodes.returns.tolist(), "mean_return": episodes.mean_return,

@@ -263,7 +263,9 @@ class Run:
         """The checkpoint's deterministic policy on the first `episodes` held-out seeds: one curve point."""
         t0 = time.time()
         policy = TorchPolicy(checkpoint)
-        result = run_episodes(self.args.env_id, policy, heldout_seeds(episodes), self.env_kwargs)
+        with Progress(episodes, "held-out evaluation", unit="episode") as bar:
+            result = run_episodes(self.args.env_id, policy, heldout_seeds(episodes), self.env_kwargs,
+                                  on_episode_end=bar.advance)
         self.recorder.add_point(global_step, result.mean_return, success_rate=result.success_rate,
                                 episodes=len(result.returns))
         self.log({"eval/mean_return": result.mean_return}, global_step)
