@@ -1,4 +1,4 @@
-"""`promptpo-bench`: list tasks, print what an LLM reads about one, and roll out a policy on it."""
+"""`promptpo-bench`: list tasks, print what an LLM reads about one, roll out a policy on it, and look at runs."""
 
 from __future__ import annotations
 
@@ -235,12 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="plot return (or normalised score) vs environment steps or tokens of run "
                                        "directories, seeds aggregated as IQM with a 95%% bootstrap band",
                           description="One panel per task, one line per method; seeds are aggregated as the IQM "
-                                      "with a 95%% percentile-bootstrap band (the leaderboard's statistics).")
+                                      "with a 95% percentile-bootstrap band (the leaderboard's statistics).")
     plot.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
                       help="finished run directories, or folders searched for them (e.g. a sweep's --out)")
     plot.add_argument("--x", choices=("env_steps", "tokens"), default="env_steps",
                       help="x axis: environment steps (default) or LLM tokens (LLM runs only)")
-    plot.add_argument("--out", type=Path, help="image to write, .png, .svg or .pdf (default: curves_X.png in the "
+    plot.add_argument("--out", type=Path, metavar="FILE", help="image to write, .png, .svg or .pdf (default: curves_X.png in the "
                                                "folder that holds the runs)")
     plot.add_argument("--normalised", action="store_true",
                       help="normalised score (random = 0, optimal = 1) instead of return, where the task has "
@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "PromptPO's rounds and winning candidate")
     show.add_argument("run_dir", type=Path, help="a finished run directory (record.json)")
     show.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    show.add_argument("--code-lines", type=int, default=12, help="lines of the winning policy's code to show")
+    show.add_argument("--code-lines", type=int, default=12, metavar="N",
+                      help="lines of the winning PromptPO policy's code to show (default: 12)")
     show.set_defaults(func=cmd_show)
 
     sweep_parser = sub.add_parser(

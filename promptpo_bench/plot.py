@@ -75,7 +75,8 @@ def plot_runs(paths: list[Path], x: str = "env_steps", out: Path | None = None, 
     out = Path(out) if out else default_out(run_dirs, x, normalised)
     if out.suffix.lower() not in FORMATS:
         raise BenchError(f"--out must end in {', '.join(FORMATS)}, got {out}")
-    runs, skipped = [], []
+    runs, skipped = [], [f"{p.parent.name} (unfinished: no record.json yet)" for path in paths if path.is_dir()
+                         for p in sorted(path.rglob("curve.jsonl")) if not (p.parent / "record.json").is_file()]
     for run_dir in run_dirs:
         run = load_run(run_dir)
         if x == "tokens" and run.total_tokens == 0 and not run.is_reference:
