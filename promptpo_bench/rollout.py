@@ -17,6 +17,7 @@ from typing import Any, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
+
 from . import registry
 from .statistics import ci95
 
