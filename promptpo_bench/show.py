@@ -95,6 +95,8 @@ def summarize(run_dir: str | Path, code_lines: int = 12) -> dict[str, Any]:
         "curve": {"points": len(curve), "best_return": max((p["mean_return"] for p in curve), default=None),
                   "last_return": curve[-1]["mean_return"] if curve else None},
         "policy": record["policy"],
+        "verification": (json.loads((run_dir / "verification.json").read_text())
+                         if (run_dir / "verification.json").is_file() else None),  # a leaderboard entry
     }
     if (run_dir / "candidates").is_dir():
         extra = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
@@ -136,9 +138,14 @@ def format_summary(s: dict[str, Any]) -> str:
     if final.get("failure"):
         lines.append(f"  note       the final policy failed during evaluation: {final['failure'].get('kind')}: "
                      f"{final['failure'].get('message')}")
-    lines.append(f"  curve      {s['curve']['points']} evaluations, best {_num(s['curve']['best_return'])}, last "
+    points = s["curve"]["points"]
+    lines.append(f"  curve      {points} evaluation{'' if points == 1 else 's'}, best {_num(s['curve']['best_return'])}, last "
                  f"{_num(s['curve']['last_return'])}")
     lines.append(f"  policy     {s['policy']['path']} ({s['policy']['kind']}, sha256 {s['policy']['sha256'][:12]})")
+    if s["verification"]:
+        v = s["verification"]
+        lines.append(f"  verified   {v['mode']} reproduction on {v['verified_at']}: re-evaluated mean return "
+                     f"{v['reevaluated_mean_return']:,.2f}")
     promptpo = s.get("promptpo")
     if promptpo:
         header = ("round", "candidates ran", "attempts", "round best", "best so far", "env steps", "tokens",
