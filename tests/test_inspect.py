@@ -131,7 +131,12 @@ def test_show_a_baseline_run_in_text_and_json(runs, capsys):
     assert summary["final_eval"]["ci95"] == pytest.approx(ci95(returns))
     assert summary["final_eval"]["normalised_score"] == pytest.approx((np.mean(returns) + 1858.3) / (974.91 + 1858.3),
                                                                       abs=1e-3)
-    assert "promptpo" not in summary
+    assert "promptpo" not in summary and summary["verification"] is None and "verified" not in text
+    (run_dir / "verification.json").write_text(json.dumps({"mode": "exact", "verified_at": "2026-12-04T00:00:00+00:00",
+                                                           "reevaluated_mean_return": 901.5}))
+    assert cli.main(["show", str(run_dir)]) == 0
+    assert "verified   exact reproduction on 2026-12-04T00:00:00+00:00: re-evaluated mean return 901.50" in \
+        capsys.readouterr().out
     assert cli.main(["show", str(runs)]) == 2  # a folder of runs is not a run
     assert "no record.json" in capsys.readouterr().err
 
