@@ -246,9 +246,9 @@ class Run:
             self.last_return = float(infos["episode"]["r"][ended].mean())
             self.log({"charts/episodic_return": self.last_return,
                       "charts/episodic_length": float(infos["episode"]["l"][ended].mean())}, global_step)
-        if self.progress.enabled:
+        if self.progress.due():
             next_eval = f"{self.next_eval:,}" if self.next_eval < self.args.total_timesteps else "end"
-            self.progress.at(global_step, SPS=self.sps(global_step), next_eval=next_eval,
+            self.progress.move_to(global_step, SPS=self.sps(global_step), next_eval=next_eval,
                              **({} if self.last_return is None else {"return": f"{self.last_return:.4g}"}))
 
     @property

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-REDRAW_S = 0.25  # `Progress.at` touches the bar at most this often (baselines call it every vector step)
+REDRAW_S = 0.25  # `Progress.due` says yes at most this often (baselines ask every vector step)
 
 
 class Progress:
@@ -37,10 +37,17 @@ class Progress:
                 self.bar.set_postfix(self.fields, refresh=False)
                 self.bar.update(n)
 
-    def at(self, position: float, **fields: Any) -> None:
-        """Set the position and fields, at most every REDRAW_S seconds (cheap enough for every step of a loop)."""
-        if self.bar is not None and time.monotonic() - self._last >= REDRAW_S:
-            self._last = time.monotonic()
+    def due(self) -> bool:
+        """Whether REDRAW_S seconds passed since it last said so (always False when off): a loop asks this every
+        step and computes its fields only when it is time to show them."""
+        if self.bar is None or time.monotonic() - self._last < REDRAW_S:
+            return False
+        self._last = time.monotonic()
+        return True
+
+    def move_to(self, position: float, **fields: Any) -> None:
+        """Set the position and fields."""
+        if self.bar is not None:
             self.advance(position - self.bar.n, **fields)
 
     def add(self, **counts: int) -> None:

@@ -183,7 +183,8 @@ class SweepProgress:
 
     def tick(self) -> None:
         """Move the live bar (at most a few times a second; nothing when stderr is not a terminal)."""
-        self.bar.at(self.done + self.failed, **{self.running_label: self.running, "failed": self.failed})
+        if self.bar.due():
+            self.bar.move_to(self.done + self.failed, **{self.running_label: self.running, "failed": self.failed})
 
     def close(self) -> None:
         self.bar.close()
