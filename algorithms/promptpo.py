@@ -42,6 +42,7 @@ import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import registry
 from promptpo_bench.errors import BenchError
 from promptpo_bench.llm import ContextLengthError, Journal, LLMClient, LLMConfig, LLMError, Reply, extract_code
+from promptpo_bench.progress import Progress
 from promptpo_bench.records import RunRecorder, atomic_write_json, default_run_dir, sha256_file
 from promptpo_bench.rollout import (HELDOUT_SEED_BASE, RandomPolicy, RolloutFailure, heldout_seeds, reusing_envs,
                                     run_episodes)
@@ -223,6 +224,20 @@ class Budget:
         with self._lock:
             return dict(self._tokens)
 
+    def cost(self) -> float | None:
+        """USD so far at --price-*-per-mtok (None without both prices)."""
+        if self.args.price_prompt_per_mtok is None or self.args.price_completion_per_mtok is None:
+            return None
+        tokens = self.tokens()
+        return (tokens["prompt_tokens"] * self.args.price_prompt_per_mtok
+                + tokens["completion_tokens"] * self.args.price_completion_per_mtok) / 1e6
+
+    def so_far(self) -> dict[str, str]:
+        """Tokens (and cost, with prices) so far, for the progress bar."""
+        tokens, cost = self.tokens(), self.cost()
+        return {"tokens": f"{tokens['prompt_tokens'] + tokens['completion_tokens']:,}",
+                **({} if cost is None else {"cost": f"${cost:.2f}"})}
+
     def exhausted(self) -> str | None:
         """Why the run must stop now, or None."""
         tokens = self.tokens()
@@ -282,6 +297,7 @@ class PromptPO:
         self.rollout_slots = threading.Semaphore(args.num_workers)
         self.feedback_code: str | None = None  # the Feedback in use: round 0's, or its latest repair
         self.feedback_repairs = 0  # repairs asked for in rounds, after the first check (each one in llm.jsonl)
+        self.progress = Progress(args.num_candidates, "round 0", unit="candidate")  # a live bar on a terminal only
         (run_dir / "candidates").mkdir(parents=True, exist_ok=True)
 
     # -- talking to the LLM ------------------------------------------------------------------------------------------
@@ -297,6 +313,7 @@ class PromptPO:
                 with self.llm_slots:
                     reply = self.client.chat(request_id, messages + (followup or []))
                 self.budget.add_reply(reply)
+                self.progress.set(**self.budget.so_far())
                 return reply.text
             except ContextLengthError:
                 if not history:
@@ -329,10 +346,13 @@ class PromptPO:
             worker = spawn_worker()  # its start-up overlaps the wait for the answer
             try:
                 answer = self.ask(request_id, prompt, history, followup)
+                self.progress.add(answered=1)
                 attempt = self.evaluate(request_id, extract_code(answer), seeds, worker)
+                self.progress.add(**{"rolled_out" if attempt.ok else "failed": 1})
             except LLMError as error:
                 if error.kind == "replay_miss":
                     raise
+                self.progress.add(failed=1)
                 return Attempt(request_id, None, failure={"kind": "llm", "message": str(error)})
             finally:
                 discard_worker(worker)  # a no-op when the sandbox used it (and killed it on closing)
@@ -462,6 +482,8 @@ class PromptPO:
               pool: concurrent.futures.Executor) -> tuple[RoundResult | None, list[Attempt]]:
         """All candidates of a round, concurrently; the best one with its Feedback lines and reflection."""
         futures = [pool.submit(self.candidate, round_index, i, history) for i in range(self.args.num_candidates)]
+        for future in futures:
+            future.add_done_callback(lambda _: self.progress.advance())
         worker = spawn_worker()  # for the Feedback on the winner, started while the candidates run
         try:
             attempts = [f.result() for f in futures]
@@ -538,9 +560,10 @@ def main(args: Args) -> int:
         recorder.base["started_at"] = started
     atomic_write_json(run_dir / "run.json", {"args": dataclasses.asdict(args), "command": recorder.base["command"],
                                              "started_at": recorder.base["started_at"]})
-    print(f"PromptPO on {args.env_id} {algo.env_kwargs or ''}: {args.num_rounds} rounds x {args.num_candidates} "
-          f"candidates x {args.num_episodes} episodes ({source}), {args.description_variant} description, "
-          f"LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
+    kwargs_text = f" {algo.env_kwargs}" if algo.env_kwargs else ""
+    algo.progress.line(f"PromptPO on {args.env_id}{kwargs_text}: {args.num_rounds} rounds x {args.num_candidates} "
+                       f"candidates x {args.num_episodes} episodes ({source}), {args.description_variant} description, "
+                       f"LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
 
     wandb = None
     if args.track:
@@ -563,6 +586,8 @@ def main(args: Args) -> int:
             stopped = budget.exhausted()
             if stopped:
                 break
+            algo.progress.restart(args.num_candidates, f"round {round_index}/{args.num_rounds}", answered=0,
+                                  rolled_out=0, failed=0)
             result, attempts = algo.round(round_index, history, feedback, pool)
             failed = [a for a in attempts if not a.ok]
             if result is not None:
@@ -573,8 +598,10 @@ def main(args: Args) -> int:
             line = (f"round {round_index}: {len(attempts) - len(failed)}/{len(attempts)} candidates ran, "
                     f"round best {np.mean(result.best.returns):.2f}" if result else
                     f"round {round_index}: all {len(attempts)} candidates failed")
-            print(f"{line}, best so far {np.mean(best.returns) if best else float('nan'):.2f} | env steps "
-                  f"{budget.env_steps}, tokens {tokens['prompt_tokens']}+{tokens['completion_tokens']}", flush=True)
+            algo.progress.line(f"{line}, best so far {np.mean(best.returns) if best else float('nan'):.2f} | env "
+                               f"steps {budget.env_steps}, tokens {tokens['prompt_tokens']}+"
+                               f"{tokens['completion_tokens']}")
+            algo.progress.set(**({"best": f"{np.mean(best.returns):.4g}"} if best else {}))
             if best is not None:
                 recorder.add_point(budget.env_steps, float(np.mean(best.returns)), round=round_index,
                                    prompt_tokens=tokens["prompt_tokens"],
@@ -592,6 +619,7 @@ def main(args: Args) -> int:
                     log["charts/best_return"] = float(np.mean(best.returns))
                 wandb.log(log)
 
+    algo.progress.close()
     # ---- the final policy on held-out seeds -----------------------------------------------------------------------
     if best is None:
         print(f"promptpo.py: no candidate ran successfully; nothing to evaluate (see {run_dir}/candidates)",
@@ -602,9 +630,11 @@ def main(args: Args) -> int:
     final_failure = None
     try:
         with SandboxedPolicy(best.code, algo.observation, algo.action_space, algo.limits,
-                             lifetime=args.policy_lifetime, unsafe=args.unsafe_sandbox) as policy:
+                             lifetime=args.policy_lifetime, unsafe=args.unsafe_sandbox) as policy, \
+                Progress(len(seeds), "held-out evaluation", unit="episode") as bar:
             # as many episodes per message as a candidate's rollout had: the policy cannot tell it is being scored
-            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs, batch_size=args.num_episodes)
+            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs, batch_size=args.num_episodes,
+                                    on_episode_end=bar.advance)
     except RolloutFailure as error:  # episodes end where the policy failed; the failure is part of the record
         episodes, final_failure = error.partial, error.failure.to_dict()
     final_eval = {"episode_seeds": seeds, "returns": episodes.returns.tolist(), "mean_return": episodes.mean_return,
@@ -612,12 +642,8 @@ def main(args: Args) -> int:
                   "successes": None if episodes.successes is None else episodes.successes.tolist(),
                   "success_rate": episodes.success_rate, "failure": final_failure}
     tokens = budget.tokens()
-    cost = None
-    if args.price_prompt_per_mtok is not None and args.price_completion_per_mtok is not None:
-        cost = (tokens["prompt_tokens"] * args.price_prompt_per_mtok
-                + tokens["completion_tokens"] * args.price_completion_per_mtok) / 1e6
     record = recorder.finish(
-        totals={"env_steps": budget.env_steps, "episodes": budget.episodes, **tokens, "cost_usd": cost},
+        totals={"env_steps": budget.env_steps, "episodes": budget.episodes, **tokens, "cost_usd": budget.cost()},
         final_eval=final_eval, policy_path="policy.py", policy_kind="python")
     record_extra = {"stopped": stopped, "best_request_id": best.request_id,
                     "feedback_repairs_in_rounds": algo.feedback_repairs,
@@ -626,7 +652,7 @@ def main(args: Args) -> int:
     atomic_write_json(run_dir / "summary.json", record_extra)
     reference = registry.reference_scores(args.env_id, **algo.env_kwargs)
     print(f"final policy ({best.request_id}) on {len(seeds)} held-out episodes: mean return "
-          f"{episodes.mean_return:.2f} ± {episodes.ci95():.2f}, normalised "
+          f"{episodes.mean_text()}, normalised "
           f"{registry.normalised(episodes.mean_return, reference):.3f} | {budget.env_steps} env steps, "
           f"{tokens['prompt_tokens'] + tokens['completion_tokens']} tokens" + (f" | stopped: {stopped}" if stopped else ""))
     print(f"run directory: {run_dir}")

@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 import promptpo_bench
-from promptpo_bench.rollout import RandomPolicy, ci95, episode_seeds, make_env, run_episodes
+from promptpo_bench.rollout import RandomPolicy, episode_seeds, make_env, run_episodes
+from promptpo_bench.statistics import ci95
 
 EPISODES = {"Glucose-Adult-v0": 5, "Pandemic-Town-v0": 10, "Traffic-Merge-v0": 10}
 PASSIVE = {"Traffic-Merge-v0"}  # tasks whose zero action is printed too: passive driving
@@ -47,7 +48,7 @@ def main() -> None:
             start = time.perf_counter()
             episodes = run_episodes(env_id, policy, seeds, batch_size=1)
             returns[name] = episodes.returns
-            print(f"{env_id}  {name:6s}  mean return {episodes.mean_return:.2f} ± {episodes.ci95():.2f} (95% CI), "
+            print(f"{env_id}  {name:6s}  mean return {episodes.mean_text()}, "
                   f"std {episodes.returns.std():.2f}, over seeds {seeds[0]}..{seeds[-1]}; lengths "
                   f"{episodes.lengths.tolist()}; {time.perf_counter() - start:.0f} s", flush=True)
         if "zero" in returns:

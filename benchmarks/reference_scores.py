@@ -33,7 +33,7 @@ def main() -> None:
             start = time.perf_counter()
             episodes = run_episodes(env_id, policy, seeds, kwargs)
             means[label] = (episodes.mean_return, episodes.success_rate)
-            print(f"{env_id} {kwargs or ''} {label}: mean return {episodes.mean_return:.2f} ± {episodes.ci95():.2f} (95% CI), "
+            print(f"{env_id} {kwargs or ''} {label}: mean return {episodes.mean_text()}, "
                   f"success rate {episodes.success_rate:.2f}, {len(seeds)} episodes, seeds {seeds[0]}..{seeds[-1]}, "
                   f"{episodes.env_steps / (time.perf_counter() - start):.0f} steps/s", flush=True)
         env.close()

@@ -7,7 +7,8 @@
 - a replay buffer (DQN, SAC);
 - `Run`, the protocol shared with PromptPO: `global_step` counts every training environment step, W&B logs
   against it, the deterministic policy is evaluated on held-out episode seeds every `--eval-every` steps and at
-  the end, and the run directory gets `record.json` and a self-describing `model.pt` (see torch_policy.py).
+  the end, and the run directory gets `record.json` and a self-describing `model.pt` (see torch_policy.py); on a
+  terminal, a live bar shows steps, SPS, the last episodic return and the next evaluation.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import tyro
 
 from . import registry
 from .errors import BenchError
+from .progress import Progress
 from .records import RunRecorder, default_run_dir
 from .rollout import HELDOUT_SEED_BASE, Episodes, heldout_seeds, make_env, run_episodes
 from .torch_policy import TorchPolicy
@@ -223,22 +225,31 @@ class Run:
         self.episodes, self.eval_time, self.eval_env_steps = 0, 0.0, 0
         self.start_time = time.time()
         self.next_eval = 0
+        self.last_return: float | None = None
+        self.progress = Progress(args.total_timesteps, f"{algorithm} {args.env_id}", unit="step", unit_scale=True)
 
     def start_clock(self) -> None:
         """Training starts now (set-up is not training time)."""
         self.start_time = time.time()
+        self.progress.restart(self.args.total_timesteps)  # its clock too
 
     def log(self, scalars: dict, global_step: int) -> None:
         if self.wandb:
             self.wandb.log({**scalars, "global_step": global_step})
 
     def log_episodes(self, infos: dict, global_step: int) -> None:
-        """Count and log the episodes that ended in this vector step (RecordEpisodeStatistics' `infos`)."""
+        """Count and log the episodes that ended in this vector step (RecordEpisodeStatistics' `infos`); move the
+        progress bar."""
         if "episode" in infos:
             ended = infos["_episode"]
             self.episodes += int(ended.sum())
-            self.log({"charts/episodic_return": float(infos["episode"]["r"][ended].mean()),
+            self.last_return = float(infos["episode"]["r"][ended].mean())
+            self.log({"charts/episodic_return": self.last_return,
                       "charts/episodic_length": float(infos["episode"]["l"][ended].mean())}, global_step)
+        if self.progress.due():
+            next_eval = f"{self.next_eval:,}" if self.next_eval < self.args.total_timesteps else "end"
+            self.progress.move_to(global_step, SPS=self.sps(global_step), next_eval=next_eval,
+                             **({} if self.last_return is None else {"return": f"{self.last_return:.4g}"}))
 
     @property
     def train_time(self) -> float:
@@ -252,11 +263,14 @@ class Run:
         """The checkpoint's deterministic policy on the first `episodes` held-out seeds: one curve point."""
         t0 = time.time()
         policy = TorchPolicy(checkpoint)
-        result = run_episodes(self.args.env_id, policy, heldout_seeds(episodes), self.env_kwargs)
+        with Progress(episodes, "held-out evaluation", unit="episode") as bar:
+            result = run_episodes(self.args.env_id, policy, heldout_seeds(episodes), self.env_kwargs,
+                                  on_episode_end=bar.advance)
         self.recorder.add_point(global_step, result.mean_return, success_rate=result.success_rate,
                                 episodes=len(result.returns))
         self.log({"eval/mean_return": result.mean_return}, global_step)
-        print(f"global_step={global_step}, eval_mean_return={result.mean_return:.2f} ({episodes} held-out episodes)")
+        self.progress.line(f"global_step={global_step}, eval_mean_return={result.mean_return:.2f} "
+                           f"({episodes} held-out episodes)")
         self.eval_time += time.time() - t0
         self.eval_env_steps += result.env_steps
         return result
@@ -270,6 +284,7 @@ class Run:
     def finish(self, checkpoint: dict, global_step: int) -> dict | None:
         """Final evaluation on held-out seeds, model.pt and record.json (without --save-model: neither file)."""
         train_time = self.train_time
+        self.progress.close()
         print(f"SPS: {self.sps(global_step)} ({global_step} steps in {train_time:.1f}s of training)")
         final = self.evaluate(checkpoint, global_step, self.args.eval_episodes)
         final_eval = {"episode_seeds": final.seeds, "returns": final.returns.tolist(),

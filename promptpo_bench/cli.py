@@ -1,4 +1,4 @@
-"""`promptpo-bench`: list tasks, print what an LLM reads about one, and roll out a policy on it."""
+"""`promptpo-bench`: list tasks, print what an LLM reads about one, roll out a policy on it, and look at runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from . import policies, registry, sweep
 from .errors import BenchError
+from .progress import Progress
 from .rollout import Episodes, RandomPolicy, RolloutFailure, episode_seeds, run_episodes
 
 
@@ -97,7 +98,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     policy = None
     try:
         policy, label = _policy(args, env)
-        episodes = run_episodes(args.env_id, policy, seeds, kwargs)
+        with Progress(len(seeds), f"rollout {args.env_id}", unit="episode") as progress:
+            episodes = run_episodes(args.env_id, policy, seeds, kwargs, on_episode_end=progress.advance)
     except (PolicyFailure, RolloutFailure) as error:
         failure = getattr(error, "failure", error)
         if not isinstance(failure, PolicyFailure):
@@ -118,8 +120,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.env_id} {kwargs or ''} policy={label}: {len(seeds)} episodes, seeds {seeds[0]}..{seeds[-1]}")
     _print_episodes(episodes, args.show_episodes)
-    print(f"mean return {episodes.mean_return:.2f} ± {episodes.ci95():.2f} (95% CI), "
-          f"{episodes.env_steps} env steps")
+    print(f"mean return {episodes.mean_text()}, {episodes.env_steps} env steps")
     print(f"reference:  random {reference.random:.2f}   optimal {reference.optimal:.2f}   "
           f"normalised score {score:.3f} (random = 0, optimal = 1)")
     return 0
@@ -152,6 +153,26 @@ def cmd_reference(args: argparse.Namespace) -> int:
     record = write_reference_run(args.env_id, args.policy, args.run_dir, dict(args.kwarg), args.episodes)
     print(f"{args.run_dir}: {record['algorithm']} on {args.env_id}, held-out mean return "
           f"{record['final_eval']['mean_return']:.2f} over {args.episodes} episodes")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_runs
+
+    figure = plot_runs(args.run_dirs, args.x, args.out, args.normalised, args.log_x)
+    for name in figure.skipped:
+        print(f"skipped {name}", file=sys.stderr)
+    for task, labels in figure.lines.items():
+        print(f"{task}: {', '.join(labels)}")
+    print(figure.path)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .show import format_summary, summarize
+
+    summary = summarize(args.run_dir, args.code_lines)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
 
@@ -225,6 +246,31 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--episodes", type=int, default=50, help="held-out evaluation episodes (default: 50)")
     reference.add_argument("--kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE", help=kwarg_help)
     reference.set_defaults(func=cmd_reference)
+
+    plot = sub.add_parser("plot", help="plot return (or normalised score) vs environment steps or tokens of run "
+                                       "directories, seeds aggregated as IQM with a 95%% bootstrap band",
+                          description="One panel per task, one line per method; seeds are aggregated as the IQM "
+                                      "with a 95% percentile-bootstrap band (the leaderboard's statistics).")
+    plot.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                      help="finished run directories, or folders searched for them (e.g. a sweep's --out)")
+    plot.add_argument("--x", choices=("env_steps", "tokens"), default="env_steps",
+                      help="x axis: environment steps (default) or LLM tokens (LLM runs only)")
+    plot.add_argument("--out", type=Path, metavar="FILE", help="image to write, .png, .svg or .pdf (default: curves_X.png in the "
+                                               "folder that holds the runs)")
+    plot.add_argument("--normalised", action="store_true",
+                      help="normalised score (random = 0, optimal = 1) instead of return, where the task has "
+                           "reference scores")
+    plot.add_argument("--log-x", action=argparse.BooleanOptionalAction, default=None,
+                      help="logarithmic x axis (default: where a task's runs end 10x or more apart)")
+    plot.set_defaults(func=cmd_plot)
+
+    show = sub.add_parser("show", help="one screen about a run: task, budget, final held-out return and score; "
+                                       "PromptPO's rounds and winning candidate")
+    show.add_argument("run_dir", type=Path, help="a finished run directory (record.json)")
+    show.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    show.add_argument("--code-lines", type=int, default=12, metavar="N",
+                      help="lines of the winning PromptPO policy's code to show (default: 12)")
+    show.set_defaults(func=cmd_show)
 
     sweep_parser = sub.add_parser(
         "sweep", help="run algorithms x tasks x seeds, resumably, locally or on Ray",

@@ -4,7 +4,8 @@ Scores are normalised per task with the registry's reference returns (random = 0
 without references shows raw returns and stays out of the family aggregates until the registry has them.
 Curves and per-task numbers are interquartile means (IQM) over seeds with 95% percentile-bootstrap bands;
 family aggregates are rliable's IQM, mean and optimality gap with stratified-bootstrap CIs and its
-performance profiles. Everything is rebuilt from `entries/` alone, with fixed bootstrap seeds.
+performance profiles (all computed in statistics.py). Everything is rebuilt from `entries/` alone, with fixed
+bootstrap seeds.
 """
 
 from __future__ import annotations
@@ -12,35 +13,31 @@ from __future__ import annotations
 import html
 import json
 import re
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from . import registry
+from . import registry, statistics
 from .errors import BenchError
 from .registry import ReferenceScores
+from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci
 from .submit import DEFAULT_BOARD, entries, task_key
 
 BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables compare methods
 BUDGET_SLACK = 0.95  # a run "reaches" budget B with at least 0.95 B steps (runs stop at a whole batch: PPO 98,304)
 REFERENCE_ALGORITHMS = ("random", "oracle", "expert")  # rows that anchor the scale; no learning curve
 THRESHOLDS = (0.5, 0.9)  # "steps to reach" these fractions of the optimal (expert) return
-BOOTSTRAP_REPS = 2000  # per-task bootstrap (vectorised here)
-AGGREGATE_REPS, PROFILE_REPS = 1000, 500  # rliable's bootstraps (its Python loops dominate the build time)
 PROFILE_TAUS = np.linspace(-0.1, 1.1, 41)
-CI_LEVEL = 95
 DPI = 100
 
 
 @dataclass
 class Run:
-    """One verified entry, with what the board needs from its record."""
+    """One verified entry (or, for `promptpo-bench plot`, any finished run directory), with what the board needs
+    from its record."""
 
     entry: Path
     record: dict[str, Any]
@@ -114,11 +111,8 @@ class Run:
 
     def values_at(self, grid: np.ndarray, y: str = "mean_return", x: str = "env_steps") -> np.ndarray:
         """The curve as a step function of `x` on `grid`: the latest point at or before each x, NaN outside the run."""
-        xs, ys = self.curve[x], self.curve[y]
         end = self.total_steps if x == "env_steps" else self.total_tokens
-        index = np.searchsorted(xs, grid, side="right") - 1
-        values = np.where(index >= 0, ys[np.clip(index, 0, None)], np.nan)
-        return np.where(np.asarray(grid) <= max(end, xs[-1]), values, np.nan)
+        return statistics.step_values(self.curve[x], self.curve[y], grid, end)
 
     def score(self, value: float | np.ndarray) -> float | np.ndarray:
         """Normalised score of a return (random = 0, optimal = 1), or the return itself without references."""
@@ -129,15 +123,16 @@ class Run:
 
     def score_at(self, budget: int) -> float:
         """Normalised score (or return) of the run's curve at `budget` steps (at its end if it stopped just short)."""
-        return float(self.score(self.values_at(np.array([min(budget, self.total_steps)]))[0]))
+        return float(self.score(statistics.score_at(self.curve["env_steps"], self.curve["mean_return"], budget,
+                                                    self.total_steps)))
 
     def steps_to(self, fraction: float) -> float:
         """First curve env_steps whose return reaches `fraction` of the optimal return (inf if never; NaN where the
         task has no reference or a non-positive optimum, so that a fraction of it means nothing)."""
         if self.reference is None or self.reference.optimal <= 0:
             return np.nan
-        hit = np.nonzero(self.curve["mean_return"] >= fraction * self.reference.optimal)[0]
-        return float(self.curve["env_steps"][hit[0]]) if len(hit) else np.inf
+        target = fraction * self.reference.optimal
+        return statistics.steps_to(self.curve["env_steps"], self.curve["mean_return"], target)
 
 
 @lru_cache(maxsize=None)
@@ -147,61 +142,19 @@ def _reference(env_id: str, kwargs_json: str) -> ReferenceScores | None:
     return registry.reference_scores(env_id, **json.loads(kwargs_json))
 
 
+def load_run(directory: str | Path, verification: dict[str, Any] | None = None) -> Run:
+    """A board entry or finished run directory, with the registry's reference scores and family of its task."""
+    directory = Path(directory)
+    record = json.loads((directory / "record.json").read_text())
+    env_id = record["env_id"]
+    reference = _reference(env_id, json.dumps(record["env_kwargs"], sort_keys=True))
+    return Run(directory, record, verification or {}, reference,
+               registry.get(env_id).family if registry.is_registered(env_id) else "other")
+
+
 def load_runs(board: str | Path = DEFAULT_BOARD) -> list[Run]:
     """Every entry of the board, with the registry's reference scores and family of its task."""
-    runs = []
-    for entry in entries(board):
-        record = json.loads((entry / "record.json").read_text())
-        env_id = record["env_id"]
-        runs.append(Run(entry, record, json.loads((entry / "verification.json").read_text()),
-                        _reference(env_id, json.dumps(record["env_kwargs"], sort_keys=True)),
-                        registry.get(env_id).family if registry.is_registered(env_id) else "other"))
-    return runs
-
-
-def iqm_ci(values: np.ndarray, rng: np.random.Generator, reps: int = BOOTSTRAP_REPS) -> tuple[np.ndarray, ...]:
-    """IQM over runs (axis 0) of each column, with the 95% percentile-bootstrap CI over runs; NaNs are skipped."""
-    values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-    point, low, high = (np.full(values.shape[1], np.nan) for _ in range(3))
-    valid = ~np.isnan(values)
-    for mask in np.unique(valid.T, axis=0):  # columns with the same runs present are bootstrapped together
-        if not mask.any():
-            continue
-        cols = np.nonzero((valid.T == mask).all(axis=1))[0]
-        sample = values[mask][:, cols]
-        point[cols] = stats.trim_mean(sample, 0.25, axis=0)
-        boot = stats.trim_mean(sample[rng.integers(0, len(sample), (reps, len(sample)))], 0.25, axis=1)
-        low[cols], high[cols] = np.percentile(boot, [(100 - CI_LEVEL) / 2, (100 + CI_LEVEL) / 2], axis=0)
-    return point, low, high
-
-
-@contextmanager
-def _rliable_seeded():
-    """Fixed bootstrap draws for rliable: arch's bootstraps also read NumPy's global RNG. The caller's state is kept."""
-    state = np.random.get_state()
-    np.random.seed(0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # arch's notice about random_state
-            yield
-    finally:
-        np.random.set_state(state)
-
-
-def aggregate(score_dict: dict[str, np.ndarray], reps: int = AGGREGATE_REPS) -> dict[str, dict[str, tuple]]:
-    """rliable's IQM, mean and optimality gap of (runs x tasks) normalised scores, with stratified-bootstrap CIs."""
-    from rliable import library as rly
-    from rliable import metrics
-
-    def func(scores: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores),
-                         metrics.aggregate_optimality_gap(scores)])
-
-    with _rliable_seeded():
-        points, intervals = rly.get_interval_estimates(score_dict, func, reps=reps,
-                                                       random_state=np.random.RandomState(0))
-    return {method: {name: (points[method][i], intervals[method][0, i], intervals[method][1, i])
-                     for i, name in enumerate(("iqm", "mean", "optimality_gap"))} for method in score_dict}
+    return [load_run(entry, json.loads((entry / "verification.json").read_text())) for entry in entries(board)]
 
 
 def score_matrix(runs: list[Run], budget: int) -> tuple[np.ndarray, list[str]]:
@@ -214,11 +167,7 @@ def score_matrix(runs: list[Run], budget: int) -> tuple[np.ndarray, list[str]]:
     for run in sorted(runs, key=lambda r: r.seed):
         if run.reference is not None and run.reaches(budget):
             by_task.setdefault(run.task, []).append(run.score_at(budget))
-    tasks = sorted(by_task)
-    if not tasks:
-        return np.empty((0, 0)), []
-    k = min(len(v) for v in by_task.values())
-    return np.array([by_task[t][:k] for t in tasks]).T, tasks
+    return balanced_matrix(by_task)
 
 
 # ---------------------------------------------------------------- tables
@@ -290,7 +239,7 @@ def task_table(task: str, runs: list[Run], rng: np.random.Generator) -> Table:
         for b in budgets:
             covering = [r for r in group if r.reaches(b)]
             values = np.array([r.score_at(b) for r in covering])
-            row.append(_num(float(stats.trim_mean(values, 0.25))) if covering and not group[0].is_reference
+            row.append(_num(float(iqm(values))) if covering and not group[0].is_reference
                        else ("", None))
         if normalised:
             for t in THRESHOLDS:
@@ -364,7 +313,7 @@ def plot_task(task: str, runs: list[Run], path: Path, rng: np.random.Generator) 
             group = [r for r in runs if r.method == method]
             if group[0].is_reference:
                 if y == "mean_return":
-                    level = float(stats.trim_mean([r.score(r.final_return) for r in group], 0.25))
+                    level = float(iqm([r.score(r.final_return) for r in group]))
                     ax.axhline(level, color=colors[method], linestyle="--", linewidth=1, label=f"{method} (reference)")
                 continue
             group = [r for r in group if x == "env_steps" or r.total_tokens > 0]
@@ -396,13 +345,11 @@ def plot_profiles(family: str, matrices: dict[int, dict[str, np.ndarray]], path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from rliable import library as rly
 
     colors = _colors(sorted({m for score_dict in matrices.values() for m in score_dict}))
     fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 3.4), squeeze=False)
     for ax, (budget, score_dict) in zip(axes[0], matrices.items()):
-        with _rliable_seeded():
-            profiles, cis = rly.create_performance_profile(score_dict, PROFILE_TAUS, reps=PROFILE_REPS)
+        profiles, cis = statistics.performance_profiles(score_dict, PROFILE_TAUS)
         for method in sorted(score_dict):
             ax.plot(PROFILE_TAUS, profiles[method], color=colors[method], label=method)
             ax.fill_between(PROFILE_TAUS, cis[method][0], cis[method][1], color=colors[method], alpha=0.2,

@@ -17,6 +17,7 @@ import gymnasium as gym
 
 from . import registry
 from .errors import BenchError
+from .progress import Progress
 from .records import RunRecorder
 from .rollout import heldout_seeds, make_env, run_episodes
 
@@ -78,7 +79,9 @@ def write_reference_run(env_id: str, policy: str, run_dir: str | Path, env_kwarg
         (run_dir / "policy.py").write_text(code)
         sandboxed = load_policy(run_dir / "policy.py", env_id, env, lifetime="episode")  # its state is per episode
         try:
-            final = run_episodes(env_id, sandboxed, heldout_seeds(episodes), env_kwargs)
+            with Progress(episodes, f"{env_id} {policy}", unit="episode") as progress:
+                final = run_episodes(env_id, sandboxed, heldout_seeds(episodes), env_kwargs,
+                                     on_episode_end=progress.advance)
         finally:
             sandboxed.close()
     finally:

@@ -11,15 +11,15 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
-from scipy import stats
 
 from . import registry
+from .statistics import ci95
 
 
 class BatchPolicy(Protocol):
@@ -62,18 +62,14 @@ class Episodes:
     def success_rate(self) -> float | None:
         return None if self.successes is None else float(self.successes.mean())
 
-    def ci95(self) -> float:
-        """Half-width of the 95% Student-t confidence interval of the mean return (0 for one episode)."""
+    def ci95(self) -> float | None:
+        """Half-width of the 95% Student-t confidence interval of the mean return (None for one episode)."""
         return ci95(self.returns)
 
-
-def ci95(values: Sequence[float]) -> float:
-    """Half-width of the 95% Student-t confidence interval of the mean of `values` (0 for one value)."""
-    values = np.asarray(values, dtype=np.float64)
-    k = len(values)
-    if k < 2:
-        return 0.0
-    return float(stats.t.ppf(0.975, k - 1) * values.std(ddof=1) / np.sqrt(k))
+    def mean_text(self) -> str:
+        """The mean return with its 95% CI, for people ("-3.20 ± 0.41 (95% CI)"; one episode has none)."""
+        half = self.ci95()
+        return f"{self.mean_return:.2f} " + ("(one episode: no CI)" if half is None else f"± {half:.2f} (95% CI)")
 
 
 class RolloutFailure(Exception):
@@ -190,7 +186,8 @@ class _Group:
 
 
 def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwargs: dict[str, Any] | None = None,
-                 batch_size: int = 64, record_observations: bool = False) -> Episodes:
+                 batch_size: int = 64, record_observations: bool = False,
+                 on_episode_end: Callable[[], None] | None = None) -> Episodes:
     """Roll `policy` out for one episode per seed, `batch_size` episodes side by side (one act call per step).
 
     A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) may get the live episodes in two halves,
@@ -199,6 +196,7 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
     A policy with `max_batch` (a sandboxed policy whose one `Policy()` serves the whole rollout: 1) gets at most that
     many live episodes at once, so its episodes run one after another, in seed order.
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
+    `on_episode_end` is called as each episode ends (a progress bar's tick).
     """
     batch_size = min(batch_size, getattr(policy, "max_batch", None) or batch_size)
     success_key = registry.get(env_id).success_key if registry.is_registered(env_id) else None
@@ -254,6 +252,8 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                         if observations is not None:
                             observations[i].append(rows[k].copy())
                         ended.append(k)
+                        if on_episode_end is not None:
+                            on_episode_end()
                 if ended:
                     group = group.without(ended)
                 # Decide after two warm-up steps (the first built each Policy()).

@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from .errors import BenchError
+from .progress import Progress
 from .records import atomic_write_json, code_version, load_record, sha256_file
 from .rollout import RolloutFailure, heldout_seeds, make_env, run_episodes
 
@@ -135,7 +136,9 @@ def _evaluate(policy_file: Path, record: dict[str, Any]):
             torch.set_num_threads(max(1, int(record["config"].get("torch_threads") or 1)))
         lifetime = (record.get("config") or {}).get("policy_lifetime") or "episode"
         policy = load_policy(policy_file, env_id, env, lifetime=lifetime)
-        return run_episodes(env_id, policy, record["final_eval"]["episode_seeds"], kwargs)
+        seeds = record["final_eval"]["episode_seeds"]
+        with Progress(len(seeds), f"re-evaluating {env_id}", unit="episode") as progress:
+            return run_episodes(env_id, policy, seeds, kwargs, on_episode_end=progress.advance)
     except (PolicyFailure, RolloutFailure) as error:
         failure = getattr(error, "failure", error)
         raise Rejected(f"the policy failed on re-evaluation: {failure}") from None

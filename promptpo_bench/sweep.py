@@ -31,7 +31,7 @@ import numpy as np
 from . import registry
 from .errors import BenchError
 from .records import atomic_write_json, load_record
-from .rollout import ci95
+from .statistics import ci95
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -388,7 +388,8 @@ def format_summary(rows: list[dict[str, Any]], planned_seeds: int) -> str:
         if row["mean"] is None:
             score = "-"
         else:
-            score = f"{row['mean']:.3f} ± {row['ci95']:.3f}" + ("" if row["normalised"] else " (raw return)")
+            spread = "(one seed: no CI)" if row["ci95"] is None else f"± {row['ci95']:.3f}"
+            score = f"{row['mean']:.3f} {spread}" + ("" if row["normalised"] else " (raw return)")
         failed = ",".join(map(str, row["failed"])) or "-"
         lines.append((row["task"], row["algo"], f"{len(row['seeds'])}/{planned_seeds}", score, failed))
     widths = [max(len(r[i]) for r in lines + [header]) for i in range(len(header))]
@@ -460,7 +461,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep_backends import BACKENDS, Progress  # they import this module
+    from .sweep_backends import BACKENDS, SweepProgress  # they import this module
 
     options = load_sweep_file(args.sweep_file) if args.sweep_file else {}
     flags = {k: v for k, v in vars(args).items() if k not in ("sweep_file", "dry_run", "command", "func")}
@@ -486,7 +487,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"{len(sweep.seeds)} seeds) in {sweep.out}: {counts['finished']} finished (skipped), "
           f"{counts['resume']} to resume, {counts['restart']} to restart, {counts['new']} new; backend "
           f"{sweep.backend}" + (f" at {sweep.ray_address}" if sweep.ray_address else ""), flush=True)
-    progress = Progress(len(todo), running_label="running" if sweep.backend == "local" else "in Ray")
+    progress = SweepProgress(len(todo), running_label="running" if sweep.backend == "local" else "in Ray")
     t0 = time.time()
     try:
         outcomes = BACKENDS[sweep.backend](sweep, todo, progress) if todo else []

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from .errors import BenchError
+from .progress import Progress
 from .records import atomic_write_json, load_record
 from .sweep import Run, Sweep, llm_resource, state
 
@@ -136,15 +137,14 @@ def _stop(processes: list[subprocess.Popen], grace: float = 10.0) -> None:
 # ---- progress ----------------------------------------------------------------------------------------------------
 
 
-class Progress:
-    """done / running / failed / ETA: one line per event (CI logs), and a live status line on a terminal."""
+class SweepProgress:
+    """done / running / failed / ETA: one line per event on `stream` (CI logs), and a live bar on a terminal."""
 
     def __init__(self, total: int, stream: TextIO = sys.stdout, running_label: str = "running"):
         self.total, self.stream, self.running_label = total, stream, running_label
         self.done = self.failed = self.running = 0
         self.start = time.time()
-        self.tty = stream.isatty()
-        self._last_draw = 0.0
+        self.bar = Progress(total, "[sweep]", unit="run")
 
     def eta(self) -> str:
         """Time left at the rate runs have ended so far (whatever the parallelism, local or a cluster)."""
@@ -162,10 +162,8 @@ class Progress:
                 f"{queued} queued, ETA {self.eta()}")
 
     def _line(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write(f"[sweep] {text}\n")
-        self.tick(force=True)
+        self.bar.line(f"[sweep] {text}", file=self.stream)
+        self.tick()
 
     def started(self, run: Run, resumed: bool) -> None:
         self.running += 1
@@ -183,23 +181,19 @@ class Progress:
             self._line(f"{'FAILED':7} {run.label} ({outcome.error}) {last[0][:160]} | log: {run.run_dir}/stdout.log"
                        f" | {self.status()}")
 
-    def tick(self, force: bool = False) -> None:
-        """Redraw the terminal's status line (at most once a second unless forced); nothing when not a terminal."""
-        if self.tty and (force or time.time() - self._last_draw >= 1.0):
-            self.stream.write(f"\r\033[K[sweep] {self.status()}")
-            self._last_draw = time.time()
-        self.stream.flush()
+    def tick(self) -> None:
+        """Move the live bar (at most a few times a second; nothing when stderr is not a terminal)."""
+        if self.bar.due():
+            self.bar.move_to(self.done + self.failed, **{self.running_label: self.running, "failed": self.failed})
 
     def close(self) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        self.bar.close()
 
 
 # ---- backends ----------------------------------------------------------------------------------------------------
 
 
-def run_local(sweep: Sweep, runs: list[Run], progress: Progress) -> list[Outcome]:
+def run_local(sweep: Sweep, runs: list[Run], progress: SweepProgress) -> list[Outcome]:
     """At most --jobs runs at once (and --max-concurrent-llm-runs per endpoint), polled from this process."""
     pending, active, outcomes = deque(runs), {}, []
     llm_running: Counter[str] = Counter()
@@ -266,7 +260,7 @@ def _ray(sweep: Sweep, endpoints: set[str]):
     return ray
 
 
-def run_ray(sweep: Sweep, runs: list[Run], progress: Progress) -> list[Outcome]:
+def run_ray(sweep: Sweep, runs: list[Run], progress: SweepProgress) -> list[Outcome]:
     """One Ray task per run, with its CPU/GPU request, the LLM-endpoint resource, and retries for lost nodes.
 
     On a cluster, --out must be a directory every node sees at the same path (NFS or similar), and every node
@@ -309,6 +303,7 @@ def run_ray(sweep: Sweep, runs: list[Run], progress: Progress) -> list[Outcome]:
     return outcomes
 
 
-BACKENDS: dict[str, Callable[[Sweep, list[Run], Progress], list[Outcome]]] = {"local": run_local, "ray": run_ray}
+BACKENDS: dict[str, Callable[[Sweep, list[Run], SweepProgress], list[Outcome]]] = {"local": run_local,
+                                                                                   "ray": run_ray}
 
 
