@@ -14,7 +14,9 @@ import promptpo_bench
 from promptpo_bench.tasks.noiseworld.board import (GOAL, MILESTONE_1, MILESTONE_2, STOCHASTIC_RESET,
                                                    STOCHASTIC_STAY, TRAP, WALL, _reachable, generate_board,
                                                    paper_board)
-from promptpo_bench.tasks.noiseworld.oracle import OptimalPolicy, solution
+from promptpo_bench.registry import description_module
+from promptpo_bench.tasks.noiseworld.env import observation_table
+from promptpo_bench.tasks.noiseworld.oracle import OptimalPolicy, policy_code, solution
 
 PAPER_OPTIMA = [34.91, 974.91, 976.77, 981.28, 969.74, 399.70, 954.81]
 ALL_IDS = [spec.id for spec in promptpo_bench.specs() if spec.family == "noiseworld"]
@@ -378,3 +380,46 @@ def test_render_modes_show_what_the_agent_sees():
         pick = lambda c: shown[(c // 10) * 32 + 16, (c % 10) * 32 + 4]  # noqa: E731
         assert not np.array_equal(pick(same_code[0]), pick(differing[0]))
     assert tuple(frame[16, 16]) == (40, 80, 220)  # the agent at (0, 0)
+
+
+def one_step_lookahead(board, next_values: np.ndarray, phase: int, cell: int, action: int) -> float:
+    """Expected reward plus value-to-go of one step, written from the env's rules (not from the oracle's code)."""
+    target = int(board.moves[cell, action])
+    outcomes = [(target, 1.0)] if target == cell else \
+        [(target, board.success[cell]), (int(board.fail_to[cell]), 1.0 - board.success[cell])]
+    total = 0.0
+    for nxt, probability in outcomes:
+        code, new_phase = board.codes[nxt], phase
+        if (code, phase) in ((MILESTONE_1, 0), (MILESTONE_2, 1)):
+            new_phase = phase + 1
+        reward = -1.0 + (board.goal_bonus if code == GOAL and phase == 2 else 0.0) + \
+            (board.trap_penalty if code == TRAP else 0.0)
+        total += probability * (reward + (0.0 if code in (GOAL, TRAP) else next_values[new_phase, nxt]))
+    return total
+
+
+@pytest.mark.parametrize("board_id", [0, 5])  # board 5 has milestones: every phase is checked
+def test_oracle_acts_greedily_on_its_value_table_at_every_step_cell_and_phase(board_id):
+    """For every (steps taken, milestone phase, cell) the oracle's action attains the optimal value of that state,
+    and the policy.py it writes for the sandbox picks the same action."""
+    board = paper_board(board_id)
+    exact, oracle = solution(board), OptimalPolicy(board)
+    code = policy_code(board)
+    namespace = {}
+    exec(compile(code, "oracle policy.py", "exec"), namespace)  # our own generated code, trusted
+    Observation = description_module(f"NoiseWorld-Board{board_id}-v0").Observation
+    table = observation_table(board)
+    phases = range(3) if board.milestones else [board.start_phase]
+    cells = [c for c in range(board.n ** 2) if board.codes[c] not in (WALL, GOAL, TRAP)]
+    for phase in phases:
+        obs = table[phase, cells]
+        for t in range(board.horizon):
+            left = board.horizon - t
+            actions = oracle.act(np.arange(len(cells)), obs, np.full(len(cells), t))
+            for cell, row, action in zip(cells, obs, actions.tolist()):
+                value = one_step_lookahead(board, exact.optimal_values[left - 1], phase, cell, action)
+                assert value == pytest.approx(exact.optimal_values[left, phase, cell], rel=1e-9, abs=1e-9), \
+                    (t, phase, cell, action)
+                policy = namespace["Policy"]()
+                policy.steps = t
+                assert policy.act(Observation.from_array(row)) == action, (t, phase, cell)
