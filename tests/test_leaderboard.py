@@ -227,3 +227,20 @@ def test_an_llm_run_gets_tokens_columns_and_a_tokens_panel(tmp_path):
 
     height, width = matplotlib.image.imread(board / "plots" / "NoiseWorld-Board0-v0.png").shape[:2]
     assert width > 1.5 * height  # two panels: return vs environment steps and vs tokens
+
+
+def test_task_table_reports_iqms_that_an_outlier_seed_cannot_drag():
+    """Four seeds, one far out: the row's final return/score and its "score @ budget" are IQMs (rliable's), not means."""
+    from rliable import metrics
+
+    finals = [0.0, 20.0, 40.0, 5000.0]  # normalised with random -100, optimal 100: 0.5, 0.6, 0.7, 25.5
+    runs = [fake_run("A", seed, [(0, -100.0), (100_000, final)]) for seed, final in enumerate(finals)]
+    table = leaderboard.task_table("A", runs, np.random.default_rng(0))
+    (row,) = table.rows
+    cell = lambda header: row[table.headers.index(header)][1]  # noqa: E731  (the numeric sort key)
+    scores = (np.array(finals) + 100.0) / 200.0
+    assert cell("seeds") == 4
+    assert cell("final return (IQM, 95% CI)") == pytest.approx(metrics.aggregate_iqm(np.array(finals)[:, None]))
+    assert cell("final return (IQM, 95% CI)") == pytest.approx(30.0)
+    assert cell("final score (IQM, 95% CI)") == pytest.approx(0.65)
+    assert cell("score @ 100k") == pytest.approx(metrics.aggregate_iqm(scores[:, None])) == pytest.approx(0.65)
