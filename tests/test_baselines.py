@@ -130,6 +130,43 @@ def test_sac_default_task_and_mujoco(tmp_path):
     check_reload(tmp_path, record, "Hopper-v5")
 
 
+# --- target networks --------------------------------------------------------------------------------------------
+
+
+def parameters(net) -> list:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def same(a: list, b: list) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_dqn_target_network_follows_the_online_network(tmp_path):
+    """With tau = 1 and an update every step the target is a copy of the trained online network, which has moved
+    away from where both started (the same seed without learning)."""
+    common = dict(env_id="NoiseWorld-Board0-v0", total_timesteps=400, buffer_size=400, batch_size=32,
+                  train_frequency=1, target_network_frequency=1, tau=1.0, eval_every=10**6, periodic_eval_episodes=1,
+                  eval_episodes=1)
+    trained = dqn.main(dqn.Args(learning_starts=200, run_dir=str(tmp_path / "trained"), **common))
+    start = dqn.main(dqn.Args(learning_starts=10**9, run_dir=str(tmp_path / "start"), **common))
+    online, target = parameters(trained["q_network"]), parameters(trained["target_network"])
+    assert same(target, online)
+    assert same(parameters(start["target_network"]), parameters(start["q_network"]))  # both start equal
+    assert not same(online, parameters(start["q_network"]))  # and learning moved them
+
+
+def test_sac_target_networks_follow_the_online_q_networks(tmp_path):
+    common = dict(env_id="Pendulum-v1", total_timesteps=300, batch_size=32, tau=1.0, target_network_frequency=1,
+                  eval_every=10**6, periodic_eval_episodes=1, eval_episodes=1)
+    trained = sac.main(sac.Args(learning_starts=200, run_dir=str(tmp_path / "trained"), **common))
+    start = sac.main(sac.Args(learning_starts=10**9, run_dir=str(tmp_path / "start"), **common))
+    for name in ("qf1", "qf2"):
+        online, target = parameters(trained[name]), parameters(trained[f"{name}_target"])
+        assert same(target, online), name
+        assert same(parameters(start[f"{name}_target"]), parameters(start[name])), name
+        assert not same(online, parameters(start[name])), name
+
+
 # --- Gymnasium 1.x autoreset ------------------------------------------------------------------------------------
 
 
