@@ -63,6 +63,26 @@ def check_reload(run_dir: Path, record: dict, env_id: str, env_kwargs: dict | No
     np.testing.assert_allclose(episodes.returns, record["final_eval"]["returns"], rtol=1e-9, atol=1e-9)
 
 
+def check_exact_return(run_dir: Path, record: dict, board_id: int = 0) -> None:
+    """The run's held-out return is what its greedy network earns on the board: the mean of its episodes agrees with
+    the exact expected return of the saved policy (finite-horizon policy evaluation on the board's own tables)."""
+    from promptpo_bench.tasks.noiseworld.board import paper_board
+    from promptpo_bench.tasks.noiseworld.env import observation_table
+
+    board = paper_board(board_id)
+    cells = np.arange(board.n ** 2)
+    actions = load_torch_policy(run_dir).act(cells, observation_table(board)[board.start_phase], np.zeros(len(cells)))
+    target, q = board.moves[cells, actions], board.success
+    values = np.zeros(len(cells))
+    for _ in range(board.horizon):  # one more step left each time
+        enter = board.entry_reward(board.start_phase) + np.where(board.terminal, 0.0, values)
+        values = np.where(target == cells, enter[cells], q * enter[target] + (1 - q) * enter[board.fail_to])
+    returns = np.array(record["final_eval"]["returns"])
+    half_width = 4.5 * returns.std(ddof=1) / np.sqrt(len(returns))
+    assert abs(returns.mean() - values[0]) <= half_width + 1e-9, (returns, values[0])
+    assert record["final_eval"]["mean_return"] == pytest.approx(returns.mean())
+
+
 # --- short runs: each algorithm on NoiseWorld board 0 and on a Pendulum-size task --------------------------------
 
 
@@ -72,6 +92,7 @@ def test_ppo_noiseworld_board0(tmp_path):
     record = check_run(out, "NoiseWorld-v0", 3072)
     assert len(record["curve"]) == 4  # at 0, 1024, 2048 and the final one
     check_reload(tmp_path, record, "NoiseWorld-v0", {"board": 0})
+    check_exact_return(tmp_path, record)
     # the reloaded network gives the in-process actor's argmax on arbitrary observations
     obs = np.random.default_rng(0).uniform(0, 7, size=(64, 29)).astype(np.float32)
     with torch.no_grad():
@@ -97,6 +118,7 @@ def test_dqn_noiseworld_board0(tmp_path):
                             eval_every=1500, run_dir=str(tmp_path), **SMALL_EVAL))
     record = check_run(out, "NoiseWorld-v0", 3000)
     check_reload(tmp_path, record, "NoiseWorld-v0", {"board": 0})
+    check_exact_return(tmp_path, record)
     obs = np.random.default_rng(1).uniform(0, 7, size=(64, 29)).astype(np.float32)
     with torch.no_grad():
         expected = out["q_network"](torch.as_tensor(obs)).argmax(1).numpy()
