@@ -244,3 +244,60 @@ def test_task_table_reports_iqms_that_an_outlier_seed_cannot_drag():
     assert cell("final return (IQM, 95% CI)") == pytest.approx(30.0)
     assert cell("final score (IQM, 95% CI)") == pytest.approx(0.65)
     assert cell("score @ 100k") == pytest.approx(metrics.aggregate_iqm(scores[:, None])) == pytest.approx(0.65)
+
+
+def llm_run(seed: int, final: float, success: float, tokens: tuple[int, int], cost: float) -> Run:
+    """A PromptPO-like run: two rounds with token counts on its curve, a success rate and a cost."""
+    run = fake_run("A", seed, [(0, -100.0), (100_000, final)], algorithm="promptpo")
+    prompt, completion = tokens
+    run.record["curve"] = [{"env_steps": 500, "mean_return": -100.0, "prompt_tokens": prompt // 2,
+                            "completion_tokens": completion // 2},
+                           {"env_steps": 100_000, "mean_return": final, "prompt_tokens": prompt,
+                            "completion_tokens": completion}]
+    run.record["totals"].update(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
+    run.record["final_eval"]["success_rate"] = success
+    return run
+
+
+def test_task_table_every_column_of_a_learner_and_a_reference_row():
+    oracle = fake_run("A", 0, [(7_000, 100.0)], algorithm="oracle")
+    oracle.record["final_eval"]["success_rate"] = 1.0
+    learners = [llm_run(1, 20.0, 0.2, (40, 10), 0.5), llm_run(2, 60.0, 0.4, (60, 20), 1.5),
+                llm_run(3, 100.0, 0.6, (80, 30), 2.5)]
+    table = leaderboard.task_table("A", [*learners, oracle], np.random.default_rng(0))
+    assert table.headers == ["method", "budget", "seeds", "final return (IQM, 95% CI)", "final score (IQM, 95% CI)",
+                             "success rate", "score @ 10k", "score @ 100k", "steps to 50%", "steps to 90%",
+                             "tokens (median)", "cost USD (median)", "verified"]
+    reference, learner = ([text for text, _ in row] for row in table.rows)
+    assert reference == ["oracle", "reference", "1", "100", "1.000", "1.00", "", "", "", "", "—", "—", "exact"]
+    assert learner[:3] == ["promptpo", "100k", "3"] and learner[3].startswith("60.000 [")
+    assert learner[4].startswith("0.800 [") and learner[5] == "0.40"
+    assert learner[6:8] == ["0.000", "0.800"]  # at 10k the curves still show their first point, -100
+    assert learner[8:10] == ["100k", "not reached"]  # medians over seeds: two of three reach 50, one 90
+    assert learner[10:] == ["80", "1.50", "exact"]  # medians of 50, 80 and 110 tokens, and of the costs
+
+
+def test_curves_read_by_tokens_and_short_curves():
+    run = llm_run(1, 20.0, 0.5, (80, 20), 1.0)
+    np.testing.assert_array_equal(run.curve["tokens"], [50.0, 100.0])
+    np.testing.assert_array_equal(run.values_at(np.array([0, 50, 99, 100, 101]), x="tokens"),
+                                  [np.nan, -100.0, -100.0, 20.0, np.nan])  # NaN past the run's 100 tokens
+    np.testing.assert_array_equal(fake_run("A", 1, [(0, 5.0)]).curve["tokens"], [0.0])  # no tokens: zero
+    single = fake_run("A", 1, [(1_000, 5.0)])
+    np.testing.assert_array_equal(single.values_at(np.array([999, 1_000, 1_001])), [np.nan, 5.0, np.nan])
+    unit = fake_run("A", 1, [(0, 0.0), (10, 0.6)], reference=ReferenceScores(0.0, 1.0, "success-like"))
+    assert unit.steps_to(0.5) == 10  # an optimum of 1 is a scale like any other
+
+
+def test_score_matrix_without_references_is_empty():
+    matrix, tasks = score_matrix([fake_run("C", 1, [(0, 0.0), (100_000, 30.0)], reference=None)], 100_000)
+    assert matrix.shape == (0, 0) and tasks == []
+
+
+def test_iqm_band_is_the_central_95_percent_of_bootstrap_iqms():
+    values = np.array([0.0, 1.0, 2.0, 4.0, 8.0, 16.0])
+    point, low, high = iqm_ci(values, np.random.default_rng(7), reps=500)
+    draws = np.random.default_rng(7).integers(0, 6, (500, 6))
+    boot = stats.trim_mean(values[draws], 0.25, axis=1)
+    assert point[0] == pytest.approx(stats.trim_mean(values, 0.25))
+    assert (low[0], high[0]) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])))
