@@ -423,3 +423,28 @@ def test_oracle_acts_greedily_on_its_value_table_at_every_step_cell_and_phase(bo
                 policy = namespace["Policy"]()
                 policy.steps = t
                 assert policy.act(Observation.from_array(row)) == action, (t, phase, cell)
+
+
+def test_only_stochastic_moves_draw_random_numbers():
+    """A move out of a deterministic cell draws nothing, so the seeded stream (and every recorded episode) depends
+    only on the stochastic moves."""
+    env = make(2)
+    env.reset(seed=0)
+    board = env.unwrapped.board
+    cell, action, target = _cell_with(board, 0)
+    put(env, cell)
+    env.step(action)
+    assert env.unwrapped.state[0] == target and env.unwrapped._next_uniform == 0 and not env.unwrapped._uniforms
+    stochastic, action, _ = _cell_with(board, STOCHASTIC_STAY)
+    put(env, stochastic)
+    env.step(action)
+    assert env.unwrapped._next_uniform == 1
+
+
+def test_vector_env_accepts_a_list_of_seeds():
+    def trajectory(seed):
+        venv = gym.make_vec("NoiseWorld-Board2-v0", num_envs=3, vectorization_mode="vector_entry_point")
+        venv.reset(seed=seed)
+        return [venv.step(np.array([1, 3, 1]))[0][:, :2].tolist() for _ in range(10)]
+
+    assert trajectory([1, 2, 3]) == trajectory([1, 2, 3]) != trajectory([4, 5, 6])
