@@ -9,7 +9,7 @@ DEMO_BOARD := runs/demo-leaderboard
 DEMO_RUN := runs/demo-ppo-NoiseWorld-v0
 DEMO_PROMPTPO := runs/demo-promptpo-NoiseWorld-v0
 
-.PHONY: install demo test bench leaderboard chromium clean
+.PHONY: install demo test bench mutation leaderboard chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ test: install chromium
 
 bench: install
 	$(BIN)/python benchmarks/noiseworld_speed.py
+
+# mutation testing of the code that decides results (cosmic-ray; about an hour on 2 cores; not part of `make test`)
+# one module: make mutation MODULES=noiseworld (names in benchmarks/mutation.toml); results in docs/mutation.md
+mutation: install
+	$(BIN)/python benchmarks/mutation.py $(MODULES)
 
 # rebuild the committed board: reference runs, then every run in benchmarks/results/ verified by submit
 leaderboard: install
