@@ -318,6 +318,9 @@ def test_vector_autoreset_modes():
     np.testing.assert_array_equal(info["_final_obs"], [True, False, True])
     np.testing.assert_array_equal(info["final_obs"][0][:2], [1, 1])  # the goal cell
     np.testing.assert_array_equal(obs[0, :2], [0, 0])  # already reset
+    obs, reward, term, trunc, _ = same.step(np.array([0, 0, 0]))  # and the next episode goes on from the start
+    np.testing.assert_array_equal(obs[:, :2], 0)
+    np.testing.assert_array_equal(reward, -1.0)
     with pytest.raises(ValueError):
         same.step(np.array([0, 4, 0]))
 
