@@ -64,7 +64,8 @@ def load_config() -> tuple[dict, list[Module]]:
 
 
 def equivalent_mutants() -> set[tuple[str, str, str]]:
-    """(file, operator, stripped original line) of each mutant docs/mutation.md lists as equivalent."""
+    """(file, operator, mutated line as the survivors list prints it) of each mutant docs/mutation.md lists as
+    equivalent (a table row | `file` | `operator` | `mutated line` | reason |)."""
     if not DOCS.is_file():
         return set()
     rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \| `(.+?)` \|", DOCS.read_text(), flags=re.M)
@@ -194,6 +195,11 @@ def skip_filtered(module: Module, config: dict, tree: Path, session: Path) -> No
                 db.set_result(item.job_id, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED))
 
 
+def mutated_line(diff: str) -> str:
+    """The first line a mutant's diff adds, stripped."""
+    return next((l[1:].strip() for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")), "")
+
+
 def forget_survivors(session: Path) -> None:
     """Make the session's surviving mutants pending again (cosmic-ray tests pending mutants only)."""
     with sqlite3.connect(session) as db:
@@ -214,13 +220,13 @@ def results(module: Module, session: Path, tree: Path, equivalent: set) -> dict:
             continue
         mutation = item.mutations[0]
         path, line = str(Path(mutation.module_path)), mutation.start_pos[0]
-        source = lines[path][line - 1].strip()
-        if (path, mutation.operator_name, source) in equivalent:
+        source, mutated = lines[path][line - 1].strip(), mutated_line(result.diff or "")
+        if (path, mutation.operator_name, mutated) in equivalent:
             equivalents += 1
         elif result.test_outcome == TestOutcome.KILLED:
             killed += 1
         elif result.test_outcome == TestOutcome.SURVIVED:
-            survivors.append((path, line, mutation.operator_name, source, result.diff or ""))
+            survivors.append((path, line, mutation.operator_name, source, mutated))
         else:
             incompetent += 1
     return {"killed": killed, "survivors": survivors, "equivalent": equivalents, "incompetent": incompetent,
@@ -284,9 +290,7 @@ def main() -> int:
         summary.append((module.name, count, outcome, score, elapsed))
         print(f"{module.name}: killed {outcome['killed']}/{scored} non-equivalent mutants ({score:.1%}), "
               f"{outcome['equivalent']} equivalent, {outcome['incompetent']} incompetent, in {elapsed / 60:.1f} min")
-        for path, line, operator, source, diff in outcome["survivors"]:
-            mutated = next((l[1:].strip() for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")),
-                           "")
+        for path, line, operator, source, mutated in outcome["survivors"]:
             print(f"  survived: {path}:{line} {operator}: `{source}` -> `{mutated}`")
     print("\nmodule            mutants  killed/scored   score   minutes")
     for name, count, outcome, score, elapsed in summary:
