@@ -289,6 +289,8 @@ def test_curves_read_by_tokens_and_short_curves():
     assert not fake_run("A", 1, [(0, 0.0), (94_999, 1.0)]).reaches(100_000)
     unit = fake_run("A", 1, [(0, 0.0), (10, 0.6)], reference=ReferenceScores(0.0, 1.0, "success-like"))
     assert unit.steps_to(0.5) == 10  # an optimum of 1 is a scale like any other
+    dip = fake_run("A", 1, [(0, -100.0), (10_000, 60.0), (20_000, 0.0), (30_000, 70.0)])
+    assert dip.steps_to(0.5) == 10_000  # the first time it got there
 
 
 def test_score_matrix_without_references_is_empty():
@@ -301,5 +303,6 @@ def test_iqm_band_is_the_central_95_percent_of_bootstrap_iqms():
     point, low, high = iqm_ci(values, np.random.default_rng(7), reps=500)
     draws = np.random.default_rng(7).integers(0, 12, (500, 12))
     boot = stats.trim_mean(values[draws], 0.25, axis=1)
+    assert point.shape == low.shape == high.shape == (1,)  # one column: the 12 runs are its rows
     assert point[0] == pytest.approx(stats.trim_mean(values, 0.25))
     assert (low[0], high[0]) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])))

@@ -451,3 +451,26 @@ def test_vector_env_accepts_a_list_of_seeds():
         return [venv.step(np.array([1, 3, 1]))[0][:, :2].tolist() for _ in range(10)]
 
     assert trajectory([1, 2, 3]) == trajectory([1, 2, 3]) != trajectory([4, 5, 6])
+
+
+def test_vector_autoreset_disabled_needs_explicit_resets():
+    venv = gym.make_vec("NoiseWorld-v0", num_envs=2, board=0, vectorization_mode="vector_entry_point",
+                        autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    venv.reset(seed=0)
+    venv.unwrapped._cell[:] = [23, 0]
+    _, _, term, _, _ = venv.step(np.array([3, 0]))  # the first copy reaches the goal
+    np.testing.assert_array_equal(term, [True, False])
+    with pytest.raises(RuntimeError, match="autoreset is disabled"):
+        venv.step(np.array([0, 0]))
+    obs, _ = venv.reset(options={"reset_mask": np.array([True, False])})
+    obs, reward, term, trunc, _ = venv.step(np.array([0, 0]))  # both go on: the first from the start again
+    np.testing.assert_array_equal(obs[:, :2], 0)
+    np.testing.assert_array_equal(reward, -1.0)
+
+
+@pytest.mark.parametrize("actions", [np.zeros(2, np.int64), np.zeros(3), np.array([-1, 0, 0]), np.array([0, 4, 0])])
+def test_vector_env_rejects_malformed_actions(actions):
+    venv = gym.make_vec("NoiseWorld-v0", num_envs=3, board=0, vectorization_mode="vector_entry_point")
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match="actions must be 3 integers in 0..3"):
+        venv.step(actions)
