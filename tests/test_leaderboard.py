@@ -289,8 +289,8 @@ def test_curves_read_by_tokens_and_short_curves():
     assert not fake_run("A", 1, [(0, 0.0), (94_999, 1.0)]).reaches(100_000)
     unit = fake_run("A", 1, [(0, 0.0), (10, 0.6)], reference=ReferenceScores(0.0, 1.0, "success-like"))
     assert unit.steps_to(0.5) == 10  # an optimum of 1 is a scale like any other
-    dip = fake_run("A", 1, [(0, -100.0), (10_000, 60.0), (20_000, 0.0), (30_000, 70.0)])
-    assert dip.steps_to(0.5) == 10_000  # the first time it got there
+    dip = fake_run("A", 1, [(0, -100.0), (10_000, 50.0), (20_000, 0.0), (30_000, 70.0)])
+    assert dip.steps_to(0.5) == 10_000  # the first time it got there (50 of 100 is half)
 
 
 def test_score_matrix_without_references_is_empty():
@@ -304,5 +304,8 @@ def test_iqm_band_is_the_central_95_percent_of_bootstrap_iqms():
     draws = np.random.default_rng(7).integers(0, 12, (500, 12))
     boot = stats.trim_mean(values[draws], 0.25, axis=1)
     assert point.shape == low.shape == high.shape == (1,)  # one column: the 12 runs are its rows
+    with_empty = iqm_ci(np.stack([np.full(12, np.nan), values], axis=1), np.random.default_rng(7), reps=500)
+    np.testing.assert_array_equal([v[0] for v in with_empty], [np.nan] * 3)  # a column no run reached
+    assert [v[1] for v in with_empty] == [point[0], low[0], high[0]]  # does not hide the others
     assert point[0] == pytest.approx(stats.trim_mean(values, 0.25))
     assert (low[0], high[0]) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])))

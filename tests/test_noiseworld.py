@@ -407,6 +407,8 @@ def test_oracle_acts_greedily_on_its_value_table_at_every_step_cell_and_phase(bo
     and the policy.py it writes for the sandbox picks the same action."""
     board = paper_board(board_id)
     exact, oracle = solution(board), OptimalPolicy(board)
+    for table in (exact.optimal_values, exact.random_values, exact.policy):
+        assert table.shape == (board.horizon + 1, 3, board.n ** 2)  # [steps left, phase, cell]
     code = policy_code(board)
     namespace = {}
     exec(compile(code, "oracle policy.py", "exec"), namespace)  # our own generated code, trusted
