@@ -275,6 +275,10 @@ def test_task_table_every_column_of_a_learner_and_a_reference_row():
     assert learner[6:8] == ["0.000", "0.800"]  # at 10k the curves still show their first point, -100
     assert learner[8:10] == ["100k", "not reached"]  # medians over seeds: two of three reach 50, one 90
     assert learner[10:] == ["80", "1.50", "exact"]  # medians of 50, 80 and 110 tokens, and of the costs
+    (alone,) = leaderboard.task_table("A", [oracle], np.random.default_rng(0)).rows  # a task with one run
+    assert alone[4][0] == "1.000"
+    one_token = leaderboard.task_table("A", [llm_run(1, 0.0, 0.5, (1, 0), 0.0)], np.random.default_rng(0))
+    assert "tokens (median)" in one_token.headers
 
 
 def test_curves_read_by_tokens_and_short_curves():

@@ -321,6 +321,9 @@ def test_vector_autoreset_modes():
     obs, reward, term, trunc, _ = same.step(np.array([0, 0, 0]))  # and the next episode goes on from the start
     np.testing.assert_array_equal(obs[:, :2], 0)
     np.testing.assert_array_equal(reward, -1.0)
+    for t in range(2, 26):  # with its own step count: the reset copies truncate after 25 steps of their own
+        _, _, _, trunc, _ = same.step(np.array([0, 0, 0]))
+        assert trunc[0] == trunc[2] == (t == 25), t
     with pytest.raises(ValueError):
         same.step(np.array([0, 4, 0]))
 
@@ -357,8 +360,25 @@ def test_bad_kwargs_name_the_valid_range(kwargs, message):
 def test_invalid_action_is_an_error():
     env = make(1)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="action must be 0, 1, 2 or 3"):
-        env.step(4)
+    for action in (4, -1):
+        with pytest.raises(ValueError, match="action must be 0, 1, 2 or 3"):
+            env.step(action)
+
+
+def test_stochastic_moves_read_the_seeded_stream_in_order():
+    """Each stochastic move uses the next uniform of the env's seeded generator: u < success moves, else it fails
+    (the exact stream that makes recorded episodes reproducible)."""
+    import copy
+
+    env = make(2)
+    env.reset(seed=3)
+    board = env.unwrapped.board
+    cell, action, target = _cell_with(board, STOCHASTIC_STAY)
+    uniforms = copy.deepcopy(env.unwrapped.np_random).random(2500)  # longer than one buffer of draws
+    for u in uniforms:
+        put(env, cell)
+        env.step(action)
+        assert env.unwrapped.state[0] == (target if u < board.success[cell] else cell)
 
 
 def test_render_modes_show_what_the_agent_sees():
