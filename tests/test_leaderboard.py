@@ -260,7 +260,7 @@ def llm_run(seed: int, final: float, success: float, tokens: tuple[int, int], co
 
 
 def test_task_table_every_column_of_a_learner_and_a_reference_row():
-    oracle = fake_run("A", 0, [(7_000, 100.0)], algorithm="oracle")
+    oracle = fake_run("A", 0, [(200_000, 100.0)], algorithm="oracle")  # 200k evaluation steps: no budget columns
     oracle.record["final_eval"]["success_rate"] = 1.0
     learners = [llm_run(1, 20.0, 0.2, (40, 10), 0.5), llm_run(2, 60.0, 0.4, (60, 20), 1.5),
                 llm_run(3, 100.0, 0.6, (80, 30), 2.5)]
@@ -295,6 +295,8 @@ def test_curves_read_by_tokens_and_short_curves():
     assert unit.steps_to(0.5) == 10  # an optimum of 1 is a scale like any other
     dip = fake_run("A", 1, [(0, -100.0), (10_000, 50.0), (20_000, 0.0), (30_000, 70.0)])
     assert dip.steps_to(0.5) == 10_000  # the first time it got there (50 of 100 is half)
+    zero = fake_run("A", 1, [(0, -1.0), (10, 0.0)], reference=ReferenceScores(-10.0, 0.0, "optimum 0"))
+    assert np.isnan(zero.steps_to(0.5))  # half of an optimum of 0 means nothing
 
 
 def test_score_matrix_without_references_is_empty():
