@@ -287,12 +287,13 @@ def main() -> int:
         outcome = results(module, session, tree, equivalent)
         scored = outcome["killed"] + len(outcome["survivors"])
         score = outcome["killed"] / scored if scored else float("nan")
-        summary.append((module.name, count, outcome, score, elapsed))
+        total = outcome["killed"] + len(outcome["survivors"]) + outcome["equivalent"] + outcome["incompetent"]
+        summary.append((module.name, total, outcome, score, elapsed))
         print(f"{module.name}: killed {outcome['killed']}/{scored} non-equivalent mutants ({score:.1%}), "
               f"{outcome['equivalent']} equivalent, {outcome['incompetent']} incompetent, in {elapsed / 60:.1f} min")
         for path, line, operator, source, mutated in outcome["survivors"]:
             print(f"  survived: {path}:{line} {operator}: `{source}` -> `{mutated}`")
-    print("\nmodule            mutants  killed/scored   score   minutes")
+    print("\nmodule            mutants  killed/scored   score   minutes (this run)")
     for name, count, outcome, score, elapsed in summary:
         if outcome is None:
             print(f"{name:<17} {count:>7}  (dry run: tests take {elapsed:.0f} s)")
