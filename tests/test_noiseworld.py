@@ -50,6 +50,8 @@ def test_observation_layout():
     env = make(4)
     obs, _ = env.reset(seed=0)
     board = env.unwrapped.board
+    table = observation_table(board)  # shared by every env of the board: one row per (phase, cell), read-only
+    assert table.shape == (3, board.n ** 2, 106) and not table.flags.writeable
     assert obs.dtype == np.float32 and obs.shape == (106,)
     np.testing.assert_array_equal(obs[:4], [0, 0, 1, 1])
     np.testing.assert_array_equal(obs[4:104], board.codes)
@@ -309,6 +311,9 @@ def test_vector_autoreset_modes():
     np.testing.assert_array_equal(reward, 0)
     assert not (term | trunc).any()
     np.testing.assert_array_equal(obs[:, :2], 0)
+    for t in range(1, 26):  # the new episodes count their own steps from the reset step on
+        _, _, _, trunc, _ = nxt.step(np.zeros(3, np.int64))
+        assert trunc.all() == (t == 25) and trunc.any() == (t == 25), t
 
     same = gym.make_vec("NoiseWorld-v0", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **kwargs)
     same.reset(seed=0)
@@ -376,6 +381,11 @@ def test_stochastic_moves_read_the_seeded_stream_in_order():
     cell, action, target = _cell_with(board, STOCHASTIC_STAY)
     uniforms = copy.deepcopy(env.unwrapped.np_random).random(2500)  # longer than one buffer of draws
     for u in uniforms:
+        put(env, cell)
+        env.step(action)
+        assert env.unwrapped.state[0] == (target if u < board.success[cell] else cell)
+    env.reset(seed=3)  # a used env, seeded again, starts the stream again (no draws left over)
+    for u in uniforms[:50]:
         put(env, cell)
         env.step(action)
         assert env.unwrapped.state[0] == (target if u < board.success[cell] else cell)
