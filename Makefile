@@ -9,7 +9,7 @@ DEMO_BOARD := runs/demo-leaderboard
 DEMO_RUN := runs/demo-ppo-NoiseWorld-v0
 DEMO_PROMPTPO := runs/demo-promptpo-NoiseWorld-v0
 
-.PHONY: install demo test docs bench leaderboard chromium seccomp clean
+.PHONY: install demo test docs bench mutation leaderboard chromium seccomp clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ docs: install
 
 bench: install
 	$(BIN)/python benchmarks/noiseworld_speed.py
+
+# mutation testing of the code that decides results (cosmic-ray; about an hour on 2 cores; not part of `make test`)
+# one module: make mutation MODULES=noiseworld (names in benchmarks/mutation.toml); results in docs/mutation.md
+mutation: install
+	$(BIN)/python benchmarks/mutation.py $(MODULES)
 
 # rebuild the committed board: reference runs, then every run in benchmarks/results/ verified by submit
 leaderboard: install

@@ -201,7 +201,8 @@ def main(args: Args):
     envs.close()
     # Final evaluation on held-out seeds, model.pt and record.json
     record = run.finish(current_checkpoint(), global_step)
-    return {"record": record, "run_dir": run.run_dir, "q_network": q_network, "rb": rb, "args": args}
+    return {"record": record, "run_dir": run.run_dir, "q_network": q_network, "target_network": target_network,
+            "rb": rb, "args": args}
 
 
 if __name__ == "__main__":

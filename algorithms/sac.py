@@ -285,7 +285,8 @@ def main(args: Args):
     envs.close()
     # Final evaluation on held-out seeds, model.pt and record.json
     record = run.finish(current_checkpoint(), global_step)
-    return {"record": record, "run_dir": run.run_dir, "actor": actor, "rb": rb, "args": args}
+    return {"record": record, "run_dir": run.run_dir, "actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target,
+            "qf2_target": qf2_target, "rb": rb, "args": args}
 
 
 if __name__ == "__main__":

@@ -63,6 +63,26 @@ def check_reload(run_dir: Path, record: dict, env_id: str, env_kwargs: dict | No
     np.testing.assert_allclose(episodes.returns, record["final_eval"]["returns"], rtol=1e-9, atol=1e-9)
 
 
+def check_exact_return(run_dir: Path, record: dict, board_id: int = 0) -> None:
+    """The run's held-out return is what its greedy network earns on the board: the mean of its episodes agrees with
+    the exact expected return of the saved policy (finite-horizon policy evaluation on the board's own tables)."""
+    from promptpo_bench.tasks.noiseworld.board import paper_board
+    from promptpo_bench.tasks.noiseworld.env import observation_table
+
+    board = paper_board(board_id)
+    cells = np.arange(board.n ** 2)
+    actions = load_torch_policy(run_dir).act(cells, observation_table(board)[board.start_phase], np.zeros(len(cells)))
+    target, q = board.moves[cells, actions], board.success
+    values = np.zeros(len(cells))
+    for _ in range(board.horizon):  # one more step left each time
+        enter = board.entry_reward(board.start_phase) + np.where(board.terminal, 0.0, values)
+        values = np.where(target == cells, enter[cells], q * enter[target] + (1 - q) * enter[board.fail_to])
+    returns = np.array(record["final_eval"]["returns"])
+    half_width = 4.5 * returns.std(ddof=1) / np.sqrt(len(returns))
+    assert abs(returns.mean() - values[0]) <= half_width + 1e-9, (returns, values[0])
+    assert record["final_eval"]["mean_return"] == pytest.approx(returns.mean())
+
+
 # --- short runs: each algorithm on NoiseWorld board 0 and on a Pendulum-size task --------------------------------
 
 
@@ -72,6 +92,7 @@ def test_ppo_noiseworld_board0(tmp_path):
     record = check_run(out, "NoiseWorld-v0", 3072)
     assert len(record["curve"]) == 4  # at 0, 1024, 2048 and the final one
     check_reload(tmp_path, record, "NoiseWorld-v0", {"board": 0})
+    check_exact_return(tmp_path, record)
     # the reloaded network gives the in-process actor's argmax on arbitrary observations
     obs = np.random.default_rng(0).uniform(0, 7, size=(64, 29)).astype(np.float32)
     with torch.no_grad():
@@ -97,6 +118,7 @@ def test_dqn_noiseworld_board0(tmp_path):
                             eval_every=1500, run_dir=str(tmp_path), **SMALL_EVAL))
     record = check_run(out, "NoiseWorld-v0", 3000)
     check_reload(tmp_path, record, "NoiseWorld-v0", {"board": 0})
+    check_exact_return(tmp_path, record)
     obs = np.random.default_rng(1).uniform(0, 7, size=(64, 29)).astype(np.float32)
     with torch.no_grad():
         expected = out["q_network"](torch.as_tensor(obs)).argmax(1).numpy()
@@ -128,6 +150,43 @@ def test_sac_default_task_and_mujoco(tmp_path):
                             run_dir=str(tmp_path)))
     record = check_run(out, "Hopper-v5", 400, eval_episodes=2)
     check_reload(tmp_path, record, "Hopper-v5")
+
+
+# --- target networks --------------------------------------------------------------------------------------------
+
+
+def parameters(net) -> list:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def same(a: list, b: list) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_dqn_target_network_follows_the_online_network(tmp_path):
+    """With tau = 1 and an update every step the target is a copy of the trained online network, which has moved
+    away from where both started (the same seed without learning)."""
+    common = dict(env_id="NoiseWorld-Board0-v0", total_timesteps=400, buffer_size=400, batch_size=32,
+                  train_frequency=1, target_network_frequency=1, tau=1.0, eval_every=10**6, periodic_eval_episodes=1,
+                  eval_episodes=1)
+    trained = dqn.main(dqn.Args(learning_starts=200, run_dir=str(tmp_path / "trained"), **common))
+    start = dqn.main(dqn.Args(learning_starts=10**9, run_dir=str(tmp_path / "start"), **common))
+    online, target = parameters(trained["q_network"]), parameters(trained["target_network"])
+    assert same(target, online)
+    assert same(parameters(start["target_network"]), parameters(start["q_network"]))  # both start equal
+    assert not same(online, parameters(start["q_network"]))  # and learning moved them
+
+
+def test_sac_target_networks_follow_the_online_q_networks(tmp_path):
+    common = dict(env_id="Pendulum-v1", total_timesteps=300, batch_size=32, tau=1.0, target_network_frequency=1,
+                  eval_every=10**6, periodic_eval_episodes=1, eval_episodes=1)
+    trained = sac.main(sac.Args(learning_starts=200, run_dir=str(tmp_path / "trained"), **common))
+    start = sac.main(sac.Args(learning_starts=10**9, run_dir=str(tmp_path / "start"), **common))
+    for name in ("qf1", "qf2"):
+        online, target = parameters(trained[name]), parameters(trained[f"{name}_target"])
+        assert same(target, online), name
+        assert same(parameters(start[f"{name}_target"]), parameters(start[name])), name
+        assert not same(online, parameters(start[name])), name
 
 
 # --- Gymnasium 1.x autoreset ------------------------------------------------------------------------------------

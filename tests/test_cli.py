@@ -52,9 +52,36 @@ def test_rollout_optimal_reaches_the_exact_optimum_within_its_ci():
 
 
 def test_rollout_text_output_and_generated_board():
-    out = cli("rollout", "NoiseWorld-v0", "--kwarg", "size=6", "--kwarg", "layout_seed=3", "--policy", "random",
-              "--episodes", "5", "--seed", "9").stdout
-    assert "seeds 9..13" in out and "mean return" in out and "normalised score" in out
+    """The text report shows the JSON report's numbers, on the generated 6 x 6 board with its exact references."""
+    import re
+
+    import numpy as np
+
+    from promptpo_bench.tasks.noiseworld.board import generate_board
+    from promptpo_bench.tasks.noiseworld.oracle import solution
+
+    args = ("rollout", "NoiseWorld-v0", "--kwarg", "size=6", "--kwarg", "layout_seed=3", "--policy", "random",
+            "--episodes", "5", "--seed", "9")
+    text, report = cli(*args).stdout, json.loads(cli(*args, "--json").stdout)
+    exact = solution(generate_board(6, 3))
+    assert report["env_kwargs"] == {"size": 6, "layout_seed": 3} and report["episode_seeds"] == [9, 10, 11, 12, 13]
+    assert report["reference"] == {"random": pytest.approx(exact.random_return),
+                                   "optimal": pytest.approx(exact.optimal_return)}
+    assert max(report["lengths"]) <= 36  # the 6 x 6 board's horizon
+    assert report["mean_return"] == pytest.approx(np.mean(report["returns"]))
+    assert report["normalised_score"] == pytest.approx(
+        (report["mean_return"] - exact.random_return) / (exact.optimal_return - exact.random_return))
+    numbers = lambda line: [float(x) for x in re.findall(r"-?\d+\.\d+|-?\d+", line)]  # noqa: E731
+    lines = text.splitlines()
+    assert "seeds 9..13" in lines[0]
+    assert numbers(lines[1]) == pytest.approx(report["returns"], abs=0.005)
+    mean, ci, _, steps = numbers(lines[2])[:4]
+    assert (mean, ci) == (pytest.approx(report["mean_return"], abs=0.005), pytest.approx(report["ci95"], abs=0.005))
+    assert steps == sum(report["lengths"])
+    random, optimal, normalised = (numbers(lines[3])[i] for i in (0, 1, 2))
+    assert (random, optimal, normalised) == (pytest.approx(exact.random_return, abs=0.005),
+                                             pytest.approx(exact.optimal_return, abs=0.005),
+                                             pytest.approx(report["normalised_score"], abs=0.0005))
 
 
 @pytest.mark.parametrize("args,expected", [

@@ -240,3 +240,91 @@ def test_an_llm_run_gets_tokens_columns_and_a_tokens_panel(tmp_path):
 
     height, width = matplotlib.image.imread(board / "plots" / "NoiseWorld-Board0-v0.png").shape[:2]
     assert width > 1.5 * height  # two panels: return vs environment steps and vs tokens
+
+
+def test_task_table_reports_iqms_that_an_outlier_seed_cannot_drag():
+    """Four seeds, one far out: the row's final return/score and its "score @ budget" are IQMs (rliable's), not means."""
+    from rliable import metrics
+
+    finals = [0.0, 20.0, 40.0, 5000.0]  # normalised with random -100, optimal 100: 0.5, 0.6, 0.7, 25.5
+    runs = [fake_run("A", seed, [(0, -100.0), (100_000, final)]) for seed, final in enumerate(finals)]
+    table = leaderboard.task_table("A", runs, np.random.default_rng(0))
+    (row,) = table.rows
+    cell = lambda header: row[table.headers.index(header)][1]  # noqa: E731  (the numeric sort key)
+    scores = (np.array(finals) + 100.0) / 200.0
+    assert cell("seeds") == 4 and "tokens (median)" not in table.headers  # no LLM: no token columns
+    assert cell("final return (IQM, 95% CI)") == pytest.approx(metrics.aggregate_iqm(np.array(finals)[:, None]))
+    assert cell("final return (IQM, 95% CI)") == pytest.approx(30.0)
+    assert cell("final score (IQM, 95% CI)") == pytest.approx(0.65)
+    assert cell("score @ 100k") == pytest.approx(metrics.aggregate_iqm(scores[:, None])) == pytest.approx(0.65)
+
+
+def llm_run(seed: int, final: float, success: float, tokens: tuple[int, int], cost: float) -> Run:
+    """A PromptPO-like run: two rounds with token counts on its curve, a success rate and a cost."""
+    run = fake_run("A", seed, [(0, -100.0), (100_000, final)], algorithm="promptpo")
+    prompt, completion = tokens
+    run.record["curve"] = [{"env_steps": 500, "mean_return": -100.0, "prompt_tokens": prompt // 2,
+                            "completion_tokens": completion // 2},
+                           {"env_steps": 100_000, "mean_return": final, "prompt_tokens": prompt,
+                            "completion_tokens": completion}]
+    run.record["totals"].update(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
+    run.record["final_eval"]["success_rate"] = success
+    return run
+
+
+def test_task_table_every_column_of_a_learner_and_a_reference_row():
+    oracle = fake_run("A", 0, [(200_000, 100.0)], algorithm="oracle")  # 200k evaluation steps: no budget columns
+    oracle.record["final_eval"]["success_rate"] = 1.0
+    learners = [llm_run(1, 20.0, 0.2, (40, 10), 0.5), llm_run(2, 60.0, 0.4, (60, 20), 1.5),
+                llm_run(3, 100.0, 0.6, (80, 30), 2.5)]
+    table = leaderboard.task_table("A", [*learners, oracle], np.random.default_rng(0))
+    assert table.headers == ["method", "budget", "seeds", "final return (IQM, 95% CI)", "final score (IQM, 95% CI)",
+                             "success rate", "score @ 10k", "score @ 100k", "steps to 50%", "steps to 90%",
+                             "tokens (median)", "cost USD (median)", "verified"]
+    reference, learner = ([text for text, _ in row] for row in table.rows)
+    assert reference == ["oracle", "reference", "1", "100", "1.000", "1.00", "", "", "", "", "—", "—", "exact"]
+    assert learner[:3] == ["promptpo", "100k", "3"] and learner[3].startswith("60.000 [")
+    assert learner[4].startswith("0.800 [") and learner[5] == "0.40"
+    assert learner[6:8] == ["0.000", "0.800"]  # at 10k the curves still show their first point, -100
+    assert learner[8:10] == ["100k", "not reached"]  # medians over seeds: two of three reach 50, one 90
+    assert learner[10:] == ["80", "1.50", "exact"]  # medians of 50, 80 and 110 tokens, and of the costs
+    (alone,) = leaderboard.task_table("A", [oracle], np.random.default_rng(0)).rows  # a task with one run
+    assert alone[4][0] == "1.000"
+    one_token = leaderboard.task_table("A", [llm_run(1, 0.0, 0.5, (1, 0), 0.0)], np.random.default_rng(0))
+    assert "tokens (median)" in one_token.headers
+
+
+def test_curves_read_by_tokens_and_short_curves():
+    run = llm_run(1, 20.0, 0.5, (80, 20), 1.0)
+    np.testing.assert_array_equal(run.curve["tokens"], [50.0, 100.0])
+    np.testing.assert_array_equal(run.values_at(np.array([0, 50, 99, 100, 101]), x="tokens"),
+                                  [np.nan, -100.0, -100.0, 20.0, np.nan])  # NaN past the run's 100 tokens
+    np.testing.assert_array_equal(fake_run("A", 1, [(0, 5.0)]).curve["tokens"], [0.0])  # no tokens: zero
+    single = fake_run("A", 1, [(1_000, 5.0)])
+    np.testing.assert_array_equal(single.values_at(np.array([999, 1_000, 1_001])), [np.nan, 5.0, np.nan])
+    assert fake_run("A", 1, [(0, 0.0), (95_000, 1.0)]).reaches(100_000)  # 95% of a budget counts as reaching it
+    assert not fake_run("A", 1, [(0, 0.0), (94_999, 1.0)]).reaches(100_000)
+    unit = fake_run("A", 1, [(0, 0.0), (10, 0.6)], reference=ReferenceScores(0.0, 1.0, "success-like"))
+    assert unit.steps_to(0.5) == 10  # an optimum of 1 is a scale like any other
+    dip = fake_run("A", 1, [(0, -100.0), (10_000, 50.0), (20_000, 0.0), (30_000, 70.0)])
+    assert dip.steps_to(0.5) == 10_000  # the first time it got there (50 of 100 is half)
+    zero = fake_run("A", 1, [(0, -1.0), (10, 0.0)], reference=ReferenceScores(-10.0, 0.0, "optimum 0"))
+    assert np.isnan(zero.steps_to(0.5))  # half of an optimum of 0 means nothing
+
+
+def test_score_matrix_without_references_is_empty():
+    matrix, tasks = score_matrix([fake_run("C", 1, [(0, 0.0), (100_000, 30.0)], reference=None)], 100_000)
+    assert matrix.shape == (0, 0) and tasks == []
+
+
+def test_iqm_band_is_the_central_95_percent_of_bootstrap_iqms():
+    values = np.random.default_rng(3).normal(size=12)  # continuous: no ties between neighbouring percentiles
+    point, low, high = iqm_ci(values, np.random.default_rng(7), reps=500)
+    draws = np.random.default_rng(7).integers(0, 12, (500, 12))
+    boot = stats.trim_mean(values[draws], 0.25, axis=1)
+    assert point.shape == low.shape == high.shape == (1,)  # one column: the 12 runs are its rows
+    with_empty = iqm_ci(np.stack([np.full(12, np.nan), values], axis=1), np.random.default_rng(7), reps=500)
+    np.testing.assert_array_equal([v[0] for v in with_empty], [np.nan] * 3)  # a column no run reached
+    assert [v[1] for v in with_empty] == [point[0], low[0], high[0]]  # does not hide the others
+    assert point[0] == pytest.approx(stats.trim_mean(values, 0.25))
+    assert (low[0], high[0]) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])))

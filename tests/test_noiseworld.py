@@ -14,7 +14,9 @@ import promptpo_bench
 from promptpo_bench.tasks.noiseworld.board import (GOAL, MILESTONE_1, MILESTONE_2, STOCHASTIC_RESET,
                                                    STOCHASTIC_STAY, TRAP, WALL, _reachable, generate_board,
                                                    paper_board)
-from promptpo_bench.tasks.noiseworld.oracle import OptimalPolicy, solution
+from promptpo_bench.registry import description_module
+from promptpo_bench.tasks.noiseworld.env import observation_table
+from promptpo_bench.tasks.noiseworld.oracle import OptimalPolicy, policy_code, solution
 
 PAPER_OPTIMA = [34.91, 974.91, 976.77, 981.28, 969.74, 399.70, 954.81]
 ALL_IDS = [spec.id for spec in promptpo_bench.specs() if spec.family == "noiseworld"]
@@ -48,6 +50,8 @@ def test_observation_layout():
     env = make(4)
     obs, _ = env.reset(seed=0)
     board = env.unwrapped.board
+    table = observation_table(board)  # shared by every env of the board: one row per (phase, cell), read-only
+    assert table.shape == (3, board.n ** 2, 106) and not table.flags.writeable
     assert obs.dtype == np.float32 and obs.shape == (106,)
     np.testing.assert_array_equal(obs[:4], [0, 0, 1, 1])
     np.testing.assert_array_equal(obs[4:104], board.codes)
@@ -307,6 +311,9 @@ def test_vector_autoreset_modes():
     np.testing.assert_array_equal(reward, 0)
     assert not (term | trunc).any()
     np.testing.assert_array_equal(obs[:, :2], 0)
+    for t in range(1, 26):  # the new episodes count their own steps from the reset step on
+        _, _, _, trunc, _ = nxt.step(np.zeros(3, np.int64))
+        assert trunc.all() == (t == 25) and trunc.any() == (t == 25), t
 
     same = gym.make_vec("NoiseWorld-v0", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **kwargs)
     same.reset(seed=0)
@@ -316,6 +323,12 @@ def test_vector_autoreset_modes():
     np.testing.assert_array_equal(info["_final_obs"], [True, False, True])
     np.testing.assert_array_equal(info["final_obs"][0][:2], [1, 1])  # the goal cell
     np.testing.assert_array_equal(obs[0, :2], [0, 0])  # already reset
+    obs, reward, term, trunc, _ = same.step(np.array([0, 0, 0]))  # and the next episode goes on from the start
+    np.testing.assert_array_equal(obs[:, :2], 0)
+    np.testing.assert_array_equal(reward, -1.0)
+    for t in range(2, 26):  # with its own step count: the reset copies truncate after 25 steps of their own
+        _, _, _, trunc, _ = same.step(np.array([0, 0, 0]))
+        assert trunc[0] == trunc[2] == (t == 25), t
     with pytest.raises(ValueError):
         same.step(np.array([0, 4, 0]))
 
@@ -352,8 +365,30 @@ def test_bad_kwargs_name_the_valid_range(kwargs, message):
 def test_invalid_action_is_an_error():
     env = make(1)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="action must be 0, 1, 2 or 3"):
-        env.step(4)
+    for action in (4, -1):
+        with pytest.raises(ValueError, match="action must be 0, 1, 2 or 3"):
+            env.step(action)
+
+
+def test_stochastic_moves_read_the_seeded_stream_in_order():
+    """Each stochastic move uses the next uniform of the env's seeded generator: u < success moves, else it fails
+    (the exact stream that makes recorded episodes reproducible)."""
+    import copy
+
+    env = make(2)
+    env.reset(seed=3)
+    board = env.unwrapped.board
+    cell, action, target = _cell_with(board, STOCHASTIC_STAY)
+    uniforms = copy.deepcopy(env.unwrapped.np_random).random(2500)  # longer than one buffer of draws
+    for u in uniforms:
+        put(env, cell)
+        env.step(action)
+        assert env.unwrapped.state[0] == (target if u < board.success[cell] else cell)
+    env.reset(seed=3)  # a used env, seeded again, starts the stream again (no draws left over)
+    for u in uniforms[:50]:
+        put(env, cell)
+        env.step(action)
+        assert env.unwrapped.state[0] == (target if u < board.success[cell] else cell)
 
 
 def test_render_modes_show_what_the_agent_sees():
@@ -378,3 +413,96 @@ def test_render_modes_show_what_the_agent_sees():
         pick = lambda c: shown[(c // 10) * 32 + 16, (c % 10) * 32 + 4]  # noqa: E731
         assert not np.array_equal(pick(same_code[0]), pick(differing[0]))
     assert tuple(frame[16, 16]) == (40, 80, 220)  # the agent at (0, 0)
+
+
+def one_step_lookahead(board, next_values: np.ndarray, phase: int, cell: int, action: int) -> float:
+    """Expected reward plus value-to-go of one step, written from the env's rules (not from the oracle's code)."""
+    target = int(board.moves[cell, action])
+    outcomes = [(target, 1.0)] if target == cell else \
+        [(target, board.success[cell]), (int(board.fail_to[cell]), 1.0 - board.success[cell])]
+    total = 0.0
+    for nxt, probability in outcomes:
+        code, new_phase = board.codes[nxt], phase
+        if (code, phase) in ((MILESTONE_1, 0), (MILESTONE_2, 1)):
+            new_phase = phase + 1
+        reward = -1.0 + (board.goal_bonus if code == GOAL and phase == 2 else 0.0) + \
+            (board.trap_penalty if code == TRAP else 0.0)
+        total += probability * (reward + (0.0 if code in (GOAL, TRAP) else next_values[new_phase, nxt]))
+    return total
+
+
+@pytest.mark.parametrize("board_id", [0, 5])  # board 5 has milestones: every phase is checked
+def test_oracle_acts_greedily_on_its_value_table_at_every_step_cell_and_phase(board_id):
+    """For every (steps taken, milestone phase, cell) the oracle's action attains the optimal value of that state,
+    and the policy.py it writes for the sandbox picks the same action."""
+    board = paper_board(board_id)
+    exact, oracle = solution(board), OptimalPolicy(board)
+    for table in (exact.optimal_values, exact.random_values, exact.policy):
+        assert table.shape == (board.horizon + 1, 3, board.n ** 2)  # [steps left, phase, cell]
+    code = policy_code(board)
+    namespace = {}
+    exec(compile(code, "oracle policy.py", "exec"), namespace)  # our own generated code, trusted
+    Observation = description_module(f"NoiseWorld-Board{board_id}-v0").Observation
+    table = observation_table(board)
+    phases = range(3) if board.milestones else [board.start_phase]
+    cells = [c for c in range(board.n ** 2) if board.codes[c] not in (WALL, GOAL, TRAP)]
+    for phase in phases:
+        obs = table[phase, cells]
+        for t in range(board.horizon):
+            left = board.horizon - t
+            actions = oracle.act(np.arange(len(cells)), obs, np.full(len(cells), t))
+            for cell, row, action in zip(cells, obs, actions.tolist()):
+                value = one_step_lookahead(board, exact.optimal_values[left - 1], phase, cell, action)
+                assert value == pytest.approx(exact.optimal_values[left, phase, cell], rel=1e-9, abs=1e-9), \
+                    (t, phase, cell, action)
+                policy = namespace["Policy"]()
+                policy.steps = t
+                assert policy.act(Observation.from_array(row)) == action, (t, phase, cell)
+
+
+def test_only_stochastic_moves_draw_random_numbers():
+    """A move out of a deterministic cell draws nothing, so the seeded stream (and every recorded episode) depends
+    only on the stochastic moves."""
+    env = make(2)
+    env.reset(seed=0)
+    board = env.unwrapped.board
+    cell, action, target = _cell_with(board, 0)
+    put(env, cell)
+    env.step(action)
+    assert env.unwrapped.state[0] == target and env.unwrapped._next_uniform == 0 and not env.unwrapped._uniforms
+    stochastic, action, _ = _cell_with(board, STOCHASTIC_STAY)
+    put(env, stochastic)
+    env.step(action)
+    assert env.unwrapped._next_uniform == 1
+
+
+def test_vector_env_accepts_a_list_of_seeds():
+    def trajectory(seed):
+        venv = gym.make_vec("NoiseWorld-Board2-v0", num_envs=3, vectorization_mode="vector_entry_point")
+        venv.reset(seed=seed)
+        return [venv.step(np.array([1, 3, 1]))[0][:, :2].tolist() for _ in range(10)]
+
+    assert trajectory([1, 2, 3]) == trajectory([1, 2, 3]) != trajectory([4, 5, 6])
+
+
+def test_vector_autoreset_disabled_needs_explicit_resets():
+    venv = gym.make_vec("NoiseWorld-v0", num_envs=2, board=0, vectorization_mode="vector_entry_point",
+                        autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    venv.reset(seed=0)
+    venv.unwrapped._cell[:] = [23, 0]
+    _, _, term, _, _ = venv.step(np.array([3, 0]))  # the first copy reaches the goal
+    np.testing.assert_array_equal(term, [True, False])
+    with pytest.raises(RuntimeError, match="autoreset is disabled"):
+        venv.step(np.array([0, 0]))
+    obs, _ = venv.reset(options={"reset_mask": np.array([True, False])})
+    obs, reward, term, trunc, _ = venv.step(np.array([0, 0]))  # both go on: the first from the start again
+    np.testing.assert_array_equal(obs[:, :2], 0)
+    np.testing.assert_array_equal(reward, -1.0)
+
+
+@pytest.mark.parametrize("actions", [np.zeros(2, np.int64), np.zeros(3), np.array([-1, 0, 0]), np.array([0, 4, 0])])
+def test_vector_env_rejects_malformed_actions(actions):
+    venv = gym.make_vec("NoiseWorld-v0", num_envs=3, board=0, vectorization_mode="vector_entry_point")
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match="actions must be 3 integers in 0..3"):
+        venv.step(actions)

@@ -383,3 +383,82 @@ def test_rollout_lifetime_one_policy_object_plays_every_episode_of_a_rollout(tmp
             "--run-dir", str(tmp_path / "per-episode"), base_url=server.base_url, check=False)
     failed = json.loads((tmp_path / "per-episode" / "candidates" / "r0_c0_a0.json").read_text())["failure"]
     assert failed["kind"] == "crash" and "a second Policy() object" in failed["message"]
+
+
+# --- selection and accounting when candidates differ ---------------------------------------------------------------
+
+ALWAYS_UP = """```python
+class Policy:
+    def act(self, obs):
+        return 0  # bumps into the top edge until the horizon: -1 per step, the worst plan that never ends early
+```"""
+CRASHES_ON_FOURTH_STEP = """```python
+class Policy:
+    def __init__(self):
+        self.t = 0
+
+    def act(self, obs):
+        self.t += 1
+        if self.t == 4:
+            raise RuntimeError("lost track of the board")
+        return 0
+```"""
+
+
+def scripted_policies(*answers: str):
+    """A `respond` that hands out the policy answers in the order they are asked for (the same prompt in a round)."""
+    import threading
+
+    handed, lock = iter(answers), threading.Lock()
+
+    def respond(request, _):
+        if kind(request) != "policy":
+            return {"feedback": FEEDBACK, "reflection": REFLECTION}[kind(request)]
+        with lock:
+            return next(handed)
+
+    return respond
+
+
+def code_of(answer: str) -> str:
+    return answer.split("```python\n", 1)[1].rsplit("```", 1)[0]
+
+
+def test_the_better_candidate_of_a_round_wins_and_a_mid_episode_crash_still_counts_its_steps(tmp_path):
+    """One round: a poor policy, a good one and one that crashes on the 4th step of every episode (whichever
+    order they are handed out in). The good one is the output; the crashed one's 5 x 3 steps are in the totals."""
+    answers = (ALWAYS_UP, DOWN_THEN_RIGHT, CRASHES_ON_FOURTH_STEP)
+    with ScriptedLLMServer(scripted_policies(*answers)) as server:
+        run("--num-rounds", "1", "--num-candidates", "3", "--max-repairs", "0", "--eval-episodes", "10",
+            "--run-dir", str(tmp_path / "r"), base_url=server.base_url)
+    candidates = {code: json.loads(p.read_text()) for p in (tmp_path / "r" / "candidates").glob("r0_c*_a0.json")
+                  for code in [json.loads(p.read_text())["code"]]}
+    poor, good, crashed = (candidates[code_of(a)] for a in answers)
+    assert np.mean(poor["returns"]) == -100.0 and np.mean(good["returns"]) > 900
+    assert crashed["failure"]["kind"] == "crash" and "lost track of the board" in crashed["failure"]["traceback"]
+    assert crashed["env_steps"] == 5 * 3  # the 5 episodes run side by side; each took 3 steps before the crash
+
+    assert (tmp_path / "r" / "policy.py").read_text() == code_of(DOWN_THEN_RIGHT)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["best_request_id"] == good["request_id"]
+    record = load_record(tmp_path / "r")
+    assert record["final_eval"]["mean_return"] > 900
+    assert record["curve"][0]["mean_return"] == pytest.approx(np.mean(good["returns"]))
+    probe = json.loads((tmp_path / "r" / "candidates" / "feedback_probe.json").read_text())["env_steps"]
+    assert record["totals"]["env_steps"] == probe + 5 * 100 + good["env_steps"] + 5 * 3
+    assert record["curve"][-1]["env_steps"] == record["totals"]["env_steps"]
+
+
+def test_a_worse_later_round_does_not_replace_the_best_policy_so_far(tmp_path):
+    """Round 0 writes a good policy, round 1 a worse one: the output and its held-out score stay round 0's."""
+    with ScriptedLLMServer(scripted_policies(DOWN_THEN_RIGHT, ALWAYS_UP)) as server:
+        run("--num-rounds", "2", "--num-candidates", "1", "--eval-episodes", "10", "--run-dir", str(tmp_path / "r"),
+            base_url=server.base_url)
+        round1 = [r for r in server.requests if kind(r) == "policy"][1]["messages"][1]["content"]
+    assert "### Round 0" in round1  # the worse answer came after seeing the good one
+    assert (tmp_path / "r" / "policy.py").read_text() == code_of(DOWN_THEN_RIGHT)
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["best_request_id"] == "r0/c0/a0"
+    record = load_record(tmp_path / "r")
+    assert record["final_eval"]["mean_return"] > 900
+    best, second = (p["mean_return"] for p in record["curve"])
+    assert best > 900 and second == best  # the curve is the best so far, not the round's best (-100)

@@ -7,6 +7,8 @@ Parametrised over `registry.specs()`, so a new family is covered as soon as it r
 from __future__ import annotations
 
 import math
+import sys
+import types
 import warnings
 
 import gymnasium as gym
@@ -81,20 +83,42 @@ def test_a_used_env_replays_a_new_envs_episodes(env_id):
     env.close()
 
 
+def field_values(parsed) -> np.ndarray:
+    """Every number an Observation holds, field by field (flags as 0/1), flattened."""
+    return np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in vars(parsed).values() if v is not None])
+
+
 @pytest.mark.parametrize("env_id", IDS)
 def test_description_parses_real_observations(env_id):
+    """Each number of a real observation lands in exactly one field, unchanged: nothing dropped, duplicated or
+    rescaled (the fields' values are the observation's values, as multisets)."""
     observation = registry.description_module(env_id).Observation
     for item in play(env_id, seed=9, steps=50):
         obs = item[0] if isinstance(item, tuple) else item
         parsed = observation.from_array(obs)
-        assert isinstance(parsed, observation) and vars(parsed)  # named fields
+        assert isinstance(parsed, observation)
+        values = field_values(parsed)
+        raw = np.asarray(obs, dtype=np.float64).ravel()
+        assert values.shape == raw.shape, (values.shape, raw.shape)
+        np.testing.assert_allclose(np.sort(values), np.sort(raw), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_describe_is_runnable_python(env_id):
+    """The text the LLM reads runs as it is, and its Observation parses a real observation as the task's own does."""
     text = promptpo_bench.describe(env_id)
-    assert text.strip() and "class " in text
-    compile(text, f"{env_id} context", "exec")
+    assert "class Observation" in text
+    module = types.ModuleType("llm_context")  # a module of its own, as the sandbox loads it (dataclasses need one)
+    sys.modules[module.__name__] = module
+    try:
+        exec(compile(text, f"{env_id} context", "exec"), module.__dict__)  # our own description text, trusted
+    finally:
+        del sys.modules[module.__name__]
+    obs = play(env_id, seed=4, steps=3)[-1][0]
+    shown = module.Observation.from_array(obs)
+    real = registry.description_module(env_id).Observation.from_array(obs)
+    assert type(shown).__name__ == type(real).__name__
+    np.testing.assert_array_equal(field_values(shown), field_values(real))
 
 
 @pytest.mark.parametrize("env_id", IDS)
