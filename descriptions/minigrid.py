@@ -66,11 +66,6 @@ LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE, DONE = range(7)
 # is the agent's heading in the (unseen) full grid. The view's cell [vx, vy] is grid cell
 #   agent position + DIR_TO_VEC[direction] * (6 - vy) + right * (vx - 3),  right = (-dy, dx) for DIR_TO_VEC = (dx, dy).
 AGENT_IN_VIEW = (3, 6)
-
-
-def front(obs: Observation) -> tuple[int, int, int]:
-    """(object, colour, state) of the cell right in front of the agent."""
-    return int(obs.objects[3, 5]), int(obs.colors[3, 5]), int(obs.states[3, 5])
 # </context>
 
 # <context when="full">
@@ -83,16 +78,21 @@ def agent_position(obs: Observation) -> tuple[int, int]:
     """(x, y) of the agent in the grid."""
     xs, ys = np.nonzero(obs.objects == OBJECT_TO_IDX["agent"])
     return int(xs[0]), int(ys[0])
-
-
-def front(obs: Observation) -> tuple[int, int, int]:
-    """(object, colour, state) of the cell right in front of the agent."""
-    x, y = agent_position(obs)
-    dx, dy = DIR_TO_VEC[obs.direction]
-    return int(obs.objects[x + dx, y + dy]), int(obs.colors[x + dx, y + dy]), int(obs.states[x + dx, y + dy])
 # </context>
 
 # <context>
+def front(obs: Observation) -> tuple[int, int, int]:
+    """(object, colour, state) of the cell right in front of the agent: [3, 5] in the egocentric view, the
+    neighbour of the "agent" cell in its direction in the whole grid."""
+    agent = np.argwhere(obs.objects == OBJECT_TO_IDX["agent"])
+    if len(agent):
+        (x, y), (dx, dy) = agent[0], DIR_TO_VEC[obs.direction]
+        x, y = x + dx, y + dy
+    else:
+        x, y = 3, 5
+    return int(obs.objects[x, y]), int(obs.colors[x, y]), int(obs.states[x, y])
+
+
 # The task ({task}): {summary}.
 # Mission: "{mission}".
 # </context>

@@ -170,8 +170,9 @@ class GridPlanner:
             final = self.TOGGLE
         action = self.plan(direction, objective)
         if action is not None:
-            if final == self.PICKUP and self.carrying is not None:
-                action = self.drop_or_go(direction, objective)
+            if final == self.PICKUP and self.carrying is not None:  # no drop yet where it would lock the target away
+                drop = self.drop_or_go(direction, objective)
+                action = drop if drop is not None else None if action == "here" else action
             if action is not None:
                 return final if action == "here" else action
         locked = {value[1] for value in self.cells.values() if value[0] == self.DOOR and value[2] == self.LOCKED}
