@@ -3,6 +3,8 @@ expert, in process, in the sandbox and as one Policy() serving a rollout's episo
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -163,6 +165,20 @@ def test_reset_seed_decides_the_layout():
         sim = env.unwrapped.sim
         layouts.append((sim.grid.encode().tobytes(), tuple(sim.agent_pos), sim.agent_dir))
     assert layouts[0] == layouts[2] != layouts[1]
+
+
+@pytest.mark.parametrize("fully_observable", [False, True])
+def test_pickled_env_continues_identically(fully_observable):
+    env = promptpo_bench.make("MiniGrid-KeyCorridorS3R3-v0", fully_observable=fully_observable).unwrapped
+    env.reset(seed=2)
+    actions = np.random.default_rng(0).integers(0, 7, 60).tolist()
+    for action in actions[:20]:
+        env.step(action)
+    twin = pickle.loads(pickle.dumps(env))
+    for action in actions[20:]:
+        first, second = env.step(action), twin.step(action)
+        np.testing.assert_array_equal(first[0], second[0])
+        assert first[1:] == second[1:]
 
 
 @pytest.mark.parametrize("env_id", IDS)
