@@ -235,3 +235,11 @@ def test_stored_reference_scores_are_what_they_say(env_id):
         reference.random, abs=5e-5)
     assert run_episodes(env_id, expert_policy(env.unwrapped), seeds).mean_return == pytest.approx(
         reference.optimal, abs=5e-5)
+
+
+def test_doorkey_expert_reaches_the_goal_in_every_one_of_100_episodes():
+    """What `promptpo-bench rollout MiniGrid-DoorKey-8x8-v0 --policy expert --episodes 100` plays (seeds 0..99)."""
+    env_id = "MiniGrid-DoorKey-8x8-v0"
+    episodes = run_episodes(env_id, registry.get(env_id).expert(promptpo_bench.make(env_id).unwrapped),
+                            episode_seeds(0, 100))
+    assert episodes.successes.all() and (episodes.returns > 0).all()
