@@ -11,6 +11,7 @@ Reproduce (what was run for the README):
 Others:
     .venv/bin/python benchmarks/baselines_learning.py --suite noiseworld --steps 1000000
     .venv/bin/python benchmarks/baselines_learning.py --suite mujoco --steps 100000
+    .venv/bin/python benchmarks/baselines_learning.py --suite minigrid --steps 20000 --seeds 1
     .venv/bin/python benchmarks/baselines_learning.py --summarize-only --out benchmarks/results/learning
 """
 
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITES = {
     "noiseworld": [(algo, f"NoiseWorld-Board{b}-v0") for b in range(4) for algo in ("ppo", "dqn")],
     "mujoco": [(algo, env) for env in ("InvertedDoublePendulum-v5", "Hopper-v5") for algo in ("sac", "ppo")],
+    "minigrid": [(algo, f"MiniGrid-{task}") for task in ("Empty-8x8-v0", "FourRooms-v0", "DoorKey-8x8-v0",
+                 "MultiRoom-N4-S5-v1", "LavaCrossingS9N2-v0", "KeyCorridorS3R3-v0", "Unlock-v0") for algo in ("ppo", "dqn")],
 }
 
 

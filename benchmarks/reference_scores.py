@@ -1,4 +1,4 @@
-"""Measure the random and expert reference scores of the PointMaze and Meta-World tasks.
+"""Measure the random and expert reference scores of the PointMaze, Meta-World and MiniGrid tasks.
 
 Exactly what `promptpo-bench rollout ENV_ID --policy random|expert --episodes K --seed 0` measures: reset
 seeds 0..K-1 (Meta-World: K = 50 plays each MT1 task once), random actions seeded 0. Prints one line per
@@ -14,12 +14,12 @@ import time
 from promptpo_bench import registry
 from promptpo_bench.rollout import RandomPolicy, episode_seeds, run_episodes
 
-EPISODES = {"pointmaze": 100, "metaworld": 50}
+EPISODES = {"pointmaze": 100, "metaworld": 50, "minigrid": 100}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("env_ids", nargs="*", help="default: every PointMaze and Meta-World task")
+    parser.add_argument("env_ids", nargs="*", help="default: every PointMaze, Meta-World and MiniGrid task")
     parser.add_argument("--kwargs", default="{}", help="env kwargs as JSON (default: the task's defaults)")
     args = parser.parse_args()
     kwargs = registry.parse_kwargs(args.kwargs)
@@ -38,7 +38,7 @@ def main() -> None:
                   f"{episodes.env_steps / (time.perf_counter() - start):.0f} steps/s", flush=True)
         env.close()
         (random_return, random_success), (expert_return, expert_success) = means["random"], means["expert"]
-        print(f"    ReferenceScores(random={random_return:.2f}, optimal={expert_return:.2f}, source=... "
+        print(f"    ReferenceScores(random={random_return:.4f}, optimal={expert_return:.4f}, source=... "
               f"success rate random {random_success:.2f}, expert {expert_success:.2f})", flush=True)
 
 

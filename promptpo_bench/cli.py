@@ -49,8 +49,8 @@ def cmd_tasks(args: argparse.Namespace) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print("\nrandom / optimal: the returns that normalise scores (random = 0, optimal = 1). NoiseWorld: exact, by value "
           "iteration; MuJoCo: random measured on 100 seeded episodes, optimal = the best published PPO/SAC score; "
-          "PointMaze, Meta-World and real-world: random and the expert (planner, scripted policy, hand-written "
-          "controller) measured on fixed seeds. Each task's source: `promptpo-bench rollout ID --policy expert`.")
+          "PointMaze, Meta-World, MiniGrid and real-world: random and the expert (planner, scripted policy, "
+          "hand-written controller) measured on fixed seeds. Each task's source: `promptpo-bench rollout ID --policy expert`.")
 
 
 def cmd_describe(args: argparse.Namespace) -> None:
