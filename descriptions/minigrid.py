@@ -7,6 +7,7 @@ own (minigrid.core.constants); tests/test_minigrid.py checks them, every field a
 reward function against the env's reward. It imports nothing but NumPy, so the sandbox can load it.
 """
 
+
 # <context>
 from __future__ import annotations
 
@@ -131,8 +132,11 @@ def reward(obs: Observation, action: int, next_obs: Observation, step_count: int
 # </context>
 
 
-def context_variables(env, key_info: bool | None = None) -> tuple[set[str], dict[str, str]]:
-    """The variants and placeholder values for `env` (an unwrapped FlatMiniGridEnv); key_info is unused."""
+VARIANTS = {"suite": "the suite's description (MiniGrid is not one of the paper's tasks: no paper context to match)"}
+
+
+def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
+    """The view and objective parts and placeholder values for `env` (an unwrapped FlatMiniGridEnv)."""
     from ..registry import get  # here, not at the top: the sandbox loads this module without the suite
 
     sim = env.sim
