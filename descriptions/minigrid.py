@@ -34,6 +34,8 @@ class Observation:
     colors: np.ndarray  # (width, height) int64: COLOR_TO_IDX of each cell (0 for empty and unseen cells)
     states: np.ndarray  # (width, height) int64: STATE_TO_IDX of each door, 0 elsewhere
     direction: int  # the agent's heading in the grid: 0 right, 1 down, 2 left, 3 up (see DIR_TO_VEC)
+    width: int  # the view's (or grid's) width: objects.shape[0]
+    height: int  # its height: objects.shape[1]
     mission_color: int | None = None  # COLOR_TO_IDX of the mission's object, where the mission varies, else None
     mission_object: int | None = None  # OBJECT_TO_IDX of the mission's object, where the mission varies, else None
 
@@ -47,7 +49,8 @@ class Observation:
         end = 3 + width * height * 3
         image = values[3:end].reshape(width, height, 3)
         mission = values[end:end + 2].tolist() or [None, None]
-        return cls(image[:, :, 0].copy(), image[:, :, 1].copy(), image[:, :, 2].copy(), direction, *mission)
+        return cls(image[:, :, 0].copy(), image[:, :, 1].copy(), image[:, :, 2].copy(), direction, width, height,
+                   *mission)
 
 
 # Actions: one integer.
