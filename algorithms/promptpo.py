@@ -50,6 +50,10 @@ from promptpo_bench.sandbox import (Limits, PolicyFailure, SandboxedFeedback, Sa
                                     discard_worker, spawn_worker)
 
 
+# what `promptpo-bench sweep` needs to know about this file; it reads this literal without importing the file
+SWEEP_TRAITS = {"budget_flag": "--max-env-steps", "uses_llm": True, "resumable": True}
+
+
 @dataclass
 class Args:
     exp_name: str = os.path.basename(__file__)[: -len(".py")]

@@ -13,7 +13,7 @@ from ..registry import Recipe, ReferenceScores, TaskSpec, register
 
 KWARGS_HELP = ("Gymnasium's own MuJoCo v5 kwargs (e.g. ctrl_cost_weight, reset_noise_scale) and max_episode_steps; "
                "the description covers the default observation layout only")
-RANDOM_EPISODES, RANDOM_SEED = 100, 0  # the protocol that measured the stored random returns (see measure_random)
+RANDOM_EPISODES, RANDOM_SEED = 100, 0  # the protocol that measured the stored random returns (promptpo_bench.rollout.random_return)
 
 CLEANRL_PPO = ("PPO of CleanRL (ppo_continuous_action.py) at 8M steps on MuJoCo v4 (docs.cleanrl.dev/rl-algorithms/rpo/, "
                "tables 'MuJoCo v4', column ppo_continuous_action_8M)")
@@ -25,7 +25,7 @@ class _Task:
     env_class: str  # Gymnasium's class, in gymnasium.envs.mujoco.<module>
     module: str
     horizon: int
-    random: float  # mean return of uniform random actions, measured by measure_random()
+    random: float  # mean return of uniform random actions, measured by promptpo_bench.rollout.random_return
     ppo: float  # published, CLEANRL_PPO
     sac: float | None  # published, TD3_PAPER_SAC (where the table has the task)
     summary: str
@@ -57,18 +57,6 @@ def _references(task: _Task):
                 f"{RANDOM_SEED}..{RANDOM_SEED + RANDOM_EPISODES - 1}")
     scores = ReferenceScores(random=task.random, optimal=optimal, source=f"{measured}; expert: {source}")
     return lambda env: scores
-
-
-def measure_random(env_id: str, episodes: int = RANDOM_EPISODES, seed: int = RANDOM_SEED) -> float:
-    """Mean return of uniform random actions on reset seeds seed..seed+episodes-1 (how TASKS' `random` was measured)."""
-    from ..rollout import RandomPolicy, make_env, run_episodes
-
-    env = make_env(env_id)
-    try:
-        policy = RandomPolicy(env.action_space, seed)
-    finally:
-        env.close()
-    return run_episodes(env_id, policy, list(range(seed, seed + episodes))).mean_return
 
 
 for _id, _task in TASKS.items():
