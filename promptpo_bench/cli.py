@@ -32,23 +32,22 @@ def _kwarg(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def _format_space(space) -> str:
-    shape = getattr(space, "shape", None)
-    if hasattr(space, "n"):
-        return f"Discrete({space.n})"
-    return f"{type(space).__name__}{tuple(shape) if shape is not None else ''}"
-
-
 def cmd_tasks(args: argparse.Namespace) -> None:
-    rows = []
+    rows, missing = [], {}
     for spec in registry.specs():
         if args.family and spec.family != args.family:
             continue
-        env = registry.make(spec.id)
-        ref = spec.references(env.unwrapped)
-        rows.append((spec.id, spec.family, str(spec.horizon), _format_space(env.observation_space),
-                     _format_space(env.action_space), f"{ref.random:.2f}", f"{ref.optimal:.2f}", spec.summary))
-        env.close()
+        if spec.observation and spec.action and spec.default_references:  # from the spec alone: no env is built
+            spaces, ref = (spec.observation, spec.action), spec.default_references()
+        else:  # a task registered without them
+            env = registry.make(spec.id)
+            spaces, ref = (registry.space_text(env.observation_space), registry.space_text(env.action_space)), \
+                spec.references(env.unwrapped)
+            env.close()
+        rows.append((spec.id, spec.family, str(spec.horizon), *spaces, f"{ref.random:.2f}", f"{ref.optimal:.2f}",
+                     spec.summary))
+        if registry.missing_requirements(spec):
+            missing.setdefault(spec.family, (spec.extra, registry.missing_requirements(spec)))
     header = ("id", "family", "horizon", "observation", "action", "random", "optimal", "task")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
@@ -57,6 +56,9 @@ def cmd_tasks(args: argparse.Namespace) -> None:
           "iteration; MuJoCo: random measured on 100 seeded episodes, optimal = the best published PPO/SAC score; "
           "PointMaze, Meta-World, MiniGrid and real-world: random and the expert (planner, scripted policy, "
           "hand-written controller) measured on fixed seeds. Each task's source: `promptpo-bench rollout ID --policy expert`.")
+    for family, (extra, modules) in missing.items():
+        print(f"not installed: {family} (needs {', '.join(modules)}: pip install 'promptpo-bench[{extra}]'); its "
+              "tasks are listed but cannot be made")
 
 
 def cmd_describe(args: argparse.Namespace) -> None:

@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from .entries import DEFAULT_BOARD, entry_dir, find_duplicate
 from .errors import BenchError
@@ -145,6 +144,8 @@ def welch_p_value(claimed: np.ndarray, reevaluated: np.ndarray) -> float:
     """Two-sided Welch t-test p-value; two constant samples give 1 if equal, else 0."""
     if np.ptp(claimed) == 0 and np.ptp(reevaluated) == 0:
         return 1.0 if claimed[0] == reevaluated[0] else 0.0
+    from scipy import stats  # here, not at the top: a slow import the other commands do without
+
     return float(stats.ttest_ind(claimed, reevaluated, equal_var=False).pvalue)
 
 
