@@ -31,6 +31,7 @@ from .errors import BenchError
 from .progress import Progress
 from .records import atomic_write_json, code_version, load_record, sha256_file
 from .rollout import RolloutFailure, heldout_seeds, make_env, run_episodes
+from .tracking import start_wandb
 
 EPISODE_RTOL, EPISODE_ATOL = 1e-9, 1e-6  # float tolerance of one episode's return in an exact reproduction
 ALPHA = 1e-3  # significance level of the statistical reproduction test (false rejections of honest runs: 0.1%)
@@ -214,14 +215,10 @@ def submit(run_dir: str | Path, board: str | Path = DEFAULT_BOARD) -> Path:
 
 def track_entry(entry: Path, project: str, wandb_entity: str | None = None) -> None:
     """Log an accepted entry to W&B (under WANDB_DIR or ./wandb): its curve against global_step = env steps."""
-    import wandb
-
     record = json.loads((entry / "record.json").read_text())
     verification = json.loads((entry / "verification.json").read_text())
-    run = wandb.init(project=project, entity=wandb_entity, job_type="submit", name=entry.name,
-                     config={k: record[k] for k in ("algorithm", "env_id", "env_kwargs", "seed")})
-    run.define_metric("global_step")
-    run.define_metric("*", step_metric="global_step")
+    run = start_wandb(project, entry.name, {k: record[k] for k in ("algorithm", "env_id", "env_kwargs", "seed")},
+                      entity=wandb_entity, job_type="submit")
     for point in record["curve"]:
         run.log({"global_step": point["env_steps"], "charts/episodic_return": point["mean_return"]})
     run.summary.update({"final_eval/mean_return": record["final_eval"]["mean_return"],
