@@ -43,11 +43,16 @@ from promptpo_bench import registry
 from promptpo_bench.errors import BenchError
 from promptpo_bench.llm import ContextLengthError, Journal, LLMClient, LLMConfig, LLMError, Reply, extract_code
 from promptpo_bench.progress import Progress
-from promptpo_bench.records import RunRecorder, atomic_write_json, default_run_dir, sha256_file
+from promptpo_bench.records import RunRecorder, atomic_write_json, default_run_dir, final_eval, sha256_file
 from promptpo_bench.rollout import (HELDOUT_SEED_BASE, RandomPolicy, RolloutFailure, heldout_seeds, reusing_envs,
                                     run_episodes)
 from promptpo_bench.sandbox import (Limits, PolicyFailure, SandboxedFeedback, SandboxedPolicy, check_sandbox,
                                     discard_worker, spawn_worker)
+from promptpo_bench.tracking import start_wandb
+
+
+# what `promptpo-bench sweep` needs to know about this file; it reads this literal without importing the file
+SWEEP_TRAITS = {"budget_flag": "--max-env-steps", "uses_llm": True, "resumable": True}
 
 
 @dataclass
@@ -565,14 +570,8 @@ def main(args: Args) -> int:
                        f"candidates x {args.num_episodes} episodes ({source}), {args.description_variant} description, "
                        f"LLM {args.llm_model} at {client.base_url}; writing {run_dir}")
 
-    wandb = None
-    if args.track:
-        import wandb
-
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, group=args.wandb_group,
-                   config=dataclasses.asdict(args), name=run_dir.name, dir=str(run_dir), save_code=True)
-        wandb.define_metric("global_step")
-        wandb.define_metric("*", step_metric="global_step")
+    wandb = start_wandb(args.wandb_project_name, run_dir.name, dataclasses.asdict(args), args.wandb_entity,
+                        args.wandb_group, run_dir) if args.track else None
 
     # ---- the rounds -----------------------------------------------------------------------------------------------
     history: list[RoundResult] = []
@@ -637,14 +636,10 @@ def main(args: Args) -> int:
                                     on_episode_end=bar.advance)
     except RolloutFailure as error:  # episodes end where the policy failed; the failure is part of the record
         episodes, final_failure = error.partial, error.failure.to_dict()
-    final_eval = {"episode_seeds": seeds, "returns": episodes.returns.tolist(), "mean_return": episodes.mean_return,
-                  "lengths": episodes.lengths.tolist(),
-                  "successes": None if episodes.successes is None else episodes.successes.tolist(),
-                  "success_rate": episodes.success_rate, "failure": final_failure}
     tokens = budget.tokens()
     record = recorder.finish(
         totals={"env_steps": budget.env_steps, "episodes": budget.episodes, **tokens, "cost_usd": budget.cost()},
-        final_eval=final_eval, policy_path="policy.py", policy_kind="python")
+        final_eval=final_eval(episodes, final_failure), policy_path="policy.py", policy_kind="python")
     record_extra = {"stopped": stopped, "best_request_id": best.request_id,
                     "feedback_repairs_in_rounds": algo.feedback_repairs,
                     "feedback_sha256": sha256_file(run_dir / "feedback.py") if (run_dir / "feedback.py").exists()

@@ -1,10 +1,11 @@
 """Build the shipped leaderboard: reference runs for every NoiseWorld task, then submit them and the baseline runs.
 
-    python benchmarks/leaderboard_entries.py [--ids ID ...]   # writes benchmarks/results/reference/, leaderboard/
+    python benchmarks/leaderboard_entries.py [--ids ID ...]   # writes runs/reference/ where needed, leaderboard/
 
-Reference runs (random and exact-optimal policies as policy.py, scored in the sandbox) are written once into
-benchmarks/results/reference/; every run directory there and in benchmarks/results/learning/ is then submitted
-(re-evaluated) like any user's run. Runs already on the board are skipped (submit refuses duplicates).
+A reference run (the random or the optimal/expert policy as policy.py, scored in the sandbox) is written into
+runs/reference/ only for a task whose board has no entry of it yet; the board's entry is then the one committed
+copy of its policy.py. Those runs and every run directory of benchmarks/results/learning/ are submitted
+(re-evaluated) like any user's run; runs already on the board are skipped (submit refuses duplicates).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pathlib import Path
 
 from promptpo_bench import registry
 from promptpo_bench.leaderboard import build
-from promptpo_bench.reference_runs import write_reference_run
+from promptpo_bench.entries import task_key
+from promptpo_bench.reference_runs import ALGORITHMS, write_reference_run
 from promptpo_bench.submit import Rejected, submit
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REFERENCE_RUNS = Path("runs/reference")  # scratch: the board's entries keep what is accepted
 
 
 def main() -> None:
@@ -27,15 +30,19 @@ def main() -> None:
     parser.add_argument("--ids", nargs="+", help="write reference runs for these tasks only (default: every task; "
                         "Glucose-Adult-v0's 50 episodes of 5,760 steps take about 20 minutes here)")
     args = parser.parse_args()
+    reference_runs = []
     for spec in [registry.get(env_id) for env_id in args.ids] if args.ids else registry.specs():
         for policy in ("random", "optimal") if spec.expert_code else ("random",):
-            run_dir = RESULTS / "reference" / f"{spec.id}__{policy}"
+            if any(args.leaderboard.glob(f"entries/{task_key(spec.id, {})}/{ALGORITHMS[policy]}__*/verification.json")):
+                continue  # on the board already
+            run_dir = REFERENCE_RUNS / f"{spec.id}__{policy}"
             if not (run_dir / "record.json").is_file():
                 record = write_reference_run(spec.id, policy, run_dir)
                 print(f"reference run {run_dir.name}: mean return {record['final_eval']['mean_return']:.2f}")
+            reference_runs.append(run_dir)
     start = time.time()
     accepted = skipped = 0
-    for run_dir in sorted((RESULTS / "reference").iterdir()) + sorted((RESULTS / "learning").iterdir()):
+    for run_dir in reference_runs + sorted((RESULTS / "learning").iterdir()):
         try:
             entry = submit(run_dir, args.leaderboard)
             accepted += 1

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import shlex
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,7 +16,9 @@ from typing import Any, Sequence
 from . import policies, registry, sweep
 from .errors import BenchError
 from .progress import Progress
+from .records import atomic_write_json
 from .rollout import Episodes, RandomPolicy, RolloutFailure, episode_seeds, run_episodes
+from .sweep_backends import BACKENDS, SweepProgress
 
 
 def _kwarg(text: str) -> tuple[str, Any]:
@@ -26,23 +32,22 @@ def _kwarg(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def _format_space(space) -> str:
-    shape = getattr(space, "shape", None)
-    if hasattr(space, "n"):
-        return f"Discrete({space.n})"
-    return f"{type(space).__name__}{tuple(shape) if shape is not None else ''}"
-
-
 def cmd_tasks(args: argparse.Namespace) -> None:
-    rows = []
+    rows, missing = [], {}
     for spec in registry.specs():
         if args.family and spec.family != args.family:
             continue
-        env = registry.make(spec.id)
-        ref = spec.references(env.unwrapped)
-        rows.append((spec.id, spec.family, str(spec.horizon), _format_space(env.observation_space),
-                     _format_space(env.action_space), f"{ref.random:.2f}", f"{ref.optimal:.2f}", spec.summary))
-        env.close()
+        if spec.observation and spec.action and spec.default_references:  # from the spec alone: no env is built
+            spaces, ref = (spec.observation, spec.action), spec.default_references()
+        else:  # a task registered without them
+            env = registry.make(spec.id)
+            spaces, ref = (registry.space_text(env.observation_space), registry.space_text(env.action_space)), \
+                spec.references(env.unwrapped)
+            env.close()
+        rows.append((spec.id, spec.family, str(spec.horizon), *spaces, f"{ref.random:.2f}", f"{ref.optimal:.2f}",
+                     spec.summary))
+        if registry.missing_requirements(spec):
+            missing.setdefault(spec.family, (spec.extra, registry.missing_requirements(spec)))
     header = ("id", "family", "horizon", "observation", "action", "random", "optimal", "task")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
@@ -51,6 +56,9 @@ def cmd_tasks(args: argparse.Namespace) -> None:
           "iteration; MuJoCo: random measured on 100 seeded episodes, optimal = the best published PPO/SAC score; "
           "PointMaze, Meta-World, MiniGrid and real-world: random and the expert (planner, scripted policy, "
           "hand-written controller) measured on fixed seeds. Each task's source: `promptpo-bench rollout ID --policy expert`.")
+    for family, (extra, modules) in missing.items():
+        print(f"not installed: {family} (needs {', '.join(modules)}: pip install 'promptpo-bench[{extra}]'); its "
+              "tasks are listed but cannot be made")
 
 
 def cmd_describe(args: argparse.Namespace) -> None:
@@ -184,6 +192,89 @@ def _board_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wandb-entity", default=None, help="W&B entity (team)")
 
 
+def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `promptpo-bench sweep` (every one can also be a key of the sweep file)."""
+    parser.add_argument("sweep_file", nargs="?", help="a TOML file with the same keys as the flags (flags win)")
+    parser.add_argument("--algos", help="algorithm files to run, e.g. ppo,dqn,promptpo (algorithms/NAME.py)")
+    parser.add_argument("--tasks", help="task ids, e.g. NoiseWorld-Board0-v0,NoiseWorld-Board1-v0")
+    parser.add_argument("--seeds", help="seeds, e.g. 1-5 or 1,3,7")
+    parser.add_argument("--budget", help="environment steps per run: N for every algorithm, or ALGO=N pairs "
+                        "(ppo=1000000,promptpo=50000); maps to --total-timesteps (baselines) / --max-env-steps "
+                        "(promptpo); default: each algorithm's own")
+    parser.add_argument("--args", action="append", metavar="ALGO='FLAGS'",
+                        help="extra flags of one algorithm, repeatable: --args promptpo='--llm-model gpt-4o-mini'")
+    parser.add_argument("--out", help="sweep directory; each run in OUT/{env_id}__{algo}__{seed} (default runs/sweep)")
+    parser.add_argument("--backend", choices=("local", "ray"), help="local process pool (default) or Ray tasks")
+    parser.add_argument("-j", "--jobs", type=int, help="runs at once on the local backend / CPUs of a local Ray "
+                        "instance (default: cores)")
+    parser.add_argument("--ray-address", help="an existing Ray cluster (e.g. auto, or HEAD_IP:6379); default: start "
+                        "a Ray instance on this machine, loopback only")
+    parser.add_argument("--cpus-per-run", type=float, help="Ray CPUs each run asks for (default 1)")
+    parser.add_argument("--gpus-per-run", type=float, help="Ray GPUs each run asks for (default 0)")
+    parser.add_argument("--max-concurrent-llm-runs", type=int, metavar="K",
+                        help="at most K LLM-using runs at once per endpoint (Ray: a custom resource per endpoint)")
+    parser.add_argument("--max-retries", type=int, help="Ray retries of a run whose worker or node died (default 3); "
+                        "a run that fails by itself is never retried within a sweep")
+    parser.add_argument("--track", action="store_true", default=None, help="log every run to W&B, grouped")
+    parser.add_argument("--wandb-group", help="W&B group of the runs (default: the name of the sweep directory)")
+    parser.add_argument("--wandb-project-name", help="W&B project (default: each algorithm's)")
+    parser.add_argument("--submit", action="store_true", default=None,
+                        help="send every finished run through `promptpo-bench submit`")
+    parser.add_argument("--leaderboard", help="leaderboard directory for --submit")
+    parser.add_argument("--algorithms-dir", help="where the algorithm files are (default: ./algorithms, the "
+                        "checkout the sweep is started in); each file may declare SWEEP_TRAITS (budget flag, LLM, "
+                        "resumable)")
+    parser.add_argument("--dry-run", action="store_true", help="print each run's state and command, run nothing")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run a sweep's grid with its backend (skipping finished runs), print its summary, and submit if asked."""
+    options = sweep.load_sweep_file(args.sweep_file) if args.sweep_file else {}
+    flags = {k: v for k, v in vars(args).items() if k not in ("sweep_file", "dry_run", "command", "func")}
+    options.update({k: v for k, v in flags.items() if v is not None})
+    grid = sweep.build_sweep(options)
+    runs = grid.runs()
+    states = {run: sweep.state(run) for run in runs}
+    if args.dry_run:
+        for run in runs:
+            command = [sys.executable, str(run.script), "--resume", str(run.run_dir)] if states[run] == "resume" \
+                else run.command()
+            print(f"{states[run]:8} {shlex.join(command)}")
+        return 0
+    todo = [run for run in runs if states[run] != "finished"]
+    grid.out.mkdir(parents=True, exist_ok=True)
+    lock = open(grid.out / ".sweep.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BenchError(f"another sweep is running in {grid.out}") from None
+    counts = Counter(states.values())
+    print(f"[sweep] {len(runs)} runs ({len(grid.algos)} algorithms x {len(grid.tasks)} tasks x "
+          f"{len(grid.seeds)} seeds) in {grid.out}: {counts['finished']} finished (skipped), "
+          f"{counts['resume']} to resume, {counts['restart']} to restart, {counts['new']} new; backend "
+          f"{grid.backend}" + (f" at {grid.ray_address}" if grid.ray_address else ""), flush=True)
+    progress = SweepProgress(len(todo), running_label="running" if grid.backend == "local" else "in Ray")
+    t0 = time.time()
+    try:
+        outcomes = BACKENDS[grid.backend](grid, todo, progress) if todo else []
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        progress.close()
+    failed = [o for o in outcomes if not o.ok]
+    print(f"[sweep] {len(outcomes) - len(failed)} runs finished, {len(failed)} failed, "
+          f"{counts['finished']} skipped, in {time.time() - t0:.1f}s")
+    rows = sweep.summarize(runs)
+    print()
+    print(sweep.format_summary(rows, len(grid.seeds)))
+    atomic_write_json(grid.out / "summary.json", {"rows": rows, "wall_time_s": round(time.time() - t0, 3),
+                                                  "backend": grid.backend, "ran": len(outcomes),
+                                                  "failed": [o.run.name for o in failed],
+                                                  "skipped": counts["finished"]})
+    submit_failures = sweep.submit(runs, grid.out, grid.leaderboard) if grid.submit else 0
+    return 1 if failed or submit_failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promptpo-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -277,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every algorithm x task x seed of a grid, each as the algorithm's own command writing "
                     "OUT/{env_id}__{algo}__{seed}. Rerunning skips finished runs, resumes interrupted PromptPO runs "
                     "(--resume) and restarts interrupted baseline runs; the sweep ends with a summary table.")
-    sweep.add_arguments(sweep_parser)
-    sweep_parser.set_defaults(func=sweep.cmd_sweep)
+    _add_sweep_arguments(sweep_parser)
+    sweep_parser.set_defaults(func=cmd_sweep)
     return parser
 
 

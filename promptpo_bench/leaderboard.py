@@ -24,7 +24,7 @@ from . import registry, statistics
 from .errors import BenchError
 from .registry import ReferenceScores
 from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci
-from .submit import DEFAULT_BOARD, entries, task_key
+from .entries import DEFAULT_BOARD, entries, task_key
 
 BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables compare methods
 BUDGET_SLACK = 0.95  # a run "reaches" budget B with at least 0.95 B steps (runs stop at a whole batch: PPO 98,304)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import openai
 
-from .errors import BenchError
+from .errors import BenchError, one_line
 
 LLM_ERROR_KINDS = ("no_api_key", "unreachable", "http", "timeout", "connection", "bad_response", "replay_miss",
                    "context_length")
@@ -35,15 +35,8 @@ NO_API_KEY_MESSAGE = ("OPENAI_API_KEY is not set: export it (any value works for
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0  # also caps a server's Retry-After
 _PROBE_TIMEOUT_S = 5.0
-_MESSAGE_CHARS = 400
 _CODE_BLOCK = re.compile(r"```python[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CONTEXT_LENGTH = re.compile(r"context.length|maximum context|context (size|window)|too many tokens", re.IGNORECASE)
-
-
-def _one_line(message: str) -> str:
-    """`message` on one line, cut to a readable length (an error page can be long)."""
-    message = " ".join(message.split())
-    return message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + "..."
 
 
 def extract_code(answer: str) -> str | None:
@@ -68,7 +61,7 @@ class LLMError(Exception):
     def __init__(self, kind: str, message: str, status: int | None = None):
         if kind not in LLM_ERROR_KINDS:
             raise ValueError(f"unknown LLMError kind {kind!r}")
-        super().__init__(_one_line(message))
+        super().__init__(one_line(message))
         self.kind = kind
         self.status = status
 
@@ -306,8 +299,8 @@ class _Failure(Exception):
 
     def __init__(self, kind: str, message: str, status: int | None = None, retryable: bool = False,
                  retry_after: float | None = None):
-        super().__init__(_one_line(message))
-        self.kind, self.message, self.status = kind, _one_line(message), status
+        super().__init__(one_line(message))
+        self.kind, self.message, self.status = kind, one_line(message), status
         self.retryable, self.retry_after = retryable, retry_after
 
     def llm_error(self, where: str) -> LLMError:

@@ -19,11 +19,14 @@ import time
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from .errors import BenchError
+
+if TYPE_CHECKING:
+    from .rollout import Episodes
 
 SCHEMA_VERSION = 1
 
@@ -40,6 +43,15 @@ def validate(record: dict) -> None:
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise BenchError(f"record.json is invalid at {where}: {error.message}")
+
+
+def final_eval(episodes: Episodes, failure: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record's `final_eval`: the held-out episodes' seeds, returns, lengths and successes, and the failure that
+    ended them early (None: every episode ran to its end)."""
+    return {"episode_seeds": list(episodes.seeds), "returns": episodes.returns.tolist(),
+            "mean_return": episodes.mean_return, "lengths": episodes.lengths.tolist(),
+            "successes": None if episodes.successes is None else episodes.successes.tolist(),
+            "success_rate": episodes.success_rate, "failure": failure}
 
 
 def default_run_dir(env_id: str, exp_name: str, seed: int) -> Path:

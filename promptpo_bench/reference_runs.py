@@ -18,7 +18,7 @@ import gymnasium as gym
 from . import registry
 from .errors import BenchError
 from .progress import Progress
-from .records import RunRecorder
+from .records import RunRecorder, final_eval
 from .rollout import heldout_seeds, make_env, run_episodes
 
 ALGORITHMS = {"random": "random", "optimal": "oracle"}  # --policy name -> the record's algorithm
@@ -89,7 +89,4 @@ def write_reference_run(env_id: str, policy: str, run_dir: str | Path, env_kwarg
     recorder.add_point(0, final.mean_return, success_rate=final.success_rate)
     totals = {"env_steps": 0, "episodes": 0, "llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
               "cost_usd": None, "eval_env_steps": final.env_steps}
-    final_eval = {"episode_seeds": final.seeds, "returns": final.returns.tolist(), "mean_return": final.mean_return,
-                  "successes": None if final.successes is None else final.successes.tolist(),
-                  "success_rate": final.success_rate}
-    return recorder.finish(totals=totals, final_eval=final_eval, policy_path="policy.py", policy_kind="python")
+    return recorder.finish(totals=totals, final_eval=final_eval(final), policy_path="policy.py", policy_kind="python")

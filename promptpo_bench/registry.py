@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import json
 from dataclasses import dataclass
 from types import ModuleType
@@ -56,6 +57,12 @@ class TaskSpec:
     expert: Callable[[gym.Env], Any] | None = None  # builds the reference (optimal/expert) batch policy
     expert_code: Callable[[gym.Env], str] | None = None  # the same policy as policy.py source (answer contract)
     recipe: Recipe = Recipe(rounds=10)  # the paper's PromptPO budget here (its main runs; 10 rounds by default)
+    # what `promptpo-bench tasks` lists without building an env (tests check each against the env, default kwargs)
+    observation: str = ""  # the observation space, e.g. "Box(104,)"
+    action: str = ""  # the action space, e.g. "Discrete(4)"
+    default_references: Callable[[], ReferenceScores] | None = None  # `references` of the default env
+    requires: tuple[str, ...] = ()  # modules the env needs beyond the core dependencies
+    extra: str | None = None  # the pyproject extra that installs them
 
 
 _SPECS: dict[str, TaskSpec] = {}
@@ -146,6 +153,19 @@ def describe(env_id: str, variant: str | None = None, **kwargs: Any) -> str:
         raise BenchError(f"{env_id}: {e}") from None
     finally:
         env.close()
+
+
+def space_text(space: gym.Space) -> str:
+    """A space in one short word, as task tables print it: Discrete(4), Box(104,)."""
+    if hasattr(space, "n"):
+        return f"Discrete({space.n})"
+    shape = getattr(space, "shape", None)
+    return f"{type(space).__name__}{tuple(shape) if shape is not None else ''}"
+
+
+def missing_requirements(spec: TaskSpec) -> list[str]:
+    """The modules `spec`'s env needs that are not installed (found without importing them)."""
+    return [name for name in spec.requires if importlib.util.find_spec(name) is None]
 
 
 def reference_scores(env_id: str, **kwargs: Any) -> ReferenceScores:

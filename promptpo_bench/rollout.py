@@ -276,3 +276,14 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
     finally:
         _return_envs(env_id, env_kwargs, envs, healthy)
     return outcome()
+
+
+def random_return(env_id: str, episodes: int, seed: int = 0, env_kwargs: dict[str, Any] | None = None) -> float:
+    """Mean return of uniform random actions (RandomPolicy seeded `seed`) on reset seeds seed..seed+episodes-1: how
+    the stored "random" reference scores were measured."""
+    env = make_env(env_id, env_kwargs)
+    try:
+        policy = RandomPolicy(env.action_space, seed)
+    finally:
+        env.close()
+    return run_episodes(env_id, policy, list(range(seed, seed + episodes)), env_kwargs).mean_return

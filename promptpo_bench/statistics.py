@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 CI_LEVEL = 95
 BOOTSTRAP_REPS = 2000  # per-task bootstrap (vectorised here)
@@ -27,11 +26,15 @@ def ci95(values: Sequence[float]) -> float | None:
     k = len(values)
     if k < 2:
         return None
+    from scipy import stats  # here, not at the top: scipy.stats takes ~1 s to import, and `tasks` needs none of it
+
     return float(stats.t.ppf(0.975, k - 1) * values.std(ddof=1) / np.sqrt(k))
 
 
 def iqm(values: np.ndarray, axis: int | None = 0) -> np.ndarray | float:
     """Interquartile mean: the mean of the middle 50% (scipy's 25%-trimmed mean, as rliable's aggregate_iqm)."""
+    from scipy import stats
+
     return stats.trim_mean(np.asarray(values, dtype=np.float64), 0.25, axis=axis)
 
 

@@ -10,8 +10,7 @@ episode seeds, reproduces the claimed `final_eval`:
   two-sided t-test of the claimed against the 2n re-evaluated episode returns must give p >= `ALPHA`.
   A policy that is deterministic here (both re-evaluations identical) must reproduce exactly.
 
-An entry is `entries/<task>/<algorithm>__<N>steps__seed<seed>__<sha12>/` with `record.json`, the policy file and
-`verification.json`; it is written into a scratch directory and renamed into place, so a rejected or
+An entry (its layout: entries.py) is written into a scratch directory and renamed into place, so a rejected or
 interrupted submission leaves the board as it was.
 """
 
@@ -20,24 +19,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from .entries import DEFAULT_BOARD, entry_dir, find_duplicate
 from .errors import BenchError
 from .progress import Progress
 from .records import atomic_write_json, code_version, load_record, sha256_file
 from .rollout import RolloutFailure, heldout_seeds, make_env, run_episodes
+from .tracking import start_wandb
 
 EPISODE_RTOL, EPISODE_ATOL = 1e-9, 1e-6  # float tolerance of one episode's return in an exact reproduction
 ALPHA = 1e-3  # significance level of the statistical reproduction test (false rejections of honest runs: 0.1%)
 MIN_EPISODES = 10  # fewer held-out episodes are not a final evaluation anyone should rank by
-DEFAULT_BOARD = Path("leaderboard")
 
 
 class Rejected(BenchError):
@@ -45,14 +43,6 @@ class Rejected(BenchError):
 
     def __init__(self, reason: str):
         super().__init__(f"rejected: {reason}")
-
-
-def task_key(env_id: str, env_kwargs: dict[str, Any]) -> str:
-    """The board's name of a task: the env id, plus its kwargs when there are any (a directory name)."""
-    if not env_kwargs:
-        return env_id
-    text = ",".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(env_kwargs.items()))
-    return f"{env_id}__{re.sub(r'[^A-Za-z0-9=.,_+-]', '', text)}"
 
 
 def _policy_path(run_dir: Path, record: dict[str, Any]) -> Path:
@@ -155,6 +145,8 @@ def welch_p_value(claimed: np.ndarray, reevaluated: np.ndarray) -> float:
     """Two-sided Welch t-test p-value; two constant samples give 1 if equal, else 0."""
     if np.ptp(claimed) == 0 and np.ptp(reevaluated) == 0:
         return 1.0 if claimed[0] == reevaluated[0] else 0.0
+    from scipy import stats  # here, not at the top: a slow import the other commands do without
+
     return float(stats.ttest_ind(claimed, reevaluated, equal_var=False).pvalue)
 
 
@@ -196,22 +188,6 @@ def verify(run_dir: str | Path) -> tuple[dict[str, Any], Path, dict[str, Any]]:
     return record, policy, verification
 
 
-def entries(board: str | Path) -> list[Path]:
-    """Every entry directory of a leaderboard, sorted."""
-    return sorted(p.parent for p in Path(board, "entries").glob("*/*/verification.json"))
-
-
-def find_duplicate(board: str | Path, record: dict[str, Any]) -> Path | None:
-    """The entry of the same policy (sha256) on the same task (env id and kwargs), if the board has one."""
-    key = task_key(record["env_id"], record["env_kwargs"])
-    for entry in entries(board):
-        other = json.loads((entry / "record.json").read_text())
-        if (task_key(other["env_id"], other["env_kwargs"]) == key
-                and other["policy"]["sha256"] == record["policy"]["sha256"]):
-            return entry
-    return None
-
-
 def submit(run_dir: str | Path, board: str | Path = DEFAULT_BOARD) -> Path:
     """Verify `run_dir` and add it to the board; returns the new entry directory or raises `Rejected`."""
     record, _ = check_run(run_dir)
@@ -220,9 +196,8 @@ def submit(run_dir: str | Path, board: str | Path = DEFAULT_BOARD) -> Path:
         raise Rejected(f"duplicate: the same policy (sha256 {record['policy']['sha256'][:12]}) on the same task is "
                        f"already on the board as {duplicate}")
     record, policy, verification = verify(run_dir)
-    task_dir = Path(board, "entries", task_key(record["env_id"], record["env_kwargs"]))
-    entry = task_dir / (f"{record['algorithm']}__{record['totals']['env_steps']}steps__seed{record['seed']}__"
-                        f"{record['policy']['sha256'][:12]}")
+    entry = entry_dir(board, record)
+    task_dir = entry.parent
     task_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".incoming-", dir=task_dir))
     try:
@@ -240,14 +215,10 @@ def submit(run_dir: str | Path, board: str | Path = DEFAULT_BOARD) -> Path:
 
 def track_entry(entry: Path, project: str, wandb_entity: str | None = None) -> None:
     """Log an accepted entry to W&B (under WANDB_DIR or ./wandb): its curve against global_step = env steps."""
-    import wandb
-
     record = json.loads((entry / "record.json").read_text())
     verification = json.loads((entry / "verification.json").read_text())
-    run = wandb.init(project=project, entity=wandb_entity, job_type="submit", name=entry.name,
-                     config={k: record[k] for k in ("algorithm", "env_id", "env_kwargs", "seed")})
-    run.define_metric("global_step")
-    run.define_metric("*", step_metric="global_step")
+    run = start_wandb(project, entry.name, {k: record[k] for k in ("algorithm", "env_id", "env_kwargs", "seed")},
+                      entity=wandb_entity, job_type="submit")
     for point in record["curve"]:
         run.log({"global_step": point["env_steps"], "charts/episodic_return": point["mean_return"]})
     run.summary.update({"final_eval/mean_return": record["final_eval"]["mean_return"],

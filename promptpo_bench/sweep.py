@@ -11,17 +11,14 @@ each run's state on disk, the summary table and `--submit`.
 
 from __future__ import annotations
 
-import argparse
+import ast
 import dataclasses
-import fcntl
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
-import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,7 @@ import numpy as np
 
 from . import registry
 from .errors import BenchError
-from .records import atomic_write_json, load_record
+from .records import load_record
 from .statistics import ci95
 
 if sys.version_info >= (3, 11):
@@ -38,7 +35,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ALGORITHMS_DIR = Path(__file__).resolve().parents[1] / "algorithms"
+ALGORITHMS_DIR = Path("algorithms")  # relative to where the sweep is started: a checkout's algorithm files
 DEFAULT_LLM_ENDPOINT = "https://api.openai.com/v1"
 FORWARDED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WANDB_API_KEY", "WANDB_MODE", "WANDB_ENTITY")
 # flags that change where a run is logged, not what it computes: a rerun that adds or drops them reuses the run
@@ -47,29 +44,39 @@ _LOGGING_FLAGS = {"--track": 0, "--no-track": 0, "--wandb-group": 1, "--wandb-pr
 
 @dataclass(frozen=True)
 class Traits:
-    """What the sweep must know about an algorithm file: its budget flag, whether it uses an LLM, whether it resumes."""
+    """What the sweep must know about an algorithm file: its budget flag, whether it uses an LLM, whether it resumes.
+
+    A file declares them itself in a module-level literal, `SWEEP_TRAITS = {"budget_flag": ..., "uses_llm": ...,
+    "resumable": ...}` (read without importing the file); a file without one is a classical baseline, whose
+    BaselineArgs give these defaults.
+    """
 
     budget_flag: str = "--total-timesteps"
     uses_llm: bool = False
     resumable: bool = False  # takes --resume RUN_DIR
 
 
-TRAITS = {"promptpo": Traits(budget_flag="--max-env-steps", uses_llm=True, resumable=True)}
-
-
-def traits(algo: str) -> Traits:
-    """An algorithm's traits; any file not listed is a classical baseline (BaselineArgs' flags)."""
-    return TRAITS.get(algo, Traits())
+def traits(script: Path) -> Traits:
+    """The traits an algorithm file declares in `SWEEP_TRAITS` (defaults where it declares none)."""
+    for node in ast.parse(script.read_text(), str(script)).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["SWEEP_TRAITS"]:
+            try:
+                return Traits(**ast.literal_eval(node.value))
+            except (ValueError, TypeError) as e:
+                raise BenchError(f"{script}: SWEEP_TRAITS must be a dict literal with the keys budget_flag, "
+                                 f"uses_llm, resumable ({e})") from None
+    return Traits()
 
 
 @dataclass(frozen=True)
-class Run:
+class SweepRun:
     """One cell of the grid: the algorithm file, its flags and where it writes."""
 
     algo: str
     env_id: str
     seed: int
     script: Path
+    traits: Traits
     run_dir: Path
     flags: tuple[str, ...]  # everything after the script path, --run-dir included
     llm_endpoint: str | None  # the endpoint it talks to, for the concurrency cap; None: no LLM
@@ -219,25 +226,26 @@ class Sweep:
     leaderboard: str | None = None
     algorithms_dir: Path = ALGORITHMS_DIR
 
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[SweepRun]:
         """The grid, seed-major, so a sweep stopped early has every task and algorithm at the first seeds."""
         env = tuple((k, os.environ[k]) for k in FORWARDED_ENV if k in os.environ)
         runs = []
+        declared = {algo: traits(self.algorithms_dir / f"{algo}.py") for algo in self.algos}
         for seed in self.seeds:
             for env_id in self.tasks:
                 for algo in self.algos:
                     run_dir = self.out / f"{env_id}__{algo}__{seed}"
                     flags = ["--env-id", env_id, "--seed", str(seed), "--run-dir", str(run_dir)]
                     if algo in self.budget:
-                        flags += [traits(algo).budget_flag, str(self.budget[algo])]
+                        flags += [declared[algo].budget_flag, str(self.budget[algo])]
                     if self.track:
                         flags += ["--track", "--wandb-group", self.wandb_group or self.out.name]
                         if self.wandb_project_name:
                             flags += ["--wandb-project-name", self.wandb_project_name]
                     flags += self.args.get(algo, [])
-                    endpoint = llm_endpoint(flags) if traits(algo).uses_llm else None
-                    runs.append(Run(algo, env_id, seed, self.algorithms_dir / f"{algo}.py", run_dir, tuple(flags),
-                                    endpoint, env))
+                    endpoint = llm_endpoint(flags) if declared[algo].uses_llm else None
+                    runs.append(SweepRun(algo, env_id, seed, self.algorithms_dir / f"{algo}.py", declared[algo],
+                                         run_dir, tuple(flags), endpoint, env))
         return runs
 
 
@@ -308,14 +316,14 @@ def _result_flags(argv: list[str]) -> list[str]:
     return kept
 
 
-def _same_run(run: Run, command: str) -> bool:
+def _same_run(run: SweepRun, command: str) -> bool:
     """Whether a recorded command line (`python SCRIPT FLAGS...`) is this run's."""
     argv = shlex.split(command)
     return (len(argv) >= 2 and Path(argv[1]).name == run.script.name
             and _result_flags(argv[2:]) == _result_flags(list(run.flags)))
 
 
-def state(run: Run) -> str:
+def state(run: SweepRun) -> str:
     """finished | resume | restart | new — or a one-line error when the directory holds something else."""
     record_path = run.run_dir / "record.json"
     if record_path.is_file():
@@ -329,7 +337,7 @@ def state(run: Run) -> str:
                                  "remove it")
             return "finished"
     saved = run.run_dir / "run.json"
-    if traits(run.algo).resumable and saved.is_file():
+    if run.traits.resumable and saved.is_file():
         command = json.loads(saved.read_text()).get("command", "")
         if not _same_run(run, command):
             raise BenchError(f"{run.run_dir} holds a different run ({command}); use another --out or remove it")
@@ -357,7 +365,7 @@ def _score(record: dict, references: dict) -> tuple[float, bool]:
     return (registry.normalised(raw, reference), True) if reference else (raw, False)
 
 
-def summarize(runs: list[Run]) -> list[dict[str, Any]]:
+def summarize(runs: list[SweepRun]) -> list[dict[str, Any]]:
     """Per task × algorithm: finished seeds, failed seeds, mean and 95% CI (Student t over seeds) of the score."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     references: dict = {}
@@ -398,7 +406,7 @@ def format_summary(rows: list[dict[str, Any]], planned_seeds: int) -> str:
                               "task has reference scores")
 
 
-def submit(runs: list[Run], out: Path, leaderboard: str | None) -> int:
+def submit(runs: list[SweepRun], out: Path, leaderboard: str | None) -> int:
     """`promptpo-bench submit` every finished run not yet submitted to this leaderboard; the number that failed."""
     ledger = out / "submissions.jsonl"
     key = str(Path(leaderboard).resolve()) if leaderboard else None
@@ -425,85 +433,3 @@ def submit(runs: list[Run], out: Path, leaderboard: str | None) -> int:
 
 
 # ---- the command -------------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `promptpo-bench sweep` (every one can also be a key of the sweep file)."""
-    parser.add_argument("sweep_file", nargs="?", help="a TOML file with the same keys as the flags (flags win)")
-    parser.add_argument("--algos", help="algorithm files to run, e.g. ppo,dqn,promptpo (algorithms/NAME.py)")
-    parser.add_argument("--tasks", help="task ids, e.g. NoiseWorld-Board0-v0,NoiseWorld-Board1-v0")
-    parser.add_argument("--seeds", help="seeds, e.g. 1-5 or 1,3,7")
-    parser.add_argument("--budget", help="environment steps per run: N for every algorithm, or ALGO=N pairs "
-                        "(ppo=1000000,promptpo=50000); maps to --total-timesteps (baselines) / --max-env-steps "
-                        "(promptpo); default: each algorithm's own")
-    parser.add_argument("--args", action="append", metavar="ALGO='FLAGS'",
-                        help="extra flags of one algorithm, repeatable: --args promptpo='--llm-model gpt-4o-mini'")
-    parser.add_argument("--out", help="sweep directory; each run in OUT/{env_id}__{algo}__{seed} (default runs/sweep)")
-    parser.add_argument("--backend", choices=("local", "ray"), help="local process pool (default) or Ray tasks")
-    parser.add_argument("-j", "--jobs", type=int, help="runs at once on the local backend / CPUs of a local Ray "
-                        "instance (default: cores)")
-    parser.add_argument("--ray-address", help="an existing Ray cluster (e.g. auto, or HEAD_IP:6379); default: start "
-                        "a Ray instance on this machine, loopback only")
-    parser.add_argument("--cpus-per-run", type=float, help="Ray CPUs each run asks for (default 1)")
-    parser.add_argument("--gpus-per-run", type=float, help="Ray GPUs each run asks for (default 0)")
-    parser.add_argument("--max-concurrent-llm-runs", type=int, metavar="K",
-                        help="at most K LLM-using runs at once per endpoint (Ray: a custom resource per endpoint)")
-    parser.add_argument("--max-retries", type=int, help="Ray retries of a run whose worker or node died (default 3); "
-                        "a run that fails by itself is never retried within a sweep")
-    parser.add_argument("--track", action="store_true", default=None, help="log every run to W&B, grouped")
-    parser.add_argument("--wandb-group", help="W&B group of the runs (default: the name of the sweep directory)")
-    parser.add_argument("--wandb-project-name", help="W&B project (default: each algorithm's)")
-    parser.add_argument("--submit", action="store_true", default=None,
-                        help="send every finished run through `promptpo-bench submit`")
-    parser.add_argument("--leaderboard", help="leaderboard directory for --submit")
-    parser.add_argument("--algorithms-dir", help="where the algorithm files are (default: the checkout's algorithms/)")
-    parser.add_argument("--dry-run", action="store_true", help="print each run's state and command, run nothing")
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep_backends import BACKENDS, SweepProgress  # they import this module
-
-    options = load_sweep_file(args.sweep_file) if args.sweep_file else {}
-    flags = {k: v for k, v in vars(args).items() if k not in ("sweep_file", "dry_run", "command", "func")}
-    options.update({k: v for k, v in flags.items() if v is not None})
-    sweep = build_sweep(options)
-    runs = sweep.runs()
-    states = {run: state(run) for run in runs}
-    if args.dry_run:
-        for run in runs:
-            command = [sys.executable, str(run.script), "--resume", str(run.run_dir)] if states[run] == "resume" \
-                else run.command()
-            print(f"{states[run]:8} {shlex.join(command)}")
-        return 0
-    todo = [run for run in runs if states[run] != "finished"]
-    sweep.out.mkdir(parents=True, exist_ok=True)
-    lock = open(sweep.out / ".sweep.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise BenchError(f"another sweep is running in {sweep.out}") from None
-    counts = Counter(states.values())
-    print(f"[sweep] {len(runs)} runs ({len(sweep.algos)} algorithms x {len(sweep.tasks)} tasks x "
-          f"{len(sweep.seeds)} seeds) in {sweep.out}: {counts['finished']} finished (skipped), "
-          f"{counts['resume']} to resume, {counts['restart']} to restart, {counts['new']} new; backend "
-          f"{sweep.backend}" + (f" at {sweep.ray_address}" if sweep.ray_address else ""), flush=True)
-    progress = SweepProgress(len(todo), running_label="running" if sweep.backend == "local" else "in Ray")
-    t0 = time.time()
-    try:
-        outcomes = BACKENDS[sweep.backend](sweep, todo, progress) if todo else []
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        progress.close()
-    failed = [o for o in outcomes if not o.ok]
-    print(f"[sweep] {len(outcomes) - len(failed)} runs finished, {len(failed)} failed, "
-          f"{counts['finished']} skipped, in {time.time() - t0:.1f}s")
-    rows = summarize(runs)
-    print()
-    print(format_summary(rows, len(sweep.seeds)))
-    atomic_write_json(sweep.out / "summary.json", {"rows": rows, "wall_time_s": round(time.time() - t0, 3),
-                                                   "backend": sweep.backend, "ran": len(outcomes),
-                                                   "failed": [o.run.name for o in failed],
-                                                   "skipped": counts["finished"]})
-    submit_failures = submit(runs, sweep.out, sweep.leaderboard) if sweep.submit else 0
-    return 1 if failed or submit_failures else 0

@@ -24,7 +24,7 @@ from typing import Any, Callable, TextIO
 from .errors import BenchError
 from .progress import Progress
 from .records import atomic_write_json, load_record
-from .sweep import Run, Sweep, llm_resource, state
+from .sweep import Sweep, SweepRun, llm_resource, state
 
 LOG_TAIL_LINES = 30
 
@@ -33,7 +33,7 @@ LOG_TAIL_LINES = 30
 class Outcome:
     """How one execution of a run ended."""
 
-    run: Run
+    run: SweepRun
     ok: bool
     returncode: int | None
     seconds: float
@@ -53,7 +53,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def start(run: Run) -> tuple[subprocess.Popen, bool]:
+def start(run: SweepRun) -> tuple[subprocess.Popen, bool]:
     """Start the run where this function runs: resume it if it can, else from a clean directory. Returns the
     process and whether it resumed."""
     how = state(run)
@@ -75,7 +75,7 @@ def start(run: Run) -> tuple[subprocess.Popen, bool]:
     return process, resumed
 
 
-def conclude(run: Run, returncode: int, seconds: float, resumed: bool) -> Outcome:
+def conclude(run: SweepRun, returncode: int, seconds: float, resumed: bool) -> Outcome:
     """A finished process: done if it left a valid record, else failed, with its log tail kept in failed.json."""
     error = None
     if returncode == 0:
@@ -90,7 +90,7 @@ def conclude(run: Run, returncode: int, seconds: float, resumed: bool) -> Outcom
     return failed(run, error, returncode, seconds, resumed)
 
 
-def failed(run: Run, error: str, returncode: int | None, seconds: float, resumed: bool = False) -> Outcome:
+def failed(run: SweepRun, error: str, returncode: int | None, seconds: float, resumed: bool = False) -> Outcome:
     """A failed run: its error and log tail go to RUN_DIR/failed.json (until the run is started again)."""
     try:
         tail = "\n".join((run.run_dir / "stdout.log").read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
@@ -102,7 +102,7 @@ def failed(run: Run, error: str, returncode: int | None, seconds: float, resumed
     return Outcome(run, False, returncode, seconds, resumed, tail, error, socket.gethostname())
 
 
-def execute(run: Run) -> Outcome:
+def execute(run: SweepRun) -> Outcome:
     """Start a run and wait for it: the body of a Ray task (the local backend polls `start`'s processes instead)."""
     t0 = time.time()
     process, resumed = start(run)
@@ -165,7 +165,7 @@ class SweepProgress:
         self.bar.line(f"[sweep] {text}", file=self.stream)
         self.tick()
 
-    def started(self, run: Run, resumed: bool) -> None:
+    def started(self, run: SweepRun, resumed: bool) -> None:
         self.running += 1
         self._line(f"{'resume' if resumed else 'start':7} {run.label}")
 
@@ -193,7 +193,7 @@ class SweepProgress:
 # ---- backends ----------------------------------------------------------------------------------------------------
 
 
-def run_local(sweep: Sweep, runs: list[Run], progress: SweepProgress) -> list[Outcome]:
+def run_local(sweep: Sweep, runs: list[SweepRun], progress: SweepProgress) -> list[Outcome]:
     """At most --jobs runs at once (and --max-concurrent-llm-runs per endpoint), polled from this process."""
     pending, active, outcomes = deque(runs), {}, []
     llm_running: Counter[str] = Counter()
@@ -260,7 +260,7 @@ def _ray(sweep: Sweep, endpoints: set[str]):
     return ray
 
 
-def run_ray(sweep: Sweep, runs: list[Run], progress: SweepProgress) -> list[Outcome]:
+def run_ray(sweep: Sweep, runs: list[SweepRun], progress: SweepProgress) -> list[Outcome]:
     """One Ray task per run, with its CPU/GPU request, the LLM-endpoint resource, and retries for lost nodes.
 
     On a cluster, --out must be a directory every node sees at the same path (NFS or similar), and every node
@@ -268,7 +268,7 @@ def run_ray(sweep: Sweep, runs: list[Run], progress: SweepProgress) -> list[Outc
     """
     ray = _ray(sweep, {r.llm_endpoint for r in runs if r.llm_endpoint})
     task = ray.remote(execute)
-    refs: dict[Any, Run] = {}
+    refs: dict[Any, SweepRun] = {}
     outcomes: list[Outcome] = []
     try:
         for run in runs:
@@ -303,7 +303,7 @@ def run_ray(sweep: Sweep, runs: list[Run], progress: SweepProgress) -> list[Outc
     return outcomes
 
 
-BACKENDS: dict[str, Callable[[Sweep, list[Run], SweepProgress], list[Outcome]]] = {"local": run_local,
+BACKENDS: dict[str, Callable[[Sweep, list[SweepRun], SweepProgress], list[Outcome]]] = {"local": run_local,
                                                                                    "ray": run_ray}
 
 

@@ -38,3 +38,11 @@ def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:
 
 def test_readme_fits_on_a_screen() -> None:
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+def test_every_code_block_is_closed() -> None:
+    """An unclosed ``` fence turns the rest of a page into code (mkdocs builds it without a warning)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    unclosed = [str(p.relative_to(ROOT)) for p in pages
+                if sum(line.lstrip().startswith("```") for line in p.read_text().splitlines()) % 2]
+    assert not unclosed, unclosed

@@ -17,7 +17,8 @@ pytest.importorskip("mujoco")
 import promptpo_bench  # noqa: E402
 from gymnasium.envs.mujoco.humanoid_v5 import mass_center  # noqa: E402
 from promptpo_bench.descriptions import mujoco as description  # noqa: E402
-from promptpo_bench.tasks.mujoco import TASKS, measure_random  # noqa: E402
+from promptpo_bench.rollout import random_return  # noqa: E402
+from promptpo_bench.tasks.mujoco import RANDOM_EPISODES, RANDOM_SEED, TASKS  # noqa: E402
 
 TASK_IDS = list(TASKS)
 ROOT_FREE = {"torso_z": ("qpos", 2), "torso_qw": ("qpos", 3), "torso_qx": ("qpos", 4), "torso_qy": ("qpos", 5),
@@ -213,10 +214,10 @@ def test_context_shows_only_the_tasks_own_part(env_id):
 @pytest.mark.parametrize("env_id", ["Reacher-v5", "InvertedDoublePendulum-v5"])
 def test_stored_random_return_is_remeasured(env_id):
     """The two cheap tasks re-measure the stored constant exactly (same protocol); the rest: slow test below."""
-    assert measure_random(env_id) == pytest.approx(TASKS[env_id].random, abs=0.005)
+    assert random_return(env_id, RANDOM_EPISODES, RANDOM_SEED) == pytest.approx(TASKS[env_id].random, abs=0.005)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id", TASK_IDS)
 def test_stored_random_return_is_remeasured_exactly(env_id):
-    assert measure_random(env_id) == pytest.approx(TASKS[env_id].random, abs=0.005)
+    assert random_return(env_id, RANDOM_EPISODES, RANDOM_SEED) == pytest.approx(TASKS[env_id].random, abs=0.005)

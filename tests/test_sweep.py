@@ -298,4 +298,4 @@ def test_submit_sends_every_finished_run_once(tmp_path):
 def test_the_shipped_sweep_file_is_valid():
     runs = sweep.build_sweep(sweep.load_sweep_file(ROOT / "sweeps" / "noiseworld.toml")).runs()
     assert len(runs) == 3 * 4 * 5
-    assert {r.flags[r.flags.index(sweep.traits(r.algo).budget_flag) + 1] for r in runs} == {"1000000", "200000"}
+    assert {r.flags[r.flags.index(r.traits.budget_flag) + 1] for r in runs} == {"1000000", "200000"}

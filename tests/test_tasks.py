@@ -6,6 +6,7 @@ Parametrised over `registry.specs()`, so a new family is covered as soon as it r
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 import types
@@ -126,6 +127,37 @@ def test_references_are_finite_and_ordered(env_id):
     ref = promptpo_bench.reference_scores(env_id)
     assert math.isfinite(ref.random) and math.isfinite(ref.optimal) and ref.random < ref.optimal
     assert ref.source
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_the_spec_lists_what_the_env_has(env_id):
+    """`promptpo-bench tasks` reads spaces and reference scores off the spec; they must be the default env's."""
+    spec = registry.get(env_id)
+    env = promptpo_bench.make(env_id)
+    try:
+        assert (spec.observation, spec.action) == (registry.space_text(env.observation_space),
+                                                   registry.space_text(env.action_space))
+        assert spec.default_references() == spec.references(env.unwrapped)
+    finally:
+        env.close()
+    assert not registry.missing_requirements(spec)  # make just built it
+
+
+def test_tasks_builds_no_env_and_names_a_family_that_is_not_installed(monkeypatch, capsys):
+    from promptpo_bench import cli
+
+    def no_env(*args, **kwargs):
+        raise AssertionError("promptpo-bench tasks built an env")
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(registry, "make", no_env)
+    monkeypatch.setattr(gym, "make", no_env)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "minigrid" else
+                        real_find_spec(name, *a))
+    assert cli.main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert all(spec.id in out for spec in registry.specs())
+    assert "not installed: minigrid" in out and "promptpo-bench[minigrid]" in out and "not installed: mujoco" not in out
 
 
 PAPER_ROUNDS = {"noiseworld": 5, "Pandemic-Town-v0": 5, "Traffic-Merge-v0": 5, "pointmaze": 10,

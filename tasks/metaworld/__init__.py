@@ -36,6 +36,8 @@ def _spec(name: str, env_name: str, summary: str, rounds: int) -> TaskSpec:
         id=f"MetaWorld-{name}-v0", family="metaworld", entry_point="promptpo_bench.tasks.metaworld.env:MetaWorldEnv",
         kwargs={"env_name": env_name}, horizon=500, description="promptpo_bench.descriptions.metaworld",
         summary=summary, references=references, kwargs_help=KWARGS_HELP, success_key="success",
+        observation="Box(39,)", action="Box(4,)", default_references=lambda: REFERENCES[env_name],
+        requires=("metaworld", "mujoco"), extra="metaworld",
         expert=lambda env: ScriptedPolicy(env.env_name), recipe=Recipe(rounds=rounds),
     )
 

@@ -63,19 +63,20 @@ TASKS = {
 }
 
 
-def _references(env_id: str):
+def _measured(env_id: str) -> ReferenceScores:
+    """The stored scores of the default settings (the 7x7 view, MiniGrid's horizon)."""
     task = TASKS[env_id]
-    measured = ReferenceScores(random=task.random, optimal=task.expert, source=(
+    return ReferenceScores(random=task.random, optimal=task.expert, source=(
         f"measured, {RANDOM_EPISODES} episodes, reset seeds {RANDOM_SEED}..{RANDOM_SEED + RANDOM_EPISODES - 1}: "
         f"uniform random actions (seeded {RANDOM_SEED}) and the mapping BFS expert "
         "(promptpo_bench.tasks.minigrid.expert; its policy.py scores the same in the sandbox)"))
 
-    def references(env) -> ReferenceScores:
-        """The measured scores for the default settings; NaN (no normalisation) for any other settings."""
-        if not env.fully_observable and env.max_steps == task.horizon:
-            return measured
-        return ReferenceScores(random=math.nan, optimal=math.nan, source="none measured for non-default kwargs")
-    return references
+
+def references(env) -> ReferenceScores:
+    """The measured scores for the default settings; NaN (no normalisation) for any other settings."""
+    if not env.fully_observable and env.max_steps == TASKS[env.spec.id].horizon:
+        return _measured(env.spec.id)
+    return ReferenceScores(random=math.nan, optimal=math.nan, source="none measured for non-default kwargs")
 
 
 for _id, _task in TASKS.items():
@@ -85,6 +86,8 @@ for _id, _task in TASKS.items():
         id=_id, family="minigrid", entry_point=ENTRY_POINT,
         kwargs={"entry_point": _task.entry_point, "env_kwargs": _task.kwargs, "mission": _task.mission},
         horizon=_task.horizon, description="promptpo_bench.descriptions.minigrid", summary=_task.summary,
-        references=_references(_id), kwargs_help=KWARGS_HELP, success_key="success",
-        expert=expert_policy, expert_code=policy_code,
+        references=references, kwargs_help=KWARGS_HELP, success_key="success",
+        expert=expert_policy, expert_code=policy_code, observation=f"Box({152 if _task.mission else 150},)",
+        action="Discrete(7)", default_references=lambda _id=_id: _measured(_id), requires=("minigrid",),
+        extra="minigrid",
     ))

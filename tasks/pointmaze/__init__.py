@@ -42,6 +42,8 @@ def _spec(env_id: str, maze: str, summary: str) -> TaskSpec:
         id=env_id, family="pointmaze", entry_point="promptpo_bench.tasks.pointmaze.env:FlatPointMazeEnv",
         kwargs={"maze": maze}, horizon=800, description="promptpo_bench.descriptions.pointmaze", summary=summary,
         references=references, kwargs_help=KWARGS_HELP, success_key="success",
+        observation="Box(8,)", action="Box(2,)", default_references=lambda: REFERENCES[maze, False],
+        requires=("gymnasium_robotics", "mujoco"), extra="maze",
         expert=lambda env: MazePlanner(env.maze.maze_map, env.maze.maze_size_scaling),
         expert_code=lambda env: policy_code(env.maze.maze_map, env.maze.maze_size_scaling), recipe=Recipe(rounds=10),
     )

@@ -14,9 +14,10 @@ _SOURCE = ("mean returns with default kwargs, {n} episodes on reset seeds 0..{m}
            "expert: {what}), measured by benchmarks/realworld_references.py")
 
 
-def _stored(random: float, expert: float, source: str):
+def _stored(random: float, expert: float, source: str) -> dict:
+    """A TaskSpec's `references` and `default_references` for scores stored here (the same for any kwargs)."""
     scores = ReferenceScores(random=random, optimal=expert, source=source)
-    return lambda env: scores
+    return {"references": lambda env: scores, "default_references": lambda: scores}
 
 
 def _expert_code(module: str) -> str:
@@ -36,7 +37,8 @@ register(TaskSpec(
     id="Glucose-Adult-v0", family="realworld", entry_point="promptpo_bench.tasks.realworld.glucose:GlucoseEnv",
     kwargs={"patient": "adult#001"}, horizon=5760, description="promptpo_bench.descriptions.glucose",
     summary="insulin dosing, simglucose adult#001, random meals per seed (20 days at 5 min)",
-    references=_stored(-341461.21, -53488.04, _SOURCE.format(n=5, m=4, what="basal-bolus rule")),
+    **_stored(-341461.21, -53488.04, _SOURCE.format(n=5, m=4, what="basal-bolus rule")),
+    observation="Box(145,)", action="Box(1,)", requires=("simglucose", "pandas"), extra="realworld",
     kwargs_help="patient: adult#001..adult#010, horizon: int >= 1 (steps of 5 min), cached: bool (False: simglucose as shipped)",
     expert=_glucose_expert, recipe=Recipe(rounds=20),
 ))
@@ -52,7 +54,8 @@ register(TaskSpec(
     id="Pandemic-Town-v0", family="realworld", entry_point="promptpo_bench.tasks.realworld.pandemic:PandemicEnv",
     kwargs={"population": 1000}, horizon=120, description="promptpo_bench.descriptions.pandemic",
     summary="lockdown stage 0-4 for a Covasim town of 1,000 people (120 days)",
-    references=_stored(-151.32, -69.16, _SOURCE.format(n=10, m=9, what="stage-threshold rule")),
+    **_stored(-151.32, -69.16, _SOURCE.format(n=10, m=9, what="stage-threshold rule")),
+    observation="Box(29,)", action="Discrete(3)", requires=("covasim",), extra="realworld",
     kwargs_help="population: int >= 100, horizon: int >= 1 (days)",
     expert=_pandemic_expert, expert_code=lambda env: _expert_code("pandemic"),
     recipe=Recipe(rounds=5),
@@ -69,8 +72,9 @@ register(TaskSpec(
     id="Traffic-Merge-v0", family="realworld", entry_point="promptpo_bench.tasks.realworld.traffic:TrafficMergeEnv",
     kwargs={}, horizon=750, description="promptpo_bench.descriptions.traffic",
     summary="highway on-ramp merge, 5 controlled autonomous vehicles, SUMO/libsumo (375 s)",
-    references=_stored(599.36, 632.29, _SOURCE.format(n=10, m=9, what="cruise at the desired 25 m/s; zero acceleration, "
-                                                         "i.e. SUMO's human driver: 626.26")),
+    **_stored(599.36, 632.29, _SOURCE.format(n=10, m=9, what="cruise at the desired 25 m/s; zero acceleration, "
+                                                       "i.e. SUMO's human driver: 626.26")),
+    observation="Box(40,)", action="Box(5,)", requires=("libsumo", "sumo"), extra="realworld",
     kwargs_help="horizon: int >= 1 (steps of 0.5 s), warmup_steps: int >= 0",
     expert=_traffic_expert, expert_code=lambda env: _expert_code("traffic"),
     recipe=Recipe(rounds=5),
