@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from promptpo_bench import registry
-from promptpo_bench.rollout import RolloutFailure, ci95, heldout_seeds, run_episodes
+from promptpo_bench.rollout import RolloutFailure, heldout_seeds, run_episodes
 from promptpo_bench.sandbox import Limits, PolicyFailure, SandboxedPolicy
+from promptpo_bench.statistics import ci95
 
 ADAPTER = Path(__file__).resolve().parent / "paper_adapter"
 # folder of representitive_policies/ -> (our task, the adapter's observation class)
@@ -53,7 +54,8 @@ TASKS = {
     "traffic": ("Traffic-Merge-v0", "RawObservation"),
     "glucose": ("Glucose-Adult-v0", "RawObservation"),
 }
-LIFETIME = "one Policy() per episode (this branch's sandbox)"
+# folders whose policies import their observation class from a submodule of direct_policy_learning.observations
+SUBMODULES = {"point_maze_large_diverse_g_v3": "point_maze_large_diverse_g_v3_observation"}
 # the tasks --reference-env also runs in the reference's own code: NoiseWorld on our seeds, the others through the
 # reference's harness (its env and reward functions, unseeded resets; Meta-World ranks by success there)
 REFERENCE_ENVS = [name for name in TASKS if name not in ("pandemic", "traffic", "glucose")]
@@ -77,7 +79,17 @@ def why(failure: dict) -> str:
     return f"{failure['kind']}: {lines[-1] if lines else failure['message']}"[:160]
 
 
-def run_ours(path: Path, seeds: list[int]) -> dict:
+def expose_submodules(folder: Path) -> None:
+    """Make each submodule in SUBMODULES a copy of the adapter's one module, written into `folder`: the sandbox copies
+    only the observation's own file into the worker, so that file must hold the class itself."""
+    import direct_policy_learning.observations as adapter
+
+    for name in SUBMODULES.values():
+        (folder / f"{name}.py").write_text(Path(adapter.__file__).read_text())
+    adapter.__path__.append(str(folder))
+
+
+def run_ours(path: Path, seeds: list[int], lifetime: str) -> dict:
     folder = path.parent.name
     env_id, observation = TASKS[folder]
     code = path.read_text()
@@ -92,8 +104,9 @@ def run_ours(path: Path, seeds: list[int]) -> dict:
     limits = Limits(act_seconds=10.0, episode_seconds=1800.0, load_seconds=60.0, cpu_seconds=3600)
     start = time.perf_counter()
     try:
-        with SandboxedPolicy(code, f"direct_policy_learning.observations:{observation}", action_space, limits,
-                             class_name=name) as policy:
+        module = "direct_policy_learning.observations" + (f".{SUBMODULES[folder]}" if folder in SUBMODULES else "")
+        with SandboxedPolicy(code, f"{module}:{observation}", action_space, limits,
+                             class_name=name, lifetime=lifetime) as policy:
             episodes = run_episodes(env_id, policy, seeds)
     except PolicyFailure as failure:
         return {**row, "ran": f"no: {why(failure.to_dict())}"}
@@ -170,18 +183,24 @@ def main() -> None:
                                                    "texts, e.g. noise_world,point_maze")
     parser.add_argument("--reference-env", action="store_true",
                         help="also run each policy in the reference's own code (see above) and compare")
+    parser.add_argument("--lifetime", choices=("rollout", "episode"), default="rollout",
+                        help="ours: one Policy() plays all of a policy's episodes in order (the paper's, default) or "
+                             "one per episode")
     parser.add_argument("--reference-lifetime", choices=("rollout", "episode"), default="rollout",
-                        help="in the reference's code: one Policy() per rollout (the reference's) or per episode (ours "
-                             "today), to tell a lifetime effect from a task difference")
+                        help="in the reference's code: one Policy() per rollout (the reference's) or per episode, to "
+                             "tell a lifetime effect from a task difference")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
     folder = args.reference_checkout / "representitive_policies"
     if not folder.is_dir():
         raise SystemExit(f"paper_policies.py: error: {folder} does not exist (clone Stephanehk/PromptPO there)")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ADAPTER), os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, str(ADAPTER))  # the sandbox finds the adapter's module here and copies it into the worker's root
+    submodules = tempfile.TemporaryDirectory()
+    expose_submodules(Path(submodules.name))
     files = sorted(p for p in folder.glob("*/*.py") if any(text in str(p) for text in args.only.split(",")))
-    print(f"{len(files)} policy files from {folder}; policy lifetime: ours {LIFETIME}, in the reference's code one "
-          f"Policy() per {args.reference_lifetime}", flush=True)
+    print(f"{len(files)} policy files from {folder}; one Policy() per {args.lifetime} here, per "
+          f"{args.reference_lifetime} in the reference's code", flush=True)
     print("| task | policy file | round/rounds | episodes | mean return ± 95% CI | normalised | ran unchanged |")
     print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
     rows = []
@@ -190,7 +209,7 @@ def main() -> None:
             print(f"| ? | {path.parent.name}/{path.name} | | | | | no: no matching task in the suite |", flush=True)
             continue
         n = args.episodes * (10 if path.parent.name.startswith("noise_world") else 1)
-        row = run_ours(path, heldout_seeds(n))
+        row = run_ours(path, heldout_seeds(n), args.lifetime)
         if args.reference_env and path.parent.name in REFERENCE_ENVS and "mean" in row:
             theirs = np.array(run_reference_env(args.reference_checkout, path, heldout_seeds(n), args.reference_lifetime))
             row["reference_env"] = {"mean": float(theirs.mean()), "ci95": ci95(theirs), "returns": theirs.tolist()}
@@ -205,7 +224,7 @@ def main() -> None:
         print(f"| {row['task']} | {row['file'].split('/')[1]} | {row['rounds']} | {row['episodes']} | {score} | "
               f"{norm} | {row['ran']} |", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"lifetime": LIFETIME, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"lifetime": args.lifetime, "reference_lifetime": args.reference_lifetime, "rows": rows}, indent=1))
     print(f"\nheld-out seeds 10^9.. (`heldout_seeds`); normalised: random = 0, optimal/expert = 1. Reproduce: "
           f"{' '.join([Path(sys.executable).name, *sys.argv])}")
 
