@@ -230,6 +230,11 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep's grid with its backend (skipping finished runs), print its summary, and submit if asked."""
     options = sweep.load_sweep_file(args.sweep_file) if args.sweep_file else {}
+    if args.algos is not None:  # a narrower --algos than the file's: its budget and args of the others do not apply
+        chosen = set(sweep.parse_list(args.algos, "algorithms")) | {"default"}
+        for key in ("budget", "args"):
+            if isinstance(options.get(key), dict):
+                options[key] = {algo: value for algo, value in options[key].items() if algo in chosen}
     flags = {k: v for k, v in vars(args).items() if k not in ("sweep_file", "dry_run", "command", "func")}
     options.update({k: v for k, v in flags.items() if v is not None})
     grid = sweep.build_sweep(options)

@@ -277,6 +277,18 @@ def test_ctrl_c_stops_every_run_and_the_rerun_continues(tmp_path):
     assert dry.stdout.count("restart ") == 2
 
 
+def test_algos_on_the_command_line_narrow_a_sweep_file(tmp_path):
+    """The file's budget and args of algorithms that --algos leaves out do not apply (they are not typos)."""
+    (tmp_path / "grid.toml").write_text('algos = ["ppo", "dqn"]\ntasks = ["NoiseWorld-Board0-v0"]\nseeds = "1"\n'
+                                        'budget = {ppo = 5000, dqn = 7000}\n[args]\ndqn = "--learning-rate 0.1"\n')
+    out = run_sweep(str(tmp_path / "grid.toml"), "--algos", "ppo", "--out", str(tmp_path / "o"), "--dry-run").stdout
+    assert out.count("new ") == 1 and "ppo.py" in out and "--total-timesteps 5000" in out
+    assert "dqn" not in out and "learning-rate" not in out
+    typo = run_sweep(str(tmp_path / "grid.toml"), "--budget", "ddqn=1", "--out", str(tmp_path / "o"), "--dry-run",
+                     check=False)
+    assert typo.returncode == 2 and "ddqn" in typo.stderr
+
+
 # ---- --submit -----------------------------------------------------------------------------------------------------
 
 
