@@ -207,6 +207,7 @@ def success(obs: Observation) -> bool:
 # last stable observation with reward 0 and no success.)
 # </context>
 
+# One row of the same shape per task (a table of the words each task's context fills in), deliberately.
 _TASKS = {
     "button-press-v3": dict(
         tag="button_press", task_words="a button sticking out of a wall towards the robot",

@@ -247,6 +247,8 @@ def ant_reward(action, x_before: float, x_after: float, next_obs: AntObservation
 # ends after 1000 steps (the horizon).
 # </context>
 
+# Humanoid's free-root fields (torso_z, quaternion, torso_v*, torso_w*) repeat Ant's on purpose: each task's
+# Observation is shown to the LLM alone, so it spells out every field of its own observation in order.
 # <context when="Humanoid">
 @dataclass
 class HumanoidObservation(Observation):

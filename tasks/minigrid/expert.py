@@ -241,6 +241,8 @@ def expert_policy(env) -> BatchExpert:
     return BatchExpert(env.objective, env.max_steps)
 
 
+# Shaped like tasks/pointmaze/planner.py's template (the planner's own source, wrapped in a Policy), deliberately:
+# an expert's policy.py must stand alone in the sandbox, which gives it nothing of this package.
 POLICY_TEMPLATE = """\
 # The MiniGrid expert of promptpo-bench (tasks/minigrid/expert.py) as a policy.py: it maps the grid from what it
 # sees and plans shortest paths over the map (BFS with keys and doors). It runs in the sandbox like any code policy.
