@@ -10,10 +10,8 @@ bootstrap seeds.
 
 from __future__ import annotations
 
-import html
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,10 @@ import numpy as np
 from . import registry, statistics
 from .errors import BenchError
 from .registry import ReferenceScores
-from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci
 from .entries import DEFAULT_BOARD, entries, task_key
+from .render import Table, pages
+from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci
+from .tracking import start_wandb
 
 BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables compare methods
 BUDGET_SLACK = 0.95  # a run "reaches" budget B with at least 0.95 B steps (runs stop at a whole batch: PPO 98,304)
@@ -35,7 +35,7 @@ DPI = 100
 
 
 @dataclass
-class Run:
+class RunResult:
     """One verified entry (or, for `promptpo-bench plot`, any finished run directory), with what the board needs
     from its record."""
 
@@ -142,22 +142,22 @@ def _reference(env_id: str, kwargs_json: str) -> ReferenceScores | None:
     return registry.reference_scores(env_id, **json.loads(kwargs_json))
 
 
-def load_run(directory: str | Path, verification: dict[str, Any] | None = None) -> Run:
+def load_run(directory: str | Path, verification: dict[str, Any] | None = None) -> RunResult:
     """A board entry or finished run directory, with the registry's reference scores and family of its task."""
     directory = Path(directory)
     record = json.loads((directory / "record.json").read_text())
     env_id = record["env_id"]
     reference = _reference(env_id, json.dumps(record["env_kwargs"], sort_keys=True))
-    return Run(directory, record, verification or {}, reference,
+    return RunResult(directory, record, verification or {}, reference,
                registry.get(env_id).family if registry.is_registered(env_id) else "other")
 
 
-def load_runs(board: str | Path = DEFAULT_BOARD) -> list[Run]:
+def load_runs(board: str | Path = DEFAULT_BOARD) -> list[RunResult]:
     """Every entry of the board, with the registry's reference scores and family of its task."""
     return [load_run(entry, json.loads((entry / "verification.json").read_text())) for entry in entries(board)]
 
 
-def score_matrix(runs: list[Run], budget: int) -> tuple[np.ndarray, list[str]]:
+def score_matrix(runs: list[RunResult], budget: int) -> tuple[np.ndarray, list[str]]:
     """(runs x tasks) normalised scores at `budget` of one method over the tasks with references where it has runs.
 
     rliable needs the same number of runs on every task: the k lowest seeds of each task are used, k the smallest
@@ -171,16 +171,6 @@ def score_matrix(runs: list[Run], budget: int) -> tuple[np.ndarray, list[str]]:
 
 
 # ---------------------------------------------------------------- tables
-
-@dataclass
-class Table:
-    """A table both renderers share: cells are (text, sort key); the key is a number where the column is numeric."""
-
-    title: str
-    headers: list[str]
-    rows: list[list[tuple[str, Any]]] = field(default_factory=list)
-    anchor: str = ""
-
 
 def _steps(x: float) -> str:
     if not np.isfinite(x):
@@ -204,15 +194,15 @@ def _with_ci(point: float, low: float, high: float, n: int, digits: int = 3) -> 
     return text, key
 
 
-def _groups(runs: list[Run]) -> dict[tuple[str, int], list[Run]]:
+def _groups(runs: list[RunResult]) -> dict[tuple[str, int], list[RunResult]]:
     """Rows of a task table: runs of one method with one budget."""
-    groups: dict[tuple[str, int], list[Run]] = {}
+    groups: dict[tuple[str, int], list[RunResult]] = {}
     for run in sorted(runs, key=lambda r: (not r.is_reference, r.method, r.budget, r.seed)):
         groups.setdefault((run.method, run.budget), []).append(run)
     return groups
 
 
-def task_table(task: str, runs: list[Run], rng: np.random.Generator) -> Table:
+def task_table(task: str, runs: list[RunResult], rng: np.random.Generator) -> Table:
     """One row per method and budget: final score, scores at fixed budgets, steps to 50%/90%, tokens, seeds."""
     normalised = runs[0].reference is not None
     budgets = [b for b in BUDGETS if any(r.reaches(b) for r in runs)]
@@ -255,7 +245,7 @@ def task_table(task: str, runs: list[Run], rng: np.random.Generator) -> Table:
     return table
 
 
-def family_table(family: str, runs: list[Run]) -> tuple[Table, dict[int, dict[str, np.ndarray]]]:
+def family_table(family: str, runs: list[RunResult]) -> tuple[Table, dict[int, dict[str, np.ndarray]]]:
     """rliable aggregates per method and budget over the family's tasks with references; also the score matrices."""
     table = Table(f"{family}: aggregate over tasks", ["method", "at steps", "tasks", "runs per task",
                                                       "IQM (95% CI)", "mean (95% CI)", "optimality gap (95% CI)"],
@@ -289,7 +279,7 @@ def _colors(methods: list[str]) -> dict[str, Any]:
     return {m: cycle[i % len(cycle)] for i, m in enumerate(methods)}
 
 
-def plot_task(task: str, runs: list[Run], path: Path, rng: np.random.Generator) -> bool:
+def plot_task(task: str, runs: list[RunResult], path: Path, rng: np.random.Generator) -> bool:
     """Return (and success rate, and return vs tokens for LLM methods) vs env steps; False if nothing learns here."""
     import matplotlib
 
@@ -365,114 +355,6 @@ def plot_profiles(family: str, matrices: dict[int, dict[str, np.ndarray]], path:
     plt.close(fig)
 
 
-# ---------------------------------------------------------------- rendering
-
-HOW_TO = """\
-## How to add an entry
-
-```bash
-promptpo-bench submit RUN_DIR                 # any algorithm's run directory: record.json + policy.py or model.pt
-promptpo-bench leaderboard build              # rebuild this page from entries/
-```
-
-`submit` validates `record.json` against the run-record schema and the policy file against its sha256, checks
-the curve (environment steps and tokens never decrease, totals cover the last point) and the final evaluation
-(held-out seeds 10⁹, 10⁹+1, …; at least 10 episodes; the mean is the mean of the returns), refuses a policy that
-is already on the board for the same task, and **re-evaluates the policy itself** on the record's episode seeds
-(code policies in the sandbox, `model.pt` through the baselines' loader). The claim must reproduce exactly
-(every episode within 1e-6); only a policy that is stochastic here (two re-evaluations differ) is instead
-tested statistically (Welch's two-sided t-test of the claimed vs 2n re-evaluated returns, rejected at p < 0.001).
-Each entry keeps its record, policy file and `verification.json` (the re-evaluated returns, tolerance, code
-version), so it can be re-verified from the entry alone.
-
-**PromptPO rows** come only from real LLM runs, and none could be made where this board was built (no LLM
-endpoint). To add one: `python algorithms/promptpo.py --env-id NoiseWorld-Board1-v0 --llm-model MODEL --seed S`
-(see the repository README for the endpoint), then `promptpo-bench submit runs/<that run>` and rebuild; its
-tokens and cost appear in the tables and a return-vs-tokens panel in the task's plot.
-"""
-
-LEGEND = """\
-Scores are normalised per task (random = 0, optimal/expert = 1; NoiseWorld: the exact values from value
-iteration in the registry); a task without reference scores shows raw returns. *final* = the verified held-out
-evaluation of the run's output policy; *@ B* = the run's curve at B environment steps (its latest evaluation at
-or before B, runs that reached 95% of B only); *steps to 50% / 90%* = median over seeds of the first evaluation
-whose return reaches that fraction of the optimal return; *budget* = the run's total environment steps (two
-significant digits). On NoiseWorld a policy that never moves already scores 0.84–0.94, because the random
-policy that defines 0 falls into −n⁵ terminals; the steps-to columns and raw returns separate reaching the
-goal from standing still. IQM = interquartile
-mean over seeds; CIs are 95% percentile bootstrap over seeds (per task) and rliable's stratified bootstrap over
-runs (per family). Reference rows (random, oracle) anchor the scale and have no learning curve.
-"""
-
-
-def _markdown_table(table: Table) -> str:
-    lines = ["| " + " | ".join(table.headers) + " |", "|" + "---|" * len(table.headers)]
-    lines += ["| " + " | ".join(text for text, _ in row) + " |" for row in table.rows]
-    return "\n".join(lines)
-
-
-def _html_table(table: Table) -> str:
-    head = "".join(f'<th onclick="sortTable(this)">{html.escape(h)}</th>' for h in table.headers)
-    body = []
-    for row in table.rows:
-        cells = []
-        for text, key in row:
-            sort = "" if key is None else f' data-sort="{html.escape(str(key))}"'
-            cells.append(f"<td{sort}>{html.escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
-HTML_HEAD = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>promptpo-bench leaderboard</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
-th, td { border: 1px solid #bbb; padding: 3px 8px; text-align: right; }
-td:first-child, th:first-child { text-align: left; }
-th { background: #dde6f3; cursor: pointer; user-select: none; }
-th.asc::after { content: " \\25B2"; } th.desc::after { content: " \\25BC"; }
-tbody tr:nth-child(even) { background: #f4f6f9; }
-img { max-width: 100%; border: 1px solid #ddd; }
-pre { background: #f4f4f4; padding: 0.6em; }
-</style>
-<script>
-function sortTable(th) {
-  const table = th.closest("table"), body = table.tBodies[0], col = th.cellIndex;
-  const asc = !th.classList.contains("asc");
-  table.querySelectorAll("th").forEach(h => h.classList.remove("asc", "desc"));
-  th.classList.add(asc ? "asc" : "desc");
-  const key = td => { const s = td.dataset.sort; if (s === undefined) return null;
-                      const n = Number(s); return isNaN(n) ? s : n; };
-  const rows = Array.from(body.rows);
-  rows.sort((a, b) => {
-    const x = key(a.cells[col]), y = key(b.cells[col]);
-    if (x === null || y === null) return (x === null) - (y === null);
-    return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
-  });
-  rows.forEach(r => body.appendChild(r));
-}
-</script></head><body>
-"""
-
-
-def _markdown_to_html(text: str) -> str:
-    """The few Markdown constructs of HOW_TO/LEGEND (paragraphs, headings, code blocks, bold, code) as HTML."""
-    out = []
-    for block in text.strip().split("\n\n"):
-        if block.startswith("```"):
-            out.append("<pre>" + html.escape("\n".join(block.splitlines()[1:-1])) + "</pre>")
-            continue
-        if block.startswith("## "):
-            out.append(f"<h2>{html.escape(block[3:])}</h2>")
-            continue
-        para = html.escape(block)
-        para = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", para)
-        para = re.sub(r"\*(.+?)\*", r"<i>\1</i>", para)
-        out.append("<p>" + re.sub(r"`(.+?)`", r"<code>\1</code>", para) + "</p>")
-    return "\n".join(out)
-
-
 def build(board: str | Path = DEFAULT_BOARD, track: bool = False, wandb_project: str = "promptpo-bench",
           wandb_entity: str | None = None) -> dict[str, Any]:
     """Render README.md, index.html and plots/*.png of a board from its entries; optionally log them to W&B."""
@@ -505,23 +387,9 @@ def build(board: str | Path = DEFAULT_BOARD, track: bool = False, wandb_project:
     n_tasks = len({r.task for r in runs})
     intro = (f"{len(runs)} verified entries on {n_tasks} tasks. Generated by `promptpo-bench leaderboard build` "
              "from `entries/`; do not edit by hand.")
-    md = ["# promptpo-bench leaderboard", "", intro, "", LEGEND]
-    body = [HTML_HEAD, "<h1>promptpo-bench leaderboard</h1>", f"<p>{html.escape(intro)}</p>",
-            _markdown_to_html(LEGEND)]
-    for family, items in sections:
-        md += [f"## {family}", ""]
-        body.append(f"<h2>{html.escape(family)}</h2>")
-        for table, image in items:
-            if table.headers:
-                md += [f"### {table.title}", "", _markdown_table(table), ""]
-                body += [f'<h3 id="{html.escape(table.anchor)}">{html.escape(table.title)}</h3>', _html_table(table)]
-            if image:
-                md += [f"![{table.title}]({image})", ""]
-                body.append(f'<p><img src="{image}" alt="{html.escape(table.title)}"></p>')
-    md.append(HOW_TO)
-    body += [_markdown_to_html(HOW_TO), "</body></html>"]
-    (board / "README.md").write_text("\n".join(md))
-    (board / "index.html").write_text("\n".join(body) + "\n")
+    markdown, page = pages(intro, sections)
+    (board / "README.md").write_text(markdown)
+    (board / "index.html").write_text(page)
     images = sorted(str(p.relative_to(board)) for p in plots.glob("*.png"))
     if track:
         _track(board, tables, images, wandb_project, wandb_entity)
@@ -533,7 +401,7 @@ def _track(board: Path, tables: list[Table], images: list[str], project: str, en
     """Log every table and plot of the board to W&B (WANDB_MODE=offline works)."""
     import wandb
 
-    run = wandb.init(project=project, entity=entity, job_type="leaderboard", name=f"leaderboard-{board.name}")
+    run = start_wandb(project, f"leaderboard-{board.name}", {}, entity=entity, job_type="leaderboard")
     logged: dict[str, Any] = {}
     for table in tables:
         logged[f"leaderboard/{table.anchor}"] = wandb.Table(columns=table.headers,

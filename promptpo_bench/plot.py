@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BenchError
-from .leaderboard import Run, load_run
+from .leaderboard import RunResult, load_run
 from .statistics import CI_LEVEL, iqm, iqm_ci
 
 X_AXES = {"env_steps": "environment steps", "tokens": "tokens (prompt + completion)"}
@@ -55,7 +55,7 @@ def default_out(run_dirs: list[Path], x: str, normalised: bool) -> Path:
     return folder / f"curves_{x}{'_normalised' if normalised else ''}.png"
 
 
-def _use_log(runs: list[Run], x: str) -> bool:
+def _use_log(runs: list[RunResult], x: str) -> bool:
     ends = np.array([r.total_steps if x == "env_steps" else r.total_tokens for r in runs], dtype=float)
     ends = ends[ends > 0]
     return len(ends) > 1 and ends.max() / ends.min() >= LOG_SPAN

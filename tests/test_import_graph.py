@@ -109,7 +109,7 @@ LAYERS = [
     {"", "registry", "descriptions", "tasks"},  # tasks: specs, envs, the text the LLM reads ("" is the package root)
     {"rollout", "sandbox", "sandbox_worker", "policies", "torch_policy", "llm"},  # running a policy on a task
     {"records", "reference_runs", "baselines", "entries", "tracking"},  # runs that write a record; the board's layout on disk
-    {"submit", "leaderboard", "plot", "show", "sweep", "sweep_backends", "cli"},  # verifying, ranking, driving runs
+    {"submit", "leaderboard", "render", "plot", "show", "sweep", "sweep_backends", "cli"},  # verifying, ranking, driving runs
 ]
 
 

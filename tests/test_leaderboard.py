@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from promptpo_bench import cli, leaderboard
-from promptpo_bench.leaderboard import Run, aggregate, iqm_ci, score_matrix
+from promptpo_bench.leaderboard import RunResult, aggregate, iqm_ci, score_matrix
 from promptpo_bench.registry import ReferenceScores
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,13 +23,13 @@ SHIPPED = REPO / "leaderboard"
 
 
 def fake_run(task: str, seed: int, curve: list[tuple[int, float]], reference=ReferenceScores(-100.0, 100.0, "test"),
-             algorithm: str = "ppo") -> Run:
-    """A Run from a hand-written record (only the fields the board reads)."""
+             algorithm: str = "ppo") -> RunResult:
+    """A RunResult from a hand-written record (only the fields the board reads)."""
     record = {"algorithm": algorithm, "env_id": task, "env_kwargs": {}, "seed": seed, "llm": None,
               "totals": {"env_steps": curve[-1][0], "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None},
               "curve": [{"env_steps": s, "mean_return": r} for s, r in curve],
               "final_eval": {"mean_return": curve[-1][1]}}
-    return Run(Path(task), record, {"mode": "exact"}, reference, "test")
+    return RunResult(Path(task), record, {"mode": "exact"}, reference, "test")
 
 
 @pytest.mark.filterwarnings("ignore:random_state is deprecated:FutureWarning")  # arch, called by rliable
@@ -259,7 +259,7 @@ def test_task_table_reports_iqms_that_an_outlier_seed_cannot_drag():
     assert cell("score @ 100k") == pytest.approx(metrics.aggregate_iqm(scores[:, None])) == pytest.approx(0.65)
 
 
-def llm_run(seed: int, final: float, success: float, tokens: tuple[int, int], cost: float) -> Run:
+def llm_run(seed: int, final: float, success: float, tokens: tuple[int, int], cost: float) -> RunResult:
     """A PromptPO-like run: two rounds with token counts on its curve, a success rate and a cost."""
     run = fake_run("A", seed, [(0, -100.0), (100_000, final)], algorithm="promptpo")
     prompt, completion = tokens
