@@ -27,7 +27,7 @@ from promptpo_bench.records import load_record
 
 pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOARDS = "NoiseWorld-Board0-v0,NoiseWorld-Board1-v0"
 SMALL = "--eval-episodes 5 --periodic-eval-episodes 2"
 GRID = ("--algos", "ppo,dqn", "--tasks", BOARDS, "--seeds", "1-2", "--budget", "2048",

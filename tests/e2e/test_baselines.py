@@ -6,7 +6,6 @@ Every run here is a few thousand steps; the algorithms are imported from their f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -25,17 +24,10 @@ from promptpo_bench.errors import BenchError  # noqa: E402
 from promptpo_bench.records import load_record  # noqa: E402
 from promptpo_bench.rollout import HELDOUT_SEED_BASE, heldout_seeds, run_episodes  # noqa: E402
 from promptpo_bench.torch_policy import load_checkpoint, load_torch_policy  # noqa: E402
+from algorithm_files import load_algorithm  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-
-
-def load_algorithm(name: str):
-    spec = importlib.util.spec_from_file_location(f"baseline_{name}", ROOT / "algorithms" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 ppo, dqn, sac = load_algorithm("ppo"), load_algorithm("dqn"), load_algorithm("sac")

@@ -22,7 +22,7 @@ from promptpo_bench.descriptions import mujoco as description  # noqa: E402
 from promptpo_bench.records import load_record  # noqa: E402
 from promptpo_bench.rollout import run_episodes  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # a PD controller on the hopper's named fields: what an LLM could write after reading the description
 HOPPER_POLICY = """
 class Policy:
@@ -85,7 +85,7 @@ def test_promptpo_tiny_run_on_half_cheetah(tmp_path):
 
 
 def test_ppo_writes_a_valid_record_on_mujoco(tmp_path, capsys):
-    """PPO on `--env-id HalfCheetah-v5` (SAC on Hopper-v5: tests/test_baselines.py), re-evaluated by the CLI."""
+    """PPO on `--env-id HalfCheetah-v5` (SAC on Hopper-v5: tests/e2e/test_baselines.py), re-evaluated by the CLI."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "algorithms" / "ppo.py"), "--env-id", "HalfCheetah-v5", "--total-timesteps", "256",
          "--env-kwargs", '{"max_episode_steps": 50}', "--num-steps", "128", "--num-minibatches", "2", "--update-epochs", "1", "--eval-every", "100000",

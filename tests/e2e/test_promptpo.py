@@ -20,7 +20,7 @@ from promptpo_bench.records import load_record
 from promptpo_bench.tasks.noiseworld.board import paper_board
 from promptpo_bench.tasks.noiseworld.oracle import solution
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "algorithms" / "promptpo.py"
 
 FEEDBACK = """Here is the feedback class.
