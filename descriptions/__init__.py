@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import numpy as np
 
 _MARKER = re.compile(r"# <context(?: when=\"(\w+)\")?>\n(.*?)# </context>\n", re.S)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -31,3 +34,14 @@ def context(module: ModuleType, env, variant: str | None = None) -> str:
     source = Path(module.__file__).read_text()
     parts = [body for when, body in _MARKER.findall(source) if not when or when in tags]
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), "\n".join(parts)).rstrip() + "\n"
+
+
+class ObservationPolicy:
+    """A trusted, stateless policy written as a policy.py is (`act(obs)` on the description's `Observation`), as a
+    batch policy: one expert's logic serves both the in-process rollouts and its policy.py for the sandbox."""
+
+    def __init__(self, policy: Any, observation: type):
+        self.policy, self.observation = policy, observation
+
+    def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        return np.array([self.policy.act(self.observation.from_array(row)) for row in obs])

@@ -45,9 +45,11 @@ register(TaskSpec(
 
 
 def _pandemic_expert(env):
-    from .pandemic import StageThresholdPolicy
+    from ...descriptions import ObservationPolicy
+    from ...descriptions.pandemic import Observation
+    from .pandemic import StageThreshold
 
-    return StageThresholdPolicy()
+    return ObservationPolicy(StageThreshold(), Observation)
 
 
 register(TaskSpec(

@@ -9,6 +9,7 @@ gathering limits, school and business closures), see `STAGES`.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
 
@@ -114,29 +115,20 @@ class PandemicEnv(gym.Env):
         return obs, reward, False, truncated, info
 
 
-class StageThresholdPolicy:
-    """A stage-threshold rule: raise the stage while over 2% of the town is infected, lower it under 0.5%.
+class StageThreshold:
+    """Raise the stage while over 2.05% of the town is infected, lower it under 0.45%, else keep it.
 
     The thresholds sit half a person off those of a 1,000-person town (over 20 infected, under 5), so the float32
     rounding of an observed proportion such as 5/1000 cannot tip a comparison either way.
     """
 
-    RAISE_ABOVE, LOWER_BELOW = 0.0205, 0.0045
-
-    def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        infected = obs[:, HISTORY - 1]  # today's proportion infected
-        return np.where(infected > self.RAISE_ABOVE, 2, np.where(infected < self.LOWER_BELOW, 0, 1)).astype(np.int64)
-
-
-# StageThresholdPolicy as a policy.py (the LLM answer contract), so a reference run scores it in the sandbox like
-# any code policy; tests/test_realworld.py checks that both act alike on real observations.
-EXPERT_CODE = f"""class Policy:
-    \"\"\"Raise the stage while over {StageThresholdPolicy.RAISE_ABOVE:.2%} of the town is infected, lower it under \
-{StageThresholdPolicy.LOWER_BELOW:.2%}.\"\"\"
-
     def act(self, obs):
         infected = obs.infected[-1]  # today's proportion infected
-        if infected > {StageThresholdPolicy.RAISE_ABOVE!r}:
+        if infected > 0.0205:
             return 2
-        return 0 if infected < {StageThresholdPolicy.LOWER_BELOW!r} else 1
-"""
+        return 0 if infected < 0.0045 else 1
+
+
+# The same class as a policy.py (the LLM answer contract), so a reference run scores it in the sandbox like any code
+# policy; in-process rollouts run it through rollout.ObservationPolicy.
+EXPERT_CODE = inspect.getsource(StageThreshold).replace("class StageThreshold:", "class Policy:", 1)
