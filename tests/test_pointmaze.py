@@ -27,10 +27,10 @@ PAPER_LARGE = """
 """  # as printed in the paper's reference facts
 
 
-def load_description(env) -> dict:
-    """The description as the LLM reads it (placeholders filled), executed."""
+def load_description(env, variant: str = "suite") -> dict:
+    """The description as the LLM reads it (placeholders filled), executed; by default the variant with the maze."""
     namespace: dict = {}
-    exec(compile(context(description, env.unwrapped), "<context>", "exec"), namespace)
+    exec(compile(context(description, env.unwrapped, variant), "<context>", "exec"), namespace)
     return namespace
 
 
@@ -86,6 +86,21 @@ def test_maze_and_cells_in_the_description():
     assert "it ends when the ball comes within 0.45 m of the goal, or after 800 steps" in \
         registry.describe("PointMaze-Large-v0")
     assert "lasts exactly 30 steps" in registry.describe("PointMaze-Large-v0", horizon=30, continuing_task=True)
+
+
+@pytest.mark.parametrize("env_id", ["PointMaze-Large-v0", "PointMaze-LargeDiverseG-v0"])
+def test_the_paper_variant_draws_no_maze_and_is_the_default(env_id):
+    """The paper's PointMaze context names its maze but gives no layout, cell geometry, radius or start noise."""
+    paper, suite = registry.describe(env_id), registry.describe(env_id, "suite")
+    assert paper == registry.describe(env_id, "paper")
+    code = load_description(registry.make(env_id), "paper")
+    for name in ("MAZE", "cell_to_xy", "xy_to_cell"):
+        assert name not in code and name in load_description(registry.make(env_id))
+    for detail in ("1111", "radius", "1 m x 1 m", "0.25 m", "damped"):
+        assert detail not in paper and detail in suite
+    assert ("LARGE_MAZE_DIVERSE_G" if "Diverse" in env_id else "not its published LARGE_MAZE") in paper
+    for shared in ("class Observation", "def reward", "0.45 m of the goal", "[-5, 5] m/s", "after 800 steps"):
+        assert shared in paper and shared in suite
 
 
 def test_seeding_start_and_goal_cells():
