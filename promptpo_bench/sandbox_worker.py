@@ -299,14 +299,22 @@ def _enter_minimal_root(libc: ctypes.CDLL, observation_file: str | None, observa
     module, /dev/{null,zero,urandom} and small private /tmp and /dev/shm; the old root is detached."""
     kept = _kept_paths(observation_file)
     sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in kept + list(_DEVICES)}
+    # read before the new root's tmpfs covers _NEW_ROOT, which may hold kept paths (a checkout in /tmp)
+    is_dir = {path: os.path.isdir(path) for path in sources}
+    mount_flags = {path: os.statvfs(path).f_flag for path in kept}
     links = {name: os.readlink(name) for name in ("/lib", "/lib64", "/lib32", "/libx32") if os.path.islink(name)}
     _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
     new = _NEW_ROOT
     _check(libc.mount(b"tmpfs", new.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=1m,nr_inodes=2048,mode=0755"),
            "mounting the new root")
+    # the private /tmp and /dev/shm first: a kept path below them (a checkout or virtualenv in /tmp) is bound on top
+    for private in ("/tmp", "/dev/shm"):
+        os.makedirs(new + private, exist_ok=True)
+        _check(libc.mount(b"tmpfs", (new + private).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                          b"size=4m,nr_inodes=256,mode=1777"), f"mounting a private {private}")
     for path, fd in sources.items():
         target = new + path
-        if os.path.isdir(path):
+        if is_dir[path]:
             os.makedirs(target, exist_ok=True)
         else:
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -315,7 +323,7 @@ def _enter_minimal_root(libc: ctypes.CDLL, observation_file: str | None, observa
         _check(libc.mount(source, target.encode(), None, _MS_BIND | _MS_REC, None), f"binding {path}")
         if path not in _DEVICES:
             flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
-            flags |= os.statvfs(path).f_flag & (_MS_NOEXEC | _MS_NOATIME | _MS_NODIRATIME)  # kept, not lifted
+            flags |= mount_flags[path] & (_MS_NOEXEC | _MS_NOATIME | _MS_NODIRATIME)  # kept, not lifted
             _check(libc.mount(None, target.encode(), None, flags, None), f"making {path} read-only")
         os.close(fd)
     stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
@@ -330,10 +338,6 @@ def _enter_minimal_root(libc: ctypes.CDLL, observation_file: str | None, observa
             copy.write(observation_source)
     for name, target in links.items():
         os.symlink(target, new + name)
-    for private in ("/tmp", "/dev/shm"):
-        os.makedirs(new + private, exist_ok=True)
-        _check(libc.mount(b"tmpfs", (new + private).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                          b"size=4m,nr_inodes=256,mode=1777"), f"mounting a private {private}")
     os.makedirs(new + "/.old")
     _check(libc.mount(None, new.encode(), None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, None),
            "making the new root read-only")
