@@ -218,6 +218,12 @@ def _terminate(proc: subprocess.Popen) -> None:
         pipe.close()
 
 
+def _terminate_all(procs: list[subprocess.Popen]) -> None:
+    """Kill every worker in `procs` (see `_kill`), close their pipes and empty the list."""
+    while procs:
+        _terminate(procs.pop())
+
+
 def _observation_file(observation: str) -> str | None:
     """The source file of the observation class's module (copied into the worker's root); None for the worker's own
     `RawObservation`."""
@@ -256,6 +262,9 @@ class SandboxedPolicy:
     at a time, in order (`max_batch` = 1; `rollout.run_episodes` obeys it). `lifetime="episode"`: one `Policy()` per
     episode id (unique over the object's life), and `act` may send a whole batch of observations in one message.
     The worker learns neither the ids (it gets opaque tokens) nor anything but the observations.
+    `episodes_per_worker=N`: each N new episode ids get a fresh worker process (a spare is started ahead), so that
+    a long evaluation presents a policy exactly what a rollout of N episodes does (in lifetime "episode" it also caps
+    `max_batch` at N); nothing it counts, keeps in memory or leaves in its private `/tmp` carries over.
 
     Before any untrusted line runs, the worker's report of its isolation is checked against `REQUIRED_LAYERS`; a
     missing layer raises `SandboxUnavailable` unless `unsafe=True` (then `missing_layers` names it).
@@ -265,9 +274,11 @@ class SandboxedPolicy:
 
     def __init__(self, code: str, observation: str, action_space: gymnasium.Space, limits: Limits = Limits(),
                  class_name: str = "Policy", worker: subprocess.Popen | None = None, lifetime: str = "episode",
-                 unsafe: bool = False) -> None:
+                 unsafe: bool = False, episodes_per_worker: int | None = None) -> None:
         if lifetime not in LIFETIMES:
             raise ValueError(f"lifetime must be one of {', '.join(LIFETIMES)}, not {lifetime!r}")
+        if episodes_per_worker is not None and episodes_per_worker < 1:
+            raise ValueError(f"episodes_per_worker must be at least 1, not {episodes_per_worker}")
         if isinstance(action_space, gymnasium.spaces.Discrete):
             self._validate = _discrete_validator(action_space)
         elif isinstance(action_space, gymnasium.spaces.Box):
@@ -280,30 +291,47 @@ class SandboxedPolicy:
         self.isolation: dict[str, bool] = {}
         self.missing_layers: list[str] = []
         self.lifetime, self.unsafe = lifetime, unsafe
-        self.max_batch = 1 if lifetime == "rollout" else None
+        self.episodes_per_worker = episodes_per_worker
+        self.max_batch = 1 if lifetime == "rollout" else episodes_per_worker
+        self._code, self._observation = code, observation
         self._tokens: dict[int, int] = {}  # episode id -> the opaque token the worker sees (lifetime "episode")
         self._token_source = np.random.default_rng()
         self._episode_seconds: dict[int, float] = {}
         self._pending: collections.deque[tuple[list[int], int, float]] = collections.deque()  # sent, unanswered
-        self._last_answer = 0.0
         self._failure: PolicyFailure | None = None
         self._buffer = bytearray()
-        self._layout: tuple[str, tuple[int, ...]] | None = None  # observation dtype and row shape the worker knows
         self._action_size = math.prod(action_space.shape)
         self._reply_bytes_per_action = 64 * (self._action_size + 1)  # generous JSON size bound
-        self._proc = worker or spawn_worker()
-        self._finalizer = weakref.finalize(self, _terminate, self._proc)
-        self._write_fd = self._proc.stdin.fileno()
-        self._read_fd = self._proc.stdout.fileno()
+        self._workers: list[subprocess.Popen] = []  # the worker in use, then a spare started ahead (if any)
+        self._finalizer = weakref.finalize(self, _terminate_all, self._workers)
+        try:
+            self._attach(worker or spawn_worker())
+        except BaseException:
+            self.close()
+            raise
+
+    def _attach(self, proc: subprocess.Popen) -> None:
+        """Make `proc` the worker in use: load the code in it, with nothing carried over from an earlier worker."""
+        self._workers.insert(0, proc)
+        self._proc = proc
+        self._write_fd = proc.stdin.fileno()
+        self._read_fd = proc.stdout.fileno()
         os.set_blocking(self._write_fd, False)
         self._spinner = sandbox_worker.Spinner(self._read_fd)
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
-        try:
-            self._start(code, observation, class_name)
-        except BaseException:
-            self.close()
-            raise
+        self._worker_episodes = 0  # episode ids this worker has been sent
+        self._last_answer = 0.0
+        self._buffer.clear()
+        self._layout: tuple[str, tuple[int, ...]] | None = None  # observation dtype and row shape the worker knows
+        self._start(self._code, self._observation, self.class_name)
+        if self.episodes_per_worker is not None:
+            self._workers.append(spawn_worker())  # the next chunk's, starting up (niced) while this one plays
+
+    def _next_worker(self) -> None:
+        """Retire the worker in use and go on with the spare (or a new one): a fresh process and `Policy()`."""
+        _terminate(self._workers.pop(0))
+        self._attach(self._workers.pop(0) if self._workers else spawn_worker())
 
     def _start(self, code: str, observation: str, class_name: str) -> None:
         limits = self.limits
@@ -363,15 +391,24 @@ class SandboxedPolicy:
                              f"{obs.dtype}")
         id_list = ids.tolist()
         if self.max_batch is not None and len(id_list) > self.max_batch:
-            raise ValueError(f"a policy with lifetime {self.lifetime!r} takes one observation per act call")
-        new = len(set(id_list) - self._tokens.keys())  # their Policy() is built on this batch (lifetime "episode")
-        if self.lifetime == "rollout":
-            new = int(not self._tokens)
-            self._tokens.update(dict.fromkeys(id_list, 0))
-        else:
-            for episode_id in id_list:
-                if episode_id not in self._tokens:
-                    self._tokens[episode_id] = int(self._token_source.integers(1 << 62))
+            raise ValueError(f"a policy with lifetime {self.lifetime!r} takes one observation per act call"
+                             if self.max_batch == 1 else f"at most {self.max_batch} episodes per worker, so per act call")
+        fresh = [episode_id for episode_id in dict.fromkeys(id_list) if episode_id not in self._tokens]
+        per_worker = self.episodes_per_worker
+        if per_worker is not None and fresh and self._worker_episodes + len(fresh) > per_worker:
+            if len(fresh) < len(id_list) or len(fresh) > per_worker or self._pending:
+                raise ValueError(f"with {per_worker} episodes per worker, a message must start the next worker's "
+                                 "episodes on their own")
+            self._next_worker()
+        first = self._worker_episodes == 0
+        self._worker_episodes += len(fresh)
+        if self.lifetime == "rollout":  # one Policy() per worker, built while loading; every token is 0
+            new = int(first)
+            self._tokens.update(dict.fromkeys(fresh, 0))
+        else:  # their Policy() is built on this batch
+            new = len(fresh)
+            for episode_id in fresh:
+                self._tokens[episode_id] = int(self._token_source.integers(1 << 62))
         sent_at = time.monotonic()
         self._pending.append((id_list, new, sent_at))
         if id_list:
