@@ -17,6 +17,7 @@ import os
 import pickle
 import select
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -393,7 +394,11 @@ class SandboxedPolicy:
         if self.max_batch is not None and len(id_list) > self.max_batch:
             raise ValueError(f"a policy with lifetime {self.lifetime!r} takes one observation per act call"
                              if self.max_batch == 1 else f"at most {self.max_batch} episodes per worker, so per act call")
-        fresh = [episode_id for episode_id in dict.fromkeys(id_list) if episode_id not in self._tokens]
+        tokens = self._tokens
+        if len(id_list) == 1:  # one observation per message (lifetime "rollout"): the common case, kept cheap
+            fresh = [] if id_list[0] in tokens else id_list
+        else:
+            fresh = [episode_id for episode_id in dict.fromkeys(id_list) if episode_id not in tokens]
         per_worker = self.episodes_per_worker
         if per_worker is not None and fresh and self._worker_episodes + len(fresh) > per_worker:
             if len(fresh) < len(id_list) or len(fresh) > per_worker or self._pending:
@@ -402,20 +407,22 @@ class SandboxedPolicy:
             self._next_worker()
         first = self._worker_episodes == 0
         self._worker_episodes += len(fresh)
+        count = len(id_list)
         if self.lifetime == "rollout":  # one Policy() per worker, built while loading; every token is 0
             new = int(first)
-            self._tokens.update(dict.fromkeys(fresh, 0))
+            tokens.update(dict.fromkeys(fresh, 0))
+            token_bytes = bytes(8 * count)
         else:  # their Policy() is built on this batch
             new = len(fresh)
             for episode_id in fresh:
-                self._tokens[episode_id] = int(self._token_source.integers(1 << 62))
+                tokens[episode_id] = int(self._token_source.integers(1 << 62))
+            token_bytes = struct.pack(f"<{count}q", *[tokens[episode_id] for episode_id in id_list])
         sent_at = time.monotonic()
         self._pending.append((id_list, new, sent_at))
-        if id_list:
+        if count:
             limits = self.limits
-            deadline = sent_at + limits.act_seconds * len(id_list) + limits.load_seconds * new + _DEADLINE_MARGIN
-            tokens = np.array([self._tokens[episode_id] for episode_id in id_list], dtype="<i8")
-            self._send(self._message(tokens, obs), deadline, "acting", id_list[0] if len(id_list) == 1 else None)
+            deadline = sent_at + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
+            self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
 
     def receive(self) -> np.ndarray:
         """Second half of `act`: the validated actions of the oldest batch sent and not yet received."""
@@ -452,16 +459,14 @@ class SandboxedPolicy:
             index, message = invalid.args
             self._fail("invalid_action", f"{self.class_name}.act {message}", episode_id=id_list[index])
 
-    def _message(self, episode_ids: np.ndarray, obs: np.ndarray) -> bytes:
-        """One act/summarize message: header, the observation layout when it changed, ids and raw rows."""
+    def _message(self, tokens: bytes, obs: np.ndarray) -> bytes:
+        """One act/summarize message: header, the observation layout when it changed, int64 tokens and raw rows."""
         layout = (obs.dtype.str, obs.shape[1:])
         if layout == self._layout:
-            header = ACT_HEADER.pack(len(obs), 0)
-        else:
-            self._layout = layout
-            pickled = pickle.dumps(layout)
-            header = ACT_HEADER.pack(len(obs), len(pickled)) + pickled
-        return b"".join((header, np.asarray(episode_ids, dtype="<i8").tobytes(), obs.tobytes()))
+            return ACT_HEADER.pack(len(obs), 0) + tokens + obs.tobytes()
+        self._layout = layout
+        pickled = pickle.dumps(layout)
+        return ACT_HEADER.pack(len(obs), len(pickled)) + pickled + tokens + obs.tobytes()
 
     def close(self) -> None:
         """Kill the worker's process group and reap it; idempotent."""
@@ -604,7 +609,7 @@ class SandboxedFeedback(SandboxedPolicy):
         rows = np.asarray(trajectory)
         limits = self.limits
         deadline = time.monotonic() + limits.load_seconds + limits.act_seconds * max(1, len(rows)) + _DEADLINE_MARGIN
-        self._send(self._message(np.zeros(len(rows), dtype="<i8"), rows), deadline, "summarizing")
+        self._send(self._message(bytes(8 * len(rows)), rows), deadline, "summarizing")
         reply = self._receive(deadline, "summarizing", 1 << 20)
         if type(reply) is not str:
             self._reported_failure(reply, [])
