@@ -56,6 +56,7 @@ class TaskSpec:
     expert: Callable[[gym.Env], Any] | None = None  # builds the reference (optimal/expert) batch policy
     expert_code: Callable[[gym.Env], str] | None = None  # the same policy as policy.py source (answer contract)
     recipe: Recipe = Recipe(rounds=10)  # the paper's PromptPO budget here (its main runs; 10 rounds by default)
+    env_per_process: bool = False  # its env holds a once-per-process resource (libsumo): rollouts give each a process
 
 
 _SPECS: dict[str, TaskSpec] = {}

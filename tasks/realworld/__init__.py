@@ -73,5 +73,5 @@ register(TaskSpec(
                                                          "i.e. SUMO's human driver: 626.26")),
     kwargs_help="horizon: int >= 1 (steps of 0.5 s), warmup_steps: int >= 0",
     expert=_traffic_expert, expert_code=lambda env: _expert_code("traffic"),
-    recipe=Recipe(rounds=5),
+    recipe=Recipe(rounds=5), env_per_process=True,  # libsumo: one simulation per process
 ))
