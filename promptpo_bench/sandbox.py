@@ -39,6 +39,8 @@ _STARTUP_SECONDS = 30.0  # worker start-up (interpreter, NumPy, observation modu
 _EXIT_GRACE_SECONDS = 1.0  # how long a worker that closed its pipe may take to exit before it is killed
 _DEADLINE_MARGIN = 0.1  # the parent's slack over the worker's own limit: all a policy that blocks SIGALRM can gain
 _BOX_TOLERANCE = 1e-6
+_ROOM_SECONDS = 0.05  # how often a channel checks whether the machine has CPUs free for spinning
+_CPUS = len(os.sched_getaffinity(0))
 _MESSAGE_CHARS = sandbox_worker.MESSAGE_CHARS
 _TRACEBACK_CHARS = sandbox_worker.TRACEBACK_CHARS + 2 * sandbox_worker.MESSAGE_CHARS
 LIFETIMES = ("rollout", "episode")  # one Policy() for all the episodes of a rollout (the paper's), or one per episode
@@ -319,6 +321,7 @@ class SandboxedPolicy:
         self._read_fd = proc.stdout.fileno()
         os.set_blocking(self._write_fd, False)
         self._spinner = sandbox_worker.Spinner(self._read_fd)
+        self._room_checked = -math.inf
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
         self._worker_episodes = 0  # episode ids this worker has been sent
@@ -463,10 +466,26 @@ class SandboxedPolicy:
         """One act/summarize message: header, the observation layout when it changed, int64 tokens and raw rows."""
         layout = (obs.dtype.str, obs.shape[1:])
         if layout == self._layout:
-            return ACT_HEADER.pack(len(obs), 0) + tokens + obs.tobytes()
+            return ACT_HEADER.pack(len(obs), 0, self._spin()) + tokens + obs.tobytes()
         self._layout = layout
         pickled = pickle.dumps(layout)
-        return ACT_HEADER.pack(len(obs), len(pickled)) + pickled + tokens + obs.tobytes()
+        return ACT_HEADER.pack(len(obs), len(pickled), self._spin()) + pickled + tokens + obs.tobytes()
+
+    def _spin(self) -> bool:
+        """Whether both sides of the channel should spin while waiting: only while the machine has a CPU free for
+        each. Sampled every 50 ms from /proc/stat's count of running tasks, less this thread and (while spinning)
+        the worker; on a loaded machine a spinning side only keeps the other one, or the other work, off a CPU."""
+        now = time.monotonic()
+        if now - self._room_checked >= _ROOM_SECONDS:
+            self._room_checked = now
+            try:
+                with open("/proc/stat", "rb") as stat:
+                    running = int(stat.read().split(b"procs_running ", 1)[1].split(b"\n", 1)[0])
+            except (OSError, IndexError, ValueError):
+                running = _CPUS + 2  # unknown: do not spin
+            others = running - 1 - self._spinner.enabled
+            self._spinner.enabled = others + 2 <= _CPUS
+        return self._spinner.enabled
 
     def close(self) -> None:
         """Kill the worker's process group and reap it; idempotent."""

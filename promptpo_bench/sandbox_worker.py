@@ -10,7 +10,7 @@ accepted that report.
 Protocol, on the worker's original stdin/stdout pipes (fds 0, 1, 2 are then pointed at /dev/null, so `print` in the
 untrusted code goes nowhere):
   parent -> worker: first a pickled setup dict, then (after the isolation report) a pickled {"code": ...}, then per
-  act call an `ACT_HEADER` (B, layout size), the pickled
+  act call an `ACT_HEADER` (B, layout size, whether to spin waiting for the next message), the pickled
   layout `(dtype.str, row_shape)` of the observations when it changed (else nothing), B int64 episode ids and the
   B observation rows as raw bytes;
   worker -> parent, frames of a `REPLY` header (little-endian uint32 length, format byte) and a payload that is
@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 
 REPLY = struct.Struct("<IB")  # header of a worker -> parent reply: payload length, payload format (below)
 JSON_REPLY, INT_ROWS, FLOAT_ROWS = 0, 1, 2  # payload formats: JSON text, little-endian int64 / float64 actions
-ACT_HEADER = struct.Struct("<II")  # batch size B, size of the pickled observation layout that follows (0: unchanged)
+ACT_HEADER = struct.Struct("<IIB")  # batch size B, size of the pickled layout that follows (0: unchanged), spin flag
 POLICY_FILE = "policy.py"
 SUMMARY_CHARS = 4000  # longest Feedback text passed on
 MESSAGE_CHARS, TRACEBACK_CHARS = 500, 20_000  # bounds of a failure's message and traceback (its tail)
@@ -116,9 +116,12 @@ class Spinner:
         self.budget = SPIN_MIN_SECONDS
         self.backoff = 0  # waits left that block at once
         self.next_backoff = SPIN_BACKOFF
+        self.enabled = True  # False: block at once (the parent sees no free CPU for both sides to spin on)
 
     def spin(self) -> bool:
-        """Whether the fd became readable while spinning; False at once while backing off (then block on it)."""
+        """Whether the fd became readable while spinning; False at once while disabled or backing off (then block)."""
+        if not self.enabled:
+            return False
         if self.backoff:
             self.backoff -= 1
             return False
@@ -662,7 +665,8 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
-    spin, clock, alarm = Spinner(rfile.fileno()).spin, time.perf_counter, _ALARM
+    spinner = Spinner(rfile.fileno())
+    spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
     int_reply = REPLY.pack(8, INT_ROWS)
     while True:
         if not rfile.buffer:
@@ -670,7 +674,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
         header = read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
             return
-        count, layout_size = unpack(header)
+        count, layout_size, spinner.enabled = unpack(header)
         if layout_size:
             dtype, row_shape = pickle.loads(read(layout_size))
             dtype, row_size = np.dtype(dtype), math.prod(row_shape)
@@ -732,7 +736,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
         header = rfile.read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
             return
-        count, layout_size = ACT_HEADER.unpack(header)
+        count, layout_size, _ = ACT_HEADER.unpack(header)
         if layout_size:
             dtype, row_shape = pickle.loads(rfile.read(layout_size))
             dtype, row_size = np.dtype(dtype), math.prod(row_shape)
