@@ -477,6 +477,25 @@ def test_episodes_per_worker_gives_each_chunk_a_fresh_worker(workers, lifetime):
                 policy.act(np.array([6, 7, 8]), rows(0, 0, 0))
 
 
+def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
+    """With no CPU free (as on a loaded machine) both sides block on the pipe, with CPUs to spare they spin: the
+    rollouts are the same, message for message."""
+    from promptpo_bench import sandbox as sandbox_module
+    from promptpo_bench.rollout import run_episodes
+
+    code = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 0.5 else 3\n"
+    returns = {}
+    for cpus in (0, 64):
+        monkeypatch.setattr(sandbox_module, "_CPUS", cpus)
+        for lifetime in ("rollout", "episode"):
+            with SandboxedPolicy(code, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4), FAST,
+                                 lifetime=lifetime) as policy:
+                episodes = run_episodes("NoiseWorld-Board1-v0", policy, list(range(6)), batch_size=3)
+                assert policy._spinner.enabled == (cpus == 64)
+            returns[cpus, lifetime] = episodes.returns.tolist()
+    assert returns[0, "rollout"] == returns[64, "rollout"] == returns[0, "episode"] == returns[64, "episode"]
+
+
 def test_the_worker_never_sees_the_callers_episode_ids():
     code = acting("import sys\nids = sys._getframe(1).f_locals.get('episode_ids')", "int(max(ids) > 10**9)")
     with sandbox(code, Discrete(2)) as policy:
