@@ -396,7 +396,8 @@ class SandboxedPolicy:
         id_list = ids.tolist()
         if self.max_batch is not None and len(id_list) > self.max_batch:
             raise ValueError(f"a policy with lifetime {self.lifetime!r} takes one observation per act call"
-                             if self.max_batch == 1 else f"at most {self.max_batch} episodes per worker, so per act call")
+                             if self.max_batch == 1 else
+                             f"at most {self.max_batch} episodes per worker, so per act call")
         tokens = self._tokens
         if len(id_list) == 1:  # one observation per message (lifetime "rollout"): the common case, kept cheap
             fresh = [] if id_list[0] in tokens else id_list

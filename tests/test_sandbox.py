@@ -462,7 +462,8 @@ def test_rollout_lifetime_one_policy_object_plays_the_episodes_in_order():
 def test_episodes_per_worker_gives_each_chunk_a_fresh_worker(workers, lifetime):
     """Each 2 new episode ids get a fresh process: the module global that counts Policy() objects and act calls
     starts again, every retired worker (and the spare left at the end) is gone, and a message may not span two."""
-    code = "SEEN = [0]\n\nclass Policy:\n    def act(self, obs):\n        SEEN[0] += 1\n        return min(SEEN[0], 3)\n"
+    code = ("SEEN = [0]\n\nclass Policy:\n    def act(self, obs):\n        SEEN[0] += 1\n"
+            "        return min(SEEN[0], 3)\n")
     with SandboxedPolicy(code, OBS, Discrete(4), FAST, lifetime=lifetime, episodes_per_worker=2) as policy:
         assert policy.max_batch == (1 if lifetime == "rollout" else 2)
         seen = [policy.act(np.array([i]), rows(0)).tolist()[0] for i in (0, 0, 1, 2, 2, 3, 4)]
