@@ -558,7 +558,8 @@ def main(args: Args) -> int:
     algo = PromptPO(args, run_dir, client, budget)
     (run_dir / "curve.jsonl").unlink(missing_ok=True)  # on resume the curve is rebuilt from the saved rounds
     recorder = RunRecorder(run_dir, algorithm="promptpo", env_id=args.env_id, env_kwargs=algo.env_kwargs,
-                           seed=args.seed, config=dataclasses.asdict(args), command=command,
+                           seed=args.seed, command=command,
+                           config={**dataclasses.asdict(args), "eval_episodes_per_worker": args.num_episodes},
                            llm={"model": args.llm_model, "base_url": client.base_url,
                                 "temperature": args.llm_temperature})
     if started:
@@ -628,12 +629,13 @@ def main(args: Args) -> int:
     seeds = heldout_seeds(args.eval_episodes)
     final_failure = None
     try:
+        # a fresh worker and Policy() per num_episodes episodes, as many per message as a candidate's rollout had:
+        # the policy cannot tell it is being scored (submit does the same: config.eval_episodes_per_worker)
         with SandboxedPolicy(best.code, algo.observation, algo.action_space, algo.limits,
-                             lifetime=args.policy_lifetime, unsafe=args.unsafe_sandbox) as policy, \
+                             lifetime=args.policy_lifetime, unsafe=args.unsafe_sandbox,
+                             episodes_per_worker=args.num_episodes) as policy, \
                 Progress(len(seeds), "held-out evaluation", unit="episode") as bar:
-            # as many episodes per message as a candidate's rollout had: the policy cannot tell it is being scored
-            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs, batch_size=args.num_episodes,
-                                    on_episode_end=bar.advance)
+            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs, on_episode_end=bar.advance)
     except RolloutFailure as error:  # episodes end where the policy failed; the failure is part of the record
         episodes, final_failure = error.partial, error.failure.to_dict()
     tokens = budget.tokens()

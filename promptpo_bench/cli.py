@@ -85,7 +85,7 @@ def _policy(args: argparse.Namespace, env) -> tuple[Any, str]:
         raise BenchError(f"--policy must be random, optimal, a policy file or a run directory; {path} does not exist")
     lifetime = args.policy_lifetime or policies.run_policy_lifetime(path) or "rollout"  # a run: as it was scored
     return policies.load_policy(path, args.env_id, env, args.act_timeout, args.memory_mb, lifetime,
-                                args.unsafe_sandbox), str(path)
+                                args.unsafe_sandbox, policies.run_episodes_per_worker(path)), str(path)
 
 
 def _print_episodes(episodes: Episodes, show: int) -> None:

@@ -42,16 +42,28 @@ def run_env_kwargs(path: str | Path) -> dict[str, Any]:
 def run_policy_lifetime(path: str | Path) -> str | None:
     """How long one `Policy()` lived in the run a directory holds: its record's `config.policy_lifetime`, "episode"
     for records older than that field (they were scored so), None for a bare policy file."""
+    config = _run_config(path)
+    return None if config is None else config.get("policy_lifetime") or "episode"
+
+
+def run_episodes_per_worker(path: str | Path) -> int | None:
+    """How many episodes one sandbox worker played in the run's final evaluation (`config.eval_episodes_per_worker`):
+    a re-evaluation presents the policy the same; None (one worker for all) for a bare file or an older record."""
+    config = _run_config(path)
+    return None if config is None else config.get("eval_episodes_per_worker")
+
+
+def _run_config(path: str | Path) -> dict | None:
     record = Path(path) / "record.json"
-    if not record.is_file():
-        return None
-    return (json.loads(record.read_text()).get("config") or {}).get("policy_lifetime") or "episode"
+    return (json.loads(record.read_text()).get("config") or {}) if record.is_file() else None
 
 
 def load_policy(path: str | Path, env_id: str, env: gym.Env, act_seconds: float = 1.0,
-                memory_mb: int = 2048, lifetime: str = "episode", unsafe: bool = False) -> Any:
+                memory_mb: int = 2048, lifetime: str = "episode", unsafe: bool = False,
+                episodes_per_worker: int | None = None) -> Any:
     """A BatchPolicy for `env` from a run directory, a policy.py (sandboxed, one `Policy()` per `lifetime`:
-    "rollout" or "episode") or a model.pt; `close()` it after. `unsafe` runs code without a missing sandbox layer."""
+    "rollout" or "episode"; a fresh worker per `episodes_per_worker` episodes) or a model.pt; `close()` it after.
+    `unsafe` runs code without a missing sandbox layer."""
     file, kind = policy_file(path)
     if kind == "torch":
         from .torch_policy import load_torch_policy
@@ -63,4 +75,4 @@ def load_policy(path: str | Path, env_id: str, env: gym.Env, act_seconds: float 
 
     limits = Limits(act_seconds=act_seconds, memory_mb=memory_mb)
     return SandboxedPolicy(file.read_text(), f"{registry.get(env_id).description}:Observation", env.action_space,
-                           limits, lifetime=lifetime, unsafe=unsafe)
+                           limits, lifetime=lifetime, unsafe=unsafe, episodes_per_worker=episodes_per_worker)

@@ -63,6 +63,7 @@ class TaskSpec:
     default_references: Callable[[], ReferenceScores] | None = None  # `references` of the default env
     requires: tuple[str, ...] = ()  # modules the env needs beyond the core dependencies
     extra: str | None = None  # the pyproject extra that installs them
+    env_per_process: bool = False  # its env holds a once-per-process resource (libsumo): rollouts give each a process
 
 
 _SPECS: dict[str, TaskSpec] = {}

@@ -104,6 +104,15 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     return gym.make(env_id, **(env_kwargs or {}))
 
 
+def make_rollout_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """An env for `run_episodes`: as `make_env`, in a process of its own where the task asks for it."""
+    if registry.is_registered(env_id) and registry.get(env_id).env_per_process:
+        from .env_process import EnvProcess
+
+        return EnvProcess(env_id, env_kwargs)
+    return make_env(env_id, env_kwargs)
+
+
 _idle_envs: dict[tuple[str, str], list[gym.Env]] | None = None  # envs kept for reuse, inside `reusing_envs()`
 _idle_lock = threading.Lock()  # PromptPO rolls candidates out in threads
 
@@ -138,7 +147,7 @@ def _borrow_envs(env_id: str, env_kwargs: dict[str, Any] | None, count: int) -> 
         if _idle_envs is not None:
             idle = _idle_envs.get(_pool_key(env_id, env_kwargs), [])
             envs = [idle.pop() for _ in range(min(count, len(idle)))]
-    return envs + [make_env(env_id, env_kwargs) for _ in range(count - len(envs))]
+    return envs + [make_rollout_env(env_id, env_kwargs) for _ in range(count - len(envs))]
 
 
 def _return_envs(env_id: str, env_kwargs: dict[str, Any] | None, envs: list[gym.Env], healthy: bool) -> None:
@@ -241,9 +250,14 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                 actions = receive()
                 answered = time.perf_counter() if trial else 0.0
                 rows, ended = group.obs, []
-                for k, (env, i, action) in enumerate(zip(group.envs, group.ids.tolist(),
-                                                         actions.tolist() if actions.ndim == 1 else actions)):
-                    rows[k], reward, terminated, truncated, info = env.step(action)
+                actions = actions.tolist() if actions.ndim == 1 else actions
+                side_by_side = hasattr(group.envs[0], "step_send")  # envs in processes of their own (EnvProcess)
+                if side_by_side:
+                    for env, action in zip(group.envs, actions):
+                        env.step_send(action)
+                for k, (env, i, action) in enumerate(zip(group.envs, group.ids.tolist(), actions)):
+                    rows[k], reward, terminated, truncated, info = (
+                        env.step_receive() if side_by_side else env.step(action))
                     returns[i] += float(reward)
                     lengths[i] += 1
                     if successes is not None and info.get(success_key):

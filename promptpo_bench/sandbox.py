@@ -17,6 +17,7 @@ import os
 import pickle
 import select
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -38,6 +39,8 @@ _STARTUP_SECONDS = 30.0  # worker start-up (interpreter, NumPy, observation modu
 _EXIT_GRACE_SECONDS = 1.0  # how long a worker that closed its pipe may take to exit before it is killed
 _DEADLINE_MARGIN = 0.1  # the parent's slack over the worker's own limit: all a policy that blocks SIGALRM can gain
 _BOX_TOLERANCE = 1e-6
+_ROOM_SECONDS = 0.05  # how often a channel checks whether the machine has CPUs free for spinning
+_CPUS = len(os.sched_getaffinity(0))
 _MESSAGE_CHARS = sandbox_worker.MESSAGE_CHARS
 _TRACEBACK_CHARS = sandbox_worker.TRACEBACK_CHARS + 2 * sandbox_worker.MESSAGE_CHARS
 LIFETIMES = ("rollout", "episode")  # one Policy() for all the episodes of a rollout (the paper's), or one per episode
@@ -218,6 +221,12 @@ def _terminate(proc: subprocess.Popen) -> None:
         pipe.close()
 
 
+def _terminate_all(procs: list[subprocess.Popen]) -> None:
+    """Kill every worker in `procs` (see `_kill`), close their pipes and empty the list."""
+    while procs:
+        _terminate(procs.pop())
+
+
 def _observation_file(observation: str) -> str | None:
     """The source file of the observation class's module (copied into the worker's root); None for the worker's own
     `RawObservation`."""
@@ -256,6 +265,9 @@ class SandboxedPolicy:
     at a time, in order (`max_batch` = 1; `rollout.run_episodes` obeys it). `lifetime="episode"`: one `Policy()` per
     episode id (unique over the object's life), and `act` may send a whole batch of observations in one message.
     The worker learns neither the ids (it gets opaque tokens) nor anything but the observations.
+    `episodes_per_worker=N`: each N new episode ids get a fresh worker process (a spare is started ahead), so that
+    a long evaluation presents a policy exactly what a rollout of N episodes does (in lifetime "episode" it also caps
+    `max_batch` at N); nothing it counts, keeps in memory or leaves in its private `/tmp` carries over.
 
     Before any untrusted line runs, the worker's report of its isolation is checked against `REQUIRED_LAYERS`; a
     missing layer raises `SandboxUnavailable` unless `unsafe=True` (then `missing_layers` names it).
@@ -265,9 +277,11 @@ class SandboxedPolicy:
 
     def __init__(self, code: str, observation: str, action_space: gymnasium.Space, limits: Limits = Limits(),
                  class_name: str = "Policy", worker: subprocess.Popen | None = None, lifetime: str = "episode",
-                 unsafe: bool = False) -> None:
+                 unsafe: bool = False, episodes_per_worker: int | None = None) -> None:
         if lifetime not in LIFETIMES:
             raise ValueError(f"lifetime must be one of {', '.join(LIFETIMES)}, not {lifetime!r}")
+        if episodes_per_worker is not None and episodes_per_worker < 1:
+            raise ValueError(f"episodes_per_worker must be at least 1, not {episodes_per_worker}")
         if isinstance(action_space, gymnasium.spaces.Discrete):
             self._validate = _discrete_validator(action_space)
         elif isinstance(action_space, gymnasium.spaces.Box):
@@ -280,30 +294,48 @@ class SandboxedPolicy:
         self.isolation: dict[str, bool] = {}
         self.missing_layers: list[str] = []
         self.lifetime, self.unsafe = lifetime, unsafe
-        self.max_batch = 1 if lifetime == "rollout" else None
+        self.episodes_per_worker = episodes_per_worker
+        self.max_batch = 1 if lifetime == "rollout" else episodes_per_worker
+        self._code, self._observation = code, observation
         self._tokens: dict[int, int] = {}  # episode id -> the opaque token the worker sees (lifetime "episode")
         self._token_source = np.random.default_rng()
         self._episode_seconds: dict[int, float] = {}
         self._pending: collections.deque[tuple[list[int], int, float]] = collections.deque()  # sent, unanswered
-        self._last_answer = 0.0
         self._failure: PolicyFailure | None = None
         self._buffer = bytearray()
-        self._layout: tuple[str, tuple[int, ...]] | None = None  # observation dtype and row shape the worker knows
         self._action_size = math.prod(action_space.shape)
         self._reply_bytes_per_action = 64 * (self._action_size + 1)  # generous JSON size bound
-        self._proc = worker or spawn_worker()
-        self._finalizer = weakref.finalize(self, _terminate, self._proc)
-        self._write_fd = self._proc.stdin.fileno()
-        self._read_fd = self._proc.stdout.fileno()
-        os.set_blocking(self._write_fd, False)
-        self._spinner = sandbox_worker.Spinner(self._read_fd)
-        self._writable = select.poll()
-        self._writable.register(self._write_fd, select.POLLOUT)
+        self._workers: list[subprocess.Popen] = []  # the worker in use, then a spare started ahead (if any)
+        self._finalizer = weakref.finalize(self, _terminate_all, self._workers)
         try:
-            self._start(code, observation, class_name)
+            self._attach(worker or spawn_worker())
         except BaseException:
             self.close()
             raise
+
+    def _attach(self, proc: subprocess.Popen) -> None:
+        """Make `proc` the worker in use: load the code in it, with nothing carried over from an earlier worker."""
+        self._workers.insert(0, proc)
+        self._proc = proc
+        self._write_fd = proc.stdin.fileno()
+        self._read_fd = proc.stdout.fileno()
+        os.set_blocking(self._write_fd, False)
+        self._spinner = sandbox_worker.Spinner(self._read_fd)
+        self._room_checked = -math.inf
+        self._writable = select.poll()
+        self._writable.register(self._write_fd, select.POLLOUT)
+        self._worker_episodes = 0  # episode ids this worker has been sent
+        self._last_answer = 0.0
+        self._buffer.clear()
+        self._layout: tuple[str, tuple[int, ...]] | None = None  # observation dtype and row shape the worker knows
+        self._start(self._code, self._observation, self.class_name)
+        if self.episodes_per_worker is not None:
+            self._workers.append(spawn_worker())  # the next chunk's, starting up (niced) while this one plays
+
+    def _next_worker(self) -> None:
+        """Retire the worker in use and go on with the spare (or a new one): a fresh process and `Policy()`."""
+        _terminate(self._workers.pop(0))
+        self._attach(self._workers.pop(0) if self._workers else spawn_worker())
 
     def _start(self, code: str, observation: str, class_name: str) -> None:
         limits = self.limits
@@ -363,22 +395,38 @@ class SandboxedPolicy:
                              f"{obs.dtype}")
         id_list = ids.tolist()
         if self.max_batch is not None and len(id_list) > self.max_batch:
-            raise ValueError(f"a policy with lifetime {self.lifetime!r} takes one observation per act call")
-        new = len(set(id_list) - self._tokens.keys())  # their Policy() is built on this batch (lifetime "episode")
-        if self.lifetime == "rollout":
-            new = int(not self._tokens)
-            self._tokens.update(dict.fromkeys(id_list, 0))
+            raise ValueError(f"a policy with lifetime {self.lifetime!r} takes one observation per act call"
+                             if self.max_batch == 1 else
+                             f"at most {self.max_batch} episodes per worker, so per act call")
+        tokens = self._tokens
+        if len(id_list) == 1:  # one observation per message (lifetime "rollout"): the common case, kept cheap
+            fresh = [] if id_list[0] in tokens else id_list
         else:
-            for episode_id in id_list:
-                if episode_id not in self._tokens:
-                    self._tokens[episode_id] = int(self._token_source.integers(1 << 62))
+            fresh = [episode_id for episode_id in dict.fromkeys(id_list) if episode_id not in tokens]
+        per_worker = self.episodes_per_worker
+        if per_worker is not None and fresh and self._worker_episodes + len(fresh) > per_worker:
+            if len(fresh) < len(id_list) or len(fresh) > per_worker or self._pending:
+                raise ValueError(f"with {per_worker} episodes per worker, a message must start the next worker's "
+                                 "episodes on their own")
+            self._next_worker()
+        first = self._worker_episodes == 0
+        self._worker_episodes += len(fresh)
+        count = len(id_list)
+        if self.lifetime == "rollout":  # one Policy() per worker, built while loading; every token is 0
+            new = int(first)
+            tokens.update(dict.fromkeys(fresh, 0))
+            token_bytes = bytes(8 * count)
+        else:  # their Policy() is built on this batch
+            new = len(fresh)
+            for episode_id in fresh:
+                tokens[episode_id] = int(self._token_source.integers(1 << 62))
+            token_bytes = struct.pack(f"<{count}q", *[tokens[episode_id] for episode_id in id_list])
         sent_at = time.monotonic()
         self._pending.append((id_list, new, sent_at))
-        if id_list:
+        if count:
             limits = self.limits
-            deadline = sent_at + limits.act_seconds * len(id_list) + limits.load_seconds * new + _DEADLINE_MARGIN
-            tokens = np.array([self._tokens[episode_id] for episode_id in id_list], dtype="<i8")
-            self._send(self._message(tokens, obs), deadline, "acting", id_list[0] if len(id_list) == 1 else None)
+            deadline = sent_at + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
+            self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
 
     def receive(self) -> np.ndarray:
         """Second half of `act`: the validated actions of the oldest batch sent and not yet received."""
@@ -415,16 +463,30 @@ class SandboxedPolicy:
             index, message = invalid.args
             self._fail("invalid_action", f"{self.class_name}.act {message}", episode_id=id_list[index])
 
-    def _message(self, episode_ids: np.ndarray, obs: np.ndarray) -> bytes:
-        """One act/summarize message: header, the observation layout when it changed, ids and raw rows."""
+    def _message(self, tokens: bytes, obs: np.ndarray) -> bytes:
+        """One act/summarize message: header, the observation layout when it changed, int64 tokens and raw rows."""
         layout = (obs.dtype.str, obs.shape[1:])
         if layout == self._layout:
-            header = ACT_HEADER.pack(len(obs), 0)
-        else:
-            self._layout = layout
-            pickled = pickle.dumps(layout)
-            header = ACT_HEADER.pack(len(obs), len(pickled)) + pickled
-        return b"".join((header, np.asarray(episode_ids, dtype="<i8").tobytes(), obs.tobytes()))
+            return ACT_HEADER.pack(len(obs), 0, self._spin()) + tokens + obs.tobytes()
+        self._layout = layout
+        pickled = pickle.dumps(layout)
+        return ACT_HEADER.pack(len(obs), len(pickled), self._spin()) + pickled + tokens + obs.tobytes()
+
+    def _spin(self) -> bool:
+        """Whether both sides of the channel should spin while waiting: only while the machine has a CPU free for
+        each. Sampled every 50 ms from /proc/stat's count of running tasks, less this thread and (while spinning)
+        the worker; on a loaded machine a spinning side only keeps the other one, or the other work, off a CPU."""
+        now = time.monotonic()
+        if now - self._room_checked >= _ROOM_SECONDS:
+            self._room_checked = now
+            try:
+                with open("/proc/stat", "rb") as stat:
+                    running = int(stat.read().split(b"procs_running ", 1)[1].split(b"\n", 1)[0])
+            except (OSError, IndexError, ValueError):
+                running = _CPUS + 2  # unknown: do not spin
+            others = running - 1 - self._spinner.enabled
+            self._spinner.enabled = others + 2 <= _CPUS
+        return self._spinner.enabled
 
     def close(self) -> None:
         """Kill the worker's process group and reap it; idempotent."""
@@ -567,7 +629,7 @@ class SandboxedFeedback(SandboxedPolicy):
         rows = np.asarray(trajectory)
         limits = self.limits
         deadline = time.monotonic() + limits.load_seconds + limits.act_seconds * max(1, len(rows)) + _DEADLINE_MARGIN
-        self._send(self._message(np.zeros(len(rows), dtype="<i8"), rows), deadline, "summarizing")
+        self._send(self._message(bytes(8 * len(rows)), rows), deadline, "summarizing")
         reply = self._receive(deadline, "summarizing", 1 << 20)
         if type(reply) is not str:
             self._reported_failure(reply, [])

@@ -10,7 +10,7 @@ accepted that report.
 Protocol, on the worker's original stdin/stdout pipes (fds 0, 1, 2 are then pointed at /dev/null, so `print` in the
 untrusted code goes nowhere):
   parent -> worker: first a pickled setup dict, then (after the isolation report) a pickled {"code": ...}, then per
-  act call an `ACT_HEADER` (B, layout size), the pickled
+  act call an `ACT_HEADER` (B, layout size, whether to spin waiting for the next message), the pickled
   layout `(dtype.str, row_shape)` of the observations when it changed (else nothing), B int64 episode ids and the
   B observation rows as raw bytes;
   worker -> parent, frames of a `REPLY` header (little-endian uint32 length, format byte) and a payload that is
@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 
 REPLY = struct.Struct("<IB")  # header of a worker -> parent reply: payload length, payload format (below)
 JSON_REPLY, INT_ROWS, FLOAT_ROWS = 0, 1, 2  # payload formats: JSON text, little-endian int64 / float64 actions
-ACT_HEADER = struct.Struct("<II")  # batch size B, size of the pickled observation layout that follows (0: unchanged)
+ACT_HEADER = struct.Struct("<IIB")  # batch size B, size of the pickled layout that follows (0: unchanged), spin flag
 POLICY_FILE = "policy.py"
 SUMMARY_CHARS = 4000  # longest Feedback text passed on
 MESSAGE_CHARS, TRACEBACK_CHARS = 500, 20_000  # bounds of a failure's message and traceback (its tail)
@@ -96,40 +96,51 @@ _SYSCALLS = (  # everything a NumPy policy and this worker's loop need once the 
 _RESERVE_BYTES = 8 << 20  # freed on MemoryError, so that the failure can still be reported
 _WORKER_FILE = os.path.abspath(__file__)
 SPIN_MIN_SECONDS, SPIN_MAX_SECONDS = 200e-6, 2e-3  # waking an idle CPU costs ~60 us here, a message ~4 us
-SPIN_BACKOFF = 64  # waits that sleep at once after a spin that did not see the answer (a loaded machine)
+SPIN_BACKOFF, SPIN_BACKOFF_MAX = 64, 8192  # waits that block at once after a spin missed: doubled per miss in a row
 
 
 class Spinner:
-    """Waits for a pipe by polling without sleeping for about twice the recent waits (at most 2 ms), then sleeps.
+    """Waits for a pipe by polling without sleeping for about twice the recent waits (at most 2 ms), else blocks.
 
     Both sides of the sandbox use one: on a quiet machine the other side answers within microseconds (a trivial
-    policy) or a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up to every message.
-    On a loaded machine spinning only keeps the other side off the CPU: when a spin does not see the answer, the next
-    `SPIN_BACKOFF` waits sleep at once (a sleeping reader is woken, and usually run, as soon as the answer is written).
+    policy) or a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up of an idle CPU to
+    every message. On a loaded machine spinning only keeps the other side off the CPU, while blocking hands the CPU
+    straight over (a pipe write wakes its reader on the writer's CPU, which the writer leaves as it blocks in turn):
+    after a spin that did not see the answer the next `SPIN_BACKOFF` waits block at once, twice as many after each
+    further miss in a row (up to `SPIN_BACKOFF_MAX`, a spin every ~0.1 s), and a spin that sees its answer ends that.
     """
 
     def __init__(self, fd: int) -> None:
         self.poller = select.poll()
         self.poller.register(fd, select.POLLIN)
         self.budget = SPIN_MIN_SECONDS
-        self.backoff = 0
+        self.backoff = 0  # waits left that block at once
+        self.next_backoff = SPIN_BACKOFF
+        self.enabled = True  # False: block at once (the parent sees no free CPU for both sides to spin on)
 
-    def wait(self, timeout_ms: int = -1) -> bool:
-        """Whether the fd became readable within `timeout_ms` (-1: no limit)."""
+    def spin(self) -> bool:
+        """Whether the fd became readable while spinning; False at once while disabled or backing off (then block)."""
+        if not self.enabled:
+            return False
+        if self.backoff:
+            self.backoff -= 1
+            return False
         poll, clock = self.poller.poll, time.perf_counter
         if poll(0):
             return True
-        if self.backoff:
-            self.backoff -= 1
-        else:
-            start = clock()
-            end = start + self.budget
-            while clock() < end:
-                if poll(0):
-                    self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
-                    return True
-            self.backoff = SPIN_BACKOFF
-        return bool(poll(timeout_ms))
+        start = clock()
+        end = start + self.budget
+        while clock() < end:
+            if poll(0):
+                self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
+                self.next_backoff = SPIN_BACKOFF
+                return True
+        self.backoff, self.next_backoff = self.next_backoff, min(SPIN_BACKOFF_MAX, 2 * self.next_backoff)
+        return False
+
+    def wait(self, timeout_ms: int = -1) -> bool:
+        """Whether the fd became readable within `timeout_ms` (-1: no limit)."""
+        return self.spin() or bool(self.poller.poll(timeout_ms))
 
 
 class Reader:
@@ -189,8 +200,12 @@ class PolicyTimeout(BaseException):
     """Raised by SIGALRM in the untrusted code; a BaseException so that `except Exception` does not swallow it."""
 
 
+_ALARM = {"live": True}  # whether a SIGALRM now ends the untrusted call it interrupts (False between act messages)
+
+
 def _on_alarm(signum: int, frame: object) -> None:
-    raise PolicyTimeout("time limit exceeded")
+    if _ALARM["live"]:
+        raise PolicyTimeout("time limit exceeded")
 
 
 def _within(mark: float, seconds: float) -> float:
@@ -654,20 +669,26 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
-    spinner, clock = Spinner(rfile.fileno()), time.perf_counter
+    spinner = Spinner(rfile.fileno())
+    spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
+    int_reply = REPLY.pack(8, INT_ROWS)
     while True:
         if not rfile.buffer:
-            spinner.wait()
+            spin()  # then `read` blocks on the pipe if nothing came
         header = read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
             return
-        count, layout_size = unpack(header)
+        count, layout_size, spinner.enabled = unpack(header)
         if layout_size:
             dtype, row_shape = pickle.loads(read(layout_size))
             dtype, row_size = np.dtype(dtype), math.prod(row_shape)
         body = read(count * (8 + dtype.itemsize * row_size))
-        episode_ids = np.frombuffer(body, "<i8", count).tolist()
-        observations = np.frombuffer(body, dtype, count * row_size, 8 * count).reshape(count, *row_shape)
+        if count == 1:  # one observation per message (lifetime "rollout"): the cheapest way through
+            episode_ids = [int.from_bytes(body[:8], "little", signed=True)]
+            observations = (np.frombuffer(body, dtype, row_size, 8).reshape(row_shape),)
+        else:
+            episode_ids = np.frombuffer(body, "<i8", count).tolist()
+            observations = np.frombuffer(body, dtype, count * row_size, 8 * count).reshape(count, *row_shape)
         actions = []
         index = None
         phase, seconds = acting, act_seconds
@@ -675,7 +696,9 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
         try:
             # One timer for the calls of the batch, set to the sum of their limits: it fires only once some call is
             # over its own limit, and a call that ends over its limit before then is caught by the clock after it.
+            # It is not disarmed after the batch (a system call saved): `_ALARM["live"]` makes a late one harmless.
             setitimer(real, act_seconds * count + load_seconds * new)
+            alarm["live"] = True
             mark = clock()
             for index, (episode_id, row) in enumerate(zip(episode_ids, observations)):
                 policy = instances.get(episode_id)
@@ -688,15 +711,20 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                     phase, seconds = acting, act_seconds
                 actions.append(policy.act(from_array(row)))
                 mark = _within(mark, act_seconds)
-            setitimer(real, 0)
-            kind, data = _encode_actions(actions, action_shape)
+            alarm["live"] = False
+            if count == 1 and type(actions[0]) is int and action_shape == () and -(1 << 63) <= actions[0] < 1 << 63:
+                reply = int_reply + actions[0].to_bytes(8, "little", signed=True)
+            else:
+                kind, data = _encode_actions(actions, action_shape)
+                reply = pack(len(data), kind) + data
         except BaseException as exc:
+            alarm["live"] = False
             setitimer(real, 0)
             instances.clear()
             actions.clear()
             _write(out_fd, _failure(exc, phase, seconds, setup, index, reserve))
             return
-        write(out_fd, pack(len(data), kind) + data)
+        write(out_fd, reply)
 
 
 def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
@@ -712,7 +740,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
         header = rfile.read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
             return
-        count, layout_size = ACT_HEADER.unpack(header)
+        count, layout_size, _ = ACT_HEADER.unpack(header)
         if layout_size:
             dtype, row_shape = pickle.loads(rfile.read(layout_size))
             dtype, row_size = np.dtype(dtype), math.prod(row_shape)

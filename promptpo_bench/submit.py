@@ -111,7 +111,8 @@ def check_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
 
 def _evaluate(policy_file: Path, record: dict[str, Any]):
     """One re-evaluation of the policy on the record's episode seeds, with a fresh policy object that lives as long
-    as the run's did (`config.policy_lifetime`; "episode" for records older than that field)."""
+    as the run's did (`config.policy_lifetime`; "episode" for records older than that field) and a fresh worker per
+    `config.eval_episodes_per_worker` episodes, as the run's final evaluation had."""
     from .policies import load_policy
     from .sandbox import PolicyFailure
 
@@ -124,8 +125,9 @@ def _evaluate(policy_file: Path, record: dict[str, Any]):
 
             threads = torch.get_num_threads()
             torch.set_num_threads(max(1, int(record["config"].get("torch_threads") or 1)))
-        lifetime = (record.get("config") or {}).get("policy_lifetime") or "episode"
-        policy = load_policy(policy_file, env_id, env, lifetime=lifetime)
+        config = record.get("config") or {}
+        policy = load_policy(policy_file, env_id, env, lifetime=config.get("policy_lifetime") or "episode",
+                             episodes_per_worker=config.get("eval_episodes_per_worker"))
         seeds = record["final_eval"]["episode_seeds"]
         with Progress(len(seeds), f"re-evaluating {env_id}", unit="episode") as progress:
             return run_episodes(env_id, policy, seeds, kwargs, on_episode_end=progress.advance)

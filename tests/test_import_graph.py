@@ -107,7 +107,7 @@ def test_the_circle_finder_finds_a_circle() -> None:
 LAYERS = [
     {"errors", "progress", "statistics"},  # shared helpers, no suite knowledge
     {"", "registry", "descriptions", "tasks"},  # tasks: specs, envs, the text the LLM reads ("" is the package root)
-    {"rollout", "sandbox", "sandbox_worker", "policies", "torch_policy", "llm"},  # running a policy on a task
+    {"rollout", "env_process", "sandbox", "sandbox_worker", "policies", "torch_policy", "llm"},  # running a policy on a task
     {"records", "reference_runs", "baselines", "entries", "tracking"},  # runs that write a record; the board's layout on disk
     {"submit", "leaderboard", "render", "plot", "show", "sweep", "sweep_backends", "cli"},  # verifying, ranking, driving runs
 ]

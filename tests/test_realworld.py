@@ -225,6 +225,37 @@ def test_traffic_async_vector_env_runs_one_libsumo_per_worker():
         envs.close()
 
 
+def test_traffic_rollouts_give_each_env_a_process_with_the_same_episodes():
+    """run_episodes plays Traffic's envs side by side, each in a process of its own (one libsumo each): the episodes
+    are those of one in-process env played one after another, bit for bit."""
+    from promptpo_bench.env_process import EnvProcess
+    from promptpo_bench.rollout import make_rollout_env
+
+    kwargs, seeds = {"horizon": 60, "warmup_steps": 60}, [3, 4, 5]
+
+    class Wavering:  # a state-free policy whose actions depend on the observation
+        def act(self, episode_ids, obs, steps):
+            return np.clip(np.sin(obs[:, :5] * 7.0), -1.5, 1.5).astype(np.float32)
+
+    env = make_rollout_env("Traffic-Merge-v0", kwargs)
+    assert isinstance(env, EnvProcess)
+    env.close()
+    side_by_side = run_episodes("Traffic-Merge-v0", Wavering(), seeds, kwargs)
+    one_by_one = run_episodes("Traffic-Merge-v0", Wavering(), seeds, kwargs, batch_size=1)
+    np.testing.assert_array_equal(side_by_side.returns, one_by_one.returns)
+    in_process = promptpo_bench.make("Traffic-Merge-v0", **kwargs)
+    try:
+        for seed, expected in zip(seeds, side_by_side.returns):
+            obs, _ = in_process.reset(seed=seed)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = in_process.step(Wavering().act(None, obs[None], None)[0])
+                total, done = total + reward, terminated or truncated
+            assert total == expected
+    finally:
+        in_process.close()
+
+
 def test_cli_rollout_expert(capsys):
     from promptpo_bench import cli
 

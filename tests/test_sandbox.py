@@ -458,6 +458,45 @@ def test_rollout_lifetime_one_policy_object_plays_the_episodes_in_order():
             run_episodes("NoiseWorld-Board0-v0", policy, [1, 2, 3])
 
 
+@pytest.mark.parametrize("lifetime", ["rollout", "episode"])
+def test_episodes_per_worker_gives_each_chunk_a_fresh_worker(workers, lifetime):
+    """Each 2 new episode ids get a fresh process: the module global that counts Policy() objects and act calls
+    starts again, every retired worker (and the spare left at the end) is gone, and a message may not span two."""
+    code = ("SEEN = [0]\n\nclass Policy:\n    def act(self, obs):\n        SEEN[0] += 1\n"
+            "        return min(SEEN[0], 3)\n")
+    with SandboxedPolicy(code, OBS, Discrete(4), FAST, lifetime=lifetime, episodes_per_worker=2) as policy:
+        assert policy.max_batch == (1 if lifetime == "rollout" else 2)
+        seen = [policy.act(np.array([i]), rows(0)).tolist()[0] for i in (0, 0, 1, 2, 2, 3, 4)]
+        assert seen == [1, 2, 3, 1, 2, 3, 1]
+        assert len(workers) == 4  # three in use, one after another (each started while the one before played)
+        assert all(proc.returncode is not None for proc in workers[:2])
+        if lifetime == "episode":
+            assert policy.act(np.array([4, 5]), rows(0, 0)).tolist() == [2, 3]
+            with pytest.raises(ValueError, match="episodes per worker"):
+                policy.act(np.array([5, 6]), rows(0, 0))  # episode 5 is the third worker's, 6 would be the fourth's
+            with pytest.raises(ValueError, match="episodes per worker"):
+                policy.act(np.array([6, 7, 8]), rows(0, 0, 0))
+
+
+def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
+    """With no CPU free (as on a loaded machine) both sides block on the pipe, with CPUs to spare they spin: the
+    rollouts are the same, message for message."""
+    from promptpo_bench import sandbox as sandbox_module
+    from promptpo_bench.rollout import run_episodes
+
+    code = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 0.5 else 3\n"
+    returns = {}
+    for cpus in (0, 64):
+        monkeypatch.setattr(sandbox_module, "_CPUS", cpus)
+        for lifetime in ("rollout", "episode"):
+            with SandboxedPolicy(code, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4), FAST,
+                                 lifetime=lifetime) as policy:
+                episodes = run_episodes("NoiseWorld-Board1-v0", policy, list(range(6)), batch_size=3)
+                assert policy._spinner.enabled == (cpus == 64)
+            returns[cpus, lifetime] = episodes.returns.tolist()
+    assert returns[0, "rollout"] == returns[64, "rollout"] == returns[0, "episode"] == returns[64, "episode"]
+
+
 def test_the_worker_never_sees_the_callers_episode_ids():
     code = acting("import sys\nids = sys._getframe(1).f_locals.get('episode_ids')", "int(max(ids) > 10**9)")
     with sandbox(code, Discrete(2)) as policy:

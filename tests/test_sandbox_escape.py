@@ -314,3 +314,87 @@ def test_submit_refuses_an_unsafe_sandbox_run(tmp_path):
     with pytest.raises(BenchError, match="--unsafe-sandbox"):
         submit(run_dir, tmp_path / "board")
     shutil.rmtree(run_dir)
+
+
+# -- the final evaluation looks like a rollout --------------------------------------------------------------------
+
+COUNTING = """
+import os, time
+
+EPISODES, CALLS = 5, 300  # a candidate's rollout: 5 episodes, about 150 steps on board 1 (at most 500)
+SEEN = {"built": 0, "calls": 0, "first": time.monotonic()}
+
+
+class Policy:
+    def __init__(self):
+        SEEN["built"] += 1
+        with open(f"/tmp/built-{os.getuid()}-{os.getpid()}-{SEEN['built']}", "w") as mark:
+            mark.write(str(time.time()))
+
+    def scored(self):
+        marks = os.listdir("/tmp")
+        return (SEEN["built"] > EPISODES or SEEN["calls"] > CALLS
+                or len(marks) > EPISODES or len({m.split("-")[1] for m in marks}) > 1 or os.getpid() != 1
+                or time.monotonic() - SEEN["first"] > 60)
+
+    def act(self, obs):
+        SEEN["calls"] += 1
+        if self.scored():
+            return 0  # up, into the wall until the horizon: the worst it can do
+        n = int(round(len(obs.board) ** 0.5))
+        return 1 if round(obs.agent_row * (n - 1)) < n - 1 else 3
+"""
+
+
+def innocent_returns(seeds: list[int]) -> list[float]:
+    """What COUNTING scores when it never thinks it is scored (down, then right), played in this process."""
+    from promptpo_bench.rollout import run_episodes
+
+    class DownThenRight:
+        def act(self, episode_ids, obs, steps):
+            n = np.rint(np.sqrt(obs.shape[1] - 4))
+            return np.where(np.rint(obs[:, 0] * (n - 1)) < n - 1, 1, 3)
+
+    return run_episodes("NoiseWorld-Board1-v0", DownThenRight(), seeds).returns.tolist()
+
+
+@pytest.mark.parametrize("lifetime", ["rollout", "episode"])
+def test_a_policy_cannot_tell_the_final_evaluation_from_a_rollout(tmp_path, lifetime):
+    """COUNTING counts its Policy() objects and act calls, the marks left in its /tmp, its pid and uid and the time,
+    and plays its worst once any of them says it is past a candidate's 5 episodes. In the 20-episode final
+    evaluation, in submit's re-evaluation and in `promptpo-bench rollout RUN_DIR` it scores as in its rollouts."""
+    import subprocess
+    import sys
+
+    from scripted_server import ScriptedLLMServer
+
+    from promptpo_bench.records import load_record
+    from promptpo_bench.rollout import heldout_seeds, run_episodes
+    from promptpo_bench.submit import verify
+
+    seeds = heldout_seeds(20)
+    with SandboxedPolicy(COUNTING, NOISEWORLD, Discrete(4), lifetime=lifetime) as one_worker:  # the test can fail:
+        assert run_episodes("NoiseWorld-Board1-v0", one_worker, seeds).returns.tolist() != innocent_returns(seeds)
+
+    def respond(request, _):
+        user = request["messages"][1]["content"]
+        if "class `Feedback`" in user:
+            return "```python\nclass Feedback:\n    def summarize_trajectory(self, traj):\n        return 'ok'\n```"
+        return "It works." if "reflect on the latest attempt" in user else f"```python\n{COUNTING}```"
+
+    run_dir = tmp_path / "run"
+    with ScriptedLLMServer(respond) as server:
+        subprocess.run([sys.executable, str(REPO / "algorithms" / "promptpo.py"), "--env-id", "NoiseWorld-Board1-v0",
+                        "--num-rounds", "1", "--num-candidates", "1", "--num-episodes", "5", "--eval-episodes", "20",
+                        "--policy-lifetime", lifetime, "--run-dir", str(run_dir), "--llm-base-url", server.base_url],
+                       check=True, capture_output=True, env={**os.environ, "OPENAI_API_KEY": "scripted"}, cwd=REPO)
+    record = load_record(run_dir)
+    candidate = json.loads((run_dir / "candidates" / "r0_c0_a0.json").read_text())
+    assert candidate["failure"] is None and candidate["episodes"] == 5 and min(candidate["returns"]) > 0  # its best
+    assert record["config"]["eval_episodes_per_worker"] == 5 and record["final_eval"]["failure"] is None
+    assert record["final_eval"]["returns"] == innocent_returns(seeds)
+    assert verify(run_dir)[2]["mode"] == "exact"
+    rerun = subprocess.run([sys.executable, "-m", "promptpo_bench.cli", "rollout", "NoiseWorld-Board1-v0", "--policy",
+                            str(run_dir), "--seed", str(seeds[0]), "--episodes", "20", "--json"],
+                           check=True, capture_output=True, text=True, cwd=REPO)
+    assert json.loads(rerun.stdout)["returns"] == innocent_returns(seeds)

@@ -79,5 +79,5 @@ register(TaskSpec(
     observation="Box(40,)", action="Box(5,)", requires=("libsumo", "sumo"), extra="realworld",
     kwargs_help="horizon: int >= 1 (steps of 0.5 s), warmup_steps: int >= 0",
     expert=_traffic_expert, expert_code=lambda env: _expert_code("traffic"),
-    recipe=Recipe(rounds=5),
+    recipe=Recipe(rounds=5), env_per_process=True,  # libsumo: one simulation per process
 ))

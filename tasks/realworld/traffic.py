@@ -16,7 +16,8 @@ come with the step's own answer, so over TraCI a step costs a few socket round t
 
 libsumo runs one simulation per process, so the first env of a process drives libsumo and any further
 env in the same process talks to its own `sumo` over TraCI (same API, slower). For many fast copies
-use `gym.make_vec(ENV_ID, num_envs=K, vectorization_mode="async")`: one process, one libsumo each.
+use `gym.make_vec(ENV_ID, num_envs=K, vectorization_mode="async")`: one process, one libsumo each;
+`run_episodes` gives each env of a rollout a process of its own (`TaskSpec.env_per_process`).
 """
 
 from __future__ import annotations
