@@ -30,7 +30,7 @@ import gymnasium
 import numpy as np
 
 from promptpo_bench import sandbox_worker
-from promptpo_bench.errors import BenchError
+from promptpo_bench.errors import BenchError, one_line
 from promptpo_bench.sandbox_worker import ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY, REPORTED_KINDS
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
@@ -100,16 +100,11 @@ class _InvalidAction(Exception):
     """An action failed validation: the index of its row and what is wrong with it."""
 
 
-def _one_line(text: object, limit: int = _MESSAGE_CHARS) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[:limit - 3] + "..."
-
-
 def _describe(value: object) -> str:
     """What the policy returned, from its JSON form, for an error message."""
     if type(value) is dict and "$type" in value:
-        return _one_line(f"{value.get('$repr')} ({value['$type']})", 200)
-    return _one_line(f"{value!r} ({type(value).__name__})", 200)
+        return one_line(f"{value.get('$repr')} ({value['$type']})", 200)
+    return one_line(f"{value!r} ({type(value).__name__})", 200)
 
 
 def _discrete_validator(space: gymnasium.spaces.Discrete) -> Callable[[list | np.ndarray], np.ndarray]:
@@ -143,7 +138,7 @@ def _discrete_validator(space: gymnasium.spaces.Discrete) -> Callable[[list | np
 def _bounds_text(bound: np.ndarray) -> str:
     if bound.size and np.all(bound == bound.flat[0]):
         return f"{bound.flat[0]:g}"
-    return _one_line(np.array2string(bound, precision=4, threshold=8), 120)
+    return one_line(np.array2string(bound, precision=4, threshold=8), 120)
 
 
 def _box_validator(space: gymnasium.spaces.Box) -> Callable[[list | np.ndarray], np.ndarray]:
@@ -355,7 +350,7 @@ class SandboxedPolicy:
         if type(hello) is not dict or type(hello.get("isolation")) is not dict:
             self._shutdown()
             problem = hello.get("setup_error", hello) if type(hello) is dict else hello
-            raise RuntimeError(f"the sandbox worker failed to start: {_one_line(problem)}")
+            raise RuntimeError(f"the sandbox worker failed to start: {one_line(problem, _MESSAGE_CHARS)}")
         self.isolation = {str(k): v is True for k, v in hello["isolation"].items()}
         self.missing_layers = [layer for layer in REQUIRED_LAYERS if not self.isolation.get(layer)]
         if self.missing_layers and not self.unsafe:
@@ -557,11 +552,11 @@ class SandboxedPolicy:
     def _reported_failure(self, reply: object, id_list: list) -> NoReturn:
         """Raise the failure the worker reported (validated: the worker is not trusted)."""
         if type(reply) is not dict:
-            self._fail("worker_died", f"the worker sent an unexpected reply: {_one_line(reply, 200)}")
+            self._fail("worker_died", f"the worker sent an unexpected reply: {one_line(reply, 200)}")
         kind = reply.get("kind")
         index = reply.get("index")
         traceback = reply.get("traceback")
-        self._fail(kind if kind in REPORTED_KINDS else "crash", _one_line(reply.get("message", ""), _MESSAGE_CHARS),
+        self._fail(kind if kind in REPORTED_KINDS else "crash", one_line(reply.get("message", ""), _MESSAGE_CHARS),
                    traceback[-_TRACEBACK_CHARS:] if isinstance(traceback, str) else None,
                    id_list[index] if type(index) is int and 0 <= index < len(id_list) else None)
 
