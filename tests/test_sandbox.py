@@ -424,7 +424,8 @@ def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone()
             policy.act(np.array([0]), rows(1))
         elapsed = time.monotonic() - start
     assert raised.value.kind == "timeout" and "took longer than 0.5 s" in raised.value.message  # not "killed"
-    assert FAST.act_seconds <= elapsed < FAST.act_seconds + 0.1
+    # the call alone: not the worker's start-up (seconds); the slack is a loaded machine's scheduling delay
+    assert FAST.act_seconds <= elapsed < FAST.act_seconds + 1.0
 
 
 MADE_ONCE = """
