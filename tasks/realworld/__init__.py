@@ -65,9 +65,11 @@ register(TaskSpec(
 
 
 def _traffic_expert(env):
-    from .traffic import DesiredSpeedPolicy
+    from ...descriptions import ObservationPolicy
+    from ...descriptions.traffic import Observation
+    from .traffic import DesiredSpeed
 
-    return DesiredSpeedPolicy()
+    return ObservationPolicy(DesiredSpeed(), Observation)
 
 
 register(TaskSpec(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import itertools
 import os
@@ -288,26 +289,17 @@ def step_reward(speeds: np.ndarray, obs: np.ndarray, accel: np.ndarray) -> float
     return desired + 0.1 * headway - 0.05 * effort
 
 
-class DesiredSpeedPolicy:
+class DesiredSpeed:
     """The hand-written expert: steer every cruise speed to the reward's desired 25 m/s as fast as allowed, so each
     autonomous car leads the humans behind it at that speed instead of their 30 (speed harmonisation; it beats zero
-    acceleration, i.e. SUMO's human driver, on every seed 0-9: README, "Real-world tasks")."""
-
-    def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        slots = np.asarray(obs, dtype=np.float64).reshape(len(obs), NUM_AVS, SLOT)
-        accel = np.clip((TARGET_SPEED - slots[..., 7]) / STEP_SECONDS, -MAX_ACCEL, MAX_ACCEL)
-        return np.where(slots[..., 0] > 0.5, accel, 0.0).astype(np.float32)
-
-
-# DesiredSpeedPolicy as a policy.py (the LLM answer contract), so a reference run scores it in the sandbox like any
-# code policy; tests/test_realworld.py checks that both act alike on real observations.
-EXPERT_CODE = f"""import numpy as np
-
-
-class Policy:
-    \"\"\"Cruise at the reward's desired {TARGET_SPEED:g} m/s: steer every cruise speed there as fast as allowed.\"\"\"
+    acceleration, i.e. SUMO's human driver, on every seed 0-9: docs, "Real-world tasks")."""
 
     def act(self, obs):
-        accel = np.clip(({TARGET_SPEED!r} - obs.cruise_speed) / {STEP_SECONDS!r}, {-MAX_ACCEL!r}, {MAX_ACCEL!r})
+        accel = np.clip((TARGET_SPEED - obs.cruise_speed) / STEP_SECONDS, -MAX_ACCEL, MAX_ACCEL)
         return np.where(obs.present, accel, 0.0)
-"""
+
+
+# The same class as a policy.py (the LLM answer contract), so a reference run scores it in the sandbox like any code
+# policy; in-process rollouts run it through descriptions.ObservationPolicy.
+EXPERT_CODE = (f"import numpy as np\n\nTARGET_SPEED, STEP_SECONDS, MAX_ACCEL = {TARGET_SPEED!r}, {STEP_SECONDS!r}, "
+               f"{MAX_ACCEL!r}\n\n\n" + inspect.getsource(DesiredSpeed).replace("class DesiredSpeed:", "class Policy:", 1))
