@@ -23,7 +23,7 @@ import numpy as np
 from . import registry, statistics
 from .errors import BenchError
 from .registry import ReferenceScores
-from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci
+from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci, median_ci
 from .submit import DEFAULT_BOARD, entries, task_key
 
 BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables compare methods
@@ -243,8 +243,12 @@ def task_table(task: str, runs: list[Run], rng: np.random.Generator) -> Table:
                        else ("", None))
         if normalised:
             for t in THRESHOLDS:
-                steps = float(np.median([r.steps_to(t) for r in group]))
-                row.append(("", None) if group[0].is_reference else (_steps(steps), steps))
+                if group[0].is_reference:
+                    row.append(("", None))
+                    continue
+                steps, low, high = median_ci([r.steps_to(t) for r in group], rng)
+                ci = f" [{_steps(low)}, {_steps(high)}]" if len(group) > 1 and not np.isnan(steps) else ""
+                row.append((_steps(steps) + ci, steps))
         if has_llm:
             tokens = float(np.median([r.total_tokens for r in group]))
             costs = [r.cost_usd for r in group if r.cost_usd is not None]
@@ -324,7 +328,13 @@ def plot_task(task: str, runs: list[Run], path: Path, rng: np.random.Generator) 
             point, low, high = iqm_ci(values if y == "success_rate" else group[0].score(values), rng)
             label = f"{method} ({len(group)} run{'s' if len(group) > 1 else ''})"
             ax.step(grid, point, where="post", color=colors[method], label=label)
-            ax.fill_between(grid, low, high, step="post", color=colors[method], alpha=0.2, linewidth=0)
+            if len(group) > 1:  # one run has no spread to show
+                ax.fill_between(grid, low, high, step="post", color=colors[method], alpha=0.2, linewidth=0)
+        if x == "env_steps":  # interactions span decades (a PromptPO run, 1M-step baselines): log axis
+            first = min((r.curve[x][r.curve[x] > 0].min() for r in learners if (r.curve[x] > 0).any()), default=None)
+            if first is not None:
+                ax.set_xscale("log")
+                ax.set_xlim(left=first / 2)  # the step from the evaluation at 0 shows as the curve's left end
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -396,8 +406,9 @@ Scores are normalised per task (random = 0, optimal/expert = 1; NoiseWorld: the 
 iteration in the registry); a task without reference scores shows raw returns. *final* = the verified held-out
 evaluation of the run's output policy; *@ B* = the run's curve at B environment steps (its latest evaluation at
 or before B, runs that reached 95% of B only); *steps to 50% / 90%* = median over seeds of the first evaluation
-whose return reaches that fraction of the optimal return; *budget* = the run's total environment steps (two
-significant digits). On NoiseWorld a policy that never moves already scores 0.84–0.94, because the random
+whose return reaches that fraction of the optimal return, with its 95% bootstrap CI over seeds in brackets (none
+for one seed); *budget* = the run's total environment steps (two significant digits). Curves are plotted against
+environment steps on a log axis. On NoiseWorld a policy that never moves already scores 0.84–0.94, because the random
 policy that defines 0 falls into −n⁵ terminals; the steps-to columns and raw returns separate reaching the
 goal from standing still. IQM = interquartile
 mean over seeds; CIs are 95% percentile bootstrap over seeds (per task) and rliable's stratified bootstrap over
