@@ -1,20 +1,27 @@
 """Speed of the classical baselines beside CleanRL's own files: steps per second (SPS), side by side in one run.
 
 Each pair runs CleanRL's file (from a local clone, `--cleanrl DIR`) and ours (algorithms/*.py) on the same task,
-budget, seed and torch threads, one program after the other (alternating, so both see the same machine load), at
-each thread setting of `--threads` ("1", "2", ..., or "default": torch's default, what CleanRL's files use). Per
-file the best thread setting is kept and the ratio ours / CleanRL is printed at the best settings and per setting.
+budget, seed and torch threads, one program after the other (alternating, so both see the same machine load; at
+normal priority, since a niced program on a busy machine measures the others' work), at each thread setting of
+`--threads` ("1", "2", ..., or "default": torch's default, what CleanRL's files use), `--repeats` times. Per file
+the median of each setting is kept, and the ratio ours / CleanRL is printed at each file's best setting.
 
-SPS as each file reports it: CleanRL's last "SPS:" line (global_step / time since its start, after set-up); ours
-record.json's totals.sps (training steps / training time; evaluations are excluded and made rare here, CleanRL's
-files have none). Both count every environment step.
+Two measures of speed, both printed:
+  wall SPS  as each file reports it: CleanRL's last "SPS:" line (global_step / time since its start, after set-up);
+            ours record.json's totals.sps (training steps / training time; evaluations are excluded and made rare
+            here, CleanRL's files have none). What a user sees, but on a shared machine it measures the load too.
+  CPU SPS   environment steps per CPU-second of the program (user + system time of all its threads), with the CPU
+            time of a short run of the same program (the pair's short budget: start-up, set-up, and for DQN and
+            SAC the steps before learning starts) subtracted. Robust to load for one thread; with more threads it
+            is the cost, not the speed.
 
-Pairs (the budgets are CleanRL's defaults cut to a timed window):
-  ppo-cartpole     CleanRL ppo.py   vs ppo.py --no-norm-obs --no-norm-reward (CleanRL's ppo.py has no normalisation)
+Pairs (CleanRL's defaults; budgets: timed run / short run):
+  ppo-cartpole     CleanRL ppo.py vs ppo.py --no-norm-obs --no-norm-reward (CleanRL's ppo.py has no normalisation);
+                   50,000 / 2,048 steps
   ppo-noiseworld   the same on NoiseWorld-v0 (CleanRL: gym.make("promptpo_bench:NoiseWorld-v0") in a SyncVectorEnv;
-                   ours: the task's NumPy vector env)
-  dqn-cartpole     CleanRL dqn.py   vs dqn.py (learning from step 10,000, an update every 10 steps)
-  sac-hopper       CleanRL sac_continuous_action.py vs sac.py, learning from step 1,000
+                   ours: the task's NumPy vector env); 50,000 / 2,048 steps
+  dqn-cartpole     CleanRL dqn.py vs dqn.py (learning from step 10,000, an update every 10 steps); 30,000 / 10,000
+  sac-hopper       CleanRL sac_continuous_action.py vs sac.py, learning from step 1,000; 2,000 / 1,000
 ppo-cartpole also runs ours with its default observation/reward normalisation, as an extra row.
 
 CleanRL's files are copied into a temporary directory (never into this repository) and patched there, only
@@ -38,6 +45,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import statistics
@@ -82,24 +90,25 @@ class Pair:
     algo: str
     cleanrl_args: list[str]
     ours_args: list[str]
+    steps: int  # the budget (--total-timesteps) of the timed run
+    short_steps: int  # the budget of the run whose CPU time is subtracted (start-up, set-up, the same phases)
     extra_ours: list[tuple[str, list[str]]] = field(default_factory=list)  # (label, args) of extra rows of ours
+
+    def steps_done(self, budget: int) -> int:
+        """Environment steps a run with this budget takes (PPO: whole iterations of 4 x 128 steps)."""
+        return budget // 512 * 512 if self.algo == "ppo" else budget
 
 
 PAIRS = {
-    "ppo-cartpole": Pair("ppo-cartpole", "ppo", ["--env-id", "CartPole-v1", "--total-timesteps", "100000"],
-                         ["--env-id", "CartPole-v1", "--total-timesteps", "100000", "--no-norm-obs",
-                          "--no-norm-reward"],
-                         [("ours with obs/reward normalisation (our default)",
-                           ["--env-id", "CartPole-v1", "--total-timesteps", "100000"])]),
-    "ppo-noiseworld": Pair("ppo-noiseworld", "ppo", ["--env-id", "promptpo_bench:NoiseWorld-v0",
-                                                     "--total-timesteps", "100000"],
-                           ["--env-id", "NoiseWorld-v0", "--total-timesteps", "100000", "--no-norm-obs",
-                            "--no-norm-reward"]),
-    "dqn-cartpole": Pair("dqn-cartpole", "dqn", ["--env-id", "CartPole-v1", "--total-timesteps", "50000"],
-                         ["--env-id", "CartPole-v1", "--total-timesteps", "50000"]),
-    "sac-hopper": Pair("sac-hopper", "sac", ["--env-id", "Hopper-v5", "--total-timesteps", "4000",
-                                             "--learning-starts", "1000"],
-                       ["--env-id", "Hopper-v5", "--total-timesteps", "4000", "--learning-starts", "1000"]),
+    "ppo-cartpole": Pair("ppo-cartpole", "ppo", ["--env-id", "CartPole-v1"],
+                         ["--env-id", "CartPole-v1", "--no-norm-obs", "--no-norm-reward"], 50_000, 2048,
+                         [("ours with obs/reward normalisation (our default)", ["--env-id", "CartPole-v1"])]),
+    "ppo-noiseworld": Pair("ppo-noiseworld", "ppo", ["--env-id", "promptpo_bench:NoiseWorld-v0"],
+                           ["--env-id", "NoiseWorld-v0", "--no-norm-obs", "--no-norm-reward"], 50_000, 2048),
+    "dqn-cartpole": Pair("dqn-cartpole", "dqn", ["--env-id", "CartPole-v1"], ["--env-id", "CartPole-v1"],
+                         30_000, 10_000),  # the difference: 20,000 steps with an update every 10
+    "sac-hopper": Pair("sac-hopper", "sac", ["--env-id", "Hopper-v5", "--learning-starts", "1000"],
+                       ["--env-id", "Hopper-v5", "--learning-starts", "1000"], 2000, 1000),  # 1,000 updates
 }
 
 
@@ -137,71 +146,88 @@ def thread_env(threads: str) -> dict[str, str]:
     return env
 
 
-def run_cleanrl(work: Path, algo: str, args: list[str], threads: str, seed: int) -> tuple[int | None, str]:
-    cmd = ["nice", "-n", "19", sys.executable, CLEANRL_FILES[algo], *args, "--seed", str(seed)]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=thread_env(threads))
+def timed(cmd: list[str], cwd: Path, threads: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run a program to its end; also return the CPU time (user + system, all its threads) it used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=thread_env(threads))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return result, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_cleanrl(work: Path, algo: str, args: list[str], steps: int, threads: str) -> tuple[int | None, float, str]:
+    """CleanRL's file: its last "SPS:" line, and the CPU time of the whole program."""
+    result, cpu = timed([sys.executable, CLEANRL_FILES[algo], *args, "--total-timesteps", str(steps), "--seed", "1"],
+                        work, threads)
     sps = re.findall(r"^SPS: (\d+)", result.stdout, re.M)
     if result.returncode != 0 or not sps:
-        return None, (result.stderr.strip().splitlines() or ["no SPS line"])[-1]
-    return int(sps[-1]), ""
+        return None, cpu, (result.stderr.strip().splitlines() or ["no SPS line"])[-1]
+    return int(sps[-1]), cpu, ""
 
 
-def run_ours(algo: str, args: list[str], threads: str, seed: int) -> tuple[int | None, str]:
+def run_ours(algo: str, args: list[str], steps: int, threads: str) -> tuple[int | None, float, str]:
+    """Ours: record.json's SPS, and the CPU time of the whole program."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = ["nice", "-n", "19", sys.executable, str(ROOT / "algorithms" / f"{algo}.py"), *args, *QUIET_EVAL,
-               "--seed", str(seed), "--torch-threads", "0" if threads == "default" else threads,
-               "--run-dir", str(Path(tmp) / "run")]
-        result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, env=thread_env(threads))
+        result, cpu = timed([sys.executable, str(ROOT / "algorithms" / f"{algo}.py"), *args, "--total-timesteps",
+                             str(steps), *QUIET_EVAL, "--seed", "1", "--torch-threads",
+                             "0" if threads == "default" else threads, "--run-dir", str(Path(tmp) / "run")],
+                            Path(tmp), threads)
         if result.returncode != 0:
-            return None, (result.stderr.strip().splitlines() or ["?"])[-1]
-        return int(json.loads((Path(tmp) / "run" / "record.json").read_text())["totals"]["sps"]), ""
+            return None, cpu, (result.stderr.strip().splitlines() or ["?"])[-1]
+        return int(json.loads((Path(tmp) / "run" / "record.json").read_text())["totals"]["sps"]), cpu, ""
 
 
-def median(values: list[int]) -> int | None:
-    return int(statistics.median(values)) if values else None
+def median(values: list[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
 
 
 def speed(work: Path, pairs: list[Pair], threads: list[str], repeats: int) -> None:
+    """Both metrics per file and thread setting (medians over repeats), then the ratios at each file's best."""
     rows: list[tuple[str, ...]] = []
     summary: list[tuple[str, ...]] = []
     for pair in pairs:
-        programs = [("CleanRL " + CLEANRL_FILES[pair.algo], lambda t, p=pair: run_cleanrl(work, p.algo, p.cleanrl_args,
-                                                                                            t, 1)),
-                    (f"ours {pair.algo}.py", lambda t, p=pair: run_ours(p.algo, p.ours_args, t, 1))]
-        programs += [(label, lambda t, p=pair, a=a: run_ours(p.algo, a, t, 1)) for label, a in pair.extra_ours]
-        sps: dict[tuple[str, str], list[int]] = {}
-        for threads in threads:
+        programs = [("CleanRL " + CLEANRL_FILES[pair.algo],
+                     lambda n, t, p=pair: run_cleanrl(work, p.algo, p.cleanrl_args, n, t)),
+                    (f"ours {pair.algo}.py", lambda n, t, p=pair: run_ours(p.algo, p.ours_args, n, t))]
+        programs += [(label, lambda n, t, p=pair, a=a: run_ours(p.algo, a, n, t)) for label, a in pair.extra_ours]
+        wall: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
+        for t in threads:
             for _ in range(repeats):
                 for label, fn in programs:  # alternating: each program sees the load the others see
                     start = time.time()
-                    value, error = fn(threads)
-                    if value is not None:
-                        sps.setdefault((label, threads), []).append(value)
-                    print(f"  {pair.name:15} {label:42} threads={threads:7} "
-                          f"{'SPS ' + str(value) if value is not None else 'FAILED: ' + error}  "
-                          f"({time.time() - start:.0f}s wall, load {os.getloadavg()[0]:.1f})", flush=True)
-        best = {}
+                    sps, cpu_full, error = fn(pair.steps, t)
+                    _, cpu_short, error_short = fn(pair.short_steps, t) if sps is not None else (None, 0.0, "")
+                    if sps is not None and not error_short and cpu_full > cpu_short:
+                        wall.setdefault((label, t), []).append(sps)
+                        cpu.setdefault((label, t), []).append(
+                            (pair.steps_done(pair.steps) - pair.steps_done(pair.short_steps)) / (cpu_full - cpu_short))
+                        shown = f"SPS {sps}, {cpu[(label, t)][-1]:.0f} steps per CPU-second"
+                    else:
+                        shown = f"FAILED: {error or error_short or 'no CPU time measured'}"
+                    print(f"  {pair.name:15} {label:50} threads={t:7} {shown}  ({time.time() - start:.0f}s wall, "
+                          f"load {os.getloadavg()[0]:.1f})", flush=True)
+        best: dict[str, dict[str, tuple[str | None, float | None]]] = {}
         for label, _ in programs:
-            by_threads = {t: median(sps.get((label, t), [])) for t in threads}
-            done = {t: v for t, v in by_threads.items() if v is not None}
-            best[label] = max(done.items(), key=lambda kv: kv[1]) if done else (None, None)
-            rows.append((pair.name, label, *[str(by_threads[t] or "FAILED") for t in threads],
-                         str(best[label][0])))
-        cleanrl = best[programs[0][0]]
+            best[label] = {}
+            for metric, values in (("wall", wall), ("cpu", cpu)):
+                by_threads = {t: median(values.get((label, t), [])) for t in threads}
+                done = {t: v for t, v in by_threads.items() if v is not None}
+                best[label][metric] = max(done.items(), key=lambda kv: kv[1]) if done else (None, None)
+            rows.append((pair.name, label, *[f"{median(wall.get((label, t), [])) or 0:.0f} / "
+                                             f"{median(cpu.get((label, t), [])) or 0:.0f}" for t in threads]))
+        cleanrl = programs[0][0]
         for label, _ in programs[1:]:
-            if cleanrl[1] and best[label][1]:
-                per_setting = []
-                for t in threads:
-                    a, b = median(sps.get((label, t), [])), median(sps.get((programs[0][0], t), []))
-                    per_setting.append(f"{a / b:.2f}x" if a and b else "-")
-                summary.append((pair.name, label, f"{best[label][1] / cleanrl[1]:.2f}x",
-                                f"{best[label][1]} (threads {best[label][0]}) / {cleanrl[1]} (threads {cleanrl[0]})",
-                                *per_setting))
+            cells = []
+            for metric in ("wall", "cpu"):
+                (t_ours, ours), (t_theirs, theirs) = best[label][metric], best[cleanrl][metric]
+                cells.append(f"{ours / theirs:.2f}x (threads {t_ours} vs {t_theirs})" if ours and theirs else "-")
+            summary.append((pair.name, label, *cells))
+    print("\nmedians over repeats; wall = SPS as each file reports it, CPU = steps per CPU-second of the program "
+          "(its start-up subtracted)")
+    print_table(("pair", "file", *[f"wall / CPU SPS, threads={t}" for t in threads]), rows)
     print()
-    print_table(("pair", "file", *[f"SPS threads={t}" for t in threads], "best threads"), rows)
-    print()
-    print_table(("pair", "file", "ours/CleanRL at best threads", "SPS (best threads)",
-                 *[f"ratio threads={t}" for t in threads]), summary)
+    print_table(("pair", "file", "ours/CleanRL, wall SPS (best threads)", "ours/CleanRL, CPU SPS (best threads)"),
+                summary)
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -240,10 +266,10 @@ def learning(work: Path, seeds: int, steps: int, threads: str) -> None:
     results: dict[str, list[float]] = {"CleanRL ppo.py": [], "ours ppo.py": []}
     for seed in range(1, seeds + 1):
         common = ["--env-id", "CartPole-v1", "--total-timesteps", str(steps), "--seed", str(seed)]
-        crl = subprocess.run(["nice", "-n", "19", sys.executable, "ppo.py", *common], capture_output=True, text=True,
+        crl = subprocess.run([sys.executable, "ppo.py", *common], capture_output=True, text=True,
                              cwd=work, env=thread_env(threads))
         with tempfile.TemporaryDirectory() as tmp:
-            ours = subprocess.run(["nice", "-n", "19", sys.executable, "-c", OURS_WITH_EPISODE_LINES,
+            ours = subprocess.run([sys.executable, "-c", OURS_WITH_EPISODE_LINES,
                                    str(ROOT / "algorithms" / "ppo.py"), *common, "--no-norm-obs", "--no-norm-reward",
                                    *QUIET_EVAL, "--torch-threads", "0" if threads == "default" else threads,
                                    "--run-dir", str(Path(tmp) / "run")], capture_output=True, text=True, cwd=tmp,

@@ -1,4 +1,5 @@
-"""Torch policies of the classical baselines: the one MLP builder, and `model.pt` back to a BatchPolicy.
+"""Torch policies of the classical baselines: the one MLP builder, its NumPy twin for acting, and `model.pt` back to
+a BatchPolicy.
 
 `algorithms/ppo.py`, `dqn.py` and `sac.py` build the network that acts (PPO's actor, DQN's Q-network,
 SAC's actor) with `mlp` below and save a self-describing checkpoint, so any run of any algorithm is
