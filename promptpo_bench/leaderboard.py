@@ -247,7 +247,8 @@ def task_table(task: str, runs: list[Run], rng: np.random.Generator) -> Table:
                     row.append(("", None))
                     continue
                 steps, low, high = median_ci([r.steps_to(t) for r in group], rng)
-                ci = f" [{_steps(low)}, {_steps(high)}]" if len(group) > 1 and not np.isnan(steps) else ""
+                spread = len(group) > 1 and not np.isnan(steps) and low != high  # all seeds alike: no interval
+                ci = f" [{_steps(low)}, {_steps(high)}]" if spread else ""
                 row.append((_steps(steps) + ci, steps))
         if has_llm:
             tokens = float(np.median([r.total_tokens for r in group]))
@@ -406,12 +407,11 @@ Scores are normalised per task (random = 0, optimal/expert = 1; NoiseWorld: the 
 iteration in the registry); a task without reference scores shows raw returns. *final* = the verified held-out
 evaluation of the run's output policy; *@ B* = the run's curve at B environment steps (its latest evaluation at
 or before B, runs that reached 95% of B only); *steps to 50% / 90%* = median over seeds of the first evaluation
-whose return reaches that fraction of the optimal return, with its 95% bootstrap CI over seeds in brackets (none
-for one seed); *budget* = the run's total environment steps (two significant digits). Curves are plotted against
-environment steps on a log axis. On NoiseWorld a policy that never moves already scores 0.84–0.94, because the random
-policy that defines 0 falls into −n⁵ terminals; the steps-to columns and raw returns separate reaching the
-goal from standing still. IQM = interquartile
-mean over seeds; CIs are 95% percentile bootstrap over seeds (per task) and rliable's stratified bootstrap over
+whose return reaches that fraction of the optimal return, with its 95% bootstrap CI over seeds in brackets
+(none for one seed, or where every seed agrees); *budget* = the run's total environment steps (two significant
+digits). Curves are plotted against environment steps on a log axis. On NoiseWorld a policy that never moves
+already scores 0.84–0.94, because the random policy that defines 0 falls into −n⁵ terminals; the steps-to
+columns and raw returns separate reaching the goal from standing still. IQM = interquartile mean over seeds; CIs are 95% percentile bootstrap over seeds (per task) and rliable's stratified bootstrap over
 runs (per family). Reference rows (random, oracle) anchor the scale and have no learning curve.
 """
 
