@@ -412,7 +412,8 @@ whose return reaches that fraction of the optimal return, with its 95% bootstrap
 digits). Curves are plotted against environment steps on a log axis. On NoiseWorld a policy that never moves
 already scores 0.84–0.94, because the random policy that defines 0 falls into −n⁵ terminals; the steps-to
 columns and raw returns separate reaching the goal from standing still. IQM = interquartile mean over seeds;
-CIs are 95% percentile bootstrap over seeds (per task) and rliable's stratified bootstrap over runs (per family). Reference rows (random, oracle) anchor the scale and have no learning curve.
+CIs are 95% percentile bootstrap over seeds (per task) and rliable's stratified bootstrap over runs (per family).
+Reference rows (random, oracle) anchor the scale and have no learning curve.
 """
 
 
