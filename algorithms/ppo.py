@@ -195,9 +195,6 @@ class Agent(nn.Module):
         if not self.discrete:
             self.actor_logstd = nn.Parameter(torch.zeros(1, out_dim))
 
-    def get_value(self, x):
-        return self.critic(x)
-
     def get_action_and_value(self, x, action=None):
         out = self.actor(x)
         if self.discrete:
@@ -320,7 +317,7 @@ def main(args: Args):
         if args.anneal_lr:
             frac = 1.0 - (iteration - 1.0) / args.num_iterations
             optimizer.param_groups[0]["lr"] = frac * args.learning_rate
-        logstd = None if discrete else agent.actor_logstd.detach().cpu().numpy()
+        logstd = None if discrete else agent.actor_logstd.detach().cpu().numpy()  # fixed during the rollout
 
         for step in range(0, args.num_steps):
             global_step += args.num_envs
