@@ -9,7 +9,7 @@
 # *truncations* (time limits) but not through *terminations*. No transition ever pairs the last
 # observation of one episode with the first of the next (the NEXT_STEP pitfall). Episode statistics come
 # from gym.wrappers.vector.RecordEpisodeStatistics, which reads the env's autoreset mode
-# (tests/test_baselines.py checks the buffer and the statistics against independent single envs).
+# (tests/e2e/test_baselines.py checks the buffer and the statistics against independent single envs).
 # Protocol shared with PromptPO: `global_step` counts every training environment step; every
 # `--eval-every` steps and at the end the greedy policy (argmax Q) is evaluated on held-out episode seeds
 # that training never resets with; the run directory gets record.json and model.pt.
@@ -28,7 +28,7 @@ import torch.optim as optim
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
 from promptpo_bench.baselines import ReplayBuffer, make_envs, real_next_obs
-from promptpo_bench.torch_policy import make_checkpoint, mlp
+from promptpo_bench.torch_policy import NumpyMLP, make_checkpoint, mlp
 
 SCRIPT = "dqn.py"
 
@@ -128,9 +128,13 @@ def main(args: Args):
     n_actions = int(single_action_space.n)
 
     q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
-    optimizer = optim.Adam(q_network.parameters(), lr=args.learning_rate)
+    optimizer = optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     target_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
     target_network.load_state_dict(q_network.state_dict())
+    # Acting runs the same network in NumPy on views of its weights: for one observation a step, torch's
+    # per-operation overhead would cost more than the network. Updates stay in torch.
+    q_np = NumpyMLP(q_network.network)
+    q_params, target_params = list(q_network.parameters()), list(target_network.parameters())
 
     rb = ReplayBuffer(args.buffer_size, args.num_envs, obs_dim, (), np.int64, device)
 
@@ -152,10 +156,8 @@ def main(args: Args):
         if random.random() < epsilon:
             actions = envs.action_space.sample()
         else:
-            with torch.no_grad():
-                q_values = q_network(torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(args.num_envs, -1),
-                                                     device=device))
-            actions = torch.argmax(q_values, dim=1).cpu().numpy()
+            q_values = q_np(np.reshape(obs, (args.num_envs, -1)))
+            actions = np.argmax(q_values, axis=1)
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
@@ -190,13 +192,11 @@ def main(args: Args):
                 loss.backward()
                 optimizer.step()
 
-            # update target network
+            # update target network: target = tau * online + (1 - tau) * target, all parameters at once
             if iteration % args.target_network_frequency == 0:
-                for target_network_param, q_network_param in zip(target_network.parameters(),
-                                                                 q_network.parameters()):
-                    target_network_param.data.copy_(
-                        args.tau * q_network_param.data + (1.0 - args.tau) * target_network_param.data
-                    )
+                with torch.no_grad():
+                    torch._foreach_mul_(target_params, 1.0 - args.tau)
+                    torch._foreach_add_(target_params, q_params, alpha=args.tau)
 
     envs.close()
     # Final evaluation on held-out seeds, model.pt and record.json

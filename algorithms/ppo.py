@@ -10,7 +10,7 @@
 #   * a *truncated* step t still bootstraps: its reward becomes r_t + gamma * V(final_obs_t) before
 #     GAE (the episode did not end in the MDP, only the time limit hit); a *terminated* one does not;
 #   * episode returns/lengths come from gym.wrappers.vector.RecordEpisodeStatistics, which reads the
-#     env's autoreset mode (tests/test_baselines.py checks both against a manual count).
+#     env's autoreset mode (tests/e2e/test_baselines.py checks both against a manual count).
 # Protocol shared with PromptPO: `global_step` counts every training environment step; every
 # `--eval-every` steps and at the end the deterministic policy (argmax / clipped mean) is evaluated on
 # held-out episode seeds (promptpo_bench.rollout.heldout_seeds) that training never resets with; the run
@@ -32,7 +32,7 @@ from torch.distributions.normal import Normal
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
 from promptpo_bench.baselines import make_envs
-from promptpo_bench.torch_policy import make_checkpoint, mlp
+from promptpo_bench.torch_policy import NumpyMLP, make_checkpoint, mlp
 
 SCRIPT = "ppo.py"
 
@@ -195,9 +195,6 @@ class Agent(nn.Module):
         if not self.discrete:
             self.actor_logstd = nn.Parameter(torch.zeros(1, out_dim))
 
-    def get_value(self, x):
-        return self.critic(x)
-
     def get_action_and_value(self, x, action=None):
         out = self.actor(x)
         if self.discrete:
@@ -227,10 +224,29 @@ def truncation_bootstrap(rewards, truncations, infos, value_fn, gamma):
     return rewards
 
 
+def sample_actions(out, logstd, discrete: bool):
+    """What get_action_and_value samples, in NumPy: actions and their log-probabilities from the actor's output
+    (Categorical logits, or the mean of a Normal with log-std `logstd`)."""
+    if discrete:
+        logp = out - out.max(axis=1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        # inverse-CDF sampling; the last bin takes what rounding leaves of 1
+        cdf = np.exp(logp).cumsum(axis=1)
+        action = np.minimum((cdf < np.random.random_sample((len(out), 1))).sum(axis=1), out.shape[1] - 1)
+        return action, logp[np.arange(len(out)), action]
+    std = np.exp(logstd)
+    noise = np.random.standard_normal(out.shape).astype(np.float32)
+    logprob = (-0.5 * noise**2 - logstd - 0.5 * np.log(2 * np.pi)).sum(axis=1)
+    return out + std * noise, logprob
+
+
 def compute_gae(rewards, values, dones, next_value, next_done, gamma, gae_lambda):
-    """CleanRL's GAE; dones[t] = "obs[t] starts a new episode", i.e. step t-1 ended one (SAME_STEP)."""
+    """CleanRL's GAE (NumPy); dones[t] = "obs[t] starts a new episode", i.e. step t-1 ended one (SAME_STEP)."""
+    rewards, values, dones = (np.asarray(x, dtype=np.float32) for x in (rewards, values, dones))
+    next_value = np.asarray(next_value, dtype=np.float32).reshape(-1)
+    next_done = np.asarray(next_done, dtype=np.float32)
     num_steps = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
+    advantages = np.zeros_like(rewards)
     lastgaelam = 0
     for t in reversed(range(num_steps)):
         if t == num_steps - 1:
@@ -268,30 +284,32 @@ def main(args: Args):
         low, high = single_action_space.low, single_action_space.high
 
     agent = Agent(obs_dim, single_action_space, args.hidden_sizes).to(device)
-    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    optimizer = optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
+    # Rollout steps run the same networks in NumPy on views of their weights: with a few observations per step,
+    # torch's per-operation overhead would be most of the rollout's cost. Updates stay in torch.
+    actor_np, critic_np = NumpyMLP(agent.actor), NumpyMLP(agent.critic)
 
     def value_of(raw_obs):
-        with torch.no_grad():
-            return agent.get_value(torch.as_tensor(obs_norm(raw_obs, update=False), device=device)).cpu().numpy()
+        return critic_np(obs_norm(raw_obs, update=False))
 
     def current_checkpoint():
         return checkpoint(args, env_kwargs, agent, single_action_space, single_obs_space.shape, obs_norm)
 
-    # ALGO Logic: Storage setup
-    obs = torch.zeros((args.num_steps, args.num_envs, obs_dim)).to(device)
+    # ALGO Logic: Storage setup (NumPy during the rollout; the update reads it as tensors)
+    obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)
     action_shape = () if discrete else (int(np.prod(single_action_space.shape)),)  # Box actions flattened
-    actions = torch.zeros((args.num_steps, args.num_envs) + action_shape).to(device)
-    logprobs = torch.zeros((args.num_steps, args.num_envs)).to(device)
-    rewards = torch.zeros((args.num_steps, args.num_envs)).to(device)
-    dones = torch.zeros((args.num_steps, args.num_envs)).to(device)
-    values = torch.zeros((args.num_steps, args.num_envs)).to(device)
+    actions = np.zeros((args.num_steps, args.num_envs) + action_shape, dtype=np.int64 if discrete else np.float32)
+    logprobs = np.zeros((args.num_steps, args.num_envs), dtype=np.float32)
+    rewards = np.zeros((args.num_steps, args.num_envs), dtype=np.float32)
+    dones = np.zeros((args.num_steps, args.num_envs), dtype=np.float32)
+    values = np.zeros((args.num_steps, args.num_envs), dtype=np.float32)
 
     # TRY NOT TO MODIFY: start the game
     global_step = 0
     run.start_clock()
     next_obs, _ = envs.reset(seed=args.seed)
-    next_obs = torch.Tensor(obs_norm(next_obs, update=True)).to(device)
-    next_done = torch.zeros(args.num_envs).to(device)
+    next_obs = obs_norm(next_obs, update=True)
+    next_done = np.zeros(args.num_envs, dtype=np.float32)
 
     for iteration in range(1, args.num_iterations + 1):
         run.maybe_evaluate(current_checkpoint, global_step)
@@ -299,46 +317,41 @@ def main(args: Args):
         if args.anneal_lr:
             frac = 1.0 - (iteration - 1.0) / args.num_iterations
             optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+        logstd = None if discrete else agent.actor_logstd.detach().cpu().numpy()  # fixed during the rollout
 
         for step in range(0, args.num_steps):
             global_step += args.num_envs
             obs[step] = next_obs
             dones[step] = next_done
 
-            # ALGO LOGIC: action logic
-            with torch.no_grad():
-                action, logprob, _, value = agent.get_action_and_value(next_obs)
-                values[step] = value.flatten()
+            # ALGO LOGIC: action logic (get_action_and_value's sampling, in NumPy)
+            action, logprobs[step] = sample_actions(actor_np(next_obs), logstd, discrete)
+            values[step] = critic_np(next_obs)[:, 0]
             actions[step] = action
-            logprobs[step] = logprob
 
             # TRY NOT TO MODIFY: execute the game and log data.
-            env_action = action.cpu().numpy()
+            env_action = action
             if not discrete:  # CleanRL's ClipAction: the env gets clipped actions, the buffer keeps the sample
-                env_action = np.clip(env_action.reshape(envs.action_space.shape), low, high)
+                env_action = np.clip(action.reshape(envs.action_space.shape), low, high)
             next_obs_raw, reward, terminations, truncations, infos = envs.step(env_action)
-            next_done_np = np.logical_or(terminations, truncations)
-            reward = reward_scaler(reward, next_done_np)
-            reward = truncation_bootstrap(reward, truncations, infos, value_of, args.gamma)
-            rewards[step] = torch.tensor(reward, dtype=torch.float32, device=device)
-            next_obs = torch.Tensor(obs_norm(next_obs_raw, update=True)).to(device)
-            next_done = torch.Tensor(next_done_np.astype(np.float32)).to(device)
+            next_done_bool = np.logical_or(terminations, truncations)
+            reward = reward_scaler(reward, next_done_bool)
+            rewards[step] = truncation_bootstrap(reward, truncations, infos, value_of, args.gamma)
+            next_obs = obs_norm(next_obs_raw, update=True)
+            next_done = next_done_bool.astype(np.float32)
 
             run.log_episodes(infos, global_step)
 
         # bootstrap value if not done
-        with torch.no_grad():
-            next_value = agent.get_value(next_obs).reshape(1, -1)
-            advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma,
-                                              args.gae_lambda)
+        next_value = critic_np(next_obs).reshape(-1)
+        advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma, args.gae_lambda)
 
         # flatten the batch
-        b_obs = obs.reshape((-1, obs_dim))
-        b_logprobs = logprobs.reshape(-1)
-        b_actions = actions.reshape((-1,) + action_shape)
-        b_advantages = advantages.reshape(-1)
-        b_returns = returns.reshape(-1)
-        b_values = values.reshape(-1)
+        def flat(x, *shape):
+            return torch.as_tensor(x.reshape((-1, *shape)), device=device)
+
+        b_obs, b_logprobs, b_actions = flat(obs, obs_dim), flat(logprobs), flat(actions, *action_shape)
+        b_advantages, b_returns, b_values = flat(advantages), flat(returns), flat(values)
 
         # Optimizing the policy and value network
         b_inds = np.arange(args.batch_size)
@@ -347,10 +360,9 @@ def main(args: Args):
             np.random.shuffle(b_inds)
             for start in range(0, args.batch_size, args.minibatch_size):
                 end = start + args.minibatch_size
-                mb_inds = b_inds[start:end]
+                mb_inds = torch.as_tensor(b_inds[start:end], device=device)
 
-                mb_actions = b_actions.long()[mb_inds] if discrete else b_actions[mb_inds]
-                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], mb_actions)
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]
                 ratio = logratio.exp()
 
@@ -395,7 +407,7 @@ def main(args: Args):
             if args.target_kl is not None and approx_kl > args.target_kl:
                 break
 
-        y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
+        y_pred, y_true = values.reshape(-1), returns.reshape(-1)
         var_y = np.var(y_true)
         explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
 

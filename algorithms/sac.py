@@ -8,7 +8,7 @@
 # and the soft TD target bootstraps through *truncations* (time limits, e.g. Hopper's 1000 steps,
 # Pendulum's 200) but not through *terminations* (Hopper falling). Episode statistics come from
 # gym.wrappers.vector.RecordEpisodeStatistics, which reads the env's autoreset mode
-# (tests/test_baselines.py checks the buffer and the statistics against independent single envs).
+# (tests/e2e/test_baselines.py checks the buffer and the statistics against independent single envs).
 # Protocol shared with PromptPO: `global_step` counts every training environment step; every
 # `--eval-every` steps and at the end the deterministic policy (tanh of the mean, rescaled to the bounds)
 # is evaluated on held-out episode seeds that training never resets with; the run directory gets
@@ -27,8 +27,8 @@ import torch.optim as optim
 
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
-from promptpo_bench.baselines import ReplayBuffer, make_envs, real_next_obs
-from promptpo_bench.torch_policy import make_checkpoint, mlp
+from promptpo_bench.baselines import ReplayBuffer, make_envs, no_weight_grads, real_next_obs
+from promptpo_bench.torch_policy import NumpyMLP, make_checkpoint, mlp
 
 SCRIPT = "sac.py"
 
@@ -137,6 +137,14 @@ class Actor(nn.Module):
         return action, log_prob, mean
 
 
+def sample_actions(actor_np: NumpyMLP, action_scale, action_bias, obs):
+    """Actor.get_action's sampled actions, in NumPy (acting needs neither their log-probabilities nor gradients)."""
+    mean, log_std = np.split(actor_np(obs), 2, axis=1)
+    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (np.tanh(log_std) + 1)
+    x_t = mean + np.exp(log_std) * np.random.standard_normal(mean.shape).astype(np.float32)
+    return np.tanh(x_t) * action_scale + action_bias
+
+
 def checkpoint(args: Args, env_kwargs: dict, actor: Actor, action_space, obs_shape) -> dict:
     """What model.pt holds: the actor (acted on as tanh(mean) rescaled) and how to rebuild it."""
     return make_checkpoint("sac", args.env_id, env_kwargs, actor.network, actor.arch, "tanh", action_space, obs_shape)
@@ -170,15 +178,21 @@ def main(args: Args):
     qf2_target = SoftQNetwork(obs_dim, act_dim, args.hidden_sizes).to(device)
     qf1_target.load_state_dict(qf1.state_dict())
     qf2_target.load_state_dict(qf2.state_dict())
-    q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.q_lr)
-    actor_optimizer = optim.Adam(list(actor.parameters()), lr=args.policy_lr)
+    q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.q_lr, fused=True)
+    actor_optimizer = optim.Adam(list(actor.parameters()), lr=args.policy_lr, fused=True)
+    q_params = list(qf1.parameters()) + list(qf2.parameters())
+    q_target_params = list(qf1_target.parameters()) + list(qf2_target.parameters())
+    # Acting runs the actor in NumPy on views of its weights: for one observation a step, torch's per-operation
+    # overhead would cost more than the network. Updates stay in torch.
+    actor_np = NumpyMLP(actor.network)
+    action_scale, action_bias = actor.action_scale.cpu().numpy(), actor.action_bias.cpu().numpy()
 
     # Automatic entropy tuning
     if args.autotune:
         target_entropy = -torch.prod(torch.Tensor(single_action_space.shape).to(device)).item()
         log_alpha = torch.zeros(1, requires_grad=True, device=device)
         alpha = log_alpha.exp().item()
-        a_optimizer = optim.Adam([log_alpha], lr=args.q_lr)
+        a_optimizer = optim.Adam([log_alpha], lr=args.q_lr, fused=True)
     else:
         alpha = args.alpha
 
@@ -200,10 +214,8 @@ def main(args: Args):
         if global_step < args.learning_starts:
             actions = envs.action_space.sample()
         else:
-            with torch.no_grad():
-                actions, _, _ = actor.get_action(torch.as_tensor(np.asarray(obs, dtype=np.float32)
-                                                                 .reshape(args.num_envs, -1), device=device))
-            actions = actions.cpu().numpy().reshape(envs.action_space.shape)
+            actions = sample_actions(actor_np, action_scale, action_bias, np.reshape(obs, (args.num_envs, -1)))
+            actions = actions.reshape(envs.action_space.shape)
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
@@ -244,15 +256,18 @@ def main(args: Args):
             if iteration % args.policy_frequency == 0:  # TD 3 Delayed update support
                 for _ in range(args.policy_frequency):
                     # compensate for the delay by doing 'actor_update_interval' instead of 1
-                    pi, log_pi, _ = actor.get_action(data_obs)
-                    qf1_pi = qf1(data_obs, pi)
-                    qf2_pi = qf2(data_obs, pi)
-                    min_qf_pi = torch.min(qf1_pi, qf2_pi)
-                    actor_loss = ((alpha * log_pi) - min_qf_pi).mean()
+                    # the gradient flows through the Q-networks into the actor; their own weight gradients, which
+                    # CleanRL computes and the next critic step discards, are skipped
+                    with no_weight_grads(q_params):
+                        pi, log_pi, _ = actor.get_action(data_obs)
+                        qf1_pi = qf1(data_obs, pi)
+                        qf2_pi = qf2(data_obs, pi)
+                        min_qf_pi = torch.min(qf1_pi, qf2_pi)
+                        actor_loss = ((alpha * log_pi) - min_qf_pi).mean()
 
-                    actor_optimizer.zero_grad()
-                    actor_loss.backward()
-                    actor_optimizer.step()
+                        actor_optimizer.zero_grad()
+                        actor_loss.backward()
+                        actor_optimizer.step()
 
                     if args.autotune:
                         with torch.no_grad():
@@ -264,12 +279,11 @@ def main(args: Args):
                         a_optimizer.step()
                         alpha = log_alpha.exp().item()
 
-            # update the target networks
+            # update the target networks: target = tau * online + (1 - tau) * target, all parameters at once
             if iteration % args.target_network_frequency == 0:
-                for param, target_param in zip(qf1.parameters(), qf1_target.parameters()):
-                    target_param.data.copy_(args.tau * param.data + (1 - args.tau) * target_param.data)
-                for param, target_param in zip(qf2.parameters(), qf2_target.parameters()):
-                    target_param.data.copy_(args.tau * param.data + (1 - args.tau) * target_param.data)
+                with torch.no_grad():
+                    torch._foreach_mul_(q_target_params, 1 - args.tau)
+                    torch._foreach_add_(q_target_params, q_params, alpha=args.tau)
 
             if iteration % 100 == 0:
                 scalars = {"losses/qf1_values": qf1_a_values.mean().item(),

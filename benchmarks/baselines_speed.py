@@ -1,23 +1,41 @@
-"""Speed of the classical baselines: training steps per second (SPS) of each file, as its record reports it.
+"""Speed of the classical baselines beside CleanRL's own files: steps per second (SPS), side by side in one run.
 
-SPS = training environment steps / training wall time (periodic evaluations excluded; they are also made
-rare here). Each configuration runs as its own niced subprocess, one after another, so they share the
-machine equally. The default configurations:
-  ppo.py CartPole-v1   CleanRL's ppo.py defaults (4 envs x 128 steps), with and without our obs/reward
-                       normalisation (CleanRL's ppo.py has none, so "--no-norm-*" is the like-for-like run)
-  dqn.py CartPole-v1   CleanRL's dqn.py defaults (learning from step 10000, an update every 10 steps)
-  ppo.py Hopper-v5     CleanRL's ppo_continuous_action.py defaults (1 env x 2048 steps)
-  sac.py Hopper-v5     CleanRL's sac_continuous_action.py defaults, learning from step 1000
-With --compare-threads each one also runs with torch's default thread count (--torch-threads 0).
+Each pair runs CleanRL's file (from a local clone, `--cleanrl DIR`) and ours (algorithms/*.py) on the same task,
+budget, seed and torch threads, one program after the other (alternating, so both see the same machine load; at
+normal priority, since a niced program on a busy machine measures the others' work), at each thread setting of
+`--threads` ("1", "2", ..., or "default": torch's default, what CleanRL's files use), `--repeats` times. Per file
+the median of each setting is kept, and the ratio ours / CleanRL is printed at each file's best setting.
 
-CleanRL's own files: the only CleanRL on PyPI (cleanrl 0.4.8, 2021) is written for gym<0.22 (it imports
-gym.wrappers.Monitor and stable_baselines3's VecEnvs), which cannot run beside Gymnasium 1.x and NumPy 2
-in this environment, so no CleanRL figure is produced here. To compare, run CleanRL's current file in its
-own environment on the same machine right after this benchmark, e.g.
-    python cleanrl/ppo.py --env-id CartPole-v1 --total-timesteps 50000   (its last "SPS:" line)
+Two measures of speed, both printed:
+  wall SPS  as each file reports it: CleanRL's last "SPS:" line (global_step / time since its start, after set-up);
+            ours record.json's totals.sps (training steps / training time; evaluations are excluded and made rare
+            here, CleanRL's files have none). What a user sees, but on a shared machine it measures the load too.
+  CPU SPS   environment steps per CPU-second of the program (user + system time of all its threads), with the CPU
+            time of a short run of the same program (the pair's short budget: start-up, set-up, and for DQN and
+            SAC the steps before learning starts) subtracted. Robust to load for one thread; with more threads it
+            is the cost, not the speed.
+
+Pairs (CleanRL's defaults; budgets: timed run / short run):
+  ppo-cartpole     CleanRL ppo.py vs ppo.py --no-norm-obs --no-norm-reward (CleanRL's ppo.py has no normalisation);
+                   50,000 / 2,048 steps
+  ppo-noiseworld   the same on NoiseWorld-v0 (CleanRL: gym.make("promptpo_bench:NoiseWorld-v0") in a SyncVectorEnv;
+                   ours: the task's NumPy vector env); 50,000 / 2,048 steps
+  dqn-cartpole     CleanRL dqn.py vs dqn.py (learning from step 10,000, an update every 10 steps); 30,000 / 10,000
+  sac-hopper       CleanRL sac_continuous_action.py vs sac.py, learning from step 1,000; 2,000 / 1,000
+ppo-cartpole also runs ours with its default observation/reward normalisation, as an extra row.
+
+CleanRL's files are copied into a temporary directory (never into this repository) and patched there, only
+mechanically for Gymnasium 1.x (PATCHES below, printed in every run). They import torch.utils.tensorboard, so
+`pip install tensorboard` into the environment that runs this benchmark (the suite itself does not need it).
+
+--learning-seeds N also runs PPO on CartPole-v1 (--learning-steps steps) with both files for seeds 1..N and prints
+each file's mean training episodic return over its last 20 episodes per seed, with the mean over seeds and its 95%
+t-interval: the same algorithm should give the same learning curve within seed noise.
 
 Reproduce:
-    .venv/bin/python benchmarks/baselines_speed.py
+    git clone https://github.com/vwxyzjn/cleanrl /tmp/cleanrl   # measured at commit fe8d8a03
+    .venv/bin/python -m pip install tensorboard
+    .venv/bin/python benchmarks/baselines_speed.py --cleanrl /tmp/cleanrl
 """
 
 from __future__ import annotations
@@ -26,68 +44,291 @@ import argparse
 import json
 import os
 import platform
+import re
+import resource
 import shlex
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CLEANRL_FILES = {"ppo": "ppo.py", "dqn": "dqn.py", "sac": "sac_continuous_action.py"}
 QUIET_EVAL = ["--eval-every", str(10**9), "--periodic-eval-episodes", "1", "--eval-episodes", "1"]
-CONFIGS = [
-    ("ppo", "CartPole-v1", ["--total-timesteps", "50000"], "CleanRL ppo.py defaults, with norm obs/reward"),
-    ("ppo", "CartPole-v1", ["--total-timesteps", "50000", "--no-norm-obs", "--no-norm-reward"],
-     "CleanRL ppo.py defaults, like-for-like (no normalisation)"),
-    ("dqn", "CartPole-v1", ["--total-timesteps", "30000"], "CleanRL dqn.py defaults (learning from 10k)"),
-    ("ppo", "Hopper-v5", ["--total-timesteps", "20480"], "CleanRL ppo_continuous_action.py defaults"),
-    ("sac", "Hopper-v5", ["--total-timesteps", "4000", "--learning-starts", "1000"],
-     "CleanRL sac_continuous_action.py defaults, learning from step 1000"),
+
+# (what it fixes, old text, new text): each must match in every CleanRL file that has `old`, at least once overall.
+FINAL_INFOS = '''
+def _final_infos(infos):  # patched by promptpo-bench: Gymnasium 1.x's final_info is a dict of arrays
+    final, ended = infos["final_info"], infos["_final_info"]
+    mask = final.get("_episode", [False] * len(ended))
+    return [{"episode": {k: final["episode"][k][i] for k in ("r", "l", "t")}} if mask[i] else None
+            for i in range(len(ended))]
+'''
+PATCHES = [
+    ("Gymnasium 1.x vector envs autoreset on the next step by default; CleanRL's files assume 0.29's same-step "
+     "autoreset (final observation in the step's infos)",
+     "gym.vector.SyncVectorEnv(",
+     "gym.vector.SyncVectorEnv(autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, env_fns="),
+    ("Gymnasium 1.x renamed infos['final_observation'] to infos['final_obs']",
+     'infos["final_observation"]', 'infos["final_obs"]'),
+    ("Gymnasium 1.x's infos['final_info'] is a dict of arrays, not 0.29's list of per-env dicts: a 5-line helper "
+     "turns it back into the list (after the imports)",
+     "from torch.utils.tensorboard import SummaryWriter\n", "from torch.utils.tensorboard import SummaryWriter\n"
+     + FINAL_INFOS),
+    ("... and the loop over final infos uses it",
+     'for info in infos["final_info"]:', "for info in _final_infos(infos):"),
 ]
 
 
-def run(algo: str, env_id: str, extra: list[str], threads: int) -> tuple[int | None, float, str]:
+@dataclass
+class Pair:
+    name: str
+    algo: str
+    cleanrl_args: list[str]
+    ours_args: list[str]
+    steps: int  # the budget (--total-timesteps) of the timed run
+    short_steps: int  # the budget of the run whose CPU time is subtracted (start-up, set-up, the same phases)
+    extra_ours: list[tuple[str, list[str]]] = field(default_factory=list)  # (label, args) of extra rows of ours
+
+    def steps_done(self, budget: int) -> int:
+        """Environment steps a run with this budget takes (PPO: whole iterations of 4 x 128 steps)."""
+        return budget // 512 * 512 if self.algo == "ppo" else budget
+
+
+PAIRS = {
+    "ppo-cartpole": Pair("ppo-cartpole", "ppo", ["--env-id", "CartPole-v1"],
+                         ["--env-id", "CartPole-v1", "--no-norm-obs", "--no-norm-reward"], 50_000, 2048,
+                         [("ours with obs/reward normalisation (our default)", ["--env-id", "CartPole-v1"])]),
+    "ppo-noiseworld": Pair("ppo-noiseworld", "ppo", ["--env-id", "promptpo_bench:NoiseWorld-v0"],
+                           ["--env-id", "NoiseWorld-v0", "--no-norm-obs", "--no-norm-reward"], 50_000, 2048),
+    "dqn-cartpole": Pair("dqn-cartpole", "dqn", ["--env-id", "CartPole-v1"], ["--env-id", "CartPole-v1"],
+                         30_000, 10_000),  # the difference: 20,000 steps with an update every 10
+    "sac-hopper": Pair("sac-hopper", "sac", ["--env-id", "Hopper-v5", "--learning-starts", "1000"],
+                       ["--env-id", "Hopper-v5", "--learning-starts", "1000"], 2000, 1000),  # 1,000 updates
+}
+
+
+def fail(message: str) -> None:
+    print(f"baselines_speed.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def prepare_cleanrl(clone: Path, work: Path) -> str:
+    """Copy CleanRL's three files and cleanrl_utils into `work`, patch them; return the clone's commit."""
+    if not (clone / "cleanrl" / "ppo.py").is_file():
+        fail(f"{clone} is not a CleanRL checkout (no cleanrl/ppo.py); git clone https://github.com/vwxyzjn/cleanrl")
+    shutil.copytree(clone / "cleanrl_utils", work / "cleanrl_utils")
+    used = [0] * len(PATCHES)
+    for name in CLEANRL_FILES.values():
+        text = (clone / "cleanrl" / name).read_text()
+        for i, (_, old, new) in enumerate(PATCHES):
+            used[i] += text.count(old)
+            text = text.replace(old, new)
+        (work / name).write_text(text)
+    for (why, old, _), count in zip(PATCHES, used):
+        if count == 0:
+            fail(f"CleanRL's files have changed: patch {old!r} ({why}) matches nothing; use commit fe8d8a03")
+    commit = subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    return commit or "unknown commit"
+
+
+def thread_env(threads: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(var, None)
+        if threads != "default":
+            env[var] = threads
+    return env
+
+
+def timed(cmd: list[str], cwd: Path, threads: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run a program to its end; also return the CPU time (user + system, all its threads) it used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=thread_env(threads))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return result, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_cleanrl(work: Path, algo: str, args: list[str], steps: int, threads: str) -> tuple[int | None, float, str]:
+    """CleanRL's file: its last "SPS:" line, and the CPU time of the whole program."""
+    result, cpu = timed([sys.executable, CLEANRL_FILES[algo], *args, "--total-timesteps", str(steps), "--seed", "1"],
+                        work, threads)
+    sps = re.findall(r"^SPS: (\d+)", result.stdout, re.M)
+    if result.returncode != 0:
+        return None, cpu, (result.stderr.strip().splitlines() or ["?"])[-1]
+    return (int(sps[-1]) if sps else None), cpu, "" if sps else "no SPS line (dqn.py and sac.py print it once learning)"
+
+
+def run_ours(algo: str, args: list[str], steps: int, threads: str) -> tuple[int | None, float, str]:
+    """Ours: record.json's SPS, and the CPU time of the whole program."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = ["nice", "-n", "19", sys.executable, str(ROOT / "algorithms" / f"{algo}.py"), "--env-id", env_id,
-               *extra, *QUIET_EVAL, "--torch-threads", str(threads), "--run-dir", str(Path(tmp) / "run")]
-        start = time.time()
-        result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
-        wall = time.time() - start
+        result, cpu = timed([sys.executable, str(ROOT / "algorithms" / f"{algo}.py"), *args, "--total-timesteps",
+                             str(steps), *QUIET_EVAL, "--seed", "1", "--torch-threads",
+                             "0" if threads == "default" else threads, "--run-dir", str(Path(tmp) / "run")],
+                            Path(tmp), threads)
         if result.returncode != 0:
-            return None, wall, (result.stderr.strip().splitlines() or ["?"])[-1]
-        record = json.loads((Path(tmp) / "run" / "record.json").read_text())
-        return int(record["totals"]["sps"]), wall, ""
+            return None, cpu, (result.stderr.strip().splitlines() or ["?"])[-1]
+        return int(json.loads((Path(tmp) / "run" / "record.json").read_text())["totals"]["sps"]), cpu, ""
+
+
+def median(values: list[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def speed(work: Path, pairs: list[Pair], threads: list[str], repeats: int) -> None:
+    """Both metrics per file and thread setting (medians over repeats), then the ratios at each file's best."""
+    rows: list[tuple[str, ...]] = []
+    summary: list[tuple[str, ...]] = []
+    for pair in pairs:
+        programs = [("CleanRL " + CLEANRL_FILES[pair.algo],
+                     lambda n, t, p=pair: run_cleanrl(work, p.algo, p.cleanrl_args, n, t)),
+                    (f"ours {pair.algo}.py", lambda n, t, p=pair: run_ours(p.algo, p.ours_args, n, t))]
+        programs += [(label, lambda n, t, p=pair, a=a: run_ours(p.algo, a, n, t)) for label, a in pair.extra_ours]
+        wall: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
+        for t in threads:
+            for _ in range(repeats):
+                for label, fn in programs:  # alternating: each program sees the load the others see
+                    start = time.time()
+                    sps, cpu_full, error = fn(pair.steps, t)
+                    _, cpu_short, error_short = fn(pair.short_steps, t) if sps is not None else (None, 0.0, "")
+                    error_short = "" if error_short.startswith("no SPS line") else error_short  # none expected
+                    if sps is not None and not error_short and cpu_full > cpu_short:
+                        wall.setdefault((label, t), []).append(sps)
+                        cpu.setdefault((label, t), []).append(
+                            (pair.steps_done(pair.steps) - pair.steps_done(pair.short_steps)) / (cpu_full - cpu_short))
+                        shown = f"SPS {sps}, {cpu[(label, t)][-1]:.0f} steps per CPU-second"
+                    else:
+                        shown = f"FAILED: {error or error_short or 'no CPU time measured'}"
+                    print(f"  {pair.name:15} {label:50} threads={t:7} {shown}  ({time.time() - start:.0f}s wall, "
+                          f"load {os.getloadavg()[0]:.1f})", flush=True)
+        best: dict[str, dict[str, tuple[str | None, float | None]]] = {}
+        for label, _ in programs:
+            best[label] = {}
+            for metric, values in (("wall", wall), ("cpu", cpu)):
+                by_threads = {t: median(values.get((label, t), [])) for t in threads}
+                done = {t: v for t, v in by_threads.items() if v is not None}
+                best[label][metric] = max(done.items(), key=lambda kv: kv[1]) if done else (None, None)
+            rows.append((pair.name, label, *[f"{median(wall.get((label, t), [])) or 0:.0f} / "
+                                             f"{median(cpu.get((label, t), [])) or 0:.0f}" for t in threads]))
+        cleanrl = programs[0][0]
+        for label, _ in programs[1:]:
+            cells = []
+            for metric in ("wall", "cpu"):
+                (t_ours, ours), (t_theirs, theirs) = best[label][metric], best[cleanrl][metric]
+                cells.append(f"{ours / theirs:.2f}x (threads {t_ours} vs {t_theirs})" if ours and theirs else "-")
+            summary.append((pair.name, label, *cells))
+    print("\nmedians over repeats; wall = SPS as each file reports it, CPU = steps per CPU-second of the program "
+          "(its start-up subtracted)")
+    print_table(("pair", "file", *[f"wall / CPU SPS, threads={t}" for t in threads]), rows)
+    print()
+    print_table(("pair", "file", "ours/CleanRL, wall SPS (best threads)", "ours/CleanRL, CPU SPS (best threads)"),
+                summary)
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+# --- learning: the same algorithm gives the same curve ----------------------------------------------------------
+
+# Ours prints CleanRL's per-episode line, from the episode statistics its Run sees (the benchmark watches, the
+# algorithm is unchanged).
+OURS_WITH_EPISODE_LINES = """
+import runpy, sys
+from promptpo_bench import baselines
+log_episodes = baselines.Run.log_episodes
+def log_and_print(self, infos, global_step):
+    if "episode" in infos:
+        for r in infos["episode"]["r"][infos["_episode"]]:
+            print(f"global_step={global_step}, episodic_return={r}")
+    log_episodes(self, infos, global_step)
+baselines.Run.log_episodes = log_and_print
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def last_returns(stdout: str, last: int) -> float | None:
+    returns = [float(r) for r in re.findall(r"episodic_return=\[?([-0-9.e+]+)", stdout)]
+    return sum(returns[-last:]) / len(returns[-last:]) if returns else None
+
+
+def learning(work: Path, seeds: int, steps: int, threads: str) -> None:
+    from promptpo_bench.statistics import ci95
+
+    results: dict[str, list[float]] = {"CleanRL ppo.py": [], "ours ppo.py": []}
+    for seed in range(1, seeds + 1):
+        common = ["--env-id", "CartPole-v1", "--total-timesteps", str(steps), "--seed", str(seed)]
+        crl = subprocess.run([sys.executable, "ppo.py", *common], capture_output=True, text=True,
+                             cwd=work, env=thread_env(threads))
+        with tempfile.TemporaryDirectory() as tmp:
+            ours = subprocess.run([sys.executable, "-c", OURS_WITH_EPISODE_LINES,
+                                   str(ROOT / "algorithms" / "ppo.py"), *common, "--no-norm-obs", "--no-norm-reward",
+                                   *QUIET_EVAL, "--torch-threads", "0" if threads == "default" else threads,
+                                   "--run-dir", str(Path(tmp) / "run")], capture_output=True, text=True, cwd=tmp,
+                                  env=thread_env(threads))
+        for label, result in (("CleanRL ppo.py", crl), ("ours ppo.py", ours)):
+            value = last_returns(result.stdout, 20)
+            if result.returncode != 0 or value is None:
+                fail(f"{label} seed {seed} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+            results[label].append(value)
+        print(f"  seed {seed}: CleanRL {results['CleanRL ppo.py'][-1]:.1f}, ours {results['ours ppo.py'][-1]:.1f} "
+              "(mean training return of the last 20 episodes)", flush=True)
+    print(f"\nPPO CartPole-v1, {steps} steps, seeds 1..{seeds}: mean training return of the last 20 episodes")
+    for label, values in results.items():
+        half = ci95(values)
+        print(f"  {label:15} {statistics.mean(values):7.1f} +- {half:.1f} (95% t-interval over {len(values)} seeds)"
+              if half is not None else f"  {label:15} {statistics.mean(values):7.1f} (one seed: no interval)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--compare-threads", action="store_true", help="also run with torch's default threads")
-    parser.add_argument("--only", nargs="*", help="only these algorithms")
+    parser.add_argument("--cleanrl", type=Path, required=True, help="a local clone of github.com/vwxyzjn/cleanrl")
+    parser.add_argument("--pairs", nargs="+", choices=list(PAIRS), default=list(PAIRS), help="which pairs to run")
+    parser.add_argument("--threads", nargs="+", default=["1", "default"],
+                        help='torch thread settings to run each file at ("default": torch\'s default)')
+    parser.add_argument("--repeats", type=int, default=1, help="runs per file and setting (the median is kept)")
+    parser.add_argument("--learning-seeds", type=int, default=0,
+                        help="also compare PPO's learning on CartPole-v1 over this many seeds (0: no)")
+    parser.add_argument("--learning-steps", type=int, default=100_000, help="steps of each learning run")
+    parser.add_argument("--no-speed", action="store_true", help="only the learning comparison")
     args = parser.parse_args()
-    print("reproduce: " + shlex.join([".venv/bin/python", "benchmarks/baselines_speed.py", *sys.argv[1:]]))
+    if args.repeats < 1:
+        fail("--repeats must be at least 1")
+    for threads in args.threads:
+        if threads != "default" and not (threads.isdigit() and int(threads) > 0):
+            fail(f"--threads takes positive integers or 'default', got {threads!r}")
     try:
-        import torch
-
-        torch_version = torch.__version__
+        import torch.utils.tensorboard  # noqa: F401  (CleanRL's files log to TensorBoard)
     except ImportError:
-        torch_version = "?"
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}, torch {torch_version}, Python {platform.python_version()}")
-    print("CleanRL's own files: not run (PyPI's cleanrl 0.4.8 needs gym<0.22; see the docstring)\n")
-    rows = []
-    for algo, env_id, extra, note in CONFIGS:
-        if args.only and algo not in args.only:
-            continue
-        for threads in ([1, 0] if args.compare_threads else [1]):
-            sps, wall, error = run(algo, env_id, extra, threads)
-            rows.append((f"{algo}.py", env_id, "1" if threads == 1 else "default", str(sps) if sps else "FAILED",
-                         f"{wall:.0f}s", error or note))
-            print("  " + "  ".join(rows[-1]), flush=True)
-    header = ("file", "env", "torch threads", "SPS", "wall", "configuration")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    print()
-    for row in [header] + rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        fail("CleanRL's files import torch.utils.tensorboard: pip install tensorboard (only this benchmark needs it)")
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        commit = prepare_cleanrl(args.cleanrl.resolve(), work)
+        print("reproduce: " + shlex.join([".venv/bin/python", "benchmarks/baselines_speed.py", *sys.argv[1:]]))
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the start; torch {torch.__version__} "
+              f"(default threads {torch.get_num_threads()}), Python {platform.python_version()}")
+        print(f"CleanRL {commit} from {args.cleanrl}, copied to a temporary directory with these patches:")
+        for why, old, new in PATCHES:
+            print(f"  - {why}: {old.strip()!r} -> {new.strip().splitlines()[0]!r}{' ...' if new.count(chr(10)) > 1 else ''}")
+        print()
+        if not args.no_speed:
+            speed(work, [PAIRS[p] for p in args.pairs], args.threads, args.repeats)
+        if args.learning_seeds:
+            print()
+            learning(work, args.learning_seeds, args.learning_steps, args.threads[0])
+        print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -199,6 +199,19 @@ class ReplayBuffer:
                 t(self.terminations))
 
 
+@contextlib.contextmanager
+def no_weight_grads(params: list[torch.nn.Parameter]):
+    """Gradients flow through these parameters' modules but are not computed for the parameters themselves (SAC's
+    actor loss differentiates through the Q-networks, whose weight gradients it would only discard)."""
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
+
+
 def run_dir_of(args: Any) -> Path:
     """--run-dir, or CleanRL's runs/{env_id}__{exp_name}__{seed}__{unix_time}."""
     return Path(args.run_dir) if args.run_dir else default_run_dir(args.env_id, args.exp_name, args.seed)

@@ -23,7 +23,7 @@ from .errors import BenchError
 from .registry import ReferenceScores
 from .entries import DEFAULT_BOARD, entries, task_key
 from .render import Table, pages
-from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci
+from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci, median_ci
 from .tracking import start_wandb
 
 BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables compare methods
@@ -233,8 +233,13 @@ def task_table(task: str, runs: list[RunResult], rng: np.random.Generator) -> Ta
                        else ("", None))
         if normalised:
             for t in THRESHOLDS:
-                steps = float(np.median([r.steps_to(t) for r in group]))
-                row.append(("", None) if group[0].is_reference else (_steps(steps), steps))
+                if group[0].is_reference:
+                    row.append(("", None))
+                    continue
+                steps, low, high = median_ci([r.steps_to(t) for r in group], rng)
+                spread = len(group) > 1 and not np.isnan(steps) and low != high  # all seeds alike: no interval
+                ci = f" [{_steps(low)}, {_steps(high)}]" if spread else ""
+                row.append((_steps(steps) + ci, steps))
         if has_llm:
             tokens = float(np.median([r.total_tokens for r in group]))
             costs = [r.cost_usd for r in group if r.cost_usd is not None]
@@ -314,7 +319,13 @@ def plot_task(task: str, runs: list[RunResult], path: Path, rng: np.random.Gener
             point, low, high = iqm_ci(values if y == "success_rate" else group[0].score(values), rng)
             label = f"{method} ({len(group)} run{'s' if len(group) > 1 else ''})"
             ax.step(grid, point, where="post", color=colors[method], label=label)
-            ax.fill_between(grid, low, high, step="post", color=colors[method], alpha=0.2, linewidth=0)
+            if len(group) > 1:  # one run has no spread to show
+                ax.fill_between(grid, low, high, step="post", color=colors[method], alpha=0.2, linewidth=0)
+        if x == "env_steps":  # interactions span decades (a PromptPO run, 1M-step baselines): log axis
+            first = min((r.curve[x][r.curve[x] > 0].min() for r in learners if (r.curve[x] > 0).any()), default=None)
+            if first is not None:
+                ax.set_xscale("log")
+                ax.set_xlim(left=first / 2)  # the step from the evaluation at 0 shows as the curve's left end
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

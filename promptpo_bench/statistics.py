@@ -54,6 +54,15 @@ def iqm_ci(values: np.ndarray, rng: np.random.Generator, reps: int = BOOTSTRAP_R
     return point, low, high
 
 
+def median_ci(values: Sequence[float], rng: np.random.Generator, reps: int = BOOTSTRAP_REPS) -> tuple[float, ...]:
+    """Median over runs with its 95% percentile-bootstrap CI. Values may be inf (e.g. steps to a target never
+    reached); the CI's ends are bootstrap medians themselves, never interpolated towards inf."""
+    values = np.asarray(values, dtype=np.float64)
+    boot = np.median(values[rng.integers(0, len(values), (reps, len(values)))], axis=1)
+    low, high = np.percentile(boot, [(100 - CI_LEVEL) / 2, (100 + CI_LEVEL) / 2], method="nearest")
+    return float(np.median(values)), float(low), float(high)
+
+
 def step_values(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray, end: float) -> np.ndarray:
     """A curve (points `xs`, `ys`, xs sorted) as a step function on `grid`: NaN before its first point and past
     `end` (where the run stopped, or its last point if later)."""

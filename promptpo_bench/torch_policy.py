@@ -1,4 +1,5 @@
-"""Torch policies of the classical baselines: the one MLP builder, and `model.pt` back to a BatchPolicy.
+"""Torch policies of the classical baselines: the one MLP builder, its NumPy twin for acting, and `model.pt` back to
+a BatchPolicy.
 
 `algorithms/ppo.py`, `dqn.py` and `sac.py` build the network that acts (PPO's actor, DQN's Q-network,
 SAC's actor) with `mlp` below and save a self-describing checkpoint, so any run of any algorithm is
@@ -50,6 +51,34 @@ def mlp(in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int, activati
         last = int(width)
     layers.append(nn.Linear(last, int(out_dim)))
     return nn.Sequential(*layers)
+
+
+class NumpyMLP:
+    """The forward pass of an `mlp` in NumPy, on views of its weights (so it follows in-place optimizer steps).
+
+    Acting on the few observations of one vector step, torch's per-operation overhead is most of the cost of a
+    forward pass; this one is several times cheaper. Weights off the CPU are no host memory: then it calls the
+    module itself.
+    """
+
+    def __init__(self, net: nn.Sequential):
+        self.net = net
+        self.device = next(net.parameters()).device
+        linears = [m for m in net if isinstance(m, nn.Linear)]
+        self.layers = [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linears] \
+            if self.device.type == "cpu" else []
+        self.tanh = any(isinstance(m, nn.Tanh) for m in net)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if not self.layers:
+            with torch.no_grad():
+                return self.net(torch.as_tensor(x, device=self.device)).cpu().numpy()
+        for i, (weight, bias) in enumerate(self.layers):
+            x = x @ weight + bias
+            if i < len(self.layers) - 1:
+                x = np.tanh(x) if self.tanh else np.maximum(x, 0.0)
+        return x
 
 
 def make_checkpoint(algorithm: str, env_id: str, env_kwargs: dict, network: nn.Module, arch: dict, head: str,

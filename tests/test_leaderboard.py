@@ -286,12 +286,15 @@ def test_task_table_every_column_of_a_learner_and_a_reference_row():
     assert learner[:3] == ["promptpo", "100k", "3"] and learner[3].startswith("60.000 [")
     assert learner[4].startswith("0.800 [") and learner[5] == "0.40"
     assert learner[6:8] == ["0.000", "0.800"]  # at 10k the curves still show their first point, -100
-    assert learner[8:10] == ["100k", "not reached"]  # medians over seeds: two of three reach 50, one 90
+    # medians over seeds with bootstrap CIs: two of three reach 50 (at 100k), one reaches 90
+    assert learner[8:10] == ["100k [100k, not reached]", "not reached [100k, not reached]"]
     assert learner[10:] == ["80", "1.50", "exact"]  # medians of 50, 80 and 110 tokens, and of the costs
     (alone,) = leaderboard.task_table("A", [oracle], np.random.default_rng(0)).rows  # a task with one run
     assert alone[4][0] == "1.000"
     one_token = leaderboard.task_table("A", [llm_run(1, 0.0, 0.5, (1, 0), 0.0)], np.random.default_rng(0))
     assert "tokens (median)" in one_token.headers
+    (single,) = one_token.rows
+    assert all("[" not in text for text, _ in single)  # one seed: points without (degenerate) intervals
 
 
 def test_curves_read_by_tokens_and_short_curves():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from promptpo_bench.statistics import balanced_matrix, ci95, iqm, score_at, step_values, steps_to
+from promptpo_bench.statistics import balanced_matrix, ci95, iqm, median_ci, score_at, step_values, steps_to
 
 
 def test_a_curve_is_a_step_function_that_ends_where_the_run_ended():
@@ -19,6 +19,14 @@ def test_a_curve_is_a_step_function_that_ends_where_the_run_ended():
 def test_steps_to_is_the_first_point_that_reaches_the_target():
     xs, ys = np.array([0, 100, 200, 300]), np.array([-5.0, 4.0, 9.0, 3.0])
     assert steps_to(xs, ys, 4.0) == 100 and steps_to(xs, ys, 8.5) == 200 and steps_to(xs, ys, 10.0) == np.inf
+
+
+def test_median_ci_of_steps_with_targets_never_reached():
+    rng = np.random.default_rng(0)
+    point, low, high = median_ci([100.0, 200.0, 300.0, np.inf, np.inf], rng)
+    assert point == 300.0 and low in (100.0, 200.0) and high == np.inf  # ends are bootstrap medians
+    assert median_ci([50.0], rng) == (50.0, 50.0, 50.0)  # one run: a point; the board shows it without an interval
+    assert median_ci([np.inf, np.inf], rng) == (np.inf, np.inf, np.inf)  # no NaN from inf - inf
 
 
 def test_iqm_is_the_mean_of_the_middle_half():

@@ -23,7 +23,7 @@ import promptpo_bench  # noqa: E402,F401
 from promptpo_bench.errors import BenchError  # noqa: E402
 from promptpo_bench.records import load_record  # noqa: E402
 from promptpo_bench.rollout import HELDOUT_SEED_BASE, heldout_seeds, run_episodes  # noqa: E402
-from promptpo_bench.torch_policy import load_checkpoint, load_torch_policy  # noqa: E402
+from promptpo_bench.torch_policy import NumpyMLP, load_checkpoint, load_torch_policy, mlp  # noqa: E402
 from algorithm_files import load_algorithm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,6 +179,54 @@ def test_sac_target_networks_follow_the_online_q_networks(tmp_path):
         assert same(target, online), name
         assert same(parameters(start[f"{name}_target"]), parameters(start[name])), name
         assert not same(online, parameters(start[name])), name
+
+
+# --- acting in NumPy: the same networks and distributions ------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_numpy_mlp_follows_the_trained_network(activation):
+    """The acting twin reads the live weights: after optimizer steps it still computes the torch forward."""
+    net = mlp(5, [16, 16], 3, activation)
+    twin = NumpyMLP(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1, fused=True)
+    x = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
+    before = twin(x)
+    for _ in range(3):
+        loss = net(torch.as_tensor(x)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert not np.allclose(twin(x), before)
+    np.testing.assert_allclose(twin(x), net(torch.as_tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_ppo_numpy_sampling_is_get_action_and_values_distribution():
+    np.random.seed(0)
+    logits = np.tile(np.array([[0.0, 1.0, -1.0]], np.float32), (40_000, 1))
+    action, logprob = ppo.sample_actions(logits, None, True)
+    dist = torch.distributions.Categorical(logits=torch.as_tensor(logits))
+    np.testing.assert_allclose(np.bincount(action, minlength=3) / len(action), dist.probs[0].numpy(), atol=0.01)
+    np.testing.assert_allclose(logprob, dist.log_prob(torch.as_tensor(action)).numpy(), rtol=1e-5)
+    mean, logstd = np.full((40_000, 2), 0.5, np.float32), np.array([[0.0, -1.0]], np.float32)
+    action, logprob = ppo.sample_actions(mean, logstd, False)
+    np.testing.assert_allclose(action.mean(0), 0.5, atol=0.02)
+    np.testing.assert_allclose(action.std(0), np.exp(logstd[0]), rtol=0.02)
+    normal = torch.distributions.Normal(torch.as_tensor(mean), torch.as_tensor(logstd).exp())
+    np.testing.assert_allclose(logprob, normal.log_prob(torch.as_tensor(action)).sum(1).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_sac_numpy_sampling_is_get_actions_distribution():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    actor = sac.Actor(3, gym.spaces.Box(np.array([-2.0, 0.0]), np.array([2.0, 1.0])), (16,))
+    obs = np.tile(np.array([[0.3, -0.2, 0.1]], np.float32), (40_000, 1))
+    ours = sac.sample_actions(NumpyMLP(actor.network), actor.action_scale.numpy(), actor.action_bias.numpy(), obs)
+    with torch.no_grad():
+        theirs = actor.get_action(torch.as_tensor(obs))[0].numpy()
+    np.testing.assert_allclose(ours.mean(0), theirs.mean(0), atol=0.02)
+    np.testing.assert_allclose(ours.std(0), theirs.std(0), rtol=0.03)
+    assert np.all(ours >= [-2.0, 0.0]) and np.all(ours <= [2.0, 1.0])
 
 
 # --- Gymnasium 1.x autoreset ------------------------------------------------------------------------------------
