@@ -172,7 +172,9 @@ def test_private_tmp_is_not_shared_between_workers():
     writer = hostile("open('/tmp/message', 'w').write('hello')\nopen('/dev/shm/message', 'w').write('hello')\n"
                      "return None")
     assert contained(writer) is None
-    assert contained(hostile("return os.listdir('/tmp') + os.listdir('/dev/shm')")) is None
+    # only the writer's files count: with the checkout or virtualenv under /tmp, /tmp also holds their read-only binds
+    assert contained(hostile("return [n for n in os.listdir('/tmp') + os.listdir('/dev/shm') if n == 'message']")) \
+        is None
 
 
 def test_unbounded_mkdir_in_tmp_is_bounded_and_the_host_untouched():
@@ -332,7 +334,7 @@ class Policy:
             mark.write(str(time.time()))
 
     def scored(self):
-        marks = os.listdir("/tmp")
+        marks = [name for name in os.listdir("/tmp") if name.startswith("built-")]  # its own marks only
         return (SEEN["built"] > EPISODES or SEEN["calls"] > CALLS
                 or len(marks) > EPISODES or len({m.split("-")[1] for m in marks}) > 1 or os.getpid() != 1
                 or time.monotonic() - SEEN["first"] > 60)
