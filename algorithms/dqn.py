@@ -27,7 +27,7 @@ import torch.optim as optim
 
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
-from promptpo_bench.baselines import ReplayBuffer, make_envs, real_next_obs
+from promptpo_bench.baselines import ReplayBuffer, real_next_obs
 from promptpo_bench.torch_policy import NumpyMLP, make_checkpoint, mlp
 
 SCRIPT = "dqn.py"
@@ -114,15 +114,8 @@ def main(args: Args):
     if not isinstance(single_action_space, gym.spaces.Discrete):
         baselines.fail(SCRIPT, f"{args.env_id} has {type(single_action_space).__name__} actions; DQN needs Discrete (use ppo.py"
              f"{' or sac.py' if isinstance(single_action_space, gym.spaces.Box) else ''})")
-    # env setup
-    try:
-        envs = make_envs(args, env_kwargs, baselines.run_dir_of(args))
-    except (gym.error.Error, ImportError) as e:
-        baselines.fail(SCRIPT, str(e).splitlines()[0])
-    run = baselines.Run(args, "dqn", env_kwargs)
-
-    # TRY NOT TO MODIFY: seeding
-    device = baselines.seed_everything(args)
+    # env setup, the run (directory, W&B, evaluations, record) and seeding
+    envs, run, device = baselines.set_up(SCRIPT, args, "dqn", env_kwargs)
 
     obs_dim = int(np.prod(single_obs_space.shape))
     n_actions = int(single_action_space.n)

@@ -31,7 +31,6 @@ from torch.distributions.normal import Normal
 
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
-from promptpo_bench.baselines import make_envs
 from promptpo_bench.torch_policy import NumpyMLP, make_checkpoint, mlp
 
 SCRIPT = "ppo.py"
@@ -94,8 +93,8 @@ class Args(baselines.BaselineArgs):
     """the number of iterations (computed in runtime)"""
 
 
-def resolve_defaults(args: Args, discrete: bool) -> Args:
-    """CleanRL's tuned defaults: ppo.py for Discrete actions, ppo_continuous_action.py for Box."""
+def check_args(args: Args, discrete: bool) -> Args:
+    """Fill in CleanRL's tuned defaults (ppo.py for Discrete actions, ppo_continuous_action.py for Box), then check."""
     defaults = dict(total_timesteps=500_000, learning_rate=2.5e-4, num_envs=4, num_steps=128, num_minibatches=4,
                     update_epochs=4, ent_coef=0.01) if discrete else \
         dict(total_timesteps=1_000_000, learning_rate=3e-4, num_envs=1, num_steps=2048, num_minibatches=32,
@@ -266,16 +265,9 @@ def main(args: Args):
         baselines.fail(SCRIPT, f"{args.env_id} has {type(single_action_space).__name__} actions; PPO here needs "
                        "Discrete or Box")
     discrete = isinstance(single_action_space, gym.spaces.Discrete)
-    args = resolve_defaults(args, discrete)
-    # env setup
-    try:
-        envs = make_envs(args, env_kwargs, baselines.run_dir_of(args))
-    except (gym.error.Error, ImportError) as e:
-        baselines.fail(SCRIPT, str(e).splitlines()[0])
-    run = baselines.Run(args, "ppo", env_kwargs)
-
-    # TRY NOT TO MODIFY: seeding
-    device = baselines.seed_everything(args)
+    args = check_args(args, discrete)
+    # env setup, the run (directory, W&B, evaluations, record) and seeding
+    envs, run, device = baselines.set_up(SCRIPT, args, "ppo", env_kwargs)
 
     obs_dim = int(np.prod(single_obs_space.shape))
     obs_norm = ObsNormalizer((obs_dim,), args.norm_obs)

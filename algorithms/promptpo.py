@@ -43,7 +43,7 @@ from promptpo_bench import registry
 from promptpo_bench.errors import BenchError
 from promptpo_bench.llm import ContextLengthError, Journal, LLMClient, LLMConfig, LLMError, Reply, extract_code
 from promptpo_bench.progress import Progress
-from promptpo_bench.records import RunRecorder, atomic_write_json, default_run_dir, final_eval, sha256_file
+from promptpo_bench.records import RunRecorder, atomic_write_json, final_eval, run_dir_of, sha256_file
 from promptpo_bench.rollout import (HELDOUT_SEED_BASE, RandomPolicy, RolloutFailure, heldout_seeds, reusing_envs,
                                     run_episodes)
 from promptpo_bench.sandbox import (Limits, PolicyFailure, SandboxedFeedback, SandboxedPolicy, check_sandbox,
@@ -529,7 +529,7 @@ def main(args: Args) -> int:
         args = Args(**{**saved["args"], "resume": args.resume})
         command, started = saved["command"], saved["started_at"]
     else:
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.env_id, args.exp_name, args.seed)
+        run_dir = run_dir_of(args)
         command, started = None, None
     registry.get(args.env_id)  # a one-line error for an unknown id, before anything is written
     registry.parse_kwargs(args.env_kwargs)

@@ -27,7 +27,7 @@ import torch.optim as optim
 
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
-from promptpo_bench.baselines import ReplayBuffer, make_envs, no_weight_grads, real_next_obs
+from promptpo_bench.baselines import ReplayBuffer, no_weight_grads, real_next_obs
 from promptpo_bench.torch_policy import NumpyMLP, make_checkpoint, mlp
 
 SCRIPT = "sac.py"
@@ -158,15 +158,8 @@ def main(args: Args):
              f"{' or dqn.py' if isinstance(single_action_space, gym.spaces.Discrete) else ''})")
     if not np.all(np.isfinite(single_action_space.low)) or not np.all(np.isfinite(single_action_space.high)):
         baselines.fail(SCRIPT, f"{args.env_id} has unbounded Box actions; SAC squashes actions into finite bounds")
-    # env setup
-    try:
-        envs = make_envs(args, env_kwargs, baselines.run_dir_of(args))
-    except (gym.error.Error, ImportError) as e:
-        baselines.fail(SCRIPT, str(e).splitlines()[0])
-    run = baselines.Run(args, "sac", env_kwargs)
-
-    # TRY NOT TO MODIFY: seeding
-    device = baselines.seed_everything(args)
+    # env setup, the run (directory, W&B, evaluations, record) and seeding
+    envs, run, device = baselines.set_up(SCRIPT, args, "sac", env_kwargs)
 
     obs_dim = int(np.prod(single_obs_space.shape))
     act_dim = int(np.prod(single_action_space.shape))

@@ -244,13 +244,13 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 OURS_WITH_EPISODE_LINES = """
 import runpy, sys
 from promptpo_bench import baselines
-log_episodes = baselines.Run.log_episodes
+log_episodes = baselines.BaselineRun.log_episodes
 def log_and_print(self, infos, global_step):
     if "episode" in infos:
         for r in infos["episode"]["r"][infos["_episode"]]:
             print(f"global_step={global_step}, episodic_return={r}")
     log_episodes(self, infos, global_step)
-baselines.Run.log_episodes = log_and_print
+baselines.BaselineRun.log_episodes = log_and_print
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """

@@ -30,9 +30,10 @@ import tyro
 from . import registry
 from .errors import BenchError
 from .progress import Progress
-from .records import RunRecorder, default_run_dir
+from .records import RunRecorder, final_eval, run_dir_of
 from .rollout import HELDOUT_SEED_BASE, Episodes, heldout_seeds, make_env, run_episodes
 from .torch_policy import TorchPolicy
+from .tracking import start_wandb
 
 
 @dataclass
@@ -212,12 +213,18 @@ def no_weight_grads(params: list[torch.nn.Parameter]):
             param.requires_grad_(True)
 
 
-def run_dir_of(args: Any) -> Path:
-    """--run-dir, or CleanRL's runs/{env_id}__{exp_name}__{seed}__{unix_time}."""
-    return Path(args.run_dir) if args.run_dir else default_run_dir(args.env_id, args.exp_name, args.seed)
+def set_up(script: str, args: Any, algorithm: str, env_kwargs: dict) -> tuple[gym.vector.VectorEnv, BaselineRun,
+                                                                             torch.device]:
+    """The envs, the run (directory, W&B, evaluations, record) and the seeded device: every baseline's set-up."""
+    try:
+        envs = make_envs(args, env_kwargs, run_dir_of(args))
+    except (gym.error.Error, ImportError) as e:
+        fail(script, str(e).splitlines()[0])
+    run = BaselineRun(args, algorithm, env_kwargs)
+    return envs, run, seed_everything(args)
 
 
-class Run:
+class BaselineRun:
     """One baseline run: its directory, W&B, the held-out evaluations and the final record."""
 
     def __init__(self, args: Any, algorithm: str, env_kwargs: dict):
@@ -226,15 +233,8 @@ class Run:
         config = {**asdict(args), "env_kwargs": env_kwargs}
         self.recorder = RunRecorder(self.run_dir, algorithm=algorithm, env_id=args.env_id, env_kwargs=env_kwargs,
                                     seed=args.seed, config=config)
-        self.wandb = None
-        if args.track:
-            import wandb
-
-            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, group=args.wandb_group,
-                       config=config, name=self.run_dir.name, dir=str(self.run_dir), save_code=True)
-            wandb.define_metric("global_step")
-            wandb.define_metric("*", step_metric="global_step")
-            self.wandb = wandb
+        self.wandb = start_wandb(args.wandb_project_name, self.run_dir.name, config, args.wandb_entity,
+                                 args.wandb_group, self.run_dir) if args.track else None
         self.episodes, self.eval_time, self.eval_env_steps = 0, 0.0, 0
         self.start_time = time.time()
         self.next_eval = 0
@@ -300,10 +300,6 @@ class Run:
         self.progress.close()
         print(f"SPS: {self.sps(global_step)} ({global_step} steps in {train_time:.1f}s of training)")
         final = self.evaluate(checkpoint, global_step, self.args.eval_episodes)
-        final_eval = {"episode_seeds": final.seeds, "returns": final.returns.tolist(),
-                      "mean_return": final.mean_return,
-                      "successes": None if final.successes is None else final.successes.tolist(),
-                      "success_rate": final.success_rate}
         record = None
         if self.args.save_model:
             torch.save(checkpoint, self.run_dir / "model.pt")
@@ -311,7 +307,7 @@ class Run:
                 totals={"env_steps": global_step, "episodes": self.episodes, "llm_calls": 0, "prompt_tokens": 0,
                         "completion_tokens": 0, "cost_usd": None, "eval_env_steps": self.eval_env_steps,
                         "train_time_s": round(train_time, 3), "sps": int(global_step / max(train_time, 1e-9))},
-                final_eval=final_eval, policy_path="model.pt", policy_kind="torch")
+                final_eval=final_eval(final), policy_path="model.pt", policy_kind="torch")
             print(f"model saved to {self.run_dir / 'model.pt'}; record written to {self.run_dir / 'record.json'}")
         else:
             print("--no-save-model: no model.pt, so no record.json (curve.jsonl has the evaluations)")

@@ -54,6 +54,11 @@ def final_eval(episodes: Episodes, failure: dict[str, Any] | None = None) -> dic
             "success_rate": episodes.success_rate, "failure": failure}
 
 
+def run_dir_of(args: Any) -> Path:
+    """An algorithm's run directory: --run-dir, or CleanRL's runs/{env_id}__{exp_name}__{seed}__{unix_time}."""
+    return Path(args.run_dir) if args.run_dir else default_run_dir(args.env_id, args.exp_name, args.seed)
+
+
 def default_run_dir(env_id: str, exp_name: str, seed: int) -> Path:
     """CleanRL's layout: runs/{env_id}__{exp_name}__{seed}__{unix_time}."""
     return Path("runs") / f"{env_id}__{exp_name}__{seed}__{int(time.time())}"

@@ -25,6 +25,7 @@ from promptpo_bench.records import load_record  # noqa: E402
 from promptpo_bench.rollout import HELDOUT_SEED_BASE, heldout_seeds, run_episodes  # noqa: E402
 from promptpo_bench.torch_policy import NumpyMLP, load_checkpoint, load_torch_policy, mlp  # noqa: E402
 from algorithm_files import load_algorithm  # noqa: E402
+from promptpo_bench.baselines import make_envs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -236,7 +237,7 @@ def test_sac_numpy_sampling_is_get_actions_distribution():
 def test_episode_statistics_equal_manual_count(native):
     """RecordEpisodeStatistics over the algorithms' SAME_STEP vector envs equals a count of the raw rewards."""
     args = ppo.Args(env_id="NoiseWorld-Board0-v0", num_envs=6, native_vector_env=native)
-    envs = ppo.make_envs(args, {}, run_dir=None)
+    envs = make_envs(args, {}, run_dir=None)
     inner = envs.env
     assert isinstance(inner, gym.vector.SyncVectorEnv) != native
     rng = np.random.default_rng(0)
