@@ -136,7 +136,7 @@ def main(args: Args):
 
     global_step = 0
 
-    # TRY NOT TO MODIFY: start the game
+    # TRY NOT TO MODIFY: start the game (the same head as sac.py's loop, deliberately: each file reads on its own)
     run.start_clock()
     obs, _ = envs.reset(seed=args.seed)
     envs.action_space.seed(args.seed)
