@@ -19,21 +19,33 @@ import json
 import os
 import subprocess
 import sys
+import types
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+import promptpo_bench  # noqa: F401  (registers the tasks)
+from promptpo_bench.descriptions.noiseworld import Observation
+from promptpo_bench.rollout import RandomPolicy, make_env, reusing_envs, run_episodes
+from promptpo_bench.sandbox import SandboxedPolicy
+from promptpo_bench.sandbox_worker import RawObservation
 
-import promptpo_bench  # noqa: E402
-from promptpo_bench.descriptions.noiseworld import Observation  # noqa: E402
-from promptpo_bench.rollout import RandomPolicy, make_env, reusing_envs, run_episodes  # noqa: E402
-from promptpo_bench.sandbox import SandboxedPolicy  # noqa: E402
-from promptpo_bench.sandbox_worker import RawObservation  # noqa: E402
-from scripted_server import Scripted, ScriptedLLMServer  # noqa: E402  (test double)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _test_double() -> types.ModuleType:
+    """tests/scripted_server.py, the scripted OpenAI-compatible server of the tests, loaded from its file."""
+    spec = importlib.util.spec_from_file_location("scripted_server", ROOT / "tests" / "scripted_server.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_server = _test_double()
+Scripted, ScriptedLLMServer = _server.Scripted, _server.ScriptedLLMServer
 
 REFERENCE_LOOP = """
 import sys, time
