@@ -46,8 +46,9 @@ def cmd_tasks(args: argparse.Namespace) -> None:
             env.close()
         rows.append((spec.id, spec.family, str(spec.horizon), *spaces, f"{ref.random:.2f}", f"{ref.optimal:.2f}",
                      spec.summary))
-        if registry.missing_requirements(spec):
-            missing.setdefault(spec.family, (spec.extra, registry.missing_requirements(spec)))
+        absent = registry.missing_requirements(spec)
+        if absent:
+            missing.setdefault(spec.family, (spec.extra, absent))
     header = ("id", "family", "horizon", "observation", "action", "random", "optimal", "task")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:

@@ -56,12 +56,9 @@ def final_eval(episodes: Episodes, failure: dict[str, Any] | None = None) -> dic
 
 def run_dir_of(args: Any) -> Path:
     """An algorithm's run directory: --run-dir, or CleanRL's runs/{env_id}__{exp_name}__{seed}__{unix_time}."""
-    return Path(args.run_dir) if args.run_dir else default_run_dir(args.env_id, args.exp_name, args.seed)
-
-
-def default_run_dir(env_id: str, exp_name: str, seed: int) -> Path:
-    """CleanRL's layout: runs/{env_id}__{exp_name}__{seed}__{unix_time}."""
-    return Path("runs") / f"{env_id}__{exp_name}__{seed}__{int(time.time())}"
+    if args.run_dir:
+        return Path(args.run_dir)
+    return Path("runs") / f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
 def sha256_file(path: str | Path) -> str:
