@@ -204,6 +204,10 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         "(promptpo); default: each algorithm's own")
     parser.add_argument("--args", action="append", metavar="ALGO='FLAGS'",
                         help="extra flags of one algorithm, repeatable: --args promptpo='--llm-model gpt-4o-mini'")
+    parser.add_argument("--configs", action="append", metavar="ALGO:NAME='FLAGS'",
+                        help="a tuning sweep: named configurations of one algorithm, repeatable (--configs "
+                        "ppo:default='' --configs ppo:ent-0.05='--ent-coef 0.05'); each runs on every task and seed "
+                        "in OUT/{env_id}__{algo}-{NAME}__{seed}, and the summary picks the best mean score")
     parser.add_argument("--out", help="sweep directory; each run in OUT/{env_id}__{algo}__{seed} (default runs/sweep)")
     parser.add_argument("--backend", choices=("local", "ray"), help="local process pool (default) or Ray tasks")
     parser.add_argument("-j", "--jobs", type=int, help="runs at once on the local backend / CPUs of a local Ray "
@@ -233,7 +237,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     options = sweep.load_sweep_file(args.sweep_file) if args.sweep_file else {}
     if args.algos is not None:  # a narrower --algos than the file's: its budget and args of the others do not apply
         chosen = set(sweep.parse_list(args.algos, "algorithms")) | {"default"}
-        for key in ("budget", "args"):
+        for key in ("budget", "args", "configs"):
             if isinstance(options.get(key), dict):
                 options[key] = {algo: value for algo, value in options[key].items() if algo in chosen}
     flags = {k: v for k, v in vars(args).items() if k not in ("sweep_file", "dry_run", "command", "func")}
@@ -255,8 +259,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except BlockingIOError:
         raise BenchError(f"another sweep is running in {grid.out}") from None
     counts = Counter(states.values())
-    print(f"[sweep] {len(runs)} runs ({len(grid.algos)} algorithms x {len(grid.tasks)} tasks x "
-          f"{len(grid.seeds)} seeds) in {grid.out}: {counts['finished']} finished (skipped), "
+    methods = sum(len(grid.configs.get(algo, {None: None})) for algo in grid.algos)
+    kind = "configurations" if grid.configs else "algorithms"
+    print(f"[sweep] {len(runs)} runs ({methods} {kind} x {len(grid.tasks)} tasks x {len(grid.seeds)} seeds) in "
+          f"{grid.out}: {counts['finished']} finished (skipped), "
           f"{counts['resume']} to resume, {counts['restart']} to restart, {counts['new']} new; backend "
           f"{grid.backend}" + (f" at {grid.ray_address}" if grid.ray_address else ""), flush=True)
     progress = SweepProgress(len(todo), running_label="running" if grid.backend == "local" else "in Ray")
@@ -273,7 +279,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     rows = sweep.summarize(runs)
     print()
     print(sweep.format_summary(rows, len(grid.seeds)))
-    atomic_write_json(grid.out / "summary.json", {"rows": rows, "wall_time_s": round(time.time() - t0, 3),
+    picks = sweep.pick_configs(rows, len(grid.seeds))
+    if picks:
+        print(sweep.format_picks(picks))
+    atomic_write_json(grid.out / "summary.json", {"rows": rows, "picks": picks,
+                                                  "wall_time_s": round(time.time() - t0, 3),
                                                   "backend": grid.backend, "ran": len(outcomes),
                                                   "failed": [o.run.name for o in failed],
                                                   "skipped": counts["finished"]})

@@ -1,9 +1,11 @@
 """Sweeps: every algorithm × task × seed of a grid, each run the algorithm's own file in a subprocess.
 
 A sweep's run is exactly the command a user could type (`python algorithms/ppo.py --env-id ... --seed ...
---run-dir OUT/{env_id}__{algo}__{seed}`), and its record stores that command. Two backends start them
-(sweep_backends.py): a bounded local process pool, or Ray tasks (one CPU/GPU request per run, a custom resource
-capping concurrent LLM runs per endpoint, retries of runs lost with a node). Rerunning a sweep skips finished
+--run-dir OUT/{env_id}__{algo}__{seed}`), and its record stores that command. A tuning sweep adds named
+configurations per algorithm (`configs`): each is one more set of flags, a run directory
+`OUT/{env_id}__{algo}-{config}__{seed}`, and the summary picks the configuration with the best mean score.
+Two backends start them (sweep_backends.py): a bounded local process pool, or Ray tasks (one CPU/GPU request per
+run, a custom resource capping concurrent LLM runs per endpoint, retries of runs lost with a node). Rerunning a sweep skips finished
 runs (valid record.json), resumes interrupted resumable runs (PromptPO: `--resume RUN_DIR`) and restarts
 interrupted baseline runs from scratch, since those cannot resume. This module holds the grid, the sweep file,
 each run's state on disk, the summary table and `--submit`.
@@ -80,6 +82,7 @@ class SweepRun:
     run_dir: Path
     flags: tuple[str, ...]  # everything after the script path, --run-dir included
     llm_endpoint: str | None  # the endpoint it talks to, for the concurrency cap; None: no LLM
+    config: str | None = None  # the named configuration of a tuning sweep; None: the algorithm's flags as given
     # variables forwarded to the run wherever it runs (API keys, W&B mode); kept out of repr, which may be printed
     env: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
 
@@ -88,8 +91,13 @@ class SweepRun:
         return self.run_dir.name
 
     @property
+    def method(self) -> str:
+        """The algorithm, with its configuration's name in a tuning sweep: ppo or ppo[ent-0.05]."""
+        return f"{self.algo}[{self.config}]" if self.config else self.algo
+
+    @property
     def label(self) -> str:
-        return f"{self.env_id} {self.algo} seed {self.seed}"
+        return f"{self.env_id} {self.method} seed {self.seed}"
 
     def command(self) -> list[str]:
         """The command that starts this run from scratch (with the Python that runs this code)."""
@@ -179,6 +187,38 @@ def parse_algo_args(value: Any, algos: list[str]) -> dict[str, list[str]]:
     return result
 
 
+def parse_configs(value: Any, algos: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Named configurations per algorithm: ["ppo:ent-0.05=--ent-coef 0.05", ...] (command line) or
+    {ppo = {default = "", ent-0.05 = "--ent-coef 0.05"}} (a file); names are letters, digits, '.', '-'."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        items = [(algo, name, flags) for algo, named in value.items()
+                 for name, flags in (named.items() if isinstance(named, dict) else [(None, named)])]
+    else:
+        items = []
+        for text in value:
+            head, sep, flags = text.partition("=")
+            algo, colon, name = head.partition(":")
+            items.append((algo, name if sep and colon else None, flags))
+    result: dict[str, dict[str, list[str]]] = {}
+    for algo, name, flags in items:
+        algo = algo.strip()
+        if algo not in algos:
+            raise BenchError(f"--configs names {algo!r}, not one of the sweep's algorithms ({', '.join(algos)})")
+        if name is None or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", name.strip()):
+            raise BenchError(f"--configs must be ALGO:NAME='FLAGS' with NAME of letters, digits, '.' and '-', e.g. "
+                             f"--configs ppo:ent-0.05='--ent-coef 0.05', got {algo}:{name}")
+        if not isinstance(flags, (str, list)):
+            raise BenchError(f"--configs {algo}:{name}: the flags must be a string or a list of strings (in TOML, "
+                             f'quote a name with dots: "{name}.x" = "...")')
+        named = result.setdefault(algo, {})
+        if name.strip() in named:
+            raise BenchError(f"--configs names {algo}:{name.strip()} twice")
+        named[name.strip()] = list(map(str, flags)) if isinstance(flags, list) else shlex.split(flags)
+    return result
+
+
 def check_task(env_id: str) -> None:
     """A suite task or any Gymnasium id, else a one-line error naming the closest suite ids."""
     import gymnasium as gym
@@ -212,6 +252,7 @@ class Sweep:
     out: Path
     budget: dict[str, int] = dataclasses.field(default_factory=dict)
     args: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    configs: dict[str, dict[str, list[str]]] = dataclasses.field(default_factory=dict)
     backend: str = "local"
     jobs: int = os.cpu_count() or 1
     cpus_per_run: float = 1.0
@@ -234,18 +275,20 @@ class Sweep:
         for seed in self.seeds:
             for env_id in self.tasks:
                 for algo in self.algos:
-                    run_dir = self.out / f"{env_id}__{algo}__{seed}"
-                    flags = ["--env-id", env_id, "--seed", str(seed), "--run-dir", str(run_dir)]
-                    if algo in self.budget:
-                        flags += [declared[algo].budget_flag, str(self.budget[algo])]
-                    if self.track:
-                        flags += ["--track", "--wandb-group", self.wandb_group or self.out.name]
-                        if self.wandb_project_name:
-                            flags += ["--wandb-project-name", self.wandb_project_name]
-                    flags += self.args.get(algo, [])
-                    endpoint = llm_endpoint(flags) if declared[algo].uses_llm else None
-                    runs.append(SweepRun(algo, env_id, seed, self.algorithms_dir / f"{algo}.py", declared[algo],
-                                         run_dir, tuple(flags), endpoint, env))
+                    for config, config_flags in (self.configs.get(algo) or {None: []}).items():
+                        name = f"{algo}-{config}" if config else algo
+                        run_dir = self.out / f"{env_id}__{name}__{seed}"
+                        flags = ["--env-id", env_id, "--seed", str(seed), "--run-dir", str(run_dir)]
+                        if algo in self.budget:
+                            flags += [declared[algo].budget_flag, str(self.budget[algo])]
+                        if self.track:
+                            flags += ["--track", "--wandb-group", self.wandb_group or self.out.name]
+                            if self.wandb_project_name:
+                                flags += ["--wandb-project-name", self.wandb_project_name]
+                        flags += self.args.get(algo, []) + config_flags
+                        endpoint = llm_endpoint(flags) if declared[algo].uses_llm else None
+                        runs.append(SweepRun(algo, env_id, seed, self.algorithms_dir / f"{algo}.py", declared[algo],
+                                             run_dir, tuple(flags), endpoint, config, env))
         return runs
 
 
@@ -283,7 +326,7 @@ def build_sweep(options: dict[str, Any]) -> Sweep:
     sweep = Sweep(algos=algos, tasks=tasks, seeds=parse_seeds(options["seeds"]),
                   out=Path(options.get("out") or "runs/sweep").resolve(),
                   budget=parse_budget(options.get("budget"), algos), args=parse_algo_args(options.get("args"), algos),
-                  algorithms_dir=algorithms_dir.resolve())
+                  configs=parse_configs(options.get("configs"), algos), algorithms_dir=algorithms_dir.resolve())
     for name in ("backend", "jobs", "cpus_per_run", "gpus_per_run", "ray_address", "max_concurrent_llm_runs",
                  "max_retries", "track", "wandb_group", "wandb_project_name", "submit", "leaderboard"):
         if options.get(name) is not None:
@@ -366,12 +409,13 @@ def _score(record: dict, references: dict) -> tuple[float, bool]:
 
 
 def summarize(runs: list[SweepRun]) -> list[dict[str, Any]]:
-    """Per task × algorithm: finished seeds, failed seeds, mean and 95% CI (Student t over seeds) of the score."""
+    """Per task × algorithm (× configuration): finished and failed seeds, mean and 95% CI (Student t over seeds)
+    of the score."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     references: dict = {}
     for run in runs:
-        row = rows.setdefault((run.env_id, run.algo), {"task": run.env_id, "algo": run.algo, "seeds": [],
-                                                       "failed": [], "scores": [], "normalised": True})
+        row = rows.setdefault((run.env_id, run.method), {"task": run.env_id, "algo": run.algo, "config": run.config,
+                                                         "seeds": [], "failed": [], "scores": [], "normalised": True})
         try:
             record = load_record(run.run_dir)
         except BenchError:
@@ -399,11 +443,39 @@ def format_summary(rows: list[dict[str, Any]], planned_seeds: int) -> str:
             spread = "(one seed: no CI)" if row["ci95"] is None else f"± {row['ci95']:.3f}"
             score = f"{row['mean']:.3f} {spread}" + ("" if row["normalised"] else " (raw return)")
         failed = ",".join(map(str, row["failed"])) or "-"
-        lines.append((row["task"], row["algo"], f"{len(row['seeds'])}/{planned_seeds}", score, failed))
+        method = f"{row['algo']}[{row['config']}]" if row.get("config") else row["algo"]
+        lines.append((row["task"], method, f"{len(row['seeds'])}/{planned_seeds}", score, failed))
     widths = [max(len(r[i]) for r in lines + [header]) for i in range(len(header))]
     text = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + lines]
     return "\n".join(text) + ("\nscore: final held-out mean return, normalised (random = 0, optimal = 1) where the "
                               "task has reference scores")
+
+
+def pick_configs(rows: list[dict[str, Any]], planned_seeds: int) -> dict[str, dict[str, Any]]:
+    """Per algorithm of a tuning sweep, each configuration's score (the mean over tasks of its mean over seeds) and
+    the pick: the best score among configurations finished on every task and seed (ties: the first listed)."""
+    scores: dict[str, dict[str, list[float | None]]] = {}
+    for row in rows:
+        if row.get("config"):
+            complete = len(row["seeds"]) == planned_seeds
+            scores.setdefault(row["algo"], {}).setdefault(row["config"], []).append(row["mean"] if complete else None)
+    picks = {}
+    for algo, by_config in scores.items():
+        means = {config: None if None in values else float(np.mean(values)) for config, values in by_config.items()}
+        finished = {config: mean for config, mean in means.items() if mean is not None}
+        picks[algo] = {"scores": means, "picked": max(finished, key=finished.get) if finished else None}
+    return picks
+
+
+def format_picks(picks: dict[str, dict[str, Any]]) -> str:
+    """The tuning result as text: every configuration's score and the one picked."""
+    lines = []
+    for algo, pick in picks.items():
+        scores = ", ".join(f"{config} {'(unfinished)' if mean is None else f'{mean:.3f}'}"
+                           for config, mean in pick["scores"].items())
+        lines.append(f"[tune] {algo}: picked {pick['picked'] or '- (no configuration finished every run)'} "
+                     f"(mean score over tasks: {scores})")
+    return "\n".join(lines)
 
 
 def submit(runs: list[SweepRun], out: Path, leaderboard: str | None) -> int:

@@ -106,11 +106,45 @@ promptpo = ["--llm-base-url", "http://127.0.0.1:9/v1", "--num-rounds", "2"]
     ({"budget": "dqn=100"}, "--budget names 'dqn'"),
     ({"args": ["ppo --num-envs 4"]}, "--args must be ALGO='FLAGS'"),
     ({"jobs": 0}, "--jobs must be at least 1"),
+    ({"configs": ["ppo=--ent-coef 0.05"]}, "--configs must be ALGO:NAME='FLAGS'"),
+    ({"configs": ["ppo:a b=--ent-coef 0.05"]}, "--configs must be ALGO:NAME='FLAGS'"),
+    ({"configs": ["dqn:x=--ent-coef 0.05"]}, "--configs names 'dqn'"),
+    ({"configs": ["ppo:x=", "ppo:x=--gamma 0.9"]}, "--configs names ppo:x twice"),
+    ({"configs": {"ppo": {"ent-0": {"05": "--ent-coef 0.05"}}}}, "quote a name with dots"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, options, message):
     base = {"algos": "ppo", "tasks": "NoiseWorld-Board0-v0", "seeds": "1", "out": str(tmp_path)}
     with pytest.raises(BenchError, match=re.escape(message)):
         sweep.build_sweep({**base, **options})
+
+
+def test_configurations_of_a_tuning_sweep_are_their_own_runs_and_the_best_mean_is_picked(tmp_path):
+    options = {"algos": "ppo,dqn", "tasks": BOARDS, "seeds": "101", "out": str(tmp_path), "budget": "5000",
+               "args": ["ppo=--eval-episodes 5"], "configs": ["ppo:default=", "ppo:ent-0.05=--ent-coef 0.05"]}
+    runs = sweep.build_sweep(options).runs()
+    assert [(r.env_id, r.method) for r in runs[:3]] == [
+        ("NoiseWorld-Board0-v0", "ppo[default]"), ("NoiseWorld-Board0-v0", "ppo[ent-0.05]"),
+        ("NoiseWorld-Board0-v0", "dqn")]
+    tuned = runs[1]
+    assert tuned.run_dir == tmp_path / "NoiseWorld-Board0-v0__ppo-ent-0.05__101"
+    assert tuned.flags[6:] == ("--total-timesteps", "5000", "--eval-episodes", "5", "--ent-coef", "0.05")
+    assert runs[0].flags[6:] == ("--total-timesteps", "5000", "--eval-episodes", "5")
+    assert sweep.build_sweep({**options, "configs": {"ppo": {"default": "", "ent-0.05": ["--ent-coef", "0.05"]}}}
+                             ).runs() == runs
+
+    def row(task, config, scores):
+        return {"task": task, "algo": "ppo", "config": config, "seeds": list(range(len(scores))),
+                "mean": sum(scores) / len(scores) if scores else None}
+    rows = [row("a", "default", [0.5, 0.5]), row("a", "wide", [0.9, 0.7]), row("a", "deep", [1.0, 1.0]),
+            row("b", "default", [0.5, 0.5]), row("b", "wide", [0.2, 0.4]), row("b", "deep", [1.0]),
+            {"task": "a", "algo": "dqn", "config": None, "seeds": [0, 1], "mean": 0.0}]
+    picks = sweep.pick_configs(rows, planned_seeds=2)
+    # deep is best but unfinished on b; wide (0.8 and 0.3: 0.55) beats default (0.5)
+    assert picks == {"ppo": {"scores": {"default": 0.5, "wide": pytest.approx(0.55), "deep": None}, "picked": "wide"}}
+    assert "[tune] ppo: picked wide (mean score over tasks: default 0.500, wide 0.550, deep (unfinished))" \
+        == sweep.format_picks(picks)
+    tie = sweep.pick_configs([row("a", "default", [0.5]), row("a", "other", [0.5])], planned_seeds=1)
+    assert tie["ppo"]["picked"] == "default"
 
 
 def test_a_directory_holding_another_run_is_refused(tmp_path):
@@ -313,3 +347,12 @@ def test_the_shipped_sweep_file_is_valid():
     runs = sweep.build_sweep(sweep.load_sweep_file(ROOT / "sweeps" / "noiseworld.toml")).runs()
     assert len(runs) == 3 * 4 * 5
     assert {r.flags[r.flags.index(r.traits.budget_flag) + 1] for r in runs} == {"1000000", "200000"}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("tuning-*.toml")), ids=lambda p: p.name)
+def test_tuning_sweeps_use_seeds_disjoint_from_the_reported_ones(path):
+    tuning = sweep.build_sweep(sweep.load_sweep_file(path))
+    assert tuning.configs
+    for reported in (ROOT / "sweeps").glob("*.toml"):
+        if not reported.name.startswith("tuning-"):
+            assert not set(sweep.build_sweep(sweep.load_sweep_file(reported)).seeds) & set(tuning.seeds), reported.name
