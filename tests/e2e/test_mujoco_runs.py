@@ -74,11 +74,11 @@ def test_promptpo_tiny_run_on_half_cheetah(tmp_path, capsys):
         result = subprocess.run(
             [sys.executable, str(ROOT / "algorithms" / "promptpo.py"), "--env-id", "HalfCheetah-v5",
              "--env-kwargs", '{"max_episode_steps": 25}', "--num-rounds", "1", "--num-candidates", "2",
-             "--num-episodes", "1", "--eval-episodes", "2", "--run-dir", str(tmp_path / "run"),
+             "--num-episodes", "1", "--eval-episodes", "10", "--run-dir", str(tmp_path / "run"),
              "--llm-base-url", server.base_url], capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     record = load_record(tmp_path / "run")  # schema-valid
-    assert record["env_id"] == "HalfCheetah-v5" and len(record["final_eval"]["returns"]) == 2
+    assert record["env_id"] == "HalfCheetah-v5" and len(record["final_eval"]["returns"]) == 10
     assert all(length == 25 for length in json.loads((tmp_path / "run" / "candidates" / "r0_c0_a0.json")
                                                      .read_text())["lengths"])
     assert any("class HalfCheetahObservation(Observation)" in p and "def half_cheetah_reward" in p for p in prompts)
@@ -88,10 +88,12 @@ def test_promptpo_tiny_run_on_half_cheetah(tmp_path, capsys):
     assert any("torso moved" in p for p in prompts)  # the Feedback read qpos on the candidates' episodes
     # `promptpo-bench rollout` of the run re-evaluates it on the observation its policy read, with its returns
     seeds = record["final_eval"]["episode_seeds"]
-    args = ["rollout", "HalfCheetah-v5", "--policy", str(tmp_path / "run"), "--episodes", "2", "--seed", str(seeds[0]),
+    args = ["rollout", "HalfCheetah-v5", "--policy", str(tmp_path / "run"), "--episodes", "10", "--seed", str(seeds[0]),
             "--json"]
     assert cli.main(args) == 0
     assert json.loads(capsys.readouterr().out)["returns"] == record["final_eval"]["returns"]
+    assert cli.main(["submit", str(tmp_path / "run"), "--leaderboard", str(tmp_path / "board")]) == 0  # re-evaluated
+    capsys.readouterr()
     record_path = tmp_path / "run" / "record.json"  # had it read the suite's description, it would get no qpos
     record_path.write_text(record_path.read_text().replace('"description_variant": "paper"',
                                                            '"description_variant": "suite"'))
