@@ -85,10 +85,12 @@ def reward(blood_glucose: float) -> float:
 # the observation's words per variant: the paper's (its env_contexts/glucose_*_context.txt) or the suite's
 _WORDS = {
     "paper": dict(resolution=" at 5-minute resolution", stochastic="\n    Observations are stochastic.",
-                  cgm="48 continuous glucose monitor (CGM) readings (blood glucose)", insulin="48 insulin amounts given",
+                  cgm="48 continuous glucose monitor (CGM) readings (blood glucose)",
+                  insulin="48 insulin amounts given",
                   carbs="48 carbohydrate (meal) intakes", alive="False if the patient has died", not_observed=""),
     "suite": dict(resolution="", stochastic="",
-                  cgm="48 glucose monitor (CGM) readings, mg/dL, noisy, in [39, 600] (the first one before the episode)",
+                  cgm="48 glucose monitor (CGM) readings, mg/dL, noisy, in [39, 600] (the first one before the "
+                      "episode)",
                   insulin="48 insulin rates the pump delivered, U/min (zeros before the episode began)",
                   carbs="48 carbohydrate intakes, g/min averaged over each step (a meal is eaten at 5 g/min)",
                   alive="False only in the final observation of an episode that ended on dangerous glucose",

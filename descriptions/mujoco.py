@@ -278,7 +278,7 @@ class AntObservationWithState(AntObservation):
     qpos: np.ndarray  # all joint positions: torso x, y, z, quaternion (w, x, y, z), then the 8 hinges in field order
     qvel: np.ndarray  # all joint velocities: torso linear (3) and angular (3), then the 8 hinges
     dt: float  # seconds per step: 0.05
-    cfrc_ext_full: np.ndarray  # (14, 6) contact forces, unclipped, the world body's row first (cfrc_ext is rows 1..13, clipped)
+    cfrc_ext_full: np.ndarray  # (14, 6) unclipped contact forces, world body first (cfrc_ext: bodies 1..13, clipped)
     main_body_xy: np.ndarray  # the torso's (x, y) in the world (m); the reward's forward speed uses x
 # </context>
 

@@ -57,8 +57,7 @@ def policy_variant(path: str | Path, env_id: str) -> str | None:
     """The description variant whose observation a code policy reads (`run_episodes`' `variant`): a run's recorded
     `config.description_variant` (None for records older than that field: they were scored on the env's own
     observation), the task's default for a bare policy file; None for a model.pt (PPO, SAC)."""
-    file, kind = policy_file(path)
-    if kind == "torch":
+    if policy_file(path)[1] == "torch":
         return None
     config = _run_config(path)
     return registry.default_variant(env_id) if config is None else config.get("description_variant")

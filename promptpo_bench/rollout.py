@@ -116,7 +116,8 @@ def make_rollout_env(env_id: str, env_kwargs: dict[str, Any] | None = None, vari
     return make_env(env_id, env_kwargs, variant)
 
 
-_idle_envs: dict[tuple[str, str, str | None], list[gym.Env]] | None = None  # envs kept for reuse, inside `reusing_envs()`
+# envs kept for reuse inside `reusing_envs()`, by task, kwargs and description variant
+_idle_envs: dict[tuple[str, str, str | None], list[gym.Env]] | None = None
 _idle_lock = threading.Lock()  # PromptPO rolls candidates out in threads
 
 

@@ -151,7 +151,8 @@ def test_expert_succeeds_and_descriptions_name_the_task():
 # github.com/Stephanehk/PromptPO) give the 39 numbers by block, the action's channels and the reward and success as
 # code, but no axes, gripper scale, object offsets, quaternion order, step size, hand box, dt or success rule
 SUITE_ONLY = ["x to the robot's right", "divided by 0.1 m", "always zeros", "0.045 m", "action * 0.01 m",
-              "+1 closes the fingers", "inside the box", "One step lasts", "50 fixed variants", "success does not end it",
+              "+1 closes the fingers", "inside the box", "One step lasts", "50 fixed variants",
+              "success does not end it",
               "at any step", "physics ever goes unstable", "quaternion (w, x, y, z)", "quaternion (x, y, z, w)"]
 
 

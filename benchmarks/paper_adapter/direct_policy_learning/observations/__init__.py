@@ -79,7 +79,8 @@ class _MujocoObservation:
             setattr(obs, name, chunk.reshape(shape).copy() if shape else float(chunk[0]))
             start += count
         if start != len(values):
-            raise ValueError(f"{cls.__name__} expects {start} numbers (the paper variant's observation), got {len(values)}")
+            raise ValueError(f"{cls.__name__} expects {start} numbers (the paper variant's observation), "
+                             f"got {len(values)}")
         for name, value in cls.CONSTANTS.items():
             setattr(obs, name, dict(value) if isinstance(value, dict) else value)
         return obs
