@@ -388,7 +388,7 @@ class PromptPO:
                     with SandboxedPolicy(code, self.observation, self.action_space, self.limits, worker=worker,
                                          lifetime=self.args.policy_lifetime, unsafe=self.args.unsafe_sandbox) as policy:
                         episodes = run_episodes(self.args.env_id, policy, seeds, self.env_kwargs,
-                                                record_observations=True)
+                                                record_observations=True, variant=self.args.description_variant)
                     np.save(cache.with_suffix(".npy"), np.concatenate([np.stack(t) for t in episodes.observations]))
                     attempt.returns, attempt.lengths = episodes.returns.tolist(), episodes.lengths.tolist()
                     attempt.successes = None if episodes.successes is None else episodes.successes.tolist()
@@ -408,7 +408,8 @@ class PromptPO:
     def feedback_class(self) -> str | None:
         """Ask for Feedback and check it on one uniformly random episode (counted); repair failures."""
         probe = run_episodes(self.args.env_id, RandomPolicy(self.action_space, self.args.seed),
-                             round_seeds(self.args, -1)[:1], self.env_kwargs, record_observations=True)
+                             round_seeds(self.args, -1)[:1], self.env_kwargs, record_observations=True,
+                             variant=self.args.description_variant)  # Feedback reads the policy's Observation
         self.budget.add(probe.env_steps, 1)
         atomic_write_json(self.run_dir / "candidates" / "feedback_probe.json",
                           {"seeds": probe.seeds, "env_steps": probe.env_steps, "returns": probe.returns.tolist()})
@@ -635,7 +636,8 @@ def main(args: Args) -> int:
                              lifetime=args.policy_lifetime, unsafe=args.unsafe_sandbox,
                              episodes_per_worker=args.num_episodes) as policy, \
                 Progress(len(seeds), "held-out evaluation", unit="episode") as bar:
-            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs, on_episode_end=bar.advance)
+            episodes = run_episodes(args.env_id, policy, seeds, algo.env_kwargs, on_episode_end=bar.advance,
+                                    variant=args.description_variant)
     except RolloutFailure as error:  # episodes end where the policy failed; the failure is part of the record
         episodes, final_failure = error.partial, error.failure.to_dict()
     tokens = budget.tokens()

@@ -3,8 +3,10 @@ reference repository (github.com/Stephanehk/PromptPO), run unchanged in our sand
 
 The policies stay in your clone (the repository has no licence; nothing of it is copied here). Our adapter,
 benchmarks/paper_adapter/, gives each policy the observation object it was written for, under the import path
-it uses (`direct_policy_learning.observations`), built from our observation array. A policy that needs
-something our observation does not carry fails, and the table says exactly what. With --reference-env the
+it uses (`direct_policy_learning.observations`), built from the observation array of the task's default (the
+paper's) description variant, the one PromptPO's policies get (MuJoCo: the env's array, then qpos, qvel, dt and the
+task's positions). A policy that needs something that observation does not carry fails, and the table says exactly
+what. With --reference-env the
 NoiseWorld policies also run in the reference's own code from the clone (in a separate process, the
 reference's way: in-process, no sandbox, one Policy() per rollout): NoiseWorld in the reference's env on the
 same seeds; PointMaze, Meta-World and MuJoCo through the reference's own harness, env and reward functions
@@ -95,8 +97,8 @@ def run_ours(path: Path, seeds: list[int], lifetime: str) -> dict:
     code = path.read_text()
     env = registry.make(env_id)
     action_space = env.action_space
-    dt = getattr(env.unwrapped, "dt", None)
     env.close()
+    variant = registry.default_variant(env_id)  # the paper's information, as PromptPO's default
     row = {"task": env_id, "file": f"{folder}/{path.name}", "rounds": rounds(path.name), "episodes": len(seeds)}
     name = policy_class(code)
     if name is None:
@@ -107,16 +109,15 @@ def run_ours(path: Path, seeds: list[int], lifetime: str) -> dict:
         module = "direct_policy_learning.observations" + (f".{SUBMODULES[folder]}" if folder in SUBMODULES else "")
         with SandboxedPolicy(code, f"{module}:{observation}", action_space, limits,
                              class_name=name, lifetime=lifetime) as policy:
-            episodes = run_episodes(env_id, policy, seeds)
+            episodes = run_episodes(env_id, policy, seeds, variant=variant)
     except PolicyFailure as failure:
         return {**row, "ran": f"no: {why(failure.to_dict())}"}
     except RolloutFailure as error:
         return {**row, "ran": f"no: {why(error.failure.to_dict())}"}
     reference = registry.reference_scores(env_id)
-    adapter_dt = {"dt": dt} if dt is not None and observation.startswith("Mujoco") else {}
     return {**row, "mean": episodes.mean_return, "ci95": episodes.ci95(), "returns": episodes.returns.tolist(),
             "success_rate": episodes.success_rate, "normalised": registry.normalised(episodes.mean_return, reference),
-            "ran": "yes, unchanged", "seconds": time.perf_counter() - start, **adapter_dt}
+            "ran": "yes, unchanged", "seconds": time.perf_counter() - start, "variant": variant}
 
 
 # ---- the reference's own NoiseWorld, run in a child process with the clone importable ------------------------------

@@ -3,7 +3,9 @@
 A description module holds the task's `Observation` class (with `from_array`), its actions, reward and
 horizon, between `# <context>` markers; `VARIANTS`, the named information variants it offers (the first, the
 paper's information, is the default); and `context_variables(env, variant)`, which picks the marked blocks
-and fills in the placeholders. What the LLM reads is the marked source itself, so it is exactly what the
+and fills in the placeholders; optionally `SIMULATOR_STATE`, for a variant whose `Observation` carries more than the
+env's observation array (MuJoCo's `paper`), the function of the unwrapped env whose numbers the rollout appends to
+it. What the LLM reads is the marked source itself, so it is exactly what the
 tests import and check.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,6 +25,14 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 def default_variant(module: ModuleType) -> str:
     """The variant an LLM reads unless told otherwise: the paper's information."""
     return next(iter(module.VARIANTS))
+
+
+def simulator_state(module: ModuleType, variant: str) -> Callable[[Any], np.ndarray] | None:
+    """What a code policy reading `variant` gets appended to each observation array (a function of the unwrapped env),
+    or None: the env's own array."""
+    if variant not in module.VARIANTS:
+        raise ValueError(f"unknown description variant {variant!r}; this task has: {', '.join(module.VARIANTS)}")
+    return getattr(module, "SIMULATOR_STATE", {}).get(variant)
 
 
 def context(module: ModuleType, env, variant: str | None = None) -> str:

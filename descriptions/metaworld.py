@@ -10,7 +10,11 @@ It imports nothing but NumPy, so the sandbox can load it.
 
 from __future__ import annotations
 
-VARIANTS = {"suite": "the suite's description (its differences from the paper's context: README, Descriptions)"}
+VARIANTS = {
+    "paper": "the paper's information: the 39 numbers by block, the action's channels, the reward and success as code",
+    "suite": "adds the world frame's axes, the gripper reading's scale, what each object and goal field means in this "
+             "task, the action's step size, the hand's box and dt, and how success counts over an episode",
+}
 
 # <context>
 from dataclasses import dataclass
@@ -22,17 +26,17 @@ import numpy as np
 class Observation:
     """What the agent sees at each step: a Sawyer robot arm with a two-finger gripper, {task_words}.
 
-    Positions are in metres in the world frame: x to the robot's right, y away from the robot's base,
-    z up. Arrays are float64 NumPy arrays; the 39 numbers of the raw observation are, in order, the
-    fields below (the current 18, the previous step's 18, the goal's 3).
+    Positions are in metres in the world frame{frame_axes}.
+    Arrays are float64 NumPy arrays; the 39 numbers of the raw observation are, in order, the fields below
+    (the current 18, the previous step's 18, the goal's 3).
     """
 
     hand_pos: np.ndarray  # (3,) position of the hand (end effector)
-    gripper_distance: float  # distance between the two fingers, divided by 0.1 m and clipped to [0, 1]: 1 = open
+    gripper_distance: float  # {gripper}
     obj1_pos: np.ndarray  # (3,) {obj1}
     obj1_quat: np.ndarray  # (4,) {obj1_quat}
-    obj2_pos: np.ndarray  # (3,) always zeros in this task (there is no second object)
-    obj2_quat: np.ndarray  # (4,) always zeros in this task
+    obj2_pos: np.ndarray  # (3,) {obj2}
+    obj2_quat: np.ndarray  # (4,) {obj2}
     prev_hand_pos: np.ndarray  # (3,) the same 18 numbers one step earlier (at the first step: equal to the current ones)
     prev_gripper_distance: float
     prev_obj1_pos: np.ndarray  # (3,)
@@ -47,15 +51,24 @@ class Observation:
         v = np.array(array, dtype=np.float64)  # a copy: the policy may keep or change it
         return cls(v[0:3], float(v[3]), v[4:7], v[7:11], v[11:14], v[14:18],
                    v[18:21], float(v[21]), v[22:25], v[25:29], v[29:32], v[32:36], v[36:39])
+# </context>
 
+# <context when="paper">
+# Action: a NumPy array of 4 floats in [-1, 1].
+#   action[0:3]: xyz delta translation for the hand controller.
+#   action[3]:   gripper / finger control (it drives the two finger actuators).
+# </context>
 
+# <context when="suite">
 # Action: a NumPy array of 4 floats in [-1, 1].
 #   action[0:3]: move the hand's target point by action * 0.01 m along x, y, z this step (clipped to
 #                [-1, 1] first); the hand follows it. The target stays inside the box {hand_box}.
 #   action[3]:   gripper effort: +1 closes the fingers, -1 opens them.
 # One step lasts {dt} s of simulated time. The task's goal and its objects' start positions are
 # drawn anew for every episode, from 50 fixed variants of the task.
+# </context>
 
+# <context>
 
 def tolerance(x: float, lower: float, upper: float, margin: float) -> float:
     """1 when lower <= x <= upper, else falling off with the distance d to the interval: 1 / ((3 d / margin)^2 + 1)
@@ -79,9 +92,10 @@ def reward(obs: Observation, action: np.ndarray, tcp_center: np.ndarray, init_tc
            obj_to_target_init: float) -> float:
     """The reward of the step that produced `obs`, from 0 to 10.
 
-    Not in the observation (the simulator knows them, a policy does not): `tcp_center`, the point midway
-    between the two fingertips now (about 0.045 m below `hand_pos`); `init_tcp`, that point at the start of
-    the episode; `obj_to_target_init`, the button's distance from being fully pressed at the start (|y|).
+    Not in the observation (the simulator knows them, a policy does not):
+    `tcp_center`, {tcp};
+    `init_tcp`, that point at the start of the episode;
+    `obj_to_target_init`, the button's distance from being fully pressed at the start (|y|).
     """
     button = obs.obj1_pos
     tcp_to_button = float(np.linalg.norm(button - tcp_center))
@@ -137,8 +151,8 @@ def success(obs: Observation) -> bool:
 def reward(obs: Observation, action: np.ndarray, init_tcp: np.ndarray) -> float:
     """The reward of the step that produced `obs`, from 0 to 10.
 
-    Not in the observation (the simulator knows it, a policy does not): `init_tcp`, the point midway
-    between the two fingertips at the start of the episode (about 0.045 m below the first `hand_pos`).
+    Not in the observation (the simulator knows it, a policy does not):
+    `init_tcp`, {init_tcp}.
     """
     gripper, handle, target = obs.hand_pos, obs.obj1_pos, obs.goal_pos
     max_dist = 0.2  # how far the drawer opens
@@ -163,10 +177,10 @@ def reward(obs: Observation, action: np.ndarray, tcp_center: np.ndarray, left_pa
            right_pad: np.ndarray, init_tcp: np.ndarray, obj_init_pos: np.ndarray) -> float:
     """The reward of the step that produced `obs`, from 0 to 10.
 
-    Not in the observation (the simulator knows them, a policy does not): `tcp_center`, the point midway
-    between the two fingertips now (about 0.045 m below `hand_pos`); `left_pad` / `right_pad`, the
-    centres of the two finger pads now; `init_tcp`, the fingertips' midpoint at the start of the episode;
-    `obj_init_pos`, the puck's position at the start (its first `obj1_pos`, nearly).
+    Not in the observation (the simulator knows them, a policy does not):
+    `tcp_center`, {tcp};
+    `left_pad` / `right_pad`, the centres of the two finger pads now;
+    `init_tcp`, that point at the start of the episode; `obj_init_pos`, the puck's position at the start{obj_init}.
     """
     puck, target = obs.obj1_pos, obs.goal_pos
     # grasp: both pads on either side of the puck along y, fingertips at the puck in x-z, fingers closing
@@ -201,7 +215,11 @@ def success(obs: Observation) -> bool:
     return float(np.linalg.norm(obs.obj1_pos - obs.goal_pos)) <= 0.07
 # </context>
 
-# <context>
+# <context when="paper">
+# Episode: it ends after {horizon} steps (the horizon).
+# </context>
+
+# <context when="suite">
 # Episode: it lasts exactly {horizon} steps (the horizon); success does not end it. The episode counts as
 # a success if success(obs) holds at any step. (If the physics ever goes unstable, that step repeats the
 # last stable observation with reward 0 and no success.)
@@ -210,31 +228,52 @@ def success(obs: Observation) -> bool:
 # One row of the same shape per task (a table of the words each task's context fills in), deliberately.
 _TASKS = {
     "button-press-v3": dict(
-        tag="button_press", task_words="a button sticking out of a wall towards the robot",
+        tag="button_press", task_words="a button sticking out of a wall towards the robot", thing="the button",
         obj1="the button's tip (its position minus 0.193 m along y); pressing moves it along +y",
         obj1_quat="the button's orientation quaternion (w, x, y, z)",
-        goal="where the button's tip is when fully pressed; press it there"),
+        goal="where the button's tip is when fully pressed; press it there", paper_goal="the target xyz of the press"),
     "door-open-v3": dict(
-        tag="door_open", task_words="a door on a vertical hinge with a handle",
+        tag="door_open", task_words="a door on a vertical hinge with a handle", thing="the door handle",
         obj1="the door handle; opening the door swings it towards the robot and to the left (-x)",
         obj1_quat="the handle's orientation quaternion (x, y, z, w)",
-        goal="where the handle is when the door is open"),
+        goal="where the handle is when the door is open", paper_goal="the target of the pull (the handle's)"),
     "drawer-open-v3": dict(
-        tag="drawer_open", task_words="a drawer with a handle facing the robot",
+        tag="drawer_open", task_words="a drawer with a handle facing the robot", thing="the drawer handle",
         obj1="the drawer handle (the drawer's position minus 0.16 m along y); opening pulls it along -y",
         obj1_quat="the drawer's orientation quaternion (w, x, y, z)",
-        goal="where the handle is when the drawer is fully open (0.2 m out)"),
+        goal="where the handle is when the drawer is fully open (0.2 m out)",
+        paper_goal="the target of the pull (the handle's, the drawer open)"),
     "pick-place-v3": dict(
-        tag="pick_place", task_words="a puck on the table",
+        tag="pick_place", task_words="a puck on the table", thing="the puck",
         obj1="the puck (its centre of mass)",
         obj1_quat="the puck's orientation quaternion (x, y, z, w)",
-        goal="where to put the puck (it may be in the air: lift and carry it there)"),
+        goal="where to put the puck (it may be in the air: lift and carry it there)",
+        paper_goal="the target xyz for placing the puck"),
+}
+
+
+# what each variant says in the shared parts: the paper's words (its env_contexts/*_v3_*.txt) or the suite's
+_WORDS = {
+    "paper": dict(frame_axes="", gripper="the gripper's opening (one number)", obj2="padding (no second object)",
+                  tcp="the gripper's centre point now (the simulator's tcp_center)",
+                  init_tcp="the gripper's centre point at the start of the episode", obj_init=""),
+    "suite": dict(frame_axes=": x to the robot's right, y away from the robot's base, z up",
+                  gripper="distance between the two fingers, divided by 0.1 m and clipped to [0, 1]: 1 = open",
+                  obj2="always zeros in this task (there is no second object)",
+                  tcp="the point midway between the two fingertips now (about 0.045 m below `hand_pos`)",
+                  init_tcp="the point midway between the two fingertips at the start of the episode (about 0.045 m "
+                           "below the first `hand_pos`)",
+                  obj_init=" (its first `obj1_pos`, nearly)"),
 }
 
 
 def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
-    """The task's reward variant and placeholder values for `env` (an unwrapped MetaWorldEnv)."""
+    """The task's reward part, the variant's parts and the placeholder values for `env` (an unwrapped MetaWorldEnv)."""
     task = dict(_TASKS[env.env_name])
+    thing, paper_goal = task.pop("thing"), task.pop("paper_goal")
+    if variant == "paper":  # the reference names each block's object, not its offsets or quaternion order
+        task.update(obj1=f"{thing}'s position", obj1_quat=f"{thing}'s orientation (quaternion)", goal=paper_goal)
     low, high = env.sim.mocap_low, env.sim.mocap_high
     box = ", ".join(f"{axis} in [{lo:g}, {hi:g}]" for axis, lo, hi in zip("xyz", low, high))
-    return {task.pop("tag")}, {**task, "horizon": str(env.horizon), "hand_box": box, "dt": f"{env.sim.dt:g}"}
+    return {task.pop("tag"), variant}, {**task, **_WORDS[variant], "horizon": str(env.horizon), "hand_box": box,
+                                        "dt": f"{env.sim.dt:g}"}

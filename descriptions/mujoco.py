@@ -24,7 +24,7 @@ class Observation:
 
     Units are MuJoCo's: metres, radians, seconds (velocities in m/s and rad/s). A field typed `float` is one
     number; a field typed `np.ndarray` is a float64 block whose shape is given in the class's SHAPES.
-    `obs` passed to your policy is an instance of the task's subclass below.
+    `obs` passed to your policy is an instance of the last subclass below (the task's).
     """
 
     SHAPES = {}  # shapes of the array fields, per task (a plain class attribute, not a field)
@@ -47,7 +47,7 @@ class Observation:
 def _layout(cls: type, size: int) -> tuple[type, tuple]:
     """The task's class (found by the observation size when called on the base class) and each field's slice."""
     if cls is Observation:
-        matches = [c for c in Observation.__subclasses__() if c.size() == size]
+        matches = [c for c in _descendants(Observation) if c.size() == size]
         if not matches:
             raise ValueError(f"no MuJoCo observation layout has {size} numbers")
         cls = matches[0]
@@ -58,6 +58,10 @@ def _layout(cls: type, size: int) -> tuple[type, tuple]:
         slices.append((f.name, start, start + count, shape))
         start += count
     return cls, tuple(slices)
+
+
+def _descendants(cls: type) -> list[type]:
+    return [d for sub in cls.__subclasses__() for d in (sub, *_descendants(sub))]
 
 
 def control_cost(action, weight: float) -> float:
@@ -89,8 +93,22 @@ class HalfCheetahObservation(Observation):
     fthigh_vel: float
     fshin_vel: float
     ffoot_vel: float
+# </context>
 
+# <context when="HalfCheetah_state">
+@dataclass
+class HalfCheetahObservationWithState(HalfCheetahObservation):
+    """The 17 numbers above, then what the simulator holds beyond them (read after the step)."""
 
+    SHAPES = {"qpos": (9,), "qvel": (9,), "main_body_xy": (2,)}
+
+    qpos: np.ndarray  # all joint positions: rootx, rootz, rooty, bthigh, bshin, bfoot, fthigh, fshin, ffoot
+    qvel: np.ndarray  # all joint velocities, same order (unclipped)
+    dt: float  # seconds per step: 0.05
+    main_body_xy: np.ndarray  # (qpos[0], 0.0): the torso's x position, which the reward's forward speed uses
+# </context>
+
+# <context when="HalfCheetah">
 # Actions: 6 numbers in [-1, 1], torques on (in this order) the joints below; the torque is action * gear.
 HALF_CHEETAH_ACTIONS = [  # (joint, gear)
     ("bthigh", 120), ("bshin", 90), ("bfoot", 60), ("fthigh", 120), ("fshin", 60), ("ffoot", 30),
@@ -98,7 +116,7 @@ HALF_CHEETAH_ACTIONS = [  # (joint, gear)
 
 
 def half_cheetah_reward(action, x_before: float, x_after: float) -> float:
-    """Reward of one step. x is the torso's x position (m), which the observation leaves out; one step is
+    """Reward of one step. x is the torso's x position (m), {x_where}; one step is
     dt = 0.05 s, so (x_after - x_before) / dt is the average forward velocity over the step."""
     forward_reward = 1.0 * (x_after - x_before) / 0.05
     return forward_reward - control_cost(action, 0.1)
@@ -125,8 +143,22 @@ class HopperObservation(Observation):
     thigh_joint_vel: float  # (rad/s)
     leg_joint_vel: float
     foot_joint_vel: float
+# </context>
 
+# <context when="Hopper_state">
+@dataclass
+class HopperObservationWithState(HopperObservation):
+    """The 11 numbers above, then what the simulator holds beyond them (read after the step)."""
 
+    SHAPES = {"qpos": (6,), "qvel": (6,)}
+
+    qpos: np.ndarray  # all joint positions: rootx, rootz, rooty, thigh_joint, leg_joint, foot_joint
+    qvel: np.ndarray  # all joint velocities, same order, unclipped
+    dt: float  # seconds per step: 0.008
+    root_x_position: float  # qpos[0]: the torso's x position, which the reward's forward speed uses
+# </context>
+
+# <context when="Hopper">
 # Actions: 3 numbers in [-1, 1], torques on the joints below (torque = action * gear).
 HOPPER_ACTIONS = [("thigh_joint", 200), ("leg_joint", 200), ("foot_joint", 200)]  # (joint, gear)
 
@@ -140,7 +172,7 @@ def hopper_is_healthy(obs: HopperObservation) -> bool:
 
 
 def hopper_reward(action, x_before: float, x_after: float, next_obs: HopperObservation) -> float:
-    """Reward of one step. x is the torso's x position (m), left out of the observation; dt = 0.008 s."""
+    """Reward of one step. x is the torso's x position (m), {x_where}; dt = 0.008 s."""
     forward_reward = 1.0 * (x_after - x_before) / 0.008
     healthy_reward = 1.0 if hopper_is_healthy(next_obs) else 0.0
     return forward_reward + healthy_reward - control_cost(action, 1e-3)
@@ -164,14 +196,28 @@ class SwimmerObservation(Observation):
     free_body_rot_vel: float  # (rad/s)
     motor1_rot_vel: float
     motor2_rot_vel: float
+# </context>
 
+# <context when="Swimmer_state">
+@dataclass
+class SwimmerObservationWithState(SwimmerObservation):
+    """The 8 numbers above, then what the simulator holds beyond them (read after the step)."""
 
+    SHAPES = {"qpos": (5,), "qvel": (5,), "tip_xy": (2,)}
+
+    qpos: np.ndarray  # all joint positions: slider1 (front x), slider2 (front y), free_body_rot, motor1_rot, motor2_rot
+    qvel: np.ndarray  # all joint velocities, same order
+    dt: float  # seconds per step: 0.04
+    tip_xy: np.ndarray  # qpos[0:2]: the front link's (x, y); the reward's forward speed uses x
+# </context>
+
+# <context when="Swimmer">
 # Actions: 2 numbers in [-1, 1], torques on the two joints below (torque = action * gear).
 SWIMMER_ACTIONS = [("motor1_rot", 150), ("motor2_rot", 150)]  # (joint, gear)
 
 
 def swimmer_reward(action, x_before: float, x_after: float) -> float:
-    """Reward of one step. x is the front link's x position (m), left out of the observation; dt = 0.04 s."""
+    """Reward of one step. x is the front link's x position (m), {x_where}; dt = 0.04 s."""
     forward_reward = 1.0 * (x_after - x_before) / 0.04
     return forward_reward - control_cost(action, 1e-4)
 
@@ -220,8 +266,23 @@ class AntObservation(Observation):
     # contact force/torque on each body (rows: torso, then for legs 1..4 in turn its root, upper and lower link),
     # 6 numbers per row (3 torque, 3 force), each clipped to [-1, 1]
     cfrc_ext: np.ndarray
+# </context>
 
+# <context when="Ant_state">
+@dataclass
+class AntObservationWithState(AntObservation):
+    """The 105 numbers above, then what the simulator holds beyond them (read after the step)."""
 
+    SHAPES = {**AntObservation.SHAPES, "qpos": (15,), "qvel": (14,), "cfrc_ext_full": (14, 6), "main_body_xy": (2,)}
+
+    qpos: np.ndarray  # all joint positions: torso x, y, z, quaternion (w, x, y, z), then the 8 hinges in field order
+    qvel: np.ndarray  # all joint velocities: torso linear (3) and angular (3), then the 8 hinges
+    dt: float  # seconds per step: 0.05
+    cfrc_ext_full: np.ndarray  # (14, 6) unclipped contact forces, world body first (cfrc_ext: bodies 1..13, clipped)
+    main_body_xy: np.ndarray  # the torso's (x, y) in the world (m); the reward's forward speed uses x
+# </context>
+
+# <context when="Ant">
 # Actions: 8 numbers in [-1, 1], torques (action * gear) on the joints below, in this order.
 ANT_ACTIONS = [  # (joint, gear)
     ("hip_4", 150), ("ankle_4", 150), ("hip_1", 150), ("ankle_1", 150),
@@ -231,12 +292,12 @@ ANT_ACTIONS = [  # (joint, gear)
 
 def ant_is_healthy(obs: AntObservation) -> bool:
     """Healthy: torso height in [0.2, 1.0] and every position and velocity finite."""
-    values = [getattr(obs, f.name) for f in fields(obs) if f.name != "cfrc_ext"]
+    values = [getattr(obs, f.name) for f in fields(AntObservation) if f.name != "cfrc_ext"]
     return 0.2 <= obs.torso_z <= 1.0 and all(math.isfinite(v) for v in values)
 
 
 def ant_reward(action, x_before: float, x_after: float, next_obs: AntObservation) -> float:
-    """Reward of one step. x is the torso's x position (m), left out of the observation; dt = 0.05 s."""
+    """Reward of one step. x is the torso's x position (m), {x_where}; dt = 0.05 s."""
     forward_reward = 1.0 * (x_after - x_before) / 0.05
     healthy_reward = 1.0 if ant_is_healthy(next_obs) else 0.0
     contact_cost = 5e-4 * float(np.sum(np.square(next_obs.cfrc_ext)))  # cfrc_ext is already clipped to [-1, 1]
@@ -310,8 +371,26 @@ class HumanoidObservation(Observation):
     cvel: np.ndarray  # (13, 6) per body: angular (3) and linear (3) velocity about the centre of mass
     qfrc_actuator: np.ndarray  # (17,) the force the actuators apply on each joint, in the joint order above
     cfrc_ext: np.ndarray  # (13, 6) per body: external contact torque (3) and force (3)
+# </context>
 
+# <context when="Humanoid_state">
+@dataclass
+class HumanoidObservationWithState(HumanoidObservation):
+    """The 348 numbers above, then what the simulator holds beyond them (read after the step)."""
 
+    SHAPES = {**HumanoidObservation.SHAPES, "qpos": (24,), "qvel": (23,), "torso_xy": (2,), "mass_center_xy": (2,),
+              "ctrl": (17,), "cfrc_ext_full": (14, 6)}
+
+    qpos: np.ndarray  # all joint positions: torso x, y, z, quaternion (w, x, y, z), then the 17 hinges in field order
+    qvel: np.ndarray  # all joint velocities: torso linear (3) and angular (3), then the 17 hinges
+    dt: float  # seconds per step: 0.015
+    torso_xy: np.ndarray  # qpos[0:2]: the torso's (x, y) (m)
+    mass_center_xy: np.ndarray  # (x, y) of the whole body's centre of mass (m); the reward's forward speed uses x
+    ctrl: np.ndarray  # (17,) the control signals of the last step (the action), in action order
+    cfrc_ext_full: np.ndarray  # (14, 6) contact forces, the world body's row first (cfrc_ext is rows 1..13)
+# </context>
+
+# <context when="Humanoid">
 # Actions: 17 numbers in [-0.4, 0.4], torques (action * gear) on the joints below, in this order
 # (note: abdomen_y comes before abdomen_z).
 HUMANOID_ACTIONS = [  # (joint, gear)
@@ -329,8 +408,8 @@ def humanoid_is_healthy(obs: HumanoidObservation) -> bool:
 
 
 def humanoid_reward(action, x_before: float, x_after: float, next_obs: HumanoidObservation) -> float:
-    """Reward of one step. x is the x position of the whole body's centre of mass (m), left out of the
-    observation; dt = 0.015 s."""
+    """Reward of one step. x is the x position of the whole body's centre of mass (m), {x_where};
+    dt = 0.015 s."""
     forward_reward = 1.25 * (x_after - x_before) / 0.015
     healthy_reward = 5.0 if humanoid_is_healthy(next_obs) else 0.0
     contact_cost = min(5e-7 * float(np.sum(np.square(next_obs.cfrc_ext))), 10.0)
@@ -357,8 +436,24 @@ class ReacherObservation(Observation):
     joint1_vel: float
     fingertip_minus_target_x: float  # fingertip position minus target position (m)
     fingertip_minus_target_y: float
+# </context>
 
+# <context when="Reacher_state">
+@dataclass
+class ReacherObservationWithState(ReacherObservation):
+    """The 10 numbers above, then what the simulator holds beyond them (read after the step)."""
 
+    SHAPES = {"qpos": (4,), "qvel": (4,), "fingertip_minus_target": (3,), "fingertip_com": (3,), "target_com": (3,)}
+
+    qpos: np.ndarray  # all joint positions: joint0, joint1 (rad), target_x, target_y (m)
+    qvel: np.ndarray  # all joint velocities, same order (the target's are 0)
+    dt: float  # seconds per step: 0.02
+    fingertip_minus_target: np.ndarray  # (x, y, z) fingertip position minus target position (m); z is 0
+    fingertip_com: np.ndarray  # (x, y, z) of the fingertip (m)
+    target_com: np.ndarray  # (x, y, z) of the target (m)
+# </context>
+
+# <context when="Reacher">
 # Actions: 2 numbers in [-1, 1], torques (action * gear) on the two joints.
 REACHER_ACTIONS = [("joint0", 200), ("joint1", 200)]  # (joint, gear)
 
@@ -387,8 +482,23 @@ class InvertedDoublePendulumObservation(Observation):
     hinge_vel: float
     hinge2_vel: float
     cart_constraint_force: float  # constraint force on the cart (at the rail's ends), clipped to [-10, 10]
+# </context>
 
+# <context when="InvertedDoublePendulum_state">
+@dataclass
+class InvertedDoublePendulumObservationWithState(InvertedDoublePendulumObservation):
+    """The 9 numbers above, then what the simulator holds beyond them (read after the step)."""
 
+    SHAPES = {"qpos": (3,), "qvel": (3,), "tip_site_pos": (3,)}
+
+    qpos: np.ndarray  # all joint positions: slider (cart x, m), hinge, hinge2 (rad)
+    qvel: np.ndarray  # all joint velocities, same order, unclipped
+    dt: float  # seconds per step: 0.05
+    tip_site_pos: np.ndarray  # (x, y, z) of the second pole's tip in the world (m), as the simulator reports it: the
+    # reward and termination use tip_x = tip_site_pos[0] and tip_y = tip_site_pos[2]
+# </context>
+
+# <context when="InvertedDoublePendulum">
 # Actions: 1 number in [-1, 1], the force (action * 500) that pushes the cart along the rail.
 INVERTED_DOUBLE_PENDULUM_ACTIONS = [("slider", 500)]  # (joint, gear)
 
@@ -418,16 +528,22 @@ def inverted_double_pendulum_reward(tip_x: float, tip_y: float, hinge_vel: float
 # Success: no success criterion is defined for this task; the score is the episode's return.
 # </context>
 
-VARIANTS = {"suite": "the suite's description (its differences from the paper's context: README, Descriptions)"}
+VARIANTS = {
+    "paper": "the paper's information: the observation plus what its observation object reads from the simulator "
+             "(full qpos and qvel, dt, and the task's positions its reward uses: torso or tip x, contact forces, ...)",
+    "suite": "the observation array only (what PPO and SAC see); the forward rewards' x is left out",
+}
+_X_WHERE = {"HalfCheetah": "obs.qpos[0] (obs.main_body_xy[0])", "Hopper": "obs.qpos[0] (obs.root_x_position)",
+            "Swimmer": "obs.qpos[0] (obs.tip_xy[0])", "Ant": "obs.main_body_xy[0]", "Humanoid": "obs.mass_center_xy[0]"}
 
 _TASK_OF_CLASS = {"AntEnv": "Ant", "HalfCheetahEnv": "HalfCheetah", "HopperEnv": "Hopper", "HumanoidEnv": "Humanoid",
                   "SwimmerEnv": "Swimmer", "ReacherEnv": "Reacher", "InvertedDoublePendulumEnv": "InvertedDoublePendulum"}
 
 
 def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
-    """The part of this module that describes `env` (an unwrapped Gymnasium MuJoCo v5 env).
+    """The part of this module that describes `env` (an unwrapped Gymnasium MuJoCo v5 env) in `variant`.
 
-    There is one variant per task. The layouts above are those of Gymnasium's default observation kwargs; any other layout is refused here
+    The layouts above are those of Gymnasium's default observation kwargs; any other layout is refused here
     rather than described wrongly.
     """
     task = _TASK_OF_CLASS[type(env).__name__]
@@ -435,4 +551,34 @@ def context_variables(env, variant: str) -> tuple[set[str], dict[str, str]]:
     if env.observation_space.shape != (layout.size(),):
         raise ValueError(f"the {task} description covers Gymnasium's default observation ({layout.size()} numbers), "
                          f"not {env.observation_space.shape}: leave the observation kwargs at their defaults")
-    return {task}, {}
+    if variant == "paper":
+        return {task, f"{task}_state"}, {"x_where": f"in the observation as {_X_WHERE.get(task)}"}
+    return {task}, {"x_where": "left out of the observation"}
+
+
+def simulator_state(env) -> np.ndarray:
+    """The numbers the `paper` variant's observation carries beyond the env's array, read from `env` (unwrapped) now,
+    flattened in its `...WithState` class's field order: the rollout appends them after each reset and step (as
+    the paper's observation objects read them), so the policy gets these values and never the env itself."""
+    data, task = env.data, _TASK_OF_CLASS[type(env).__name__]
+    extra = {
+        "HalfCheetah": lambda: [(data.qpos[0], 0.0)],
+        "Hopper": lambda: [data.qpos[0]],
+        "Swimmer": lambda: [data.qpos[0:2]],
+        "Ant": lambda: [data.cfrc_ext, env.get_body_com("torso")[:2]],
+        "Humanoid": lambda: [data.qpos[0:2], _mass_center_xy(env),
+                             data.ctrl, data.cfrc_ext],
+        "Reacher": lambda: [env.get_body_com("fingertip") - env.get_body_com("target"), env.get_body_com("fingertip"),
+                            env.get_body_com("target")],
+        "InvertedDoublePendulum": lambda: [data.site_xpos[0]],
+    }[task]()
+    return np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in [data.qpos, data.qvel, env.dt, *extra]])
+
+
+def _mass_center_xy(env) -> np.ndarray:
+    """The whole body's centre of mass (x, y), computed as Gymnasium's Humanoid reward does."""
+    mass = np.expand_dims(env.model.body_mass, axis=1)
+    return (np.sum(mass * env.data.xipos, axis=0) / np.sum(mass))[:2]
+
+
+SIMULATOR_STATE = {"paper": simulator_state}  # the variants whose Observation carries more than the env's array

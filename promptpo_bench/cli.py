@@ -107,8 +107,11 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     policy = None
     try:
         policy, label = _policy(args, env)
+        code = args.policy not in ("random", "optimal", "expert")  # a file: it reads its description's observation
+        variant = policies.policy_variant(args.policy, args.env_id) if code else None
         with Progress(len(seeds), f"rollout {args.env_id}", unit="episode") as progress:
-            episodes = run_episodes(args.env_id, policy, seeds, kwargs, on_episode_end=progress.advance)
+            episodes = run_episodes(args.env_id, policy, seeds, kwargs, on_episode_end=progress.advance,
+                                    variant=variant)
     except (PolicyFailure, RolloutFailure) as error:
         failure = getattr(error, "failure", error)
         if not isinstance(failure, PolicyFailure):

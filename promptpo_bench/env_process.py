@@ -20,15 +20,16 @@ import gymnasium as gym
 
 
 class EnvProcess(gym.Env):
-    """The env `env_id` (with `env_kwargs`) in a child process; `close()` ends the process."""
+    """The env `env_id` (with `env_kwargs`, observed as description `variant` reads it) in a child process; `close()`
+    ends the process."""
 
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any] | None = None, variant: str | None = None) -> None:
         ours, theirs = Pipe()
         self._proc = subprocess.Popen([sys.executable, "-m", "promptpo_bench.env_process", str(theirs.fileno())],
                                       pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         theirs.close()
         self._conn = ours
-        self.observation_space, self.action_space = self._call("make", env_id, env_kwargs)
+        self.observation_space, self.action_space = self._call("make", env_id, env_kwargs, variant)
 
     def _call(self, command: str | None, *args: Any) -> Any:
         """Send a command (None: only read the answer to one already sent) and return its answer."""
@@ -86,8 +87,8 @@ def _serve(conn: Connection) -> None:
             break
         try:
             if command == "make":
-                env_id, env_kwargs = args
-                env = registry.make(env_id, **(env_kwargs or {}))  # a suite task: only those ask for a process
+                env_id, env_kwargs, variant = args
+                env = registry.make_for_policy(env_id, variant, **(env_kwargs or {}))  # only suite tasks ask for one
                 value = (env.observation_space, env.action_space)
             elif command == "reset":
                 value = env.reset(seed=args[0], options=args[1])

@@ -53,6 +53,16 @@ def run_episodes_per_worker(path: str | Path) -> int | None:
     return None if config is None else config.get("eval_episodes_per_worker")
 
 
+def policy_variant(path: str | Path, env_id: str) -> str | None:
+    """The description variant whose observation a code policy reads (`run_episodes`' `variant`): a run's recorded
+    `config.description_variant` (None for records older than that field: they were scored on the env's own
+    observation), the task's default for a bare policy file; None for a model.pt (PPO, SAC)."""
+    if policy_file(path)[1] == "torch":
+        return None
+    config = _run_config(path)
+    return registry.default_variant(env_id) if config is None else config.get("description_variant")
+
+
 def _run_config(path: str | Path) -> dict | None:
     record = Path(path) / "record.json"
     return (json.loads(record.read_text()).get("config") or {}) if record.is_file() else None

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 import gymnasium as gym
+import numpy as np
 
 from . import descriptions
 from .errors import BenchError
@@ -115,6 +116,33 @@ def make(env_id: str, **kwargs: Any) -> gym.Env:
         raise BenchError(f"{env_id}: {e} (valid kwargs: {spec.kwargs_help})") from None
 
 
+class SimulatorState(gym.ObservationWrapper):
+    """The env's observation array with `state(env.unwrapped)` appended after each reset and step: what a description
+    variant's `Observation` carries beyond the array (MuJoCo's `paper`: qpos, qvel, dt, ...), read where the paper's
+    observation objects read it. Only code policies get it; PPO and SAC see the env's own array."""
+
+    def __init__(self, env: gym.Env, state: Callable[[Any], Any]):
+        super().__init__(env)
+        self.state = state
+        size = env.observation_space.shape[0] + len(state(env.unwrapped))
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float64)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return np.concatenate([np.asarray(observation, dtype=np.float64), self.state(self.env.unwrapped)])
+
+
+def make_for_policy(env_id: str, variant: str | None, **kwargs: Any) -> gym.Env:
+    """`make`, the observation extended as the description `variant`'s `Observation` reads it (see SimulatorState);
+    None: the env's own observation."""
+    env = make(env_id, **kwargs)
+    try:
+        state = None if variant is None else descriptions.simulator_state(description_module(env_id), variant)
+    except ValueError as e:
+        env.close()
+        raise BenchError(f"{env_id}: {e}") from None
+    return env if state is None else SimulatorState(env, state)
+
+
 def make_vec(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
     """`gym.make_vec` of a suite task: its native vector env where it has one, else a SyncVectorEnv."""
     spec = get(env_id)
@@ -143,6 +171,11 @@ def description_module(env_id: str) -> ModuleType:
 def description_variants(env_id: str) -> dict[str, str]:
     """The named information variants of `env_id`'s description, the default (the paper's) first."""
     return dict(description_module(env_id).VARIANTS)
+
+
+def default_variant(env_id: str) -> str:
+    """The description variant an LLM reads unless told otherwise: the paper's information."""
+    return descriptions.default_variant(description_module(env_id))
 
 
 def describe(env_id: str, variant: str | None = None, **kwargs: Any) -> str:

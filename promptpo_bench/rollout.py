@@ -97,23 +97,27 @@ def heldout_seeds(episodes: int) -> list[int]:
     return episode_seeds(HELDOUT_SEED_BASE, episodes)
 
 
-def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    """A suite task through the registry (one-line errors), or any other Gymnasium id as it is."""
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, variant: str | None = None) -> gym.Env:
+    """A suite task through the registry (one-line errors), observed as the description `variant` reads it
+    (`registry.make_for_policy`; None: the env's own observation), or any other Gymnasium id as it is."""
     if registry.is_registered(env_id) or env_id not in gym.registry:
-        return registry.make(env_id, **(env_kwargs or {}))
+        return registry.make_for_policy(env_id, variant, **(env_kwargs or {}))
+    if variant is not None:
+        raise ValueError(f"{env_id} is not a suite task, so it has no description variant {variant!r}")
     return gym.make(env_id, **(env_kwargs or {}))
 
 
-def make_rollout_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+def make_rollout_env(env_id: str, env_kwargs: dict[str, Any] | None = None, variant: str | None = None) -> gym.Env:
     """An env for `run_episodes`: as `make_env`, in a process of its own where the task asks for it."""
     if registry.is_registered(env_id) and registry.get(env_id).env_per_process:
         from .env_process import EnvProcess
 
-        return EnvProcess(env_id, env_kwargs)
-    return make_env(env_id, env_kwargs)
+        return EnvProcess(env_id, env_kwargs, variant)
+    return make_env(env_id, env_kwargs, variant)
 
 
-_idle_envs: dict[tuple[str, str], list[gym.Env]] | None = None  # envs kept for reuse, inside `reusing_envs()`
+# envs kept for reuse inside `reusing_envs()`, by task, kwargs and description variant
+_idle_envs: dict[tuple[str, str, str | None], list[gym.Env]] | None = None
 _idle_lock = threading.Lock()  # PromptPO rolls candidates out in threads
 
 
@@ -136,25 +140,26 @@ def reusing_envs() -> Iterator[None]:
                 env.close()
 
 
-def _pool_key(env_id: str, env_kwargs: dict[str, Any] | None) -> tuple[str, str]:
-    return env_id, json.dumps(env_kwargs or {}, sort_keys=True, default=repr)
+def _pool_key(env_id: str, env_kwargs: dict[str, Any] | None, variant: str | None) -> tuple[str, str, str | None]:
+    return env_id, json.dumps(env_kwargs or {}, sort_keys=True, default=repr), variant
 
 
-def _borrow_envs(env_id: str, env_kwargs: dict[str, Any] | None, count: int) -> list[gym.Env]:
+def _borrow_envs(env_id: str, env_kwargs: dict[str, Any] | None, variant: str | None, count: int) -> list[gym.Env]:
     """`count` envs of the task: kept ones first (inside `reusing_envs()`), then new ones."""
     envs = []
     with _idle_lock:
         if _idle_envs is not None:
-            idle = _idle_envs.get(_pool_key(env_id, env_kwargs), [])
+            idle = _idle_envs.get(_pool_key(env_id, env_kwargs, variant), [])
             envs = [idle.pop() for _ in range(min(count, len(idle)))]
-    return envs + [make_rollout_env(env_id, env_kwargs) for _ in range(count - len(envs))]
+    return envs + [make_rollout_env(env_id, env_kwargs, variant) for _ in range(count - len(envs))]
 
 
-def _return_envs(env_id: str, env_kwargs: dict[str, Any] | None, envs: list[gym.Env], healthy: bool) -> None:
+def _return_envs(env_id: str, env_kwargs: dict[str, Any] | None, variant: str | None, envs: list[gym.Env],
+                 healthy: bool) -> None:
     """Keep the envs for reuse inside `reusing_envs()` if no env raised; close them otherwise."""
     with _idle_lock:
         if healthy and _idle_envs is not None:
-            _idle_envs.setdefault(_pool_key(env_id, env_kwargs), []).extend(envs)
+            _idle_envs.setdefault(_pool_key(env_id, env_kwargs, variant), []).extend(envs)
             return
     for env in envs:
         env.close()
@@ -196,7 +201,7 @@ class _Group:
 
 def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwargs: dict[str, Any] | None = None,
                  batch_size: int = 64, record_observations: bool = False,
-                 on_episode_end: Callable[[], None] | None = None) -> Episodes:
+                 on_episode_end: Callable[[], None] | None = None, variant: str | None = None) -> Episodes:
     """Roll `policy` out for one episode per seed, `batch_size` episodes side by side (one act call per step).
 
     A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) may get the live episodes in two halves,
@@ -205,7 +210,9 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
     A policy with `max_batch` (a sandboxed policy whose one `Policy()` serves the whole rollout: 1) gets at most that
     many live episodes at once, so its episodes run one after another, in seed order.
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
-    `on_episode_end` is called as each episode ends (a progress bar's tick).
+    `on_episode_end` is called as each episode ends (a progress bar's tick). `variant`: the description variant a
+    code policy reads, whose `Observation` may carry more than the env's array (`registry.make_for_policy`); None
+    (PPO, SAC, random): the env's own observation.
     """
     batch_size = min(batch_size, getattr(policy, "max_batch", None) or batch_size)
     success_key = registry.get(env_id).success_key if registry.is_registered(env_id) else None
@@ -235,7 +242,7 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
         except Exception as failure:
             raise RolloutFailure(failure, outcome()) from failure
 
-    envs = _borrow_envs(env_id, env_kwargs, min(batch_size, len(seeds)))
+    envs = _borrow_envs(env_id, env_kwargs, variant, min(batch_size, len(seeds)))
     healthy = False  # whether no env raised: then the envs may be reused
     try:
         for start in range(0, len(seeds), batch_size):
@@ -288,7 +295,7 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
         healthy = True
         raise
     finally:
-        _return_envs(env_id, env_kwargs, envs, healthy)
+        _return_envs(env_id, env_kwargs, variant, envs, healthy)
     return outcome()
 
 

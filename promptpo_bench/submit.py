@@ -129,8 +129,10 @@ def _evaluate(policy_file: Path, record: dict[str, Any]):
         policy = load_policy(policy_file, env_id, env, lifetime=config.get("policy_lifetime") or "episode",
                              episodes_per_worker=config.get("eval_episodes_per_worker"))
         seeds = record["final_eval"]["episode_seeds"]
+        # a code policy gets the observation of the description it read (None before records named it), as it was scored
+        variant = config.get("description_variant") if record["policy"]["kind"] == "python" else None
         with Progress(len(seeds), f"re-evaluating {env_id}", unit="episode") as progress:
-            return run_episodes(env_id, policy, seeds, kwargs, on_episode_end=progress.advance)
+            return run_episodes(env_id, policy, seeds, kwargs, on_episode_end=progress.advance, variant=variant)
     except (PolicyFailure, RolloutFailure) as error:
         failure = getattr(error, "failure", error)
         raise Rejected(f"the policy failed on re-evaluation: {failure}") from None

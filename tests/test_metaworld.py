@@ -142,8 +142,32 @@ def test_expert_succeeds_and_descriptions_name_the_task():
         assert episodes.lengths.tolist() == [200, 200]  # the env truncates itself at `horizon`
         text = registry.describe(env_id)
         assert text.count("def reward(") == 1 and text.count("def success(") == 1
-        assert "it lasts exactly 500 steps" in text and "{" not in text.replace("{**", "")
-        assert "it lasts exactly 200 steps" in registry.describe(env_id, horizon=200)
+        assert "it ends after 500 steps" in text and "{" not in text.replace("{**", "")
+        assert "it ends after 200 steps" in registry.describe(env_id, horizon=200)
+        assert "it lasts exactly 200 steps" in registry.describe(env_id, "suite", horizon=200)
+
+
+# what only the suite variant tells, by part: the reference's contexts (env_contexts/*_v3_*.txt of
+# github.com/Stephanehk/PromptPO) give the 39 numbers by block, the action's channels and the reward and success as
+# code, but no axes, gripper scale, object offsets, quaternion order, step size, hand box, dt or success rule
+SUITE_ONLY = ["x to the robot's right", "divided by 0.1 m", "always zeros", "0.045 m", "action * 0.01 m",
+              "+1 closes the fingers", "inside the box", "One step lasts", "50 fixed variants",
+              "success does not end it",
+              "at any step", "physics ever goes unstable", "quaternion (w, x, y, z)", "quaternion (x, y, z, w)"]
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_paper_variant_is_the_default_and_tells_only_the_references_information(env_id):
+    env = registry.make(env_id)
+    assert registry.default_variant(env_id) == "paper" and list(description.VARIANTS) == ["paper", "suite"]
+    paper, suite = registry.describe(env_id), registry.describe(env_id, "suite")
+    for text in (paper, suite):  # both: the blocks by name, the action's channels, reward and success as code
+        assert "hand_pos" in text and "obj1_pos" in text and "goal_pos" in text and "action[3]" in text
+        assert "def reward(" in text and "def success(" in text
+    told = [words for words in SUITE_ONLY if words in suite]
+    assert len(told) >= 11, told  # each task's suite context tells most of them (quaternion orders differ)
+    assert [words for words in SUITE_ONLY if words in paper] == []
+    assert load_description(env)["Observation"].from_array(env.reset(seed=0)[0]).obj1_pos.shape == (3,)
 
 
 def test_bad_kwargs_are_one_line_errors():

@@ -221,3 +221,119 @@ def test_stored_random_return_is_remeasured(env_id):
 @pytest.mark.parametrize("env_id", TASK_IDS)
 def test_stored_random_return_is_remeasured_exactly(env_id):
     assert random_return(env_id, RANDOM_EPISODES, RANDOM_SEED) == pytest.approx(TASKS[env_id].random, abs=0.005)
+
+
+# ---- the `paper` variant (the default): the observation plus what the paper's observation object reads -------------
+# the attributes of the reference's MujocoXObservation beyond its obs_vector (github.com/Stephanehk/PromptPO,
+# observations/), as our field names; `observation_structure` (constant block sizes) and Humanoid's copies of
+# observation blocks (cinert_excl_world, ...) are left out: our fields already name them
+PAPER_STATE = {"Ant": ["qpos", "qvel", "dt", "cfrc_ext_full", "main_body_xy"],
+               "HalfCheetah": ["qpos", "qvel", "dt", "main_body_xy"],
+               "Hopper": ["qpos", "qvel", "dt", "root_x_position"],
+               "Humanoid": ["qpos", "qvel", "dt", "torso_xy", "mass_center_xy", "ctrl", "cfrc_ext_full"],
+               "Swimmer": ["qpos", "qvel", "dt", "tip_xy"],
+               "Reacher": ["qpos", "qvel", "dt", "fingertip_minus_target", "fingertip_com", "target_com"],
+               "InvertedDoublePendulum": ["qpos", "qvel", "dt", "tip_site_pos"]}
+
+
+def paper_state_of(sim) -> dict:
+    """What the paper's observation object reads from the simulator, read here independently of the description."""
+    data, com = sim.data, sim.get_body_com
+    return {"qpos": data.qpos, "qvel": data.qvel, "dt": sim.dt, "cfrc_ext_full": data.cfrc_ext,
+            "main_body_xy": com("torso")[:2] if sim.model.nq == 15 else np.array([data.qpos[0], 0.0]),
+            "root_x_position": data.qpos[0], "tip_xy": data.qpos[:2], "torso_xy": data.qpos[:2],
+            "mass_center_xy": mass_center(sim.model, data), "ctrl": data.ctrl,
+            "fingertip_minus_target": com("fingertip") - com("target") if hasattr(sim, "goal") else None,
+            "fingertip_com": com("fingertip") if hasattr(sim, "goal") else None,
+            "target_com": com("target") if hasattr(sim, "goal") else None,
+            "tip_site_pos": data.site_xpos[0] if sim.model.nsite else None}
+
+
+def paper_transitions(env_id: str, steps: int, seed: int):
+    """(obs, action, reward, terminated, next_obs, env) of random play in the env a code policy reading the default
+    variant gets (`make_for_policy`), with resets."""
+    env = promptpo_bench.registry.make_for_policy(env_id, promptpo_bench.registry.default_variant(env_id))
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    episode = 0
+    for _ in range(steps):
+        action = env.action_space.sample()
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        yield obs, action, reward, terminated, next_obs, env
+        if terminated or truncated:
+            episode += 1
+            next_obs, _ = env.reset(seed=seed + episode)
+        obs = next_obs
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", TASK_IDS)
+def test_paper_variant_carries_the_values_the_simulator_holds(env_id):
+    name = task_name(env_id)
+    layout = vars(description)[f"{name}ObservationWithState"]
+    for _, _, _, _, next_obs, env in paper_transitions(env_id, 200, seed=5):
+        sim = env.unwrapped
+        parsed = description.Observation.from_array(next_obs)
+        assert type(parsed) is layout and len(next_obs) == layout.size()
+        plain = vars(description)[f"{name}Observation"]
+        np.testing.assert_array_equal(next_obs[:plain.size()], sim._get_obs())  # the env's own array comes first
+        added = [f.name for f in fields(layout)][len(fields(plain)):]
+        assert added == PAPER_STATE[name]
+        truth = paper_state_of(sim)
+        for field in added:
+            expected = np.asarray(truth[field], dtype=np.float64)
+            got = getattr(parsed, field)
+            if expected.ndim == 0:
+                assert isinstance(got, float) and got == float(expected), field
+            else:
+                np.testing.assert_array_equal(got, expected[:2] if field == "mass_center_xy" else expected, field)
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5", "Swimmer-v5", "Ant-v5", "Humanoid-v5"])
+def test_paper_variant_gives_the_forward_reward_from_observations_alone(env_id):
+    """The x its reward docstring points at (e.g. obs.qpos[0]) makes the reward code exact, from two observations."""
+    name = task_name(env_id)
+    text = promptpo_bench.describe(env_id)
+    where = description._X_WHERE[name]
+    assert f"in the observation as {where}" in text
+    attribute, index = where.split(" ")[0].removeprefix("obs.").removesuffix("[0]"), 0
+    f = vars(description)[f"{_snake(name)}_reward"]
+    for obs, action, reward, _, next_obs, _ in paper_transitions(env_id, 300, seed=2):
+        before, after = (description.Observation.from_array(o) for o in (obs, next_obs))
+        x_before, x_after = getattr(before, attribute)[index], getattr(after, attribute)[index]
+        args = (action, x_before, x_after) + ((after,) if name in ("Hopper", "Ant", "Humanoid") else ())
+        assert f(*args) == pytest.approx(reward, abs=1e-6)
+
+
+def test_paper_variant_gives_the_pendulum_reward_exactly():
+    """The tip the simulator reports (tip_site_pos) makes the reward exact, where the suite's kinematics are close."""
+    for _, _, reward, terminated, next_obs, _ in paper_transitions("InvertedDoublePendulum-v5", 400, seed=3):
+        o = description.Observation.from_array(next_obs)
+        tip_x, _, tip_y = o.tip_site_pos
+        assert description.inverted_double_pendulum_reward(tip_x, tip_y, o.qvel[1], o.qvel[2]) == pytest.approx(reward)
+        assert terminated == (tip_y <= 1.0)
+
+
+@pytest.mark.parametrize("env_id", TASK_IDS)
+def test_variants_say_what_each_observation_holds(env_id):
+    """paper (default): the state class and where the forward x is; suite: the array only, x left out; PPO/SAC's
+    env and a policy run without a variant keep the env's own observation."""
+    name = task_name(env_id)
+    assert promptpo_bench.registry.default_variant(env_id) == "paper"
+    paper, suite = promptpo_bench.describe(env_id), promptpo_bench.describe(env_id, "suite")
+    assert f"class {name}ObservationWithState({name}Observation)" in paper and "qpos: np.ndarray" in paper
+    assert "WithState" not in suite and "qpos" not in suite.replace("qpos/qvel", "") and "dt: float" not in suite
+    if name in description._X_WHERE:
+        assert "left out of the observation" in suite and "left out of the observation" not in paper
+    size = vars(description)[f"{name}Observation"].size()
+    assert promptpo_bench.make(env_id).observation_space.shape == (size,)
+    assert promptpo_bench.registry.make_for_policy(env_id, "suite").observation_space.shape == (size,)
+    assert promptpo_bench.registry.make_for_policy(env_id, None).observation_space.shape == (size,)
+    widened = promptpo_bench.registry.make_for_policy(env_id, "paper").observation_space.shape
+    assert widened == (vars(description)[f"{name}ObservationWithState"].size(),)
+
+
+def test_observation_sizes_tell_every_class_apart():
+    """from_array finds the task's class by the array's size, so no two layouts may share one."""
+    sizes = [cls.size() for cls in description._descendants(description.Observation)]
+    assert len(sizes) == 14 and len(set(sizes)) == len(sizes)

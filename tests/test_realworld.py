@@ -108,7 +108,32 @@ def test_glucose_basal_bolus_beats_random():
     expert = run_episodes(env_id, promptpo_bench.get(env_id).expert(env.unwrapped), seeds, kwargs)
     random = run_episodes(env_id, RandomPolicy(env.action_space, 0), seeds, kwargs)
     assert expert.mean_return > random.mean_return
-    assert "10 g per U" in promptpo_bench.describe(env_id)  # the clinician's constants reach the LLM
+    assert "10 g per U" in promptpo_bench.describe(env_id, "suite")  # the clinician's constants reach the LLM
+
+
+# what only the suite variant tells: the reference's context (env_contexts/glucose_*_context.txt of
+# github.com/Stephanehk/PromptPO) gives 4 h of CGM/insulin/carbohydrate history at 5 minutes, whether the patient
+# died, the insulin's bounds and (as source, not public) the reward, nothing of these
+GLUCOSE_SUITE_ONLY = ["UVA/Padova", "random times", "mg/dL, noisy", "[39, 600]", "U/min", "g/min", "5 g/min",
+                      "basal rate", "carbohydrate ratio", "correction factor", "rounds it", "[10, 1000]",
+                      "is not observed", "days)"]
+
+
+def test_glucose_paper_variant_is_the_default_and_tells_only_the_references_information():
+    env_id = "Glucose-Adult-v0"
+    assert promptpo_bench.registry.default_variant(env_id) == "paper"
+    paper, suite = promptpo_bench.describe(env_id), promptpo_bench.describe(env_id, "suite")
+    assert [words for words in GLUCOSE_SUITE_ONLY if words not in suite] == []
+    assert [words for words in GLUCOSE_SUITE_ONLY if words in paper] == []
+    for words in ("5-minute resolution", "stochastic", "continuous glucose monitor", "insulin", "carbohydrate (meal)",
+                  "has died", "insulin bolus", "[0, 0.1]", "def reward(", "after 5760 steps"):
+        assert words in paper, words
+    for text in (paper, suite):  # both run, and parse an observation as the module the sandbox loads does
+        namespace: dict = {}
+        exec(compile(text, "context.py", "exec"), namespace)
+        obs = promptpo_bench.make(env_id, horizon=3).reset(seed=0)[0]
+        np.testing.assert_array_equal(namespace["Observation"].from_array(obs).cgm,
+                                      glucose_text.Observation.from_array(obs).cgm)
 
 
 # --- Pandemic -----------------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ def made(monkeypatch: pytest.MonkeyPatch) -> list:
     envs = []
     make = rollout.make_env
 
-    def recording_make_env(env_id, env_kwargs=None):
-        env = make(env_id, env_kwargs)
+    def recording_make_env(env_id, env_kwargs=None, variant=None):
+        env = make(env_id, env_kwargs, variant)
         env.closed, close = False, env.close
 
         def recording_close():

@@ -106,20 +106,27 @@ def test_description_parses_real_observations(env_id):
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_describe_is_runnable_python(env_id):
-    """The text the LLM reads runs as it is, and its Observation parses a real observation as the task's own does."""
-    text = promptpo_bench.describe(env_id)
-    assert "class Observation" in text
-    module = types.ModuleType("llm_context")  # a module of its own, as the sandbox loads it (dataclasses need one)
-    sys.modules[module.__name__] = module
-    try:
-        exec(compile(text, f"{env_id} context", "exec"), module.__dict__)  # our own description text, trusted
-    finally:
-        del sys.modules[module.__name__]
+    """The text the LLM reads, in every variant, runs as it is, and its Observation parses a real observation as the
+    task's own does; the default variant is the paper's (the first, "paper", wherever the task has one)."""
+    variants = registry.description_variants(env_id)
+    assert registry.default_variant(env_id) == next(iter(variants)) and ("paper" not in variants or
+                                                                         next(iter(variants)) == "paper")
     obs = play(env_id, seed=4, steps=3)[-1][0]
-    shown = module.Observation.from_array(obs)
-    real = registry.description_module(env_id).Observation.from_array(obs)
-    assert type(shown).__name__ == type(real).__name__
-    np.testing.assert_array_equal(field_values(shown), field_values(real))
+    for variant in variants:
+        text = promptpo_bench.describe(env_id, variant)
+        if variant == registry.default_variant(env_id):
+            assert text == promptpo_bench.describe(env_id)
+        assert "class Observation" in text
+        module = types.ModuleType("llm_context")  # a module of its own, as the sandbox loads it (dataclasses need one)
+        sys.modules[module.__name__] = module
+        try:
+            exec(compile(text, f"{env_id} context", "exec"), module.__dict__)  # our own description text, trusted
+        finally:
+            del sys.modules[module.__name__]
+        shown = module.Observation.from_array(obs)
+        real = registry.description_module(env_id).Observation.from_array(obs)
+        assert type(shown).__name__ == type(real).__name__
+        np.testing.assert_array_equal(field_values(shown), field_values(real))
 
 
 @pytest.mark.parametrize("env_id", IDS)

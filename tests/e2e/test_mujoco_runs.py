@@ -30,10 +30,11 @@ class Policy:
         lean = -2.0 * obs.rooty - 0.2 * obs.rooty_vel
         return [max(-1.0, min(1.0, lean)), -0.5 * obs.leg_joint, -0.5 * obs.foot_joint]
 """
+# Feedback and policy read what only the paper variant (the default) carries: qpos, qvel, dt
 FEEDBACK = ("```python\nclass Feedback:\n    def summarize_trajectory(self, traj):\n"
-            "        return f'{len(traj) - 1} steps, final torso pitch {traj[-1].rooty:.2f}'\n```")
+            "        return f'{len(traj) - 1} steps, torso moved {traj[-1].qpos[0] - traj[0].qpos[0]:.2f} m'\n```")
 CHEETAH_POLICY = ("```python\nclass Policy:\n    def act(self, obs):\n"
-                  "        return [0.5 if obs.rooty_vel < 0 else -0.5] * 6\n```")
+                  "        return [0.5 if obs.qvel[2] * obs.dt < 0 else -0.5] * 6\n```")
 
 
 class InProcess:
@@ -58,7 +59,7 @@ def test_policy_file_in_the_sandbox_reads_named_fields(tmp_path, capsys):
     assert sandboxed["lengths"] == local.lengths.tolist()
 
 
-def test_promptpo_tiny_run_on_half_cheetah(tmp_path):
+def test_promptpo_tiny_run_on_half_cheetah(tmp_path, capsys):
     prompts = []
 
     def respond(request, _):
@@ -73,15 +74,31 @@ def test_promptpo_tiny_run_on_half_cheetah(tmp_path):
         result = subprocess.run(
             [sys.executable, str(ROOT / "algorithms" / "promptpo.py"), "--env-id", "HalfCheetah-v5",
              "--env-kwargs", '{"max_episode_steps": 25}', "--num-rounds", "1", "--num-candidates", "2",
-             "--num-episodes", "1", "--eval-episodes", "2", "--run-dir", str(tmp_path / "run"),
+             "--num-episodes", "1", "--eval-episodes", "10", "--run-dir", str(tmp_path / "run"),
              "--llm-base-url", server.base_url], capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     record = load_record(tmp_path / "run")  # schema-valid
-    assert record["env_id"] == "HalfCheetah-v5" and len(record["final_eval"]["returns"]) == 2
+    assert record["env_id"] == "HalfCheetah-v5" and len(record["final_eval"]["returns"]) == 10
     assert all(length == 25 for length in json.loads((tmp_path / "run" / "candidates" / "r0_c0_a0.json")
                                                      .read_text())["lengths"])
     assert any("class HalfCheetahObservation(Observation)" in p and "def half_cheetah_reward" in p for p in prompts)
+    assert any("class HalfCheetahObservationWithState(HalfCheetahObservation)" in p for p in prompts)
     assert not any("HopperObservation" in p for p in prompts)  # only the task's own part
+    assert record["config"]["description_variant"] == "paper"
+    assert any("torso moved" in p for p in prompts)  # the Feedback read qpos on the candidates' episodes
+    # `promptpo-bench rollout` of the run re-evaluates it on the observation its policy read, with its returns
+    seeds = record["final_eval"]["episode_seeds"]
+    args = ["rollout", "HalfCheetah-v5", "--policy", str(tmp_path / "run"), "--episodes", "10", "--seed", str(seeds[0]),
+            "--json"]
+    assert cli.main(args) == 0
+    assert json.loads(capsys.readouterr().out)["returns"] == record["final_eval"]["returns"]
+    assert cli.main(["submit", str(tmp_path / "run"), "--leaderboard", str(tmp_path / "board")]) == 0  # re-evaluated
+    capsys.readouterr()
+    record_path = tmp_path / "run" / "record.json"  # had it read the suite's description, it would get no qpos
+    record_path.write_text(record_path.read_text().replace('"description_variant": "paper"',
+                                                           '"description_variant": "suite"'))
+    assert cli.main(args) == 1
+    assert "'HalfCheetahObservation' object has no attribute 'qvel'" in capsys.readouterr().err
 
 
 def test_ppo_writes_a_valid_record_on_mujoco(tmp_path, capsys):

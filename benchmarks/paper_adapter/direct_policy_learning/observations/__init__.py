@@ -1,10 +1,11 @@
 """Observation objects shaped like the paper's, built from our tasks' flat observation arrays (our code).
 
 The paper's policy files import their observation class from `direct_policy_learning.observations` and read
-named attributes. Each class here carries exactly what the array holds, under the paper's attribute names;
-anything the paper read from the simulator instead (MuJoCo `qpos`/`qvel`, a site position, the env itself) is
-absent on purpose, so a policy that needs it fails with an AttributeError naming it. `dt` is the task's fixed
-control period (Gymnasium v5 defaults), checked against the environment by benchmarks/paper_policies.py.
+named attributes. Each class here carries exactly what the array holds, under the paper's attribute names. For
+MuJoCo the array is the one our `paper` description variant reads: the env's observation, then what the paper's
+observation object reads from the simulator (qpos, qvel, dt, the task's positions; `descriptions/mujoco.py`,
+`simulator_state`), appended by the rollout. Anything else the paper read from the env itself (Meta-World's env
+handle) is absent on purpose, so a policy that needs it fails with an AttributeError naming it.
 """
 
 from __future__ import annotations
@@ -48,27 +49,62 @@ class PointMazeLargeDiverseGV3Observation(PointMazeLargeV3Observation):
 
 
 class _VectorObservation:
-    """obs_vector: the environment's observation array (MuJoCo v5 and Meta-World MT1 arrays are the paper's)."""
+    """obs_vector: the environment's observation array (the Meta-World MT1 arrays are the paper's)."""
 
     @classmethod
     def from_array(cls, array: np.ndarray):
         obs = cls()
         obs.obs_vector = np.asarray(array, dtype=np.float64).copy()
-        if hasattr(cls, "dt"):
-            obs.dt = cls.dt
         return obs
 
 
-def _vector(name: str, dt: float | None = None) -> type:
-    return type(name, (_VectorObservation,), {"__module__": __name__, **({} if dt is None else {"dt": dt})})
+def _vector(name: str) -> type:
+    return type(name, (_VectorObservation,), {"__module__": __name__})
 
 
-MujocoAntObservation = _vector("MujocoAntObservation", 0.05)
-MujocoHalfCheetahObservation = _vector("MujocoHalfCheetahObservation", 0.05)
-MujocoHopperObservation = _vector("MujocoHopperObservation", 0.008)
-MujocoSwimmerObservation = _vector("MujocoSwimmerObservation", 0.04)
-MujocoReacherObservation = _vector("MujocoReacherObservation", 0.02)
-MujocoInvertedDoublePendulumObservation = _vector("MujocoInvertedDoublePendulumObservation", 0.05)
+class _MujocoObservation:
+    """obs_vector (the env's OBS numbers), then qpos, qvel, dt and the task's EXTRA attributes, in the order of our
+    `paper` variant's `...WithState` class (descriptions/mujoco.py); CONSTANTS are fixed per task."""
+
+    OBS, NQ, NV, EXTRA, CONSTANTS = 0, 0, 0, (), {}
+
+    @classmethod
+    def from_array(cls, array: np.ndarray):
+        values, obs = np.asarray(array, dtype=np.float64), cls()
+        parts = [("obs_vector", (cls.OBS,)), ("qpos", (cls.NQ,)), ("qvel", (cls.NV,)), ("dt", ()), *cls.EXTRA]
+        start = 0
+        for name, shape in parts:
+            count = math.prod(shape)
+            chunk = values[start:start + count]
+            setattr(obs, name, chunk.reshape(shape).copy() if shape else float(chunk[0]))
+            start += count
+        if start != len(values):
+            raise ValueError(f"{cls.__name__} expects {start} numbers (the paper variant's observation), "
+                             f"got {len(values)}")
+        for name, value in cls.CONSTANTS.items():
+            setattr(obs, name, dict(value) if isinstance(value, dict) else value)
+        return obs
+
+    def state_vector(self) -> np.ndarray:
+        return np.concatenate([self.qpos, self.qvel])
+
+
+def _mujoco(name: str, obs: int, nq: int, nv: int, extra: tuple = (), constants: dict | None = None) -> type:
+    return type(name, (_MujocoObservation,), {"__module__": __name__, "OBS": obs, "NQ": nq, "NV": nv,
+                                               "EXTRA": extra, "CONSTANTS": constants or {}})
+
+
+# Humanoid has no policy in the paper's folder, so no class here.
+MujocoAntObservation = _mujoco("MujocoAntObservation", 105, 15, 14, (("cfrc_ext", (14, 6)), ("main_body_xy", (2,))))
+MujocoHalfCheetahObservation = _mujoco("MujocoHalfCheetahObservation", 17, 9, 9, (("main_body_xy", (2,)),))
+MujocoHopperObservation = _mujoco("MujocoHopperObservation", 11, 6, 6, (("root_x_position", ()),),
+                                  {"observation_structure": {"skipped_qpos": 1, "qpos": 5, "qvel": 6}})
+MujocoSwimmerObservation = _mujoco("MujocoSwimmerObservation", 8, 5, 5, (("tip_xy", (2,)),),
+                                   {"observation_structure": {"skipped_qpos": 2, "qpos": 3, "qvel": 5}})
+MujocoReacherObservation = _mujoco("MujocoReacherObservation", 10, 4, 4, (
+    ("fingertip_minus_target", (3,)), ("fingertip_com", (3,)), ("target_com", (3,))))
+MujocoInvertedDoublePendulumObservation = _mujoco("MujocoInvertedDoublePendulumObservation", 9, 3, 3,
+                                                  (("tip_site_pos", (3,)),))
 MetaWorldButtonPressV3Observation = _vector("MetaWorldButtonPressV3Observation")
 MetaWorldPickPlaceV3Observation = _vector("MetaWorldPickPlaceV3Observation")
 MetaWorldDoorOpenV3Observation = _vector("MetaWorldDoorOpenV3Observation")
