@@ -156,10 +156,13 @@ def test_check_run_accepts_the_edge_cases(ppo_copy, change):
     check_run(ppo_copy)
 
 
-def test_a_record_that_does_not_load_is_rejected_in_one_line(ppo_copy):
+def test_a_record_that_does_not_load_is_rejected_in_one_line(ppo_copy, tmp_path):
     (ppo_copy / "record.json").write_text("{}")
     message = rejection(ppo_copy)
-    assert message.startswith("rejected: ") and "\n" not in message
+    assert message == "rejected: record.json is invalid at (top level): 'schema_version' is a required property"
+    odd = tmp_path / "odd\nname"  # a directory name with a line break: the first line of the reason is kept
+    odd.mkdir()
+    assert rejection(odd) == f"rejected: {tmp_path}/odd"
 
 
 class EvaluateDouble:
@@ -448,6 +451,20 @@ def test_welch_p_value():
     assert welch_p_value(a + 3, b) < ALPHA
     assert welch_p_value(np.ones(5), np.ones(10)) == 1.0
     assert welch_p_value(np.ones(5), np.zeros(10)) == 0.0
+    assert welch_p_value(np.ones(1), np.ones(3)) == 1.0
+
+
+def test_welch_p_value_does_not_assume_equal_variances():
+    """Welch's t and Welch-Satterthwaite's degrees of freedom, by hand: unequal variances and sizes (Student's
+    pooled test gives another p)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.0, 1.0, 20), rng.normal(0.8, 6.0, 200)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    assert welch_p_value(a, b) == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
 
 
 def test_rollout_re_evaluates_a_code_policy_run_directory(oracle_run, capsys):
