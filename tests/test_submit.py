@@ -239,7 +239,7 @@ def test_verify_judges_a_stochastic_policy_by_welchs_test(ppo_copy, monkeypatch)
 
 
 def test_submit_writes_the_entry_in_one_rename(ppo_copy, tmp_path, monkeypatch):
-    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((CLAIMED, None), (CLAIMED, None)))
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble(*[(CLAIMED, None)] * 4))
     board = tmp_path / "board"
     entry = submit_module.submit(ppo_copy, board)
     assert entry.parent == board / "entries" / "NoiseWorld-Board0-v0"
@@ -252,6 +252,13 @@ def test_submit_writes_the_entry_in_one_rename(ppo_copy, tmp_path, monkeypatch):
 
     def failing_rename(source, target):
         raise OSError("disk full")
+
+    nested = copy_run(PPO_RUN, tmp_path / "nested")  # a policy file in a folder of a folder of the run
+    (nested / "models" / "final").mkdir(parents=True)
+    (nested / "model.pt").rename(nested / "models" / "final" / "model.pt")
+    edit_record(nested, _set(["policy", "path"], "models/final/model.pt"))
+    entry = submit_module.submit(nested, tmp_path / "board2")
+    assert sha256_file(entry / "models" / "final" / "model.pt") == sha256_file(ppo_copy / "model.pt")
 
     monkeypatch.setattr(submit_module.os, "rename", failing_rename)
     other = tmp_path / "other"
