@@ -247,7 +247,9 @@ def test_submit_writes_the_entry_in_one_rename(ppo_copy, tmp_path, monkeypatch):
     assert (entry / "record.json").read_bytes() == (ppo_copy / "record.json").read_bytes()
     assert sha256_file(entry / "model.pt") == sha256_file(ppo_copy / "model.pt")
     assert json.loads((entry / "verification.json").read_text())["mode"] == "exact"
-    with pytest.raises(Rejected, match=f"already on the board as {entry}"):
+    sha = json.loads((ppo_copy / "record.json").read_text())["policy"]["sha256"]
+    with pytest.raises(Rejected, match=rf"the same policy \(sha256 {sha[:12]}\) on the same task is already on "
+                                       f"the board as {entry}"):
         submit_module.submit(ppo_copy, board)
 
     def failing_rename(source, target):
@@ -461,6 +463,7 @@ def test_welch_p_value():
     assert welch_p_value(np.ones(1), np.ones(3)) == 1.0
 
 
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy on a zero-variance sample
 def test_welch_p_value_does_not_assume_equal_variances():
     """Welch's t and Welch-Satterthwaite's degrees of freedom, by hand: unequal variances and sizes (Student's
     pooled test gives another p)."""
@@ -472,6 +475,10 @@ def test_welch_p_value_does_not_assume_equal_variances():
     t = (a.mean() - b.mean()) / np.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     assert welch_p_value(a, b) == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
+    constant = np.full(10, 0.5)  # one constant sample is still a t-test (a deterministic claim, a stochastic policy)
+    for x, y in ((constant, a), (a, constant)):
+        assert welch_p_value(x, y) == pytest.approx(stats.ttest_ind(x, y, equal_var=False).pvalue, rel=1e-9)
+        assert 0.0 < welch_p_value(x, y) < 1.0
 
 
 def test_rollout_re_evaluates_a_code_policy_run_directory(oracle_run, capsys):
