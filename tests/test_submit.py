@@ -183,13 +183,14 @@ CLAIMED = [-25.0] * 50
 
 
 def test_verify_accepts_an_exact_reproduction_after_one_evaluation(ppo_copy, monkeypatch):
-    evaluate = EvaluateDouble(([r + 5e-7 for r in CLAIMED], None))  # within EPISODE_ATOL
+    evaluate = EvaluateDouble(([r + 5e-7 for r in CLAIMED], [True] * 50))  # within EPISODE_ATOL; the record has
+    # no successes to compare with
     monkeypatch.setattr(submit_module, "_evaluate", evaluate)
     record, policy, verification = submit_module.verify(ppo_copy)
     assert evaluate.calls == 1 and verification["mode"] == "exact" and verification["p_value"] is None
     assert verification["reevaluated_returns"] == pytest.approx(CLAIMED, abs=1e-6)
     assert len(verification["reevaluated_returns"]) == 50 and verification["claimed_mean_return"] == -25.0
-    assert verification["episode_seeds"] == heldout_seeds(50) and verification["reevaluated_success_rate"] is None
+    assert verification["episode_seeds"] == heldout_seeds(50) and verification["reevaluated_success_rate"] == 1.0
     assert verification["policy_sha256"] == record["policy"]["sha256"] and policy == ppo_copy / "model.pt"
     assert verification["tolerance"]["episode_rtol"] == EPISODE_RTOL
     assert verification["tolerance"]["episode_atol"] == EPISODE_ATOL
@@ -233,6 +234,10 @@ def test_verify_judges_a_stochastic_policy_by_welchs_test(ppo_copy, monkeypatch)
     assert verification["reevaluated_returns"] == both.tolist()
     assert verification["reevaluated_mean_return"] == pytest.approx(both.mean())
     assert verification["p_value"] == pytest.approx(welch_p_value(claimed, both)) and verification["p_value"] >= ALPHA
+    monkeypatch.setattr(submit_module, "welch_p_value", lambda claimed, reevaluated: ALPHA)  # the edge: accepted
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first, None), (second, None)))
+    assert submit_module.verify(ppo_copy)[2]["p_value"] == ALPHA
+    monkeypatch.setattr(submit_module, "welch_p_value", welch_p_value)
     monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first - 1, None), (second - 1, None)))
     with pytest.raises(Rejected, match=r"over 100 episodes \(Welch's t-test p = .* < 0\.001\)"):
         submit_module.verify(ppo_copy)
@@ -318,6 +323,9 @@ def test_evaluate_uses_the_runs_threads_lifetime_and_workers(ppo_copy, evaluate_
     record["config"]["policy_lifetime"] = "rollout"
     submit_module._evaluate(policy, record)
     assert evaluate_doubles["threads"] == 1 and torch.get_num_threads() == before
+    record["config"]["torch_threads"] = -2  # nonsense: at least one thread
+    submit_module._evaluate(policy, record)
+    assert evaluate_doubles["threads"] == 1
     assert evaluate_doubles["policy"].lifetime == "rollout"
 
 
@@ -460,7 +468,7 @@ def test_welch_p_value():
     assert welch_p_value(a + 3, b) < ALPHA
     assert welch_p_value(np.ones(5), np.ones(10)) == 1.0
     assert welch_p_value(np.ones(5), np.zeros(10)) == 0.0
-    assert welch_p_value(np.ones(1), np.ones(3)) == 1.0
+    assert welch_p_value(np.ones(1), np.ones(3)) == welch_p_value(np.ones(3), np.ones(1)) == 1.0
 
 
 @pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy on a zero-variance sample
