@@ -370,7 +370,47 @@ def test_nested_blocks_keep_envs_until_the_outer_one_ends(made):
         assert not any(env.closed for env in made)
         returns([0, 1])
         assert len(made) == 2
-        other = run_episodes(ENV_ID, RandomPolicy(registry.make(ENV_ID).action_space, 0), [0, 1],
-                             env_kwargs={"max_episode_steps": 50})
-        assert len(made) == 4 and other.lengths.max() <= 50  # other kwargs: other envs
+        space = registry.make(ENV_ID).action_space
+        run_episodes(ENV_ID, RandomPolicy(space, 0), [0, 1], env_kwargs={})
+        assert len(made) == 2  # no kwargs and empty kwargs are the same task
+        for steps, count in ((50, 4), (60, 6), (50, 6)):
+            other = run_episodes(ENV_ID, RandomPolicy(space, 0), [0, 1], env_kwargs={"max_episode_steps": steps})
+            assert len(made) == count and other.lengths.max() <= steps  # other kwargs: other envs
     assert all(env.closed for env in made)
+
+
+def test_the_default_batch_is_64_episodes(double_task):
+    policy = RuleDouble()
+    episodes = run_episodes(DOUBLE_ID, policy, list(range(70)))
+    assert max(len(ids) for ids, _, _ in policy.seen) == 64 == len(double_task)
+    assert episodes.lengths.tolist() == expected(list(range(70)))[1]
+
+
+def test_two_live_episodes_are_split_into_two_halves_of_one(double_task, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(rollout, "time", clock)
+    policy = PipelinedDouble(clock, 10.0)
+    episodes = run_episodes(DOUBLE_ID, policy, [5, 11], env_kwargs={"clock": {"clock": clock, "step_s": 0.1}})
+    assert policy.sizes == [2, 2, 2] + [1] * 6 and episodes.lengths.tolist() == [6, 6]
+
+
+class BoxEnvDouble(CountingEnvDouble):
+    """Test double with a Box(2,) action space: every action must reach it as a NumPy row of two floats."""
+
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def step(self, action):
+        assert isinstance(action, np.ndarray) and action.shape == (2,), action
+        return super().step(int(action[0] > 0) + int(action[1] > 0))
+
+
+def test_box_actions_reach_the_env_as_rows(double_task):
+    class BoxRuleDouble(RuleDouble):
+        def act(self, episode_ids, obs, steps):
+            discrete = super().act(episode_ids, obs, steps)
+            return np.stack([(discrete >= 1) * 1.0 - 0.5, (discrete >= 2) * 1.0 - 0.5], axis=1).astype(np.float32)
+
+    episodes = run_episodes(DOUBLE_ID, BoxRuleDouble(), SEEDS, env_kwargs={"cls": BoxEnvDouble}, batch_size=3)
+    returns, lengths, successes, _ = expected(SEEDS)
+    np.testing.assert_allclose(episodes.returns, returns, rtol=0, atol=1e-12)
+    assert episodes.successes.tolist() == successes
