@@ -414,3 +414,41 @@ def test_box_actions_reach_the_env_as_rows(double_task):
     returns, lengths, successes, _ = expected(SEEDS)
     np.testing.assert_allclose(episodes.returns, returns, rtol=0, atol=1e-12)
     assert episodes.successes.tolist() == successes
+
+
+def test_groups_split_and_shrink_without_changing_the_original():
+    """A group's halves share its arrays, so groups are frozen: a change would reach the other half."""
+    envs = [f"env{k}" for k in range(5)]
+    group = rollout._Group(envs, np.arange(10, 15), np.arange(10.0).reshape(5, 2))
+    first, second = group.halves()
+    assert (first.envs, first.ids.tolist(), second.envs, second.ids.tolist()) == (envs[:3], [10, 11, 12], envs[3:],
+                                                                                  [13, 14])
+    assert np.shares_memory(first.obs, group.obs) and second.obs.tolist() == [[6.0, 7.0], [8.0, 9.0]]
+    rest = group.without([0, 3])
+    assert (rest.envs, rest.ids.tolist(), rest.obs[:, 0].tolist()) == (["env1", "env2", "env4"], [11, 12, 14],
+                                                                       [2.0, 4.0, 8.0])
+    assert group.ids.tolist() == [10, 11, 12, 13, 14]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        group.ids = rest.ids
+    episodes = rollout.Episodes([0], np.zeros(1), np.ones(1, dtype=np.int64), None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        episodes.returns = np.ones(1)
+
+
+def test_an_answer_taking_exactly_half_the_stepping_time_is_not_worth_halves(double_task, monkeypatch):
+    """4 envs of 0.125 (fake) s each step in 0.5 s: halves need an answer slower than 0.25 s (exact binary
+    fractions, so the comparison is exact)."""
+    for wait_s, split in ((0.25, False), (0.375, True)):
+        clock = FakeClock()
+        monkeypatch.setattr(rollout, "time", clock)
+        policy = PipelinedDouble(clock, wait_s)
+        run_episodes(DOUBLE_ID, policy, [5, 11, 17, 23], env_kwargs={"clock": {"clock": clock, "step_s": 0.125}})
+        assert policy.sizes[3:5] == ([2, 2] if split else [4, 4]), wait_s
+
+
+def test_random_return_starts_at_seed_0():
+    kwargs = {"size": 4, "layout_seed": 1}
+    assert rollout.random_return("NoiseWorld-v0", 6, env_kwargs=kwargs) == rollout.random_return(
+        "NoiseWorld-v0", 6, seed=0, env_kwargs=kwargs)
+    assert rollout.random_return("NoiseWorld-v0", 6, env_kwargs=kwargs) != rollout.random_return(
+        "NoiseWorld-v0", 6, seed=1, env_kwargs=kwargs)
