@@ -376,6 +376,10 @@ def test_nested_blocks_keep_envs_until_the_outer_one_ends(made):
         for steps, count in ((50, 4), (60, 6), (50, 6)):
             other = run_episodes(ENV_ID, RandomPolicy(space, 0), [0, 1], env_kwargs={"max_episode_steps": steps})
             assert len(made) == count and other.lengths.max() <= steps  # other kwargs: other envs
+        for kwargs in ({"max_episode_steps": 40, "disable_env_checker": True},
+                       {"disable_env_checker": True, "max_episode_steps": 40}):  # in any order: the same task
+            run_episodes(ENV_ID, RandomPolicy(space, 0), [0, 1], env_kwargs=kwargs)
+            assert len(made) == 8
     assert all(env.closed for env in made)
 
 
