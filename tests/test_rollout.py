@@ -456,3 +456,16 @@ def test_random_return_starts_at_seed_0():
         "NoiseWorld-v0", 6, seed=0, env_kwargs=kwargs)
     assert rollout.random_return("NoiseWorld-v0", 6, env_kwargs=kwargs) != rollout.random_return(
         "NoiseWorld-v0", 6, seed=1, env_kwargs=kwargs)
+
+
+def test_a_policy_is_pipelined_only_with_both_send_and_receive(double_task):
+    class SendOnlyDouble(RuleDouble):
+        def send(self, message):  # some other `send` of the policy's own: not the pipelined protocol
+            raise AssertionError("the rollout must act, not send")
+
+    class ReceiveOnlyDouble(RuleDouble):
+        def receive(self):
+            raise AssertionError("the rollout must act, not receive")
+
+    for policy in (SendOnlyDouble(), ReceiveOnlyDouble()):
+        assert run_episodes(DOUBLE_ID, policy, SEEDS).lengths.tolist() == expected(SEEDS)[1]
