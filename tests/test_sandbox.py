@@ -214,6 +214,61 @@ def test_crash_in_constructor_of_a_new_episode():
     assert raised.value.message.startswith("Policy() raised AssertionError")
 
 
+# the worker's clock and limits as plain functions (fast: no worker), then the limits on real workers
+
+
+class Clock:
+    """Test double of the worker's `time` module: perf_counter reads `now`."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_within_allows_a_call_up_to_its_limit(monkeypatch):
+    from promptpo_bench import sandbox_worker
+
+    monkeypatch.setattr(sandbox_worker, "time", Clock(10.5))
+    assert sandbox_worker._within(10.0, 0.5) == 10.5  # exactly at the limit: allowed, and the time now returned
+    with pytest.raises(sandbox_worker.PolicyTimeout):
+        sandbox_worker._within(9.999, 0.5)
+    assert issubclass(sandbox_worker.PolicyTimeout, BaseException)
+    assert not issubclass(sandbox_worker.PolicyTimeout, Exception)  # `except Exception` in a policy cannot catch it
+
+
+def test_the_alarm_ends_a_call_only_while_one_is_live(monkeypatch):
+    from promptpo_bench import sandbox_worker
+
+    monkeypatch.setitem(sandbox_worker._ALARM, "live", True)
+    with pytest.raises(sandbox_worker.PolicyTimeout, match="time limit exceeded"):
+        sandbox_worker._on_alarm(14, None)
+    monkeypatch.setitem(sandbox_worker._ALARM, "live", False)
+    sandbox_worker._on_alarm(14, None)  # a late alarm between act messages is harmless
+
+
+@pytest.mark.parametrize("hard, asked, expected", [
+    (-1, (100, 101), (100, 101)),  # no hard limit yet (RLIM_INFINITY): as asked
+    (50, (100, 101), (50, 50)),  # a lower hard limit is kept: both clamped to it
+    (200, (100, 101), (100, 101)),
+])
+def test_set_limit_never_raises_a_hard_limit(monkeypatch, hard, asked, expected):
+    from promptpo_bench import sandbox_worker
+
+    hard = sandbox_worker.resource.RLIM_INFINITY if hard == -1 else hard
+    calls = []
+    monkeypatch.setattr(sandbox_worker.resource, "getrlimit", lambda which: (0, hard))
+    monkeypatch.setattr(sandbox_worker.resource, "setrlimit", lambda which, limits: calls.append((which, limits)))
+    sandbox_worker._set_limit(7, *asked)
+    assert calls == [(7, expected)]
+
+
+def test_default_limits():
+    assert Limits() == Limits(act_seconds=1.0, episode_seconds=120.0, load_seconds=10.0, cpu_seconds=600,
+                              memory_mb=2048)
+
+
 @pytest.mark.parametrize("body", ["while True:\n    pass", "import time\ntime.sleep(100)",
                                   "try:\n    while True:\n        pass\nexcept Exception:\n    pass"])
 def test_endless_act_is_interrupted(body):
