@@ -550,6 +550,10 @@ def test_reachable_walks_the_grid_without_wrapping_round_its_edges():
                                                               True, True, True]
     ring = np.array([0, 0, 0, 0, WALL, 0, 0, 0, 0])
     assert _reachable(ring, 3, blocked=(WALL,)).sum() == 8
+    top = np.array([0, 0, 0, WALL, WALL, WALL, 0, 0, 0])  # the bottom row only by going up from the top one
+    assert _reachable(top, 3, blocked=(WALL,)).tolist() == [True] * 3 + [False] * 6
+    shut_in = np.array([0, WALL, 0, WALL, 0, 0, 0, 0, 0])  # the start alone is reachable: itself
+    assert _reachable(shut_in, 3, blocked=(WALL,)).tolist() == [True] + [False] * 8
 
 
 def test_paper_boards_are_the_reference_files_layouts(monkeypatch):
@@ -566,7 +570,10 @@ def test_paper_boards_are_the_reference_files_layouts(monkeypatch):
     for bad in (True, 7, -1, "3", 2.0):
         with pytest.raises(ValueError, match=r"board must be an integer in 0\.\.6"):
             paper_board.__wrapped__(bad)  # past the cache, where True and 1 are one key
-    tampered = {"boards": [dict(raw, dynamics=[["deterministic"] * raw["n"]] * raw["n"])]}
+    dynamics = [list(row) for row in raw["dynamics"]]
+    row, col = divmod(int(np.flatnonzero(np.ravel(raw["codes"]) == STOCHASTIC_RESET)[0]), raw["n"])
+    dynamics[row][col] = "stochastic_stay"  # one stochastic-reset cell whose dynamics disagree with its code
+    tampered = {"boards": [dict(raw, dynamics=dynamics)]}
     monkeypatch.setattr(board_module, "_paper_data", lambda: tampered)
     with pytest.raises(ValueError, match="board 0 codes disagree with its dynamics"):
         paper_board.__wrapped__(0)
@@ -597,4 +604,5 @@ def test_generator_rejects_bad_kwargs(size, layout_seed, message):
 
 def test_generator_takes_the_smallest_size_and_numpy_integers():
     assert generate_board(3, 0).n == 3
+    assert not generate_board(12, 6).milestones  # milestones only when asked for
     assert _digest(generate_board.__wrapped__(np.int64(8), np.int64(4))) == _digest(generate_board(8, 4))
