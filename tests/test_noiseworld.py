@@ -602,6 +602,14 @@ def test_generator_rejects_bad_kwargs(size, layout_seed, message):
         generate_board.__wrapped__(size, layout_seed)
 
 
+def test_small_boards_keep_their_goal_reachable():
+    """On 3x3 boards a wall and a trap can shut the goal in: the generator must refuse such a placement."""
+    for seed in range(300):
+        board = generate_board.__wrapped__(3, seed, seed % 2 == 1)
+        reachable = _reachable(board.codes, 3, blocked=(WALL, TRAP))
+        assert reachable[-1] and not reachable[(board.codes == WALL) | (board.codes == TRAP)].any(), seed
+
+
 def test_generator_takes_the_smallest_size_and_numpy_integers():
     assert generate_board(3, 0).n == 3
     assert not generate_board(12, 6).milestones  # milestones only when asked for
