@@ -77,6 +77,7 @@ def failure(code: str, space=Discrete(4), limits: Limits = FAST, ids=(0,), obs=N
         with pytest.raises(PolicyFailure) as again:
             policy.act(np.array(ids), obs)
         assert again.value.kind == "worker_died"
+        assert again.value.message == f"the sandboxed policy is closed after {raised.value}"
     json.dumps(raised.value.to_dict())
     return raised.value
 
@@ -403,7 +404,14 @@ def test_close_is_idempotent_and_kills_the_worker(workers):
     assert_group_dead(workers[0])
     with pytest.raises(PolicyFailure) as raised:
         policy.act(np.array([0]), rows(0))
-    assert raised.value.kind == "worker_died"
+    assert raised.value.kind == "worker_died" and raised.value.message == "the sandboxed policy is closed"
+
+
+def test_an_empty_batch_gets_no_actions_without_asking_the_worker():
+    with sandbox(COUNTING) as policy:
+        empty = policy.act(np.zeros(0, dtype=np.int64), np.zeros((0, 104), dtype=np.float32))
+        assert empty.shape == (0,) and empty.dtype == np.int64
+        assert policy.act(np.array([0]), rows(0)).tolist() == [0]  # the first act call the policy has seen
 
 
 def test_unreferenced_policy_is_killed(workers):
