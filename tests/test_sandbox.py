@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import subprocess
 import tempfile
 import textwrap
@@ -143,7 +144,11 @@ def test_integer_box_rejects_fractions():
 
 @pytest.mark.parametrize("forged, kind", [(b"\x0c\x00\x00\x00\x02" + bytes(12), "worker_died"),
                                           (b"\x10\x00\x00\x00\x02" + bytes(16), "invalid_action"),
-                                          (b"\x02\x00\x00\x00\x07{}", "worker_died")])
+                                          (b"\x02\x00\x00\x00\x07{}", "worker_died"),
+                                          # one Discrete action may take 1 MiB + 128 bytes: one byte more is refused
+                                          # at once, the most allowed waits for its payload until the deadline
+                                          (struct.pack("<IB", (1 << 20) + 129, 2), "invalid_action"),
+                                          (struct.pack("<IB", (1 << 20) + 128, 2), "timeout")])
 def test_a_forged_reply_is_a_failure_not_actions(forged, kind):
     """Untrusted code that writes its own frame to the reply pipe (any fd it can find) gets a failure."""
     body = f"""
