@@ -46,6 +46,7 @@ class Module:
     files: list[str]
     functions: list[str]
     tests: str
+    timeout: float | None = None  # seconds per mutant's test run, if not the global one
 
 
 def fail(message: str) -> None:
@@ -55,7 +56,8 @@ def fail(message: str) -> None:
 
 def load_config() -> tuple[dict, list[Module]]:
     config = tomllib.loads(CONFIG.read_text())
-    modules = [Module(m["name"], m["files"], m.get("functions", []), m["tests"]) for m in config["module"]]
+    modules = [Module(m["name"], m["files"], m.get("functions", []), m["tests"], m.get("timeout"))
+               for m in config["module"]]
     for module in modules:
         for path in module.files:
             if not (ROOT / path).is_file():
@@ -151,7 +153,8 @@ def write_config(module: Module, config: dict) -> Path:
     """cosmic-ray's config for one module (its files, its tests, the timeout), written anew each run."""
     cfg = WORK / module.name / "cosmic-ray.toml"
     files = ", ".join(f'"{f}"' for f in module.files)
-    cfg.write_text(f'[cosmic-ray]\nmodule-path = [{files}]\ntimeout = {float(config["timeout"])}\n'
+    timeout = float(module.timeout or config["timeout"])
+    cfg.write_text(f'[cosmic-ray]\nmodule-path = [{files}]\ntimeout = {timeout}\n'
                    f'excluded-modules = []\ntest-command = "{test_command(module)}"\n\n'
                    '[cosmic-ray.distributor]\nname = "local"\n')
     return cfg

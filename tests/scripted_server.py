@@ -27,7 +27,7 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)  # e.g. {"Retry-After": "0"}
     delay_s: float = 0.0  # sleep before answering (timeouts, latency benchmarks)
     error_code: str | None = None  # the error body's "code", e.g. "context_length_exceeded"
-    usage: bool = True  # False leaves `usage` out of a reply, as some local servers do
+    usage: bool | dict = True  # False leaves `usage` out of a reply, as some local servers do; a dict is sent as is
 
 
 def prompt_tokens(messages: list[dict]) -> int:
@@ -93,7 +93,9 @@ class ScriptedLLMServer:
         if scripted.text is not None:
             reply["choices"] = [{"index": 0, "message": {"role": "assistant", "content": scripted.text},
                                  "finish_reason": "stop"}]
-        if scripted.usage and scripted.text is not None:
+        if isinstance(scripted.usage, dict):
+            reply["usage"] = scripted.usage
+        elif scripted.usage and scripted.text is not None:
             usage = {"prompt_tokens": prompt_tokens(body.get("messages", [])),
                      "completion_tokens": completion_tokens(scripted.text)}
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]

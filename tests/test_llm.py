@@ -15,11 +15,13 @@ from promptpo_bench.errors import BenchError
 from promptpo_bench.llm import (
     BACKOFF_BASE_S,
     BACKOFF_CAP_S,
+    DEFAULT_BASE_URL,
     ContextLengthError,
     Journal,
     LLMClient,
     LLMConfig,
     LLMError,
+    extract_code,
     messages_sha256,
 )
 
@@ -137,11 +139,12 @@ def test_retry_after_is_capped(tmp_path):
 
 
 def test_connection_errors_are_retried_then_reported(tmp_path, closed_url):
-    client, sleeps = make_client(closed_url, tmp_path / "llm.jsonl", max_retries=2)
+    client, sleeps = make_client(closed_url, tmp_path / "llm.jsonl", max_retries=1)
     with pytest.raises(LLMError) as error:
         client.chat("r0/c0/a1", MESSAGES)
     assert error.value.kind == "connection" and "\n" not in str(error.value)
-    assert len(sleeps) == 2 and len(lines(tmp_path / "llm.jsonl")) == 3
+    assert str(error.value).startswith("request r0/c0/a1 failed after 2 attempts: connection error")
+    assert len(sleeps) == 1 and len(lines(tmp_path / "llm.jsonl")) == 2
 
 
 @pytest.mark.parametrize("scripted", [
@@ -167,6 +170,7 @@ def test_other_client_errors_are_not_retried(tmp_path):
         with pytest.raises(LLMError) as error:
             client.chat("r0/c0/a1", MESSAGES)
     assert error.value.kind == "http" and error.value.status == 401 and "invalid api key" in str(error.value)
+    assert str(error.value).startswith("request r0/c0/a1: HTTP 401")  # one attempt: no "failed after"
     assert not isinstance(error.value, ContextLengthError)
     assert len(server.requests) == 1 and sleeps == []
 
@@ -218,15 +222,90 @@ def test_journal_with_a_torn_last_line_still_loads(tmp_path):
         assert journal.totals() == client.journal.totals()
         resumed = LLMClient(client.config, journal)
         resumed.chat("r0/c1/a1", MESSAGES)
-    assert [entry["request_id"] for entry in lines(path)] == ["r0/c0/a1", "r0/c1/a1"]  # the torn line is gone
-    assert Journal(path).totals()["llm_calls"] == 2
+        resumed.chat("r0/c2/a1", MESSAGES)  # cut off once, before the first append only
+    assert [entry["request_id"] for entry in lines(path)] == ["r0/c0/a1", "r0/c1/a1", "r0/c2/a1"]  # torn line gone
+    assert Journal(path).totals()["llm_calls"] == 3
 
 
 def test_journal_damaged_in_the_middle_is_an_error(tmp_path):
     path = tmp_path / "llm.jsonl"
-    path.write_text('{"request_id": "r0"\n{}\n')
-    with pytest.raises(BenchError, match="line 1"):
+    path.write_text('{}\n{"request_id": "r0"\n{}\n')
+    with pytest.raises(BenchError, match=f"^{path} line 2 is damaged"):
         Journal(path)
+
+
+def test_journal_skips_blank_lines_and_counts_missing_usage_as_zero(tmp_path):
+    path = tmp_path / "llm.jsonl"
+    entry = {"request_id": "r0/c0/a1", "messages_sha256": messages_sha256(MESSAGES), "response": POLICY,
+             "error": None, "latency_s": 1.5}
+    later = {**entry, "request_id": "r0/c1/a1", "usage": {"prompt_tokens": 7}}
+    path.write_text(json.dumps(entry) + "\n\n" + json.dumps(later) + "\n")
+    journal = Journal(path)
+    assert journal.totals() == {"llm_calls": 2, "prompt_tokens": 7, "completion_tokens": 0}
+    assert journal.lookup("r0/c1/a1", MESSAGES)["usage"] == {"prompt_tokens": 7}
+    reply = LLMClient(LLMConfig(), journal).chat("r0/c0/a1", MESSAGES)
+    assert (reply.text, reply.prompt_tokens, reply.completion_tokens, reply.cached) == (POLICY, 0, 0, True)
+    assert reply.latency_s == 1.5
+    assert LLMClient(LLMConfig(), journal).chat("r0/c1/a1", MESSAGES).completion_tokens == 0
+
+
+def test_a_journal_in_a_new_directory_is_created_with_its_parents(tmp_path):
+    path = tmp_path / "runs" / "new" / "llm.jsonl"
+    with ScriptedLLMServer(lambda request, i: POLICY) as server:
+        client, _ = make_client(server.base_url, path)
+        client.chat("r0/c0/a1", MESSAGES)
+    assert lines(path)[0]["response"] == POLICY
+
+
+def test_extract_code_takes_the_last_python_block():
+    answer = ("Here:\n```python\nA = 1\n```\nor\n```\nnot python\n```\n```python title=policy.py\nC = 3\n```\n"
+              "and, cut off:\n```python\nD = 4\n")
+    assert extract_code(answer) == "D = 4\n"
+    assert extract_code(answer.rsplit("and,", 1)[0]) == "C = 3\n"
+    assert extract_code("```\nno language\n```") is None and extract_code("no code") is None
+
+
+def test_usage_without_counts_is_zero_tokens(tmp_path):
+    path = tmp_path / "llm.jsonl"
+    nulls = Scripted(text=POLICY, usage={"prompt_tokens": None, "completion_tokens": 0, "total_tokens": 0})
+    with ScriptedLLMServer(lambda request, i: nulls) as server:
+        client, _ = make_client(server.base_url, path)
+        reply = client.chat("r0/c0/a1", MESSAGES)
+    assert (reply.prompt_tokens, reply.completion_tokens) == (0, 0)
+    assert lines(path)[0]["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
+
+
+class FakeClock:
+    """Stands in for the llm module's `time`: perf_counter moves 0.25 s per reading, from 1000 s."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+def test_every_attempt_journals_its_own_latency(tmp_path, monkeypatch):
+    from promptpo_bench import llm
+
+    path = tmp_path / "llm.jsonl"
+    with ScriptedLLMServer(lambda request, i: Scripted(text="busy", status=503) if i == 0 else POLICY) as server:
+        client, _ = make_client(server.base_url, path)
+        monkeypatch.setattr(llm, "time", FakeClock())
+        reply = client.chat("r0/c0/a1", MESSAGES)
+    assert [entry["latency_s"] for entry in lines(path)] == [0.25, 0.25] and reply.latency_s == 0.25
+
+
+def test_backoff_doubles_from_the_base_up_to_the_cap(tmp_path, monkeypatch):
+    from promptpo_bench import llm
+
+    monkeypatch.setattr(llm.random, "uniform", lambda low, high: (low, high))  # the range the jitter is drawn from
+    client, _ = make_client("http://127.0.0.1:9/v1", tmp_path / "llm.jsonl")
+    ranges = [client._backoff(attempt, None) for attempt in range(1, 10)]
+    highs = [BACKOFF_BASE_S * 2 ** k for k in range(7)] + [BACKOFF_CAP_S] * 2
+    assert ranges == [(0.0, min(h, BACKOFF_CAP_S)) for h in highs]
+    assert client._backoff(3, 2.5) == 2.5 and client._backoff(3, 0.0) == 0.0
 
 
 def test_replay_answers_without_an_endpoint_and_reports_misses(tmp_path, closed_url, monkeypatch):
@@ -262,7 +341,7 @@ def test_check_reports_missing_key_and_unreachable_endpoint(tmp_path, closed_url
     with pytest.raises(LLMError) as error:
         client.check()
     assert error.value.kind == "unreachable" and "\n" not in str(error.value)
-    assert str(error.value).startswith(f"cannot reach the LLM endpoint {closed_url}: ")
+    assert str(error.value).startswith(f"cannot reach the LLM endpoint {closed_url}: [Errno")  # the reason itself
 
 
 def test_check_accepts_an_endpoint_without_a_models_route(tmp_path):
@@ -299,3 +378,11 @@ def test_concurrent_requests_are_all_journaled_and_counted(tmp_path):
         "completion_tokens": sum(u["completion_tokens"] for u in server.reported_usage),
     }
     assert Journal(path).totals() == client.journal.totals()
+
+
+def test_base_url_comes_from_the_config_else_the_environment_else_openai(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "llm.jsonl")
+    assert LLMClient(LLMConfig(), journal).base_url == DEFAULT_BASE_URL
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:8000/v1/")
+    assert LLMClient(LLMConfig(), journal).base_url == "http://localhost:8000/v1"
+    assert LLMClient(LLMConfig(base_url="http://other/v1"), journal).base_url == "http://other/v1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 
 import gymnasium as gym
@@ -13,7 +14,7 @@ from scipy import stats
 import promptpo_bench
 from promptpo_bench.tasks.noiseworld.board import (GOAL, MILESTONE_1, MILESTONE_2, STOCHASTIC_RESET,
                                                    STOCHASTIC_STAY, TRAP, WALL, _reachable, generate_board,
-                                                   paper_board)
+                                                   paper_board, resolve_board)
 from promptpo_bench.registry import description_module
 from promptpo_bench.tasks.noiseworld.env import observation_table
 from promptpo_bench.tasks.noiseworld.oracle import OptimalPolicy, policy_code, solution
@@ -506,3 +507,110 @@ def test_vector_env_rejects_malformed_actions(actions):
     venv.reset(seed=0)
     with pytest.raises(ValueError, match="actions must be 3 integers in 0..3"):
         venv.step(actions)
+
+
+def _digest(board) -> str:
+    arrays = (board.codes, board.dynamics, board.p, board.p_alt)
+    return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("size, layout_seed, milestones, digest, walls, traps", [
+    (5, 0, False, "137a8c40fb38dfc8", 1, 1),
+    (12, 5, True, "8a57457706907e11", 1, 1),
+    (40, 3, False, "d03e9a67e710607f", 8, 3),
+    (64, 1, True, "12c07a059bca1728", 20, 8),
+])
+def test_generated_boards_never_change(size, layout_seed, milestones, digest, walls, traps):
+    """A generated board is named by its kwargs on the leaderboard: the same kwargs must give the same board in every
+    version (the digests were taken when the generator was written down); the recipe's counts hold at every size."""
+    board = generate_board(size, layout_seed, milestones)
+    assert _digest(board) == digest
+    assert board.codes.dtype == board.dynamics.dtype == np.int64 and board.p.dtype == board.p_alt.dtype == np.float64
+    assert board.n == size and board.codes.shape == (size * size,) and board.layout_seed == layout_seed
+    assert (np.sum(board.codes == WALL), np.sum(board.codes == TRAP)) == (walls, traps)
+    assert board.name == f"generated board size={size} layout_seed={layout_seed}" + (
+        " with milestones" if milestones else "")
+    free = board.codes <= STOCHASTIC_RESET
+    np.testing.assert_array_equal(board.codes[free], board.dynamics[free])
+    regions = max(4, size // 2)  # each Voronoi region draws its own p: one distinct value per region
+    milestone = board.codes >= MILESTONE_1
+    assert len(np.unique(board.p[~milestone])) == len(np.unique(board.p_alt[~milestone])) == regions
+    assert np.all((board.p_alt[~milestone] >= 0.25) & (board.p_alt[~milestone] <= 0.95))
+    assert np.all(board.dynamics[milestone] == 0) and np.all(board.p[milestone] == 1.0)
+    assert np.all(board.p_alt[milestone] == 1.0) and milestone.sum() == 2 * milestones
+
+
+def test_reachable_walks_the_grid_without_wrapping_round_its_edges():
+    codes = np.array([0, WALL, 0,
+                      0, WALL, 0,
+                      0, TRAP, 0])
+    assert _reachable(codes, 3, blocked=(WALL, TRAP)).tolist() == [True, False, False, True, False, False,
+                                                                   True, False, False]
+    assert _reachable(codes, 3, blocked=(WALL,)).tolist() == [True, False, True, True, False, True,
+                                                              True, True, True]
+    ring = np.array([0, 0, 0, 0, WALL, 0, 0, 0, 0])
+    assert _reachable(ring, 3, blocked=(WALL,)).sum() == 8
+    top = np.array([0, 0, 0, WALL, WALL, WALL, 0, 0, 0])  # the bottom row only by going up from the top one
+    assert _reachable(top, 3, blocked=(WALL,)).tolist() == [True] * 3 + [False] * 6
+    shut_in = np.array([0, WALL, 0, WALL, 0, 0, 0, 0, 0])  # the start alone is reachable: itself
+    assert _reachable(shut_in, 3, blocked=(WALL,)).tolist() == [True] + [False] * 8
+
+
+def test_paper_boards_are_the_reference_files_layouts(monkeypatch):
+    from promptpo_bench.tasks.noiseworld import board as board_module
+
+    raw = board_module._paper_data()["boards"][3]
+    board = paper_board(np.int64(3))
+    assert board.n == raw["n"] and board.name == "paper board 3" and board.layout_seed == raw["layout_seed"]
+    np.testing.assert_array_equal(board.grid(), raw["codes"])
+    np.testing.assert_array_equal(board.p, np.ravel(raw["p"]))
+    np.testing.assert_array_equal(board.p_alt, np.ravel(raw["p_alt"]))
+    assert board.paper_optimum == raw["optimal_expected_return"]
+    assert board.codes.dtype == board.dynamics.dtype == np.int64
+    for bad in (True, 7, -1, "3", 2.0):
+        with pytest.raises(ValueError, match=r"board must be an integer in 0\.\.6"):
+            paper_board.__wrapped__(bad)  # past the cache, where True and 1 are one key
+    dynamics = [list(row) for row in raw["dynamics"]]
+    row, col = divmod(int(np.flatnonzero(np.ravel(raw["codes"]) == STOCHASTIC_RESET)[0]), raw["n"])
+    dynamics[row][col] = "stochastic_stay"  # one stochastic-reset cell whose dynamics disagree with its code
+    tampered = {"boards": [dict(raw, dynamics=dynamics)]}
+    monkeypatch.setattr(board_module, "_paper_data", lambda: tampered)
+    with pytest.raises(ValueError, match="board 0 codes disagree with its dynamics"):
+        paper_board.__wrapped__(0)
+
+
+def test_resolve_board_picks_a_paper_or_a_generated_board():
+    assert resolve_board(4) is paper_board(4) and resolve_board() is paper_board(1)
+    assert resolve_board(4, size=6, layout_seed=2) is generate_board(6, 2, False)
+    assert resolve_board(size=6, layout_seed=2, milestones=1) is generate_board(6, 2, True)
+    for kwargs in ({"size": 6}, {"layout_seed": 2}):
+        with pytest.raises(ValueError, match="needs both size"):
+            resolve_board(**kwargs)
+
+
+@pytest.mark.parametrize("size, layout_seed, message", [
+    (65, 0, r"size must be an integer in 3\.\.64, got 65"),
+    (2, 0, "size must be an integer in 3..64"),
+    (5.0, 0, "size must be an integer"),
+    (True, 0, "size must be an integer"),
+    (5, -1, "layout_seed must be a non-negative integer, got -1"),
+    (5, 1.0, "layout_seed must be a non-negative integer"),
+    (5, False, "layout_seed must be a non-negative integer"),
+])
+def test_generator_rejects_bad_kwargs(size, layout_seed, message):
+    with pytest.raises(ValueError, match=message):
+        generate_board.__wrapped__(size, layout_seed)
+
+
+def test_small_boards_keep_their_goal_reachable():
+    """On 3x3 boards a wall and a trap can shut the goal in: the generator must refuse such a placement."""
+    for seed in range(300):
+        board = generate_board.__wrapped__(3, seed, seed % 2 == 1)
+        reachable = _reachable(board.codes, 3, blocked=(WALL, TRAP))
+        assert reachable[-1] and not reachable[(board.codes == WALL) | (board.codes == TRAP)].any(), seed
+
+
+def test_generator_takes_the_smallest_size_and_numpy_integers():
+    assert generate_board(3, 0).n == 3
+    assert not generate_board(12, 6).milestones  # milestones only when asked for
+    assert _digest(generate_board.__wrapped__(np.int64(8), np.int64(4))) == _digest(generate_board(8, 4))

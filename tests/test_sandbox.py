@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import subprocess
 import tempfile
 import textwrap
@@ -77,6 +78,7 @@ def failure(code: str, space=Discrete(4), limits: Limits = FAST, ids=(0,), obs=N
         with pytest.raises(PolicyFailure) as again:
             policy.act(np.array(ids), obs)
         assert again.value.kind == "worker_died"
+        assert again.value.message == f"the sandboxed policy is closed after {raised.value}"
     json.dumps(raised.value.to_dict())
     return raised.value
 
@@ -142,7 +144,11 @@ def test_integer_box_rejects_fractions():
 
 @pytest.mark.parametrize("forged, kind", [(b"\x0c\x00\x00\x00\x02" + bytes(12), "worker_died"),
                                           (b"\x10\x00\x00\x00\x02" + bytes(16), "invalid_action"),
-                                          (b"\x02\x00\x00\x00\x07{}", "worker_died")])
+                                          (b"\x02\x00\x00\x00\x07{}", "worker_died"),
+                                          # one Discrete action may take 1 MiB + 128 bytes: one byte more is refused
+                                          # at once, the most allowed waits for its payload until the deadline
+                                          (struct.pack("<IB", (1 << 20) + 129, 2), "invalid_action"),
+                                          (struct.pack("<IB", (1 << 20) + 128, 2), "timeout")])
 def test_a_forged_reply_is_a_failure_not_actions(forged, kind):
     """Untrusted code that writes its own frame to the reply pipe (any fd it can find) gets a failure."""
     body = f"""
@@ -212,6 +218,61 @@ def test_crash_in_constructor_of_a_new_episode():
             policy.act(np.array([0, 1]), rows(0, 0))
     assert raised.value.kind == "crash" and raised.value.episode_id == 1
     assert raised.value.message.startswith("Policy() raised AssertionError")
+
+
+# the worker's clock and limits as plain functions (fast: no worker), then the limits on real workers
+
+
+class Clock:
+    """Test double of the worker's `time` module: perf_counter reads `now`."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_within_allows_a_call_up_to_its_limit(monkeypatch):
+    from promptpo_bench import sandbox_worker
+
+    monkeypatch.setattr(sandbox_worker, "time", Clock(10.5))
+    assert sandbox_worker._within(10.0, 0.5) == 10.5  # exactly at the limit: allowed, and the time now returned
+    with pytest.raises(sandbox_worker.PolicyTimeout):
+        sandbox_worker._within(9.999, 0.5)
+    assert issubclass(sandbox_worker.PolicyTimeout, BaseException)
+    assert not issubclass(sandbox_worker.PolicyTimeout, Exception)  # `except Exception` in a policy cannot catch it
+
+
+def test_the_alarm_ends_a_call_only_while_one_is_live(monkeypatch):
+    from promptpo_bench import sandbox_worker
+
+    monkeypatch.setitem(sandbox_worker._ALARM, "live", True)
+    with pytest.raises(sandbox_worker.PolicyTimeout, match="time limit exceeded"):
+        sandbox_worker._on_alarm(14, None)
+    monkeypatch.setitem(sandbox_worker._ALARM, "live", False)
+    sandbox_worker._on_alarm(14, None)  # a late alarm between act messages is harmless
+
+
+@pytest.mark.parametrize("hard, asked, expected", [
+    (-1, (100, 101), (100, 101)),  # no hard limit yet (RLIM_INFINITY): as asked
+    (50, (100, 101), (50, 50)),  # a lower hard limit is kept: both clamped to it
+    (200, (100, 101), (100, 101)),
+])
+def test_set_limit_never_raises_a_hard_limit(monkeypatch, hard, asked, expected):
+    from promptpo_bench import sandbox_worker
+
+    hard = sandbox_worker.resource.RLIM_INFINITY if hard == -1 else hard
+    calls = []
+    monkeypatch.setattr(sandbox_worker.resource, "getrlimit", lambda which: (0, hard))
+    monkeypatch.setattr(sandbox_worker.resource, "setrlimit", lambda which, limits: calls.append((which, limits)))
+    sandbox_worker._set_limit(7, *asked)
+    assert calls == [(7, expected)]
+
+
+def test_default_limits():
+    assert Limits() == Limits(act_seconds=1.0, episode_seconds=120.0, load_seconds=10.0, cpu_seconds=600,
+                              memory_mb=2048)
 
 
 @pytest.mark.parametrize("body", ["while True:\n    pass", "import time\ntime.sleep(100)",
@@ -348,7 +409,14 @@ def test_close_is_idempotent_and_kills_the_worker(workers):
     assert_group_dead(workers[0])
     with pytest.raises(PolicyFailure) as raised:
         policy.act(np.array([0]), rows(0))
-    assert raised.value.kind == "worker_died"
+    assert raised.value.kind == "worker_died" and raised.value.message == "the sandboxed policy is closed"
+
+
+def test_an_empty_batch_gets_no_actions_without_asking_the_worker():
+    with sandbox(COUNTING) as policy:
+        empty = policy.act(np.zeros(0, dtype=np.int64), np.zeros((0, 104), dtype=np.float32))
+        assert empty.shape == (0,) and empty.dtype == np.int64
+        assert policy.act(np.array([0]), rows(0)).tolist() == [0]  # the first act call the policy has seen
 
 
 def test_unreferenced_policy_is_killed(workers):

@@ -15,9 +15,13 @@ import numpy as np
 import pytest
 
 from promptpo_bench import cli
+from promptpo_bench import submit as submit_module
+from promptpo_bench.errors import BenchError
 from promptpo_bench.records import sha256_file
 from promptpo_bench.reference_runs import write_reference_run
-from promptpo_bench.submit import ALPHA, welch_p_value
+from promptpo_bench.rollout import Episodes, RolloutFailure, heldout_seeds
+from promptpo_bench.sandbox import PolicyFailure
+from promptpo_bench.submit import ALPHA, EPISODE_ATOL, EPISODE_RTOL, Rejected, check_run, welch_p_value
 
 REPO = Path(__file__).resolve().parents[1]
 PPO_RUN = REPO / "benchmarks/results/learning/NoiseWorld-Board0-v0__ppo__100000__seed1"  # a real 100k-step run
@@ -62,6 +66,285 @@ def edit_record(run_dir: Path, change) -> None:
     record = json.loads((run_dir / "record.json").read_text())
     change(record)
     (run_dir / "record.json").write_text(json.dumps(record))
+
+
+# check_run, verify and submit's bookkeeping without a rollout: fast, so that they come first
+
+
+@pytest.fixture
+def ppo_copy(tmp_path) -> Path:
+    return copy_run(PPO_RUN, tmp_path)
+
+
+def rejection(run: Path) -> str:
+    with pytest.raises(Rejected) as error:
+        check_run(run)
+    return str(error.value)
+
+
+def test_check_run_accepts_the_genuine_record(ppo_copy):
+    record, policy = check_run(ppo_copy)
+    assert policy == ppo_copy / "model.pt" and record["algorithm"] == "ppo"
+    with pytest.raises(BenchError, match="is not a run directory"):
+        check_run(ppo_copy / "nothere")
+
+
+def _set(path: list, value):
+    def change(record):
+        target = record
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return change
+
+
+def _with_successes(successes, rate):
+    def change(record):
+        record["final_eval"]["successes"], record["final_eval"]["success_rate"] = successes, rate
+    return change
+
+
+def _shorten(n):
+    def change(record):
+        final = record["final_eval"]
+        final["episode_seeds"], final["returns"] = final["episode_seeds"][:n], final["returns"][:n]
+    return change
+
+
+def _curve_key(key, values, total):
+    def change(record):
+        for point, value in zip(record["curve"], values):
+            point[key] = value
+        record["totals"][key] = total
+    return change
+
+
+@pytest.mark.parametrize("change, reason", [
+    (_set(["policy", "path"], "/tmp/model.pt"), "policy.path '/tmp/model.pt' must be a path inside the run directory"),
+    (_set(["policy", "path"], "../model.pt"), "policy.path '../model.pt' must be a path inside the run directory"),
+    (_set(["policy", "path"], "other.pt"), "the policy file other.pt named by record.json is missing"),
+    (_set(["policy", "sha256"], "0" * 64), "model.pt does not match the sha256 in record.json"),
+    (_set(["config", "unsafe_sandbox"], True), "the run was made with --unsafe-sandbox"),
+    (_set(["final_eval", "returns"], [-25.0] * 49), "final_eval has 50 episode seeds but 49 returns"),
+    (_shorten(9), "final_eval has 9 episodes; at least 10 are required"),
+    (_set(["final_eval", "episode_seeds"], list(range(1, 51))), "are not the held-out seeds"),
+    (_set(["final_eval", "mean_return"], -25.00001), "final_eval.mean_return -25 is not the mean of its returns"),
+    (_with_successes([True] * 49, 1.0), "final_eval has 49 successes for 50 episodes"),
+    (_with_successes([True] * 50, None), "final_eval.success_rate None is not the mean of its successes"),
+    (_with_successes([True] * 25 + [False] * 25, 0.52), "final_eval.success_rate 0.52 is not the mean"),
+    (_set(["curve"], []), "the curve is empty"),
+    (_curve_key("prompt_tokens", [0, 5, 4], 10), "prompt_tokens falls from 5 to 4 at point 2"),
+    (_curve_key("completion_tokens", [3, 2], 10), "completion_tokens falls from 3 to 2 at point 1"),
+    (_curve_key("prompt_tokens", [0, 5, 11], 10), "the curve's last point has prompt_tokens 11 but totals."
+                                                  "prompt_tokens is only 10"),
+], ids=lambda x: x if isinstance(x, str) else None)
+def test_check_run_rejects(ppo_copy, change, reason):
+    edit_record(ppo_copy, change)
+    message = rejection(ppo_copy)
+    assert message.startswith("rejected: ") and reason in message, message
+
+
+@pytest.mark.parametrize("change", [
+    _shorten(10),  # the fewest episodes allowed
+    _set(["final_eval", "mean_return"], -25.0000000001),  # within the tolerance
+    _with_successes([True] * 25 + [False] * 25, 0.5),
+    _curve_key("prompt_tokens", [0, 5, 5], 5),  # flat is not backwards; the last point may equal the totals
+    _set(["config", "unsafe_sandbox"], False),
+])
+def test_check_run_accepts_the_edge_cases(ppo_copy, change):
+    edit_record(ppo_copy, change)
+    check_run(ppo_copy)
+
+
+def test_a_record_that_does_not_load_is_rejected_in_one_line(ppo_copy, tmp_path):
+    (ppo_copy / "record.json").write_text("{}")
+    message = rejection(ppo_copy)
+    assert message == "rejected: record.json is invalid at (top level): 'schema_version' is a required property"
+    odd = tmp_path / "odd\nname"  # a directory name with a line break: the first line of the reason is kept
+    odd.mkdir()
+    assert rejection(odd) == f"rejected: {tmp_path}/odd"
+
+
+class EvaluateDouble:
+    """Test double of `_evaluate`: hands out the given re-evaluations (returns, successes) in turn."""
+
+    def __init__(self, *outcomes):
+        self.outcomes, self.calls = list(outcomes), 0
+
+    def __call__(self, policy_file, record):
+        returns, successes = self.outcomes[self.calls]
+        self.calls += 1
+        seeds = record["final_eval"]["episode_seeds"]
+        return Episodes(seeds, np.asarray(returns, dtype=np.float64), np.ones(len(seeds), dtype=np.int64),
+                        None if successes is None else np.asarray(successes, dtype=bool))
+
+
+CLAIMED = [-25.0] * 50
+
+
+def test_verify_accepts_an_exact_reproduction_after_one_evaluation(ppo_copy, monkeypatch):
+    evaluate = EvaluateDouble(([r + 5e-7 for r in CLAIMED], [True] * 50))  # within EPISODE_ATOL; the record has
+    # no successes to compare with
+    monkeypatch.setattr(submit_module, "_evaluate", evaluate)
+    record, policy, verification = submit_module.verify(ppo_copy)
+    assert evaluate.calls == 1 and verification["mode"] == "exact" and verification["p_value"] is None
+    assert verification["reevaluated_returns"] == pytest.approx(CLAIMED, abs=1e-6)
+    assert len(verification["reevaluated_returns"]) == 50 and verification["claimed_mean_return"] == -25.0
+    assert verification["episode_seeds"] == heldout_seeds(50) and verification["reevaluated_success_rate"] == 1.0
+    assert verification["policy_sha256"] == record["policy"]["sha256"] and policy == ppo_copy / "model.pt"
+    assert verification["tolerance"]["episode_rtol"] == EPISODE_RTOL
+    assert verification["tolerance"]["episode_atol"] == EPISODE_ATOL
+
+
+def test_verify_rejects_a_deterministic_policy_that_misses_one_episode(ppo_copy, monkeypatch):
+    returns = list(CLAIMED)
+    returns[7] = -24.99
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((returns, None), (returns, None)))
+    with pytest.raises(Rejected, match=r"deterministic here and episode seed 1000000007 returns -24\.99, the record "
+                                       r"claims -25$"):
+        submit_module.verify(ppo_copy)
+
+
+def test_verify_rejects_different_successes_of_a_deterministic_policy(ppo_copy, monkeypatch):
+    successes = [True] * 50
+    edit_record(ppo_copy, _with_successes(successes, 1.0))
+    other = [False] + successes[1:]
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((CLAIMED, other), (CLAIMED, other)))
+    with pytest.raises(Rejected, match=r"claims -25 \(or its successes differ\)$"):
+        submit_module.verify(ppo_copy)
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((CLAIMED, successes)))
+    assert submit_module.verify(ppo_copy)[2]["reevaluated_success_rate"] == 1.0
+
+
+def test_verify_judges_a_stochastic_policy_by_welchs_test(ppo_copy, monkeypatch):
+    rng = np.random.default_rng(0)
+    claimed = rng.normal(0, 1, 50)
+
+    def claim(record):
+        record["final_eval"]["returns"] = claimed.tolist()
+        record["final_eval"]["mean_return"] = float(claimed.mean())
+
+    edit_record(ppo_copy, claim)
+    first, second = rng.normal(0, 1, 50), rng.normal(0, 1, 50)
+    evaluate = EvaluateDouble((first, None), (second, None))
+    monkeypatch.setattr(submit_module, "_evaluate", evaluate)
+    _, _, verification = submit_module.verify(ppo_copy)
+    both = np.concatenate([first, second])
+    assert evaluate.calls == 2 and verification["mode"] == "statistical"
+    assert verification["reevaluated_returns"] == both.tolist()
+    assert verification["reevaluated_mean_return"] == pytest.approx(both.mean())
+    assert verification["p_value"] == pytest.approx(welch_p_value(claimed, both)) and verification["p_value"] >= ALPHA
+    monkeypatch.setattr(submit_module, "welch_p_value", lambda claimed, reevaluated: ALPHA)  # the edge: accepted
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first, None), (second, None)))
+    assert submit_module.verify(ppo_copy)[2]["p_value"] == ALPHA
+    monkeypatch.setattr(submit_module, "welch_p_value", welch_p_value)
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first - 1, None), (second - 1, None)))
+    with pytest.raises(Rejected, match=r"over 100 episodes \(Welch's t-test p = .* < 0\.001\)"):
+        submit_module.verify(ppo_copy)
+
+
+def test_submit_writes_the_entry_in_one_rename(ppo_copy, tmp_path, monkeypatch):
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble(*[(CLAIMED, None)] * 4))
+    board = tmp_path / "board"
+    entry = submit_module.submit(ppo_copy, board)
+    assert entry.parent == board / "entries" / "NoiseWorld-Board0-v0"
+    assert sorted(p.name for p in entry.iterdir()) == ["model.pt", "record.json", "verification.json"]
+    assert (entry / "record.json").read_bytes() == (ppo_copy / "record.json").read_bytes()
+    assert sha256_file(entry / "model.pt") == sha256_file(ppo_copy / "model.pt")
+    assert json.loads((entry / "verification.json").read_text())["mode"] == "exact"
+    sha = json.loads((ppo_copy / "record.json").read_text())["policy"]["sha256"]
+    with pytest.raises(Rejected, match=rf"the same policy \(sha256 {sha[:12]}\) on the same task is already on "
+                                       f"the board as {entry}"):
+        submit_module.submit(ppo_copy, board)
+
+    def failing_rename(source, target):
+        raise OSError("disk full")
+
+    nested = copy_run(PPO_RUN, tmp_path / "nested")  # a policy file in a folder of a folder of the run
+    (nested / "models" / "final").mkdir(parents=True)
+    (nested / "model.pt").rename(nested / "models" / "final" / "model.pt")
+    edit_record(nested, _set(["policy", "path"], "models/final/model.pt"))
+    entry = submit_module.submit(nested, tmp_path / "board2")
+    assert sha256_file(entry / "models" / "final" / "model.pt") == sha256_file(ppo_copy / "model.pt")
+
+    monkeypatch.setattr(submit_module.os, "rename", failing_rename)
+    other = tmp_path / "other"
+    with pytest.raises(BenchError, match="could not write the entry .*: disk full"):
+        submit_module.submit(ppo_copy, other)
+    assert [p.name for p in (other / "entries" / "NoiseWorld-Board0-v0").iterdir()] == []  # no scratch left
+
+
+class PolicyDouble:
+    """Test double of a loaded policy: remembers how it was loaded and whether it was closed."""
+
+    def __init__(self, path, env_id, env, lifetime="episode", episodes_per_worker=None):
+        self.lifetime, self.episodes_per_worker, self.closed = lifetime, episodes_per_worker, False
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def evaluate_doubles(monkeypatch):
+    """`_evaluate` with its policy and rollout replaced by test doubles; returns what they saw."""
+    from promptpo_bench import policies
+
+    seen = {}
+
+    def load(*args, **kwargs):
+        seen["policy"] = PolicyDouble(*args, **kwargs)
+        return seen["policy"]
+
+    def rollout_double(env_id, policy, seeds, env_kwargs, on_episode_end=None):
+        import torch
+
+        seen["threads"] = torch.get_num_threads()
+        if "fail" in seen:
+            raise seen["fail"]
+        return Episodes(list(seeds), np.zeros(len(seeds)), np.ones(len(seeds), dtype=np.int64), None)
+
+    monkeypatch.setattr(policies, "load_policy", load)
+    monkeypatch.setattr(submit_module, "run_episodes", rollout_double)
+    return seen
+
+
+def test_evaluate_uses_the_runs_threads_lifetime_and_workers(ppo_copy, evaluate_doubles):
+    import torch
+
+    record, policy = check_run(ppo_copy)
+    before = torch.get_num_threads()
+    record["config"]["torch_threads"] = before + 1
+    record["config"]["eval_episodes_per_worker"] = 7
+    assert submit_module._evaluate(policy, record).returns.tolist() == [0.0] * 50
+    assert evaluate_doubles["threads"] == before + 1 and torch.get_num_threads() == before
+    assert evaluate_doubles["policy"].lifetime == "episode" and evaluate_doubles["policy"].episodes_per_worker == 7
+    assert evaluate_doubles["policy"].closed
+    record["config"]["torch_threads"] = None
+    record["config"]["policy_lifetime"] = "rollout"
+    submit_module._evaluate(policy, record)
+    assert evaluate_doubles["threads"] == 1 and torch.get_num_threads() == before
+    record["config"]["torch_threads"] = -2  # nonsense: at least one thread
+    submit_module._evaluate(policy, record)
+    assert evaluate_doubles["threads"] == 1
+    assert evaluate_doubles["policy"].lifetime == "rollout"
+
+
+@pytest.mark.parametrize("failure, reason", [
+    (PolicyFailure("crash", "boom"), "the policy failed on re-evaluation: crash: boom"),
+    (RolloutFailure(PolicyFailure("timeout", "too slow", episode_id=3),
+                    Episodes([], np.zeros(0), np.zeros(0, dtype=np.int64), None)),
+     "the policy failed on re-evaluation: timeout: too slow (episode 3)"),
+    (BenchError("NoiseWorld-v0: no such board"), "rejected: NoiseWorld-v0: no such board"),
+])
+def test_evaluate_turns_failures_into_rejections(ppo_copy, evaluate_doubles, failure, reason):
+    import torch
+
+    record, policy = check_run(ppo_copy)
+    before = torch.get_num_threads()
+    evaluate_doubles["fail"] = failure
+    with pytest.raises(Rejected) as error:
+        submit_module._evaluate(policy, record)
+    assert reason in str(error.value) and evaluate_doubles["policy"].closed and torch.get_num_threads() == before
 
 
 def test_accepts_a_genuine_code_policy_run(board, oracle_run):
@@ -185,6 +468,25 @@ def test_welch_p_value():
     assert welch_p_value(a + 3, b) < ALPHA
     assert welch_p_value(np.ones(5), np.ones(10)) == 1.0
     assert welch_p_value(np.ones(5), np.zeros(10)) == 0.0
+    assert welch_p_value(np.ones(1), np.ones(3)) == welch_p_value(np.ones(3), np.ones(1)) == 1.0
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy on a zero-variance sample
+def test_welch_p_value_does_not_assume_equal_variances():
+    """Welch's t and Welch-Satterthwaite's degrees of freedom, by hand: unequal variances and sizes (Student's
+    pooled test gives another p)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.0, 1.0, 20), rng.normal(0.8, 6.0, 200)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    assert welch_p_value(a, b) == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
+    constant = np.full(10, 0.5)  # one constant sample is still a t-test (a deterministic claim, a stochastic policy)
+    for x, y in ((constant, a), (a, constant)):
+        assert welch_p_value(x, y) == pytest.approx(stats.ttest_ind(x, y, equal_var=False).pvalue, rel=1e-9)
+        assert 0.0 < welch_p_value(x, y) < 1.0
 
 
 def test_rollout_re_evaluates_a_code_policy_run_directory(oracle_run, capsys):
