@@ -200,8 +200,8 @@ def double_task(monkeypatch):
     monkeypatch.setitem(registry._SPECS, DOUBLE_ID, spec)
     made = []
 
-    def make_double(env_id, env_kwargs=None):
-        assert env_id == DOUBLE_ID
+    def make_double(env_id, env_kwargs=None, variant=None):
+        assert env_id == DOUBLE_ID and variant is None
         env = (env_kwargs or {}).get("cls", CountingEnvDouble)(**(env_kwargs or {}).get("clock", {}))
         made.append(env)
         return env
@@ -349,8 +349,10 @@ def test_env_per_process_tasks_get_an_env_process(monkeypatch):
 
     spec = dataclasses.replace(registry.get("NoiseWorld-v0"), id=DOUBLE_ID, env_per_process=True)
     monkeypatch.setitem(registry._SPECS, DOUBLE_ID, spec)
-    monkeypatch.setattr(env_process, "EnvProcess", lambda env_id, kwargs: ("EnvProcess double", env_id, kwargs))
-    assert rollout.make_rollout_env(DOUBLE_ID, {"a": 1}) == ("EnvProcess double", DOUBLE_ID, {"a": 1})
+    monkeypatch.setattr(env_process, "EnvProcess",
+                        lambda env_id, kwargs, variant: ("EnvProcess double", env_id, kwargs, variant))
+    assert rollout.make_rollout_env(DOUBLE_ID, {"a": 1}) == ("EnvProcess double", DOUBLE_ID, {"a": 1}, None)
+    assert rollout.make_rollout_env(DOUBLE_ID, {}, "paper") == ("EnvProcess double", DOUBLE_ID, {}, "paper")
     assert isinstance(rollout.make_rollout_env("NoiseWorld-v0").unwrapped, gym.Env)
 
 

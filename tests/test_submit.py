@@ -295,10 +295,10 @@ def evaluate_doubles(monkeypatch):
         seen["policy"] = PolicyDouble(*args, **kwargs)
         return seen["policy"]
 
-    def rollout_double(env_id, policy, seeds, env_kwargs, on_episode_end=None):
+    def rollout_double(env_id, policy, seeds, env_kwargs, on_episode_end=None, variant=None):
         import torch
 
-        seen["threads"] = torch.get_num_threads()
+        seen["threads"], seen["variant"] = torch.get_num_threads(), variant
         if "fail" in seen:
             raise seen["fail"]
         return Episodes(list(seeds), np.zeros(len(seeds)), np.ones(len(seeds), dtype=np.int64), None)
@@ -317,6 +317,7 @@ def test_evaluate_uses_the_runs_threads_lifetime_and_workers(ppo_copy, evaluate_
     record["config"]["eval_episodes_per_worker"] = 7
     assert submit_module._evaluate(policy, record).returns.tolist() == [0.0] * 50
     assert evaluate_doubles["threads"] == before + 1 and torch.get_num_threads() == before
+    assert evaluate_doubles["variant"] is None  # a model.pt acts on the env's own observation
     assert evaluate_doubles["policy"].lifetime == "episode" and evaluate_doubles["policy"].episodes_per_worker == 7
     assert evaluate_doubles["policy"].closed
     record["config"]["torch_threads"] = None
