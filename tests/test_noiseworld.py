@@ -569,7 +569,10 @@ def test_paper_boards_are_the_reference_files_layouts(monkeypatch):
     assert board.codes.dtype == board.dynamics.dtype == np.int64
     for bad in (True, 7, -1, "3", 2.0):
         with pytest.raises(ValueError, match=r"board must be an integer in 0\.\.6"):
-            paper_board.__wrapped__(bad)  # past the cache, where True and 1 are one key
+            paper_board.__wrapped__(bad)
+    generate_board(5, 1)
+    with pytest.raises(ValueError, match="layout_seed must be a non-negative integer"):
+        generate_board(5, True)  # through the cache too, where True == 1 could share (5, 1)'s entry
     dynamics = [list(row) for row in raw["dynamics"]]
     row, col = divmod(int(np.flatnonzero(np.ravel(raw["codes"]) == STOCHASTIC_RESET)[0]), raw["n"])
     dynamics[row][col] = "stochastic_stay"  # one stochastic-reset cell whose dynamics disagree with its code

@@ -159,7 +159,7 @@ def _reachable(codes: np.ndarray, n: int, blocked: tuple[int, ...]) -> np.ndarra
 MAX_SIZE = 64
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=64, typed=True)  # typed: (5, True) would hit (5, 1)'s entry and skip the check of layout_seed
 def generate_board(size: int, layout_seed: int, milestones: bool = False) -> Board:
     """A new board from the paper's recipe, fully determined by (size, layout_seed, milestones).
 
