@@ -262,7 +262,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except BlockingIOError:
         raise BenchError(f"another sweep is running in {grid.out}") from None
     counts = Counter(states.values())
-    methods = sum(len(grid.configs.get(algo, {None: None})) for algo in grid.algos)
+    methods = len({run.method for run in runs})
     kind = "configurations" if grid.configs else "algorithms"
     print(f"[sweep] {len(runs)} runs ({methods} {kind} x {len(grid.tasks)} tasks x {len(grid.seeds)} seeds) in "
           f"{grid.out}: {counts['finished']} finished (skipped), "

@@ -5,10 +5,10 @@ A sweep's run is exactly the command a user could type (`python algorithms/ppo.p
 configurations per algorithm (`configs`): each is one more set of flags, a run directory
 `OUT/{env_id}__{algo}-{config}__{seed}`, and the summary picks the configuration with the best mean score.
 Two backends start them (sweep_backends.py): a bounded local process pool, or Ray tasks (one CPU/GPU request per
-run, a custom resource capping concurrent LLM runs per endpoint, retries of runs lost with a node). Rerunning a sweep skips finished
-runs (valid record.json), resumes interrupted resumable runs (PromptPO: `--resume RUN_DIR`) and restarts
-interrupted baseline runs from scratch, since those cannot resume. This module holds the grid, the sweep file,
-each run's state on disk, the summary table and `--submit`.
+run, a custom resource capping concurrent LLM runs per endpoint, retries of runs lost with a node). Rerunning a
+sweep skips finished runs (valid record.json), resumes interrupted resumable runs (PromptPO: `--resume RUN_DIR`)
+and restarts interrupted baseline runs from scratch, since those cannot resume. This module holds the grid, the
+sweep file, each run's state on disk, the summary table and `--submit`.
 """
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ def traits(script: Path) -> Traits:
     return Traits()
 
 
+def method_label(algo: str, config: str | None) -> str:
+    """The algorithm, with its configuration's name in a tuning sweep: ppo or ppo[ent-0.05]."""
+    return f"{algo}[{config}]" if config else algo
+
+
 @dataclass(frozen=True)
 class SweepRun:
     """One cell of the grid: the algorithm file, its flags and where it writes."""
@@ -92,8 +97,7 @@ class SweepRun:
 
     @property
     def method(self) -> str:
-        """The algorithm, with its configuration's name in a tuning sweep: ppo or ppo[ent-0.05]."""
-        return f"{self.algo}[{self.config}]" if self.config else self.algo
+        return method_label(self.algo, self.config)
 
     @property
     def label(self) -> str:
@@ -203,19 +207,19 @@ def parse_configs(value: Any, algos: list[str]) -> dict[str, dict[str, list[str]
             items.append((algo, name if sep and colon else None, flags))
     result: dict[str, dict[str, list[str]]] = {}
     for algo, name, flags in items:
-        algo = algo.strip()
+        algo, name = algo.strip(), name and name.strip()
         if algo not in algos:
             raise BenchError(f"--configs names {algo!r}, not one of the sweep's algorithms ({', '.join(algos)})")
-        if name is None or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", name.strip()):
+        if not name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", name):
             raise BenchError(f"--configs must be ALGO:NAME='FLAGS' with NAME of letters, digits, '.' and '-', e.g. "
                              f"--configs ppo:ent-0.05='--ent-coef 0.05', got {algo}:{name}")
         if not isinstance(flags, (str, list)):
             raise BenchError(f"--configs {algo}:{name}: the flags must be a string or a list of strings (in TOML, "
                              f'quote a name with dots: "{name}.x" = "...")')
         named = result.setdefault(algo, {})
-        if name.strip() in named:
-            raise BenchError(f"--configs names {algo}:{name.strip()} twice")
-        named[name.strip()] = list(map(str, flags)) if isinstance(flags, list) else shlex.split(flags)
+        if name in named:
+            raise BenchError(f"--configs names {algo}:{name} twice")
+        named[name] = list(map(str, flags)) if isinstance(flags, list) else shlex.split(flags)
     return result
 
 
@@ -443,8 +447,8 @@ def format_summary(rows: list[dict[str, Any]], planned_seeds: int) -> str:
             spread = "(one seed: no CI)" if row["ci95"] is None else f"± {row['ci95']:.3f}"
             score = f"{row['mean']:.3f} {spread}" + ("" if row["normalised"] else " (raw return)")
         failed = ",".join(map(str, row["failed"])) or "-"
-        method = f"{row['algo']}[{row['config']}]" if row.get("config") else row["algo"]
-        lines.append((row["task"], method, f"{len(row['seeds'])}/{planned_seeds}", score, failed))
+        lines.append((row["task"], method_label(row["algo"], row["config"]), f"{len(row['seeds'])}/{planned_seeds}",
+                      score, failed))
     widths = [max(len(r[i]) for r in lines + [header]) for i in range(len(header))]
     text = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + lines]
     return "\n".join(text) + ("\nscore: final held-out mean return, normalised (random = 0, optimal = 1) where the "
