@@ -70,23 +70,25 @@ def cmd_describe(args: argparse.Namespace) -> None:
     print(registry.describe(args.env_id, args.variant, **dict(args.kwarg)), end="")
 
 
-def _policy(args: argparse.Namespace, env) -> tuple[Any, str]:
-    """The batch policy named by --policy, and a label for it."""
+def _policy(args: argparse.Namespace, env) -> tuple[Any, str, str | None]:
+    """The batch policy named by --policy, a label for it, and the description variant whose observation it reads
+    (`run_episodes`' `variant`: None for the built-in ones, which act on the env's own)."""
     spec = registry.get(args.env_id)
     if args.policy == "random":
-        return RandomPolicy(env.action_space, args.seed), "uniform random"
+        return RandomPolicy(env.action_space, args.seed), "uniform random", None
     if args.policy in ("optimal", "expert"):
         if spec.expert is None:
             reference = spec.references(env.unwrapped)
             raise BenchError(f"{args.env_id} has no built-in optimal/expert policy to roll out; its reference score "
                              f"{reference.optimal:.2f} is not a policy here ({reference.source})")
-        return spec.expert(env.unwrapped), args.policy
+        return spec.expert(env.unwrapped), args.policy, None
     path = Path(args.policy)
     if not path.exists():
         raise BenchError(f"--policy must be random, optimal, a policy file or a run directory; {path} does not exist")
     lifetime = args.policy_lifetime or policies.run_policy_lifetime(path) or "rollout"  # a run: as it was scored
-    return policies.load_policy(path, args.env_id, env, args.act_timeout, args.memory_mb, lifetime,
-                                args.unsafe_sandbox, policies.run_episodes_per_worker(path)), str(path)
+    return (policies.load_policy(path, args.env_id, env, args.act_timeout, args.memory_mb, lifetime,
+                                 args.unsafe_sandbox, policies.run_episodes_per_worker(path)), str(path),
+            policies.policy_variant(path, args.env_id))
 
 
 def _print_episodes(episodes: Episodes, show: int) -> None:
@@ -106,9 +108,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     seeds = episode_seeds(args.seed, args.episodes)
     policy = None
     try:
-        policy, label = _policy(args, env)
-        code = args.policy not in ("random", "optimal", "expert")  # a file: it reads its description's observation
-        variant = policies.policy_variant(args.policy, args.env_id) if code else None
+        policy, label, variant = _policy(args, env)
         with Progress(len(seeds), f"rollout {args.env_id}", unit="episode") as progress:
             episodes = run_episodes(args.env_id, policy, seeds, kwargs, on_episode_end=progress.advance,
                                     variant=variant)
