@@ -22,6 +22,7 @@ from . import registry, statistics
 from .errors import BenchError
 from .registry import ReferenceScores
 from .entries import DEFAULT_BOARD, entries, task_key
+from .records import hyperparameter_flags
 from .render import Table, pages
 from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci, median_ci
 from .tracking import start_wandb
@@ -55,13 +56,15 @@ class RunResult:
 
     @property
     def method(self) -> str:
-        """The algorithm, and for LLM methods the model that answered and the description variant it read.
+        """The algorithm, and for LLM methods the model that answered and the description variant it read; for
+        the others the hyperparameters their command set (e.g. "ppo (learning-rate 1e-3)").
 
-        The variant is part of the row: runs that read different information never share a row.
+        Runs that read different information, or learn with other hyperparameters, never share a row.
         """
         llm = self.record.get("llm") or {}
         if not llm.get("model"):
-            return self.algorithm
+            flags = [] if self.is_reference else hyperparameter_flags(self.record["command"])
+            return f"{self.algorithm} ({', '.join(flags)})" if flags else self.algorithm
         variant = self.record["config"].get("description_variant") or "unrecorded"
         return f"{self.algorithm} ({llm['model']}, {variant} description)"
 

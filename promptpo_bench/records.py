@@ -54,6 +54,32 @@ def final_eval(episodes: Episodes, failure: dict[str, Any] | None = None) -> dic
             "success_rate": episodes.success_rate, "failure": failure}
 
 
+# The flags of an algorithm's command that choose the task, seed, budget and bookkeeping of a run rather than how it
+# learns: BaselineArgs' fields, env-id and total-timesteps (tests/test_leaderboard.py keeps the two in step).
+RUN_FLAGS = frozenset({
+    "env-id", "seed", "total-timesteps", "run-dir", "exp-name", "env-kwargs", "native-vector-env", "torch-deterministic",
+    "cuda", "torch-threads", "track", "wandb-project-name", "wandb-entity", "wandb-group", "capture-video",
+    "save-model", "eval-every", "periodic-eval-episodes", "eval-episodes",
+})
+
+
+def hyperparameter_flags(command: str) -> list[str]:
+    """The flags of a recorded command that change how it learns, e.g. ["learning-rate 1e-3"]; run flags left out."""
+    words = shlex.split(command)
+    start = next((i + 1 for i, word in enumerate(words) if word.endswith(".py")), len(words))
+    flags: list[list[str]] = []
+    keep = False
+    for word in words[start:]:
+        if word.startswith("--"):
+            name, *value = word[2:].replace("_", "-").split("=", 1)
+            keep = name.removeprefix("no-") not in RUN_FLAGS
+            if keep:
+                flags.append([name, *value])
+        elif keep:
+            flags[-1].append(word)
+    return [" ".join(flag) for flag in flags]
+
+
 def run_dir_of(args: Any) -> Path:
     """An algorithm's run directory: --run-dir, or CleanRL's runs/{env_id}__{exp_name}__{seed}__{unix_time}."""
     if args.run_dir:

@@ -23,9 +23,10 @@ SHIPPED = REPO / "leaderboard"
 
 
 def fake_run(task: str, seed: int, curve: list[tuple[int, float]], reference=ReferenceScores(-100.0, 100.0, "test"),
-             algorithm: str = "ppo") -> RunResult:
+             algorithm: str = "ppo", flags: str = "") -> RunResult:
     """A RunResult from a hand-written record (only the fields the board reads)."""
     record = {"algorithm": algorithm, "env_id": task, "env_kwargs": {}, "seed": seed, "llm": None,
+              "command": f"python algorithms/{algorithm}.py --env-id {task} --seed {seed} {flags}",
               "totals": {"env_steps": curve[-1][0], "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None},
               "curve": [{"env_steps": s, "mean_return": r} for s, r in curve],
               "final_eval": {"mean_return": curve[-1][1]}}
@@ -94,6 +95,30 @@ def test_runs_that_read_different_description_variants_never_share_a_row():
     assert {method: len(group) for (method, _), group in groups.items()} == {
         "promptpo (m, paper description)": 2, "promptpo (m, explained description)": 1,
         "promptpo (m, unrecorded description)": 1}
+
+
+def test_runs_with_other_hyperparameters_never_share_a_row():
+    """A tuned configuration is a method of its own: its flags name the row; run flags (budget, seed, bookkeeping)
+    do not split rows."""
+    runs = [fake_run("T", 1, [(0, 0.0), (100, 50.0)], flags="--run-dir /a --eval-every 10 --no-track"),
+            fake_run("T", 2, [(0, 0.0), (100, 50.0)], flags="--total-timesteps 100 --torch-threads 2"),
+            fake_run("T", 1, [(0, 0.0), (100, 60.0)], flags="--learning-rate 1e-3"),
+            fake_run("T", 2, [(0, 0.0), (100, 60.0)], flags="--learning_rate=1e-3 --save-model"),
+            fake_run("T", 1, [(0, 0.0), (100, 60.0)], flags="--learning-rate 1e-3 --hidden-sizes 64 64 --no-norm-obs")]
+    groups = leaderboard._groups(runs)
+    assert {method: len(group) for (method, _), group in groups.items()} == {
+        "ppo": 2, "ppo (learning-rate 1e-3)": 2, "ppo (learning-rate 1e-3, hidden-sizes 64 64, no-norm-obs)": 1}
+
+
+def test_run_flags_are_the_shared_baseline_flags():
+    """Every flag all baselines share is a run flag, so that only an algorithm's own hyperparameters name a row."""
+    from dataclasses import fields
+
+    from promptpo_bench.baselines import BaselineArgs
+    from promptpo_bench.records import RUN_FLAGS
+
+    shared = {f.name.replace("_", "-") for f in fields(BaselineArgs)} | {"env-id", "total-timesteps"}
+    assert shared == RUN_FLAGS
 
 
 def test_step_counts_read_like_budgets():
