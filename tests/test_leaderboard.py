@@ -121,6 +121,18 @@ def test_run_flags_are_the_shared_baseline_flags():
     assert shared == RUN_FLAGS
 
 
+@pytest.mark.filterwarnings("ignore:random_state is deprecated:FutureWarning")  # arch, called by rliable
+def test_family_aggregate_shows_a_ci_only_with_several_runs_per_task():
+    """rliable resamples runs within each task: with one run per task its interval is degenerate, so none is shown."""
+    one = [fake_run(task, 1, [(0, 0.0), (100_000, value)]) for task, value in (("A", 10.0), ("B", 80.0))]
+    three = [fake_run(task, seed, [(0, 0.0), (100_000, value + seed)], flags="--learning-rate 1e-3")
+             for task, value in (("A", 10.0), ("B", 80.0)) for seed in (1, 2, 3)]
+    table, _ = leaderboard.family_table("test", one + three)
+    cells = {row[0][0]: [text for text, _ in row[4:]] for row in table.rows}
+    assert all("[" not in text for text in cells["ppo"])
+    assert all("[" in text for text in cells["ppo (learning-rate 1e-3)"])
+
+
 def test_step_counts_read_like_budgets():
     assert [leaderboard._steps(x) for x in (0, 512, 99_840, 480_000, 999_936, np.inf)] == \
         ["0", "512", "99.8k", "480k", "1M", "not reached"]
