@@ -200,11 +200,14 @@ class PolicyTimeout(BaseException):
     """Raised by SIGALRM in the untrusted code; a BaseException so that `except Exception` does not swallow it."""
 
 
-_ALARM = {"live": True}  # whether a SIGALRM now ends the untrusted call it interrupts (False between act messages)
+# Whether a SIGALRM now ends the untrusted call it interrupts (False between act messages), and from when on (a
+# `time.perf_counter` value): the act loop keeps one periodic timer running and only moves this deadline per message.
+_ALARM = {"live": True, "deadline": -math.inf}
+ALARM_PERIOD = 0.02  # seconds between the act loop's alarms: well within the parent's margin over each limit
 
 
 def _on_alarm(signum: int, frame: object) -> None:
-    if _ALARM["live"]:
+    if _ALARM["live"] and time.perf_counter() >= _ALARM["deadline"]:
         raise PolicyTimeout("time limit exceeded")
 
 
@@ -672,11 +675,17 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
     int_reply = REPLY.pack(8, INT_ROWS)
+    # One periodic timer for the whole loop instead of arming one per message (a system call saved per message): each
+    # alarm ends the call it interrupts only once `alarm["deadline"]` has passed, so a call runs at most one period
+    # past its limit before the worker reports it, still within the parent's `_DEADLINE_MARGIN`.
+    alarm["live"] = False
+    setitimer(real, ALARM_PERIOD, ALARM_PERIOD)
     while True:
         if not rfile.buffer:
             spin()  # then `read` blocks on the pipe if nothing came
         header = read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
+            setitimer(real, 0)  # the parent is gone: no alarm may end this process on its way out
             return
         count, layout_size, spinner.enabled = unpack(header)
         if layout_size:
@@ -692,14 +701,17 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
         actions = []
         index = None
         phase, seconds = acting, act_seconds
-        new = sum(1 for episode_id in episode_ids if episode_id not in instances)
+        if count == 1:
+            new = episode_ids[0] not in instances
+        else:
+            new = sum(1 for episode_id in episode_ids if episode_id not in instances)
         try:
-            # One timer for the calls of the batch, set to the sum of their limits: it fires only once some call is
-            # over its own limit, and a call that ends over its limit before then is caught by the clock after it.
-            # It is not disarmed after the batch (a system call saved): `_ALARM["live"]` makes a late one harmless.
-            setitimer(real, act_seconds * count + load_seconds * new)
-            alarm["live"] = True
+            # One deadline for the calls of the batch, the sum of their limits: the alarm ends a call only once some
+            # call is over its own limit, and a call that ends over its limit before then is caught by the clock
+            # after it. Between batches `_ALARM["live"]` makes the periodic alarm harmless.
             mark = clock()
+            alarm["deadline"] = mark + act_seconds * count + load_seconds * new
+            alarm["live"] = True
             for index, (episode_id, row) in enumerate(zip(episode_ids, observations)):
                 policy = instances.get(episode_id)
                 if policy is None:
@@ -707,7 +719,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                     policy = instances[episode_id] = spare.pop() if spare else policy_class()
                     mark = _within(mark, load_seconds)
                     new -= 1
-                    setitimer(real, act_seconds * (count - index) + load_seconds * new)  # the constructors' time back
+                    alarm["deadline"] = mark + act_seconds * (count - index) + load_seconds * new  # their time back
                     phase, seconds = acting, act_seconds
                 actions.append(policy.act(from_array(row)))
                 mark = _within(mark, act_seconds)

@@ -254,6 +254,18 @@ def test_the_alarm_ends_a_call_only_while_one_is_live(monkeypatch):
     sandbox_worker._on_alarm(14, None)  # a late alarm between act messages is harmless
 
 
+def test_the_periodic_alarm_ends_a_call_only_from_its_deadline_on(monkeypatch):
+    from promptpo_bench import sandbox_worker
+
+    monkeypatch.setattr(sandbox_worker, "time", Clock(10.5))
+    monkeypatch.setitem(sandbox_worker._ALARM, "live", True)
+    monkeypatch.setitem(sandbox_worker._ALARM, "deadline", 10.500001)
+    sandbox_worker._on_alarm(14, None)  # the act loop's periodic alarm, before the batch's deadline: the call goes on
+    monkeypatch.setitem(sandbox_worker._ALARM, "deadline", 10.5)
+    with pytest.raises(sandbox_worker.PolicyTimeout, match="time limit exceeded"):
+        sandbox_worker._on_alarm(14, None)
+
+
 @pytest.mark.parametrize("hard, asked, expected", [
     (-1, (100, 101), (100, 101)),  # no hard limit yet (RLIM_INFINITY): as asked
     (50, (100, 101), (50, 50)),  # a lower hard limit is kept: both clamped to it
