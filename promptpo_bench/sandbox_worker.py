@@ -235,9 +235,17 @@ class _ImportGuard:
         return None
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`: a pipe write of more than PIPE_BUF bytes that a signal (the act loop's periodic alarm)
+    interrupts while the pipe is full returns short, and a frame cut short would desynchronise the protocol."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _write(fd: int, reply: object) -> None:
     data = json.dumps(reply, separators=(",", ":")).encode()
-    os.write(fd, REPLY.pack(len(data), JSON_REPLY) + data)
+    _write_all(fd, REPLY.pack(len(data), JSON_REPLY) + data)
 
 
 def _import_observation(path: str, file: str | None) -> tuple[type, str, str | None]:
@@ -736,7 +744,9 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
             actions.clear()
             _write(out_fd, _failure(exc, phase, seconds, setup, index, reserve))
             return
-        write(out_fd, reply)
+        written = write(out_fd, reply)
+        if written != len(reply):  # cut short by a signal (see `_write_all`)
+            _write_all(out_fd, reply[written:])
 
 
 def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
@@ -771,7 +781,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
             signal.setitimer(signal.ITIMER_REAL, 0)
             _write(out_fd, _failure(exc, phase, limit, setup, None, reserve))
             return
-        os.write(out_fd, REPLY.pack(len(data), JSON_REPLY) + data)
+        _write_all(out_fd, REPLY.pack(len(data), JSON_REPLY) + data)
 
 
 def main() -> None:
