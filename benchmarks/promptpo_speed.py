@@ -135,6 +135,7 @@ def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes
 
 def rollout_speeds(steps: int, checkout: Path | None) -> None:
     """Print sandboxed vs in-process rollout speeds on board 1 and HalfCheetah-v5, measured side by side."""
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures measured side by side in one run)")
     raw = in_process_sps("NoiseWorld-Board1-v0", TRIVIAL, Observation, steps)
     reference = reference_sps(checkout, steps) if checkout else None
     print(f"in-process loop (Observation, act, step), board 1:  {raw:>9,.0f} steps/s")

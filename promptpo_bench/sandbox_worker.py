@@ -200,11 +200,14 @@ class PolicyTimeout(BaseException):
     """Raised by SIGALRM in the untrusted code; a BaseException so that `except Exception` does not swallow it."""
 
 
-_ALARM = {"live": True}  # whether a SIGALRM now ends the untrusted call it interrupts (False between act messages)
+# Whether a SIGALRM now ends the untrusted call it interrupts (False between act messages), and from when on (a
+# `time.perf_counter` value): the act loop keeps one periodic timer running and only moves this deadline per message.
+_ALARM = {"live": True, "deadline": -math.inf}
+ALARM_PERIOD = 0.02  # seconds between the act loop's alarms: well within the parent's margin over each limit
 
 
 def _on_alarm(signum: int, frame: object) -> None:
-    if _ALARM["live"]:
+    if _ALARM["live"] and time.perf_counter() >= _ALARM["deadline"]:
         raise PolicyTimeout("time limit exceeded")
 
 
@@ -232,9 +235,17 @@ class _ImportGuard:
         return None
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`: a pipe write of more than PIPE_BUF bytes that a signal (the act loop's periodic alarm)
+    interrupts while the pipe is full returns short, and a frame cut short would desynchronise the protocol."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _write(fd: int, reply: object) -> None:
     data = json.dumps(reply, separators=(",", ":")).encode()
-    os.write(fd, REPLY.pack(len(data), JSON_REPLY) + data)
+    _write_all(fd, REPLY.pack(len(data), JSON_REPLY) + data)
 
 
 def _import_observation(path: str, file: str | None) -> tuple[type, str, str | None]:
@@ -672,11 +683,17 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
     int_reply = REPLY.pack(8, INT_ROWS)
+    # One periodic timer for the whole loop instead of arming one per message (a system call saved per message): each
+    # alarm ends the call it interrupts only once `alarm["deadline"]` has passed, so a call runs at most one period
+    # past its limit before the worker reports it, still within the parent's `_DEADLINE_MARGIN`.
+    alarm["live"] = False
+    setitimer(real, ALARM_PERIOD, ALARM_PERIOD)
     while True:
         if not rfile.buffer:
             spin()  # then `read` blocks on the pipe if nothing came
         header = read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
+            setitimer(real, 0)  # the parent is gone: no alarm may end this process on its way out
             return
         count, layout_size, spinner.enabled = unpack(header)
         if layout_size:
@@ -692,14 +709,17 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
         actions = []
         index = None
         phase, seconds = acting, act_seconds
-        new = sum(1 for episode_id in episode_ids if episode_id not in instances)
+        if count == 1:
+            new = episode_ids[0] not in instances
+        else:
+            new = sum(1 for episode_id in episode_ids if episode_id not in instances)
         try:
-            # One timer for the calls of the batch, set to the sum of their limits: it fires only once some call is
-            # over its own limit, and a call that ends over its limit before then is caught by the clock after it.
-            # It is not disarmed after the batch (a system call saved): `_ALARM["live"]` makes a late one harmless.
-            setitimer(real, act_seconds * count + load_seconds * new)
-            alarm["live"] = True
+            # One deadline for the calls of the batch, the sum of their limits: the alarm ends a call only once some
+            # call is over its own limit, and a call that ends over its limit before then is caught by the clock
+            # after it. Between batches `_ALARM["live"]` makes the periodic alarm harmless.
             mark = clock()
+            alarm["deadline"] = mark + act_seconds * count + load_seconds * new
+            alarm["live"] = True
             for index, (episode_id, row) in enumerate(zip(episode_ids, observations)):
                 policy = instances.get(episode_id)
                 if policy is None:
@@ -707,7 +727,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                     policy = instances[episode_id] = spare.pop() if spare else policy_class()
                     mark = _within(mark, load_seconds)
                     new -= 1
-                    setitimer(real, act_seconds * (count - index) + load_seconds * new)  # the constructors' time back
+                    alarm["deadline"] = mark + act_seconds * (count - index) + load_seconds * new  # their time back
                     phase, seconds = acting, act_seconds
                 actions.append(policy.act(from_array(row)))
                 mark = _within(mark, act_seconds)
@@ -724,7 +744,9 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
             actions.clear()
             _write(out_fd, _failure(exc, phase, seconds, setup, index, reserve))
             return
-        write(out_fd, reply)
+        written = write(out_fd, reply)
+        if written != len(reply):  # cut short by a signal (see `_write_all`)
+            _write_all(out_fd, reply[written:])
 
 
 def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
@@ -759,7 +781,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
             signal.setitimer(signal.ITIMER_REAL, 0)
             _write(out_fd, _failure(exc, phase, limit, setup, None, reserve))
             return
-        os.write(out_fd, REPLY.pack(len(data), JSON_REPLY) + data)
+        _write_all(out_fd, REPLY.pack(len(data), JSON_REPLY) + data)
 
 
 def main() -> None:

@@ -254,6 +254,42 @@ def test_the_alarm_ends_a_call_only_while_one_is_live(monkeypatch):
     sandbox_worker._on_alarm(14, None)  # a late alarm between act messages is harmless
 
 
+def test_a_reply_written_short_is_completed(monkeypatch):
+    """A signal can cut a long pipe write short; the worker writes the rest, so no frame is lost or cut."""
+    from promptpo_bench import sandbox_worker
+
+    read_fd, write_fd = os.pipe()
+    real_write = os.write
+    monkeypatch.setattr(sandbox_worker.os, "write", lambda fd, data: real_write(fd, bytes(data)[:3]))  # 3 bytes a call
+    try:
+        sandbox_worker._write(write_fd, {"kind": "crash", "message": "x" * 40})
+        sandbox_worker._write_all(write_fd, b"0123456789")
+        monkeypatch.setattr(sandbox_worker.os, "write", real_write)
+        os.close(write_fd)
+        data = b""
+        while chunk := os.read(read_fd, 1 << 16):
+            data += chunk
+    finally:
+        os.close(read_fd)
+    size, kind = sandbox_worker.REPLY.unpack_from(data)
+    frame_end = sandbox_worker.REPLY.size + size
+    assert kind == sandbox_worker.JSON_REPLY and json.loads(data[sandbox_worker.REPLY.size:frame_end]) == {
+        "kind": "crash", "message": "x" * 40}
+    assert data[frame_end:] == b"0123456789"
+
+
+def test_the_periodic_alarm_ends_a_call_only_from_its_deadline_on(monkeypatch):
+    from promptpo_bench import sandbox_worker
+
+    monkeypatch.setattr(sandbox_worker, "time", Clock(10.5))
+    monkeypatch.setitem(sandbox_worker._ALARM, "live", True)
+    monkeypatch.setitem(sandbox_worker._ALARM, "deadline", 10.500001)
+    sandbox_worker._on_alarm(14, None)  # the act loop's periodic alarm, before the batch's deadline: the call goes on
+    monkeypatch.setitem(sandbox_worker._ALARM, "deadline", 10.5)
+    with pytest.raises(sandbox_worker.PolicyTimeout, match="time limit exceeded"):
+        sandbox_worker._on_alarm(14, None)
+
+
 @pytest.mark.parametrize("hard, asked, expected", [
     (-1, (100, 101), (100, 101)),  # no hard limit yet (RLIM_INFINITY): as asked
     (50, (100, 101), (50, 50)),  # a lower hard limit is kept: both clamped to it

@@ -238,6 +238,24 @@ def test_a_cancelled_timer_does_not_stretch_the_limit():
     assert LIMITS.act_seconds < elapsed < LIMITS.act_seconds + 0.6
 
 
+@pytest.mark.parametrize("timer", ["signal.setitimer(signal.ITIMER_REAL, 0)",
+                                   "signal.setitimer(signal.ITIMER_REAL, 1000.0, 1000.0)"])
+def test_a_timer_changed_in_one_call_does_not_stretch_a_later_one(timer):
+    """The act loop's alarm is one periodic timer: a candidate that cancels or slows it in a call that returns in time
+    still has every later call ended by the parent's own deadline (0.1 s past the limit)."""
+    code = f"import signal\nclass Policy:\n    def act(self, obs):\n        if not obs.agent_row:\n" \
+           f"            {timer}\n            return 0\n        while True:\n            pass\n"
+    with SandboxedPolicy(code, NOISEWORLD, Discrete(2), LIMITS) as policy:
+        assert policy.act(np.array([0]), OBS).tolist() == [0]
+        assert policy.act(np.array([0]), OBS).tolist() == [0]
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0]), OBS + 1)
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and "killed" in raised.value.message
+    assert LIMITS.act_seconds < elapsed < LIMITS.act_seconds + 0.6
+
+
 def test_a_huge_exception_message_comes_back_as_a_crash_with_its_traceback():
     code = "def deep(n):\n    if n == 0:\n        raise ValueError('x' * 5_000_000)\n    return deep(n - 1)\n\n" \
            "class Policy:\n    def act(self, obs):\n        return deep(3)\n"
