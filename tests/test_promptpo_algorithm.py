@@ -1,0 +1,335 @@
+"""algorithms/promptpo.py's decisions, in seconds: which candidate a round keeps, which policy the run outputs (the
+best so far, scored on held-out seeds), what every environment step and token costs, and when a budget stops it.
+
+The LLM is the scripted OpenAI-compatible server on 127.0.0.1 (a test double); candidates run in the real sandbox.
+tests/e2e/test_promptpo.py runs the whole script as a user does (minutes); these call its pieces in-process.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from algorithm_files import load_algorithm
+from scripted_server import Scripted, ScriptedLLMServer
+from test_promptpo import ALWAYS_UP, CRASHES_ON_FOURTH_STEP, DOWN_THEN_RIGHT, code_of, kind, scripted_policies
+
+from promptpo_bench.llm import Journal, LLMClient, LLMConfig, LLMError, Reply
+from promptpo_bench.records import load_record
+from promptpo_bench.rollout import HELDOUT_SEED_BASE
+
+promptpo = load_algorithm("promptpo")
+
+UP_AGAIN = ALWAYS_UP.replace("# bumps", "# the same plan, written again: bumps")  # other code, the same returns
+NO_FEEDBACK = "No Feedback class from me."  # the run goes on without one (no Feedback sandbox to wait for)
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")  # the scripted server takes any key
+
+
+def make_args(**overrides) -> promptpo.Args:
+    args = dict(env_id="NoiseWorld-v0", num_rounds=1, num_candidates=1, num_episodes=5, reflection=False,
+                policy_lifetime="episode", max_repairs=0, max_feedback_repairs=0)
+    return promptpo.Args(**{**args, **overrides})
+
+
+def make_algo(tmp_path, server: ScriptedLLMServer | None = None, **overrides) -> promptpo.PromptPO:
+    args = make_args(**overrides)
+    client = LLMClient(LLMConfig(base_url=server.base_url if server else "http://127.0.0.1:9/v1"),
+                       Journal(tmp_path / "llm.jsonl"))
+    return promptpo.PromptPO(args, tmp_path, client, promptpo.Budget(args))
+
+
+def attempt(request_id: str, returns: list[float], successes: list[bool] | None = None, **fields) -> promptpo.Attempt:
+    return promptpo.Attempt(request_id, f"# code of {request_id}", returns=returns, lengths=[10] * len(returns),
+                            successes=successes, env_steps=10 * len(returns), episodes=len(returns), **fields)
+
+
+def reply(prompt_tokens: int, completion_tokens: int) -> Reply:
+    return Reply("text", prompt_tokens, completion_tokens, latency_s=0.0, cached=False)
+
+
+# --- the selection key and the round's choice ----------------------------------------------------------------------
+
+def test_success_rate_ranks_before_mean_return():
+    sure = attempt("sure", [-5.0, -7.0], successes=[True, True])
+    rich = attempt("rich", [100.0, 300.0], successes=[True, False])
+    assert sure.key() == (1.0, -6.0) and rich.key() == (0.5, 200.0)
+    assert sure.key() > rich.key()
+    assert attempt("no-success-defined", [1.0, 2.0]).key() == (0.0, 1.5)
+    assert attempt("never", [1.0, 2.0], successes=[False, False]).key() == (0.0, 1.5)
+
+
+def test_ok_means_code_that_ran_without_failure():
+    assert attempt("a", [1.0]).ok
+    assert not attempt("a", [1.0], failure={"kind": "crash", "message": "boom"}).ok
+    assert not promptpo.Attempt("a", None).ok
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (1, 3, 0, 2)])
+def test_the_round_keeps_its_best_candidate_in_any_order(tmp_path, order):
+    """A poor, a good, a failed candidate whose partial episodes looked best, and an answer without code."""
+    candidates = [attempt("poor", [-100.0] * 3), attempt("good", [900.0, 950.0, 1000.0]),
+                  attempt("failed", [5000.0], failure={"kind": "crash", "message": "boom"}),
+                  promptpo.Attempt("no-code", None, failure={"kind": "no_code", "message": "no block"})]
+    attempts = [candidates[i] for i in order]
+    result, returned = make_algo(tmp_path).select(3, [], attempts, worker=None)
+    assert result.best.request_id == "good" and result.round == 3
+    assert result.feedback == ["(no Feedback class)"] and result.reflection is None
+    assert returned == attempts  # every candidate, failed ones too, for the record
+
+
+def test_equal_candidates_go_to_the_lower_index(tmp_path):
+    result, _ = make_algo(tmp_path).select(0, [], [attempt("first", [1.0, 3.0]), attempt("second", [2.0, 2.0])],
+                                           worker=None)
+    assert result.best.request_id == "first"
+
+
+def test_a_round_with_no_working_candidate_has_no_best(tmp_path):
+    failed = [attempt("a", [1.0], failure={"kind": "timeout", "message": "slow"}), promptpo.Attempt("b", None)]
+    assert make_algo(tmp_path).select(0, [], failed, worker=None) == (None, failed)
+
+
+def test_reflection_is_asked_about_the_round_and_an_llm_failure_only_skips_it(tmp_path):
+    answers = iter([" It went well. \n", Scripted(status=400, text="bad request")])
+    with ScriptedLLMServer(lambda request, _: next(answers)) as server:
+        algo = make_algo(tmp_path, server, reflection=True)
+        first, _ = algo.select(0, [], [attempt("poor", [-1.0]), attempt("good", [2.0])], worker=None)
+        second, _ = algo.select(1, [first], [attempt("other", [1.0])], worker=None)
+        asked = [request["messages"][1]["content"] for request in server.requests]
+    assert first.reflection == "It went well." and second.reflection is None
+    assert "round 0" in asked[0] and "# code of good" in asked[0] and "# code of poor" not in asked[0]
+    assert "### Round 0" in asked[1] and "### Round 1" in asked[1] and "round 1" in asked[1]
+    assert algo.budget.tokens()["llm_calls"] == 1  # the refused request paid nothing
+
+
+def test_a_replay_that_misses_the_reflection_stops_the_run(tmp_path):
+    args = make_args(reflection=True)
+    client = LLMClient(LLMConfig(), Journal(tmp_path / "llm.jsonl"), replay=Journal(tmp_path / "empty.jsonl"))
+    algo = promptpo.PromptPO(args, tmp_path, client, promptpo.Budget(args))
+    with pytest.raises(LLMError, match="r0/reflection"):
+        algo.select(0, [], [attempt("good", [2.0])], worker=None)
+
+
+def test_the_prompt_marks_the_best_round_from_the_chosen_round_on(tmp_path):
+    algo = make_algo(tmp_path, mark_best_from_round=3)
+    rounds = [promptpo.RoundResult(0, attempt("r0", [5.0]), ["fine"]),
+              promptpo.RoundResult(1, attempt("r1", [9.0]), ["better"]),
+              promptpo.RoundResult(2, attempt("r2", [7.0]), ["worse"])]
+    assert algo.history_text([]) == ""
+    assert "best attempt so far" not in algo.history_text(rounds[:2])
+    text = algo.history_text(rounds)
+    assert "The best attempt so far is round 1.\n" in text and "### Round 2" in text
+
+
+# --- the budget: steps, episodes, tokens, cost, and when to stop ---------------------------------------------------
+
+def test_budget_adds_up_steps_episodes_and_every_reply():
+    budget = promptpo.Budget(make_args())
+    budget.add(120, 3)
+    budget.add(7, 1)
+    budget.add_reply(reply(1000, 20))
+    budget.add_reply(reply(500, 3))
+    assert (budget.env_steps, budget.episodes) == (127, 4)
+    assert budget.tokens() == {"llm_calls": 2, "prompt_tokens": 1500, "completion_tokens": 23}
+    assert budget.cost() is None and budget.so_far() == {"tokens": "1,523"}
+
+
+def test_budget_costs_both_kinds_of_token_at_their_prices():
+    budget = promptpo.Budget(make_args(price_prompt_per_mtok=2.0, price_completion_per_mtok=8.0))
+    budget.add_reply(reply(3_000_000, 500_000))
+    assert budget.cost() == pytest.approx(10.0)
+    assert budget.so_far() == {"tokens": "3,500,000", "cost": "$10.00"}
+    assert promptpo.Budget(make_args(price_prompt_per_mtok=2.0)).cost() is None
+    assert promptpo.Budget(make_args(price_completion_per_mtok=8.0)).cost() is None
+
+
+def test_budget_is_exhausted_when_a_limit_is_reached_not_before():
+    budget = promptpo.Budget(make_args(max_env_steps=100))
+    budget.add(99, 1)
+    assert budget.exhausted() is None
+    budget.add(1, 0)
+    assert budget.exhausted() == "max_env_steps 100 reached"
+    tokens = promptpo.Budget(make_args(max_tokens=50))
+    tokens.add_reply(reply(30, 19))
+    assert tokens.exhausted() is None
+    tokens.add_reply(reply(0, 1))  # prompt and completion tokens together
+    assert tokens.exhausted() == "max_tokens 50 reached"
+    unlimited = promptpo.Budget(make_args())
+    unlimited.add(10**9, 10**6)
+    unlimited.add_reply(reply(10**9, 10**9))
+    assert unlimited.exhausted() is None
+
+
+# --- episode seeds ---------------------------------------------------------------------------------------------------
+
+def test_round_seeds_are_fixed_by_the_run_seed_and_never_held_out():
+    args = make_args(seed=1, num_episodes=5)
+    seeds = {r: promptpo.round_seeds(args, r) for r in range(-1, 20)}
+    # pinned: the same run seed must give the same episodes in every version (resume and replay rely on it)
+    assert seeds[0] == [189033389 + i for i in range(5)] and seeds[-1][0] == 335504127
+    assert all(s == list(range(s[0], s[0] + 5)) for s in seeds.values())
+    assert all(0 <= s[0] and s[-1] < HELDOUT_SEED_BASE for s in seeds.values())
+    assert len({s[0] for s in seeds.values()}) == len(seeds)  # every round (and the probe) its own episodes
+    assert promptpo.round_seeds(make_args(seed=2, num_episodes=5), 0) != seeds[0]
+    assert promptpo.round_seeds(make_args(seed=0, num_episodes=5), 0) != seeds[0]
+    assert promptpo.round_seeds(make_args(seed=1, num_episodes=2), 3) == seeds[3][:2]
+
+
+# --- one candidate: its rollout, its failures and what they cost ----------------------------------------------------
+
+def test_a_candidate_that_crashes_mid_episode_still_pays_for_its_steps(tmp_path):
+    algo = make_algo(tmp_path)
+    result = algo.evaluate("r0/c0/a0", code_of(CRASHES_ON_FOURTH_STEP), promptpo.round_seeds(algo.args, 0))
+    assert result.failure["kind"] == "crash" and "lost track of the board" in result.failure["traceback"]
+    assert (result.env_steps, result.episodes) == (5 * 3, 5)  # 5 episodes side by side, 3 steps each
+    assert (algo.budget.env_steps, algo.budget.episodes) == (15, 5)
+    saved = json.loads((tmp_path / "candidates" / "r0_c0_a0.json").read_text())
+    assert saved["env_steps"] == 15 and saved["failure"]["kind"] == "crash"
+
+
+def test_a_working_candidate_records_every_episode(tmp_path, monkeypatch):
+    rolled = []
+
+    def spy(env_id, policy, seeds, *args, **kwargs):  # TEST DOUBLE: the real rollout, its seeds noted
+        rolled.append(list(seeds))
+        return real(env_id, policy, seeds, *args, **kwargs)
+
+    real = promptpo.run_episodes
+    monkeypatch.setattr(promptpo, "run_episodes", spy)
+    algo = make_algo(tmp_path)
+    seeds = promptpo.round_seeds(algo.args, 4)
+    good = algo.evaluate("r4/c1/a0", code_of(DOWN_THEN_RIGHT), seeds)
+    assert rolled == [seeds] and good.ok and good.code == code_of(DOWN_THEN_RIGHT)
+    assert len(good.returns) == len(good.lengths) == good.episodes == 5 and np.mean(good.returns) > 0
+    assert good.env_steps == sum(good.lengths) > 0 and good.successes is None  # NoiseWorld defines no success
+    assert (algo.budget.env_steps, algo.budget.episodes) == (good.env_steps, 5)
+    trajectories = algo.trajectories(good)
+    assert [len(t) for t in trajectories] == [n + 1 for n in good.lengths]
+    poor = algo.evaluate("r4/c2/a0", code_of(ALWAYS_UP), seeds)
+    assert poor.returns == [-100.0] * 5 and poor.lengths == [100] * 5
+    assert algo.budget.env_steps == good.env_steps + 500 and algo.budget.episodes == 10
+
+
+@pytest.mark.parametrize("code, failure", [(None, "no_code"), ("class Policy:\n    def act(self, obs)\n", "load_error")])
+def test_a_candidate_that_never_acts_costs_no_step(tmp_path, code, failure):
+    algo = make_algo(tmp_path)
+    result = algo.evaluate("r0/c0/a0", code, promptpo.round_seeds(algo.args, 0))
+    assert result.failure["kind"] == failure and not result.ok
+    assert (result.env_steps, result.episodes, result.returns) == (0, 0, [])
+    assert (algo.budget.env_steps, algo.budget.episodes) == (0, 0)
+
+
+def test_a_resumed_run_reuses_an_evaluation_and_counts_it_again(tmp_path, monkeypatch):
+    first = make_algo(tmp_path)
+    seeds = promptpo.round_seeds(first.args, 0)
+    done = first.evaluate("r0/c0/a0", code_of(CRASHES_ON_FOURTH_STEP), seeds)
+    resumed = make_algo(tmp_path)
+
+    def no_sandbox(*args, **kwargs):  # TEST DOUBLE: a resumed run must not roll out again what it has
+        raise AssertionError("rolled out again")
+
+    monkeypatch.setattr(promptpo, "SandboxedPolicy", no_sandbox)
+    assert resumed.evaluate("r0/c0/a0", code_of(CRASHES_ON_FOURTH_STEP), seeds) == done
+    assert (resumed.budget.env_steps, resumed.budget.episodes) == (15, 5)
+    with pytest.raises(AssertionError, match="rolled out again"):  # other code under the same id is new work
+        resumed.evaluate("r0/c0/a0", code_of(ALWAYS_UP), seeds)
+
+
+def test_repairs_until_a_candidate_works_and_every_attempt_is_paid_for(tmp_path):
+    answers = iter(["I would go right.", CRASHES_ON_FOURTH_STEP, DOWN_THEN_RIGHT])
+    with ScriptedLLMServer(lambda request, _: next(answers)) as server:
+        algo = make_algo(tmp_path, server, max_repairs=2)
+        final = algo.candidate(2, 1, [])
+        usage, requests = server.reported_usage, server.requests
+    assert final.ok and final.request_id == "r2/c1/a2" and final.code == code_of(DOWN_THEN_RIGHT)
+    assert "no ```python code block" in requests[1]["messages"][-1]["content"]
+    assert "lost track of the board" in requests[2]["messages"][-1]["content"]
+    assert requests[2]["messages"][-2]["content"] == CRASHES_ON_FOURTH_STEP
+    assert (algo.budget.env_steps, algo.budget.episodes) == (15 + final.env_steps, 5 + 5)
+    assert algo.budget.tokens() == {"llm_calls": 3, "prompt_tokens": sum(u["prompt_tokens"] for u in usage),
+                                    "completion_tokens": sum(u["completion_tokens"] for u in usage)}
+
+
+def test_the_last_failed_repair_is_what_the_candidate_returns(tmp_path):
+    with ScriptedLLMServer(lambda request, _: CRASHES_ON_FOURTH_STEP) as server:
+        algo = make_algo(tmp_path, server, max_repairs=1)
+        final = algo.candidate(0, 0, [])
+        sent = len(server.requests)
+    assert sent == 2 and final.request_id == "r0/c0/a1" and final.failure["kind"] == "crash"
+    assert algo.budget.env_steps == 2 * 15
+
+
+def test_no_answer_fails_the_candidate_and_a_replay_miss_stops_the_run(tmp_path):
+    with ScriptedLLMServer(lambda request, _: Scripted(status=400, text="bad request")) as server:
+        algo = make_algo(tmp_path, server, max_repairs=3)
+        failed = algo.candidate(0, 0, [])
+        sent = len(server.requests)
+    assert sent == 1 and failed.failure["kind"] == "llm" and failed.request_id == "r0/c0/a0" and failed.code is None
+    args = make_args()
+    replaying = promptpo.PromptPO(args, tmp_path / "replay", LLMClient(
+        LLMConfig(), Journal(tmp_path / "replay.jsonl"), replay=Journal(tmp_path / "empty.jsonl")),
+        promptpo.Budget(args))
+    with pytest.raises(LLMError, match="r0/c0/a0"):
+        replaying.candidate(0, 0, [])
+
+
+def test_a_spent_budget_stops_a_candidate_before_it_asks(tmp_path):
+    with ScriptedLLMServer(lambda request, _: CRASHES_ON_FOURTH_STEP) as server:
+        algo = make_algo(tmp_path, server, max_repairs=3, max_env_steps=20)
+        crashed = algo.candidate(0, 0, [])  # its first attempt spends 15 steps, its repair 15 more: then no more
+        stopped = make_algo(tmp_path / "spent", server, max_env_steps=20)
+        stopped.budget.add(20, 1)
+        never = stopped.candidate(0, 0, [])
+        sent = len(server.requests)
+    assert crashed.request_id == "r0/c0/a1" and crashed.failure["kind"] == "crash"  # its own failure is kept
+    assert never.failure == {"kind": "budget", "message": "max_env_steps 20 reached"} and never.code is None
+    assert sent == 2 and algo.budget.env_steps == 30
+
+
+# --- whole runs, in-process: the output is the best policy so far, scored on held-out seeds -------------------------
+
+def run_main(tmp_path, monkeypatch, answers: list[str], **overrides) -> tuple[dict, dict, ScriptedLLMServer]:
+    """promptpo.main with one candidate per round handed `answers` in order; the record and summary.json."""
+    def respond(request, index):
+        return NO_FEEDBACK if kind(request) == "feedback" else policies(request, index)
+
+    policies = scripted_policies(*answers)
+    with ScriptedLLMServer(respond) as server:
+        args = make_args(num_rounds=len(answers), num_episodes=2, eval_episodes=3, run_dir=str(tmp_path / "run"),
+                         llm_base_url=server.base_url, **overrides)
+        assert promptpo.main(args) == 0
+    record = load_record(tmp_path / "run")
+    return record, json.loads((tmp_path / "run" / "summary.json").read_text()), server
+
+
+def test_a_worse_later_round_never_replaces_the_best_so_far(tmp_path, monkeypatch, capsys):
+    record, summary, server = run_main(tmp_path, monkeypatch, [DOWN_THEN_RIGHT, ALWAYS_UP, DOWN_THEN_RIGHT],
+                                       max_env_steps=300)
+    candidates = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "run" / "candidates").glob("r*_c0_a0.json")}
+    good, poor = candidates["r0_c0_a0"], candidates["r1_c0_a0"]
+    assert summary["best_request_id"] == "r0/c0/a0"
+    assert (tmp_path / "run" / "policy.py").read_text() == code_of(DOWN_THEN_RIGHT)
+    assert [p["mean_return"] for p in record["curve"]] == [pytest.approx(np.mean(good["returns"]))] * 2
+    # the probe (one random episode) and round 0 stay under 300 steps; round 1's 200 pass them: round 2 never runs
+    probe = json.loads((tmp_path / "run" / "candidates" / "feedback_probe.json").read_text())["env_steps"]
+    assert summary["stopped"] == "max_env_steps 300 reached" and set(candidates) == {"r0_c0_a0", "r1_c0_a0"}
+    assert [p["env_steps"] for p in record["curve"]] == [probe + good["env_steps"], probe + good["env_steps"] + 200]
+    assert record["totals"]["env_steps"] == probe + good["env_steps"] + poor["env_steps"]
+    assert record["totals"]["episodes"] == 1 + 2 + 2
+    usage = server.reported_usage
+    assert record["totals"]["llm_calls"] == len(usage) == 3  # the Feedback request and two candidates
+    assert record["totals"]["prompt_tokens"] == sum(u["prompt_tokens"] for u in usage)
+    final = record["final_eval"]
+    assert final["episode_seeds"] == [HELDOUT_SEED_BASE + i for i in range(3)] and final["mean_return"] > 0
+    assert "stopped: max_env_steps 300 reached" in capsys.readouterr().out
+
+
+def test_a_later_round_as_good_as_the_best_does_not_replace_it(tmp_path, monkeypatch):
+    record, summary, _ = run_main(tmp_path, monkeypatch, [ALWAYS_UP, UP_AGAIN])
+    assert summary["best_request_id"] == "r0/c0/a0" and summary["stopped"] is None
+    assert (tmp_path / "run" / "policy.py").read_text() == code_of(ALWAYS_UP)
+    assert [p["round"] for p in record["curve"]] == [0, 1] and record["final_eval"]["mean_return"] == -100.0
