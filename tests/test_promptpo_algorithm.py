@@ -7,15 +7,20 @@ tests/e2e/test_promptpo.py runs the whole script as a user does (minutes); these
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 
 import numpy as np
 import pytest
 from algorithm_files import load_algorithm
 from scripted_server import Scripted, ScriptedLLMServer
-from test_promptpo import ALWAYS_UP, CRASHES_ON_FOURTH_STEP, DOWN_THEN_RIGHT, code_of, kind, scripted_policies
+from test_promptpo import (ALWAYS_UP, CRASHES_ON_FOURTH_STEP, DOWN_THEN_RIGHT, FEEDBACK, code_of, comparable, kind,
+                           scripted_policies)
 
-from promptpo_bench.llm import Journal, LLMClient, LLMConfig, LLMError, Reply
+from promptpo_bench.errors import BenchError
+from promptpo_bench.progress import Progress
+from promptpo_bench.llm import ContextLengthError, Journal, LLMClient, LLMConfig, LLMError, Reply
 from promptpo_bench.records import load_record
 from promptpo_bench.rollout import HELDOUT_SEED_BASE
 
@@ -46,6 +51,13 @@ def make_algo(tmp_path, server: ScriptedLLMServer | None = None, **overrides) ->
 def attempt(request_id: str, returns: list[float], successes: list[bool] | None = None, **fields) -> promptpo.Attempt:
     return promptpo.Attempt(request_id, f"# code of {request_id}", returns=returns, lengths=[10] * len(returns),
                             successes=successes, env_steps=10 * len(returns), episodes=len(returns), **fields)
+
+
+class TerminalDouble(io.StringIO):
+    """TEST DOUBLE: a terminal in memory, so that the live progress bar is kept."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def reply(prompt_tokens: int, completion_tokens: int) -> Reply:
@@ -125,6 +137,36 @@ def test_the_prompt_marks_the_best_round_from_the_chosen_round_on(tmp_path):
     assert "The best attempt so far is round 1.\n" in text and "### Round 2" in text
 
 
+def test_a_prompt_too_long_drops_the_oldest_rounds_first(tmp_path):
+    rounds = [promptpo.RoundResult(r, attempt(f"r{r}", [float(r)]), ["ok"]) for r in range(3)]
+
+    def respond(request, _):  # this "model" holds at most one round of history, and no novel
+        user = request["messages"][1]["content"]
+        if user.count("### Round") > 1 or user.startswith("A novel."):
+            return Scripted(status=400, error_code="context_length_exceeded", text="maximum context length is 9")
+        return "an answer"
+
+    with ScriptedLLMServer(respond) as server:
+        algo = make_algo(tmp_path, server)
+        assert algo.ask("r3/c0/a0", "Write a policy.{history}", rounds) == "an answer"
+        sent = [request["messages"][1]["content"] for request in server.requests]
+        with pytest.raises(ContextLengthError):  # nothing left to drop
+            algo.ask("r3/c0/a1", "A novel.{history}")
+    assert [[r for r in range(3) if f"### Round {r}" in text] for text in sent[:3]] == [[0, 1, 2], [1, 2], [2]]
+    assert algo.budget.tokens()["llm_calls"] == 1 and len(rounds) == 3  # the caller's history is left alone
+
+
+def test_the_feedback_the_llm_reads_is_on_the_winner_s_episodes(tmp_path):
+    algo = make_algo(tmp_path)
+    seeds = promptpo.round_seeds(algo.args, 0)
+    poor = algo.evaluate("r0/c0/a0", code_of(ALWAYS_UP), seeds)
+    good = algo.evaluate("r0/c1/a0", code_of(DOWN_THEN_RIGHT), seeds)
+    algo.feedback_code = code_of(FEEDBACK)
+    result, _ = algo.select(0, [], [poor, good], worker=None)
+    assert result.best is good
+    assert [line.split(" steps,")[0] for line in result.feedback] == [str(n) for n in good.lengths]
+
+
 # --- the budget: steps, episodes, tokens, cost, and when to stop ---------------------------------------------------
 
 def test_budget_adds_up_steps_episodes_and_every_reply():
@@ -141,7 +183,7 @@ def test_budget_adds_up_steps_episodes_and_every_reply():
 def test_budget_costs_both_kinds_of_token_at_their_prices():
     budget = promptpo.Budget(make_args(price_prompt_per_mtok=2.0, price_completion_per_mtok=8.0))
     budget.add_reply(reply(3_000_000, 500_000))
-    assert budget.cost() == pytest.approx(10.0)
+    assert budget.cost() == 10.0
     assert budget.so_far() == {"tokens": "3,500,000", "cost": "$10.00"}
     assert promptpo.Budget(make_args(price_prompt_per_mtok=2.0)).cost() is None
     assert promptpo.Budget(make_args(price_completion_per_mtok=8.0)).cost() is None
@@ -172,11 +214,13 @@ def test_round_seeds_are_fixed_by_the_run_seed_and_never_held_out():
     # pinned: the same run seed must give the same episodes in every version (resume and replay rely on it)
     assert seeds[0] == [189033389 + i for i in range(5)] and seeds[-1][0] == 335504127
     assert all(s == list(range(s[0], s[0] + 5)) for s in seeds.values())
-    assert all(0 <= s[0] and s[-1] < HELDOUT_SEED_BASE for s in seeds.values())
+    assert all(type(x) is int for s in seeds.values() for x in s)  # records store them as JSON integers
+    assert all(0 <= s[0] < HELDOUT_SEED_BASE // 2 for s in seeds.values())  # room for any number of episodes
     assert len({s[0] for s in seeds.values()}) == len(seeds)  # every round (and the probe) its own episodes
     assert promptpo.round_seeds(make_args(seed=2, num_episodes=5), 0) != seeds[0]
     assert promptpo.round_seeds(make_args(seed=0, num_episodes=5), 0) != seeds[0]
     assert promptpo.round_seeds(make_args(seed=1, num_episodes=2), 3) == seeds[3][:2]
+    assert promptpo.round_seeds(make_args(seed=-1, num_episodes=2), 0) == [489230592, 489230593]  # any int seeds
 
 
 # --- one candidate: its rollout, its failures and what they cost ----------------------------------------------------
@@ -243,13 +287,18 @@ def test_repairs_until_a_candidate_works_and_every_attempt_is_paid_for(tmp_path)
     answers = iter(["I would go right.", CRASHES_ON_FOURTH_STEP, DOWN_THEN_RIGHT])
     with ScriptedLLMServer(lambda request, _: next(answers)) as server:
         algo = make_algo(tmp_path, server, max_repairs=2)
+        algo.progress = Progress(1, "round 2", stream=TerminalDouble())
         final = algo.candidate(2, 1, [])
         usage, requests = server.reported_usage, server.requests
     assert final.ok and final.request_id == "r2/c1/a2" and final.code == code_of(DOWN_THEN_RIGHT)
     assert "no ```python code block" in requests[1]["messages"][-1]["content"]
-    assert "lost track of the board" in requests[2]["messages"][-1]["content"]
+    crashed = json.loads((tmp_path / "candidates" / "r2_c1_a1.json").read_text())["failure"]
+    assert requests[2]["messages"][-1]["content"] == promptpo.REPAIR.format(**crashed)
+    assert "lost track of the board" in crashed["traceback"]
     assert requests[2]["messages"][-2]["content"] == CRASHES_ON_FOURTH_STEP
     assert (algo.budget.env_steps, algo.budget.episodes) == (15 + final.env_steps, 5 + 5)
+    fields = algo.progress.fields  # what the live bar shows
+    assert (fields["answered"], fields["rolled_out"], fields["failed"]) == (3, 1, 2)
     assert algo.budget.tokens() == {"llm_calls": 3, "prompt_tokens": sum(u["prompt_tokens"] for u in usage),
                                     "completion_tokens": sum(u["completion_tokens"] for u in usage)}
 
@@ -292,44 +341,127 @@ def test_a_spent_budget_stops_a_candidate_before_it_asks(tmp_path):
 
 # --- whole runs, in-process: the output is the best policy so far, scored on held-out seeds -------------------------
 
-def run_main(tmp_path, monkeypatch, answers: list[str], **overrides) -> tuple[dict, dict, ScriptedLLMServer]:
-    """promptpo.main with one candidate per round handed `answers` in order; the record and summary.json."""
+class RecordingWandb:
+    """TEST DOUBLE: a W&B run that keeps the rows it is given."""
+
+    def __init__(self):
+        self.rows, self.finished = [], False
+
+    def log(self, row: dict) -> None:
+        self.rows.append(dict(row))
+
+    def finish(self) -> None:
+        self.finished = True
+
+
+class TenSecondClock:
+    """TEST DOUBLE of the `time` module main reads: each reading is 10 s after the one before."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def time(self) -> float:
+        self.now += 10.0
+        return self.now
+
+
+def run_main(tmp_path, answers: list[str], feedback: str = NO_FEEDBACK, then=None, **overrides) -> tuple[dict, dict, list]:
+    """promptpo.main with one candidate per round, handed `answers` in order, then `then(server)` while the server is
+    up; the record, summary.json and the usage the server reported."""
     def respond(request, index):
-        return NO_FEEDBACK if kind(request) == "feedback" else policies(request, index)
+        return feedback if kind(request) == "feedback" else policies(request, index)
 
     policies = scripted_policies(*answers)
     with ScriptedLLMServer(respond) as server:
-        args = make_args(num_rounds=len(answers), num_episodes=2, eval_episodes=3, run_dir=str(tmp_path / "run"),
-                         llm_base_url=server.base_url, **overrides)
+        args = make_args(**{"num_rounds": len(answers), "num_episodes": 2, "eval_episodes": 3,
+                            "run_dir": str(tmp_path / "run"), "llm_base_url": server.base_url, **overrides})
         assert promptpo.main(args) == 0
-    record = load_record(tmp_path / "run")
-    return record, json.loads((tmp_path / "run" / "summary.json").read_text()), server
+        usage = list(server.reported_usage)
+        record, summary = load_record(tmp_path / "run"), json.loads((tmp_path / "run" / "summary.json").read_text())
+        if then is not None:
+            then(server)
+    return record, summary, usage
 
 
 def test_a_worse_later_round_never_replaces_the_best_so_far(tmp_path, monkeypatch, capsys):
-    record, summary, server = run_main(tmp_path, monkeypatch, [DOWN_THEN_RIGHT, ALWAYS_UP, DOWN_THEN_RIGHT],
-                                       max_env_steps=300)
-    candidates = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "run" / "candidates").glob("r*_c0_a0.json")}
+    wandb = RecordingWandb()
+    monkeypatch.setattr(promptpo, "start_wandb", lambda *args: wandb)
+    monkeypatch.setattr(promptpo, "time", TenSecondClock())
+    record, summary, usage = run_main(tmp_path, [DOWN_THEN_RIGHT, ALWAYS_UP, DOWN_THEN_RIGHT], feedback=FEEDBACK,
+                                      max_env_steps=300, track=True)
+    run = tmp_path / "run"
+    candidates = {p.stem: json.loads(p.read_text()) for p in (run / "candidates").glob("r*_c0_a0.json")}
     good, poor = candidates["r0_c0_a0"], candidates["r1_c0_a0"]
-    assert summary["best_request_id"] == "r0/c0/a0"
-    assert (tmp_path / "run" / "policy.py").read_text() == code_of(DOWN_THEN_RIGHT)
-    assert [p["mean_return"] for p in record["curve"]] == [pytest.approx(np.mean(good["returns"]))] * 2
-    # the probe (one random episode) and round 0 stay under 300 steps; round 1's 200 pass them: round 2 never runs
-    probe = json.loads((tmp_path / "run" / "candidates" / "feedback_probe.json").read_text())["env_steps"]
-    assert summary["stopped"] == "max_env_steps 300 reached" and set(candidates) == {"r0_c0_a0", "r1_c0_a0"}
-    assert [p["env_steps"] for p in record["curve"]] == [probe + good["env_steps"], probe + good["env_steps"] + 200]
-    assert record["totals"]["env_steps"] == probe + good["env_steps"] + poor["env_steps"]
-    assert record["totals"]["episodes"] == 1 + 2 + 2
-    usage = server.reported_usage
-    assert record["totals"]["llm_calls"] == len(usage) == 3  # the Feedback request and two candidates
-    assert record["totals"]["prompt_tokens"] == sum(u["prompt_tokens"] for u in usage)
+    good_mean = float(np.mean(good["returns"]))
+    assert summary["best_request_id"] == "r0/c0/a0" and (run / "policy.py").read_text() == code_of(DOWN_THEN_RIGHT)
+    assert [p["mean_return"] for p in record["curve"]] == [good_mean] * 2 and poor["returns"] == [-100.0] * 2
     final = record["final_eval"]
     assert final["episode_seeds"] == [HELDOUT_SEED_BASE + i for i in range(3)] and final["mean_return"] > 0
-    assert "stopped: max_env_steps 300 reached" in capsys.readouterr().out
+
+    # the probe (one random episode) and round 0 stay under 300 steps; round 1's 200 pass them: round 2 never runs
+    probe = json.loads((run / "candidates" / "feedback_probe.json").read_text())["env_steps"]
+    steps = [probe + good["env_steps"], probe + good["env_steps"] + 200]
+    assert summary["stopped"] == "max_env_steps 300 reached" and set(candidates) == {"r0_c0_a0", "r1_c0_a0"}
+    assert [p["env_steps"] for p in record["curve"]] == steps
+    assert record["totals"]["env_steps"] == steps[-1] and record["totals"]["episodes"] == 1 + 2 + 2
+    assert record["totals"]["llm_calls"] == len(usage) == 3  # the Feedback request and two candidates
+    assert record["totals"]["prompt_tokens"] == sum(u["prompt_tokens"] for u in usage)
+    assert record["config"]["description_variant"] == "paper"
+    assert summary["feedback_sha256"] == hashlib.sha256((run / "feedback.py").read_bytes()).hexdigest()
+    assert summary["feedback_repairs_in_rounds"] == 0
+
+    out = capsys.readouterr()
+    tokens = [f"{p['prompt_tokens']}+{p['completion_tokens']}" for p in record["curve"]]
+    lines = out.out.splitlines()
+    assert lines[0].startswith("PromptPO on NoiseWorld-v0: 3 rounds x 1 candidates x 2 episodes (flags), paper "
+                               "description, LLM gpt-4o-mini at http://127.0.0.1:")
+    assert lines[1:3] == [
+        f"round 0: 1/1 candidates ran, round best {good_mean:.2f}, best so far {good_mean:.2f} | env steps "
+        f"{steps[0]}, tokens {tokens[0]}",
+        f"round 1: 1/1 candidates ran, round best -100.00, best so far {good_mean:.2f} | env steps {steps[1]}, "
+        f"tokens {tokens[1]}"]
+    assert lines[3].startswith(f"final policy (r0/c0/a0) on 3 held-out episodes: mean return {final['mean_return']:.2f}")
+    assert lines[3].endswith(f" | {steps[1]} env steps, {len(usage) and sum(u['prompt_tokens'] + u['completion_tokens'] for u in usage)} "
+                             "tokens | stopped: max_env_steps 300 reached")
+    assert "WARNING" not in out.err
+
+    # W&B: one row per round (the clock says each took 10 s, so steps/s is exact) and the final score
+    assert [row["global_step"] for row in wandb.rows] == steps + [steps[-1]] and wandb.finished
+    assert [row["charts/SPS"] for row in wandb.rows[:2]] == [steps[0] // 10, steps[1] // 20]
+    assert [row["charts/episodic_return"] for row in wandb.rows[:2]] == [good_mean, -100.0]
+    assert [row["charts/best_return"] for row in wandb.rows[:2]] == [good_mean, good_mean]
+    assert [row["charts/failed_candidates"] for row in wandb.rows[:2]] == [0, 0]
+    assert wandb.rows[2] == {"global_step": steps[-1], "charts/final_eval_return": final["mean_return"]}
 
 
-def test_a_later_round_as_good_as_the_best_does_not_replace_it(tmp_path, monkeypatch):
-    record, summary, _ = run_main(tmp_path, monkeypatch, [ALWAYS_UP, UP_AGAIN])
+def test_a_later_round_as_good_as_the_best_does_not_replace_it_and_a_resumed_run_ends_the_same(tmp_path, capsys):
+    def resume(server):
+        sent = len(server.requests)
+        assert promptpo.main(promptpo.Args(resume=str(tmp_path / "run"))) == 0
+        assert len(server.requests) == sent  # every answer and evaluation was kept
+
+    record, summary, usage = run_main(tmp_path, [ALWAYS_UP, UP_AGAIN], num_episodes=None, then=resume)  # recipe: 5
     assert summary["best_request_id"] == "r0/c0/a0" and summary["stopped"] is None
     assert (tmp_path / "run" / "policy.py").read_text() == code_of(ALWAYS_UP)
     assert [p["round"] for p in record["curve"]] == [0, 1] and record["final_eval"]["mean_return"] == -100.0
+    assert record["config"]["num_episodes"] == 5 and record["totals"]["episodes"] == 1 + 2 * 5
+    out = capsys.readouterr().out.split("run directory:")[0]  # the first run's output
+    assert "2 rounds x 1 candidates x 5 episodes (flags and the paper's recipe for this task)" in out
+    assert "stopped" not in out
+    resumed = load_record(tmp_path / "run")
+    assert comparable(resumed) == comparable(record) and resumed["started_at"] == record["started_at"]
+
+
+def test_a_run_where_no_candidate_works_outputs_nothing(tmp_path, capsys):
+    with ScriptedLLMServer(lambda request, _: NO_FEEDBACK) as server:
+        args = make_args(num_rounds=2, run_dir=str(tmp_path / "run"), llm_base_url=server.base_url)
+        assert promptpo.main(args) == 1
+    assert "no candidate ran successfully" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "policy.py").exists() and not (tmp_path / "run" / "record.json").exists()
+
+
+def test_a_missing_replay_file_is_an_error_before_any_work(tmp_path):
+    args = make_args(run_dir=str(tmp_path / "run"), llm_replay=str(tmp_path / "nowhere.jsonl"))
+    with pytest.raises(BenchError, match="nowhere.jsonl does not exist"):
+        promptpo.main(args)
+    assert not (tmp_path / "run").exists()
