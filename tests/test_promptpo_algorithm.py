@@ -421,8 +421,8 @@ def test_a_worse_later_round_never_replaces_the_best_so_far(tmp_path, monkeypatc
         f"round 1: 1/1 candidates ran, round best -100.00, best so far {good_mean:.2f} | env steps {steps[1]}, "
         f"tokens {tokens[1]}"]
     assert lines[3].startswith(f"final policy (r0/c0/a0) on 3 held-out episodes: mean return {final['mean_return']:.2f}")
-    assert lines[3].endswith(f" | {steps[1]} env steps, {len(usage) and sum(u['prompt_tokens'] + u['completion_tokens'] for u in usage)} "
-                             "tokens | stopped: max_env_steps 300 reached")
+    tokens_used = sum(u["prompt_tokens"] + u["completion_tokens"] for u in usage)
+    assert lines[3].endswith(f" | {steps[1]} env steps, {tokens_used} tokens | stopped: max_env_steps 300 reached")
     assert "WARNING" not in out.err
 
     # W&B: one row per round (the clock says each took 10 s, so steps/s is exact) and the final score
@@ -434,20 +434,32 @@ def test_a_worse_later_round_never_replaces_the_best_so_far(tmp_path, monkeypatc
     assert wandb.rows[2] == {"global_step": steps[-1], "charts/final_eval_return": final["mean_return"]}
 
 
-def test_a_later_round_as_good_as_the_best_does_not_replace_it_and_a_resumed_run_ends_the_same(tmp_path, capsys):
+def test_a_later_round_as_good_as_the_best_does_not_replace_it_and_a_resumed_run_ends_the_same(tmp_path, monkeypatch,
+                                                                                                capsys):
+    """Two candidates a round, one without code; round 1's working one plays exactly as round 0's."""
+    bars = []
+
+    def terminal_progress(*args, **kwargs):  # the live bars, drawn on a test-double terminal
+        bars.append(Progress(*args, stream=TerminalDouble(), **kwargs))
+        return bars[-1]
+
     def resume(server):
         sent = len(server.requests)
         assert promptpo.main(promptpo.Args(resume=str(tmp_path / "run"))) == 0
         assert len(server.requests) == sent  # every answer and evaluation was kept
 
-    record, summary, usage = run_main(tmp_path, [ALWAYS_UP, UP_AGAIN], num_episodes=None, then=resume)  # recipe: 5
-    assert summary["best_request_id"] == "r0/c0/a0" and summary["stopped"] is None
+    monkeypatch.setattr(promptpo, "Progress", terminal_progress)
+    record, summary, usage = run_main(tmp_path, [ALWAYS_UP, NO_FEEDBACK, UP_AGAIN, NO_FEEDBACK], num_rounds=2,
+                                      num_candidates=2, num_episodes=None, then=resume)  # the recipe's 5 episodes
+    assert summary["best_request_id"].startswith("r0/") and summary["stopped"] is None
     assert (tmp_path / "run" / "policy.py").read_text() == code_of(ALWAYS_UP)
     assert [p["round"] for p in record["curve"]] == [0, 1] and record["final_eval"]["mean_return"] == -100.0
     assert record["config"]["num_episodes"] == 5 and record["totals"]["episodes"] == 1 + 2 * 5
     out = capsys.readouterr().out.split("run directory:")[0]  # the first run's output
-    assert "2 rounds x 1 candidates x 5 episodes (flags and the paper's recipe for this task)" in out
-    assert "stopped" not in out
+    assert "2 rounds x 2 candidates x 5 episodes (flags and the paper's recipe for this task)" in out
+    assert "round 1: 1/2 candidates ran, round best -100.00, best so far -100.00 | " in out and "stopped" not in out
+    rounds = bars[0].fields  # the first run's live bar, as its last round left it
+    assert (rounds["answered"], rounds["rolled_out"], rounds["failed"], rounds["best"]) == (2, 1, 1, "-100")
     resumed = load_record(tmp_path / "run")
     assert comparable(resumed) == comparable(record) and resumed["started_at"] == record["started_at"]
 
