@@ -258,7 +258,8 @@ def test_a_working_candidate_records_every_episode(tmp_path, monkeypatch):
     assert algo.budget.env_steps == good.env_steps + 500 and algo.budget.episodes == 10
 
 
-@pytest.mark.parametrize("code, failure", [(None, "no_code"), ("class Policy:\n    def act(self, obs)\n", "load_error")])
+@pytest.mark.parametrize("code, failure", [(None, "no_code"),
+                                           ("class Policy:\n    def act(self, obs)\n", "load_error")])
 def test_a_candidate_that_never_acts_costs_no_step(tmp_path, code, failure):
     algo = make_algo(tmp_path)
     result = algo.evaluate("r0/c0/a0", code, promptpo.round_seeds(algo.args, 0))
@@ -315,9 +316,11 @@ def test_the_last_failed_repair_is_what_the_candidate_returns(tmp_path):
 def test_no_answer_fails_the_candidate_and_a_replay_miss_stops_the_run(tmp_path):
     with ScriptedLLMServer(lambda request, _: Scripted(status=400, text="bad request")) as server:
         algo = make_algo(tmp_path, server, max_repairs=3)
+        algo.progress = Progress(1, "round 0", stream=TerminalDouble())
         failed = algo.candidate(0, 0, [])
         sent = len(server.requests)
     assert sent == 1 and failed.failure["kind"] == "llm" and failed.request_id == "r0/c0/a0" and failed.code is None
+    assert algo.progress.fields == {"failed": 1}
     args = make_args()
     replaying = promptpo.PromptPO(args, tmp_path / "replay", LLMClient(
         LLMConfig(), Journal(tmp_path / "replay.jsonl"), replay=Journal(tmp_path / "empty.jsonl")),
@@ -364,19 +367,21 @@ class ClockDouble:
         return next(self.readings)
 
 
-def run_main(tmp_path, answers: list[str], feedback: str = NO_FEEDBACK, then=None, **overrides) -> tuple[dict, dict, list]:
+def run_main(tmp_path, answers: list[str], feedback: str = NO_FEEDBACK, then=None,
+             **overrides) -> tuple[dict, dict, list]:
     """promptpo.main with one candidate per round, handed `answers` in order, then `then(server)` while the server is
-    up; the record, summary.json and the usage the server reported."""
+    up; the record, summary.json and the usage the server reported. The run directory's parent does not exist yet."""
     def respond(request, index):
         return feedback if kind(request) == "feedback" else policies(request, index)
 
     policies = scripted_policies(*answers)
     with ScriptedLLMServer(respond) as server:
         args = make_args(**{"num_rounds": len(answers), "num_episodes": 2, "eval_episodes": 3,
-                            "run_dir": str(tmp_path / "run"), "llm_base_url": server.base_url, **overrides})
+                            "run_dir": str(tmp_path / "runs" / "run"), "llm_base_url": server.base_url, **overrides})
         assert promptpo.main(args) == 0
         usage = list(server.reported_usage)
-        record, summary = load_record(tmp_path / "run"), json.loads((tmp_path / "run" / "summary.json").read_text())
+        run = tmp_path / "runs" / "run"
+        record, summary = load_record(run), json.loads((run / "summary.json").read_text())
         if then is not None:
             then(server)
     return record, summary, usage
@@ -388,7 +393,7 @@ def test_a_worse_later_round_never_replaces_the_best_so_far(tmp_path, monkeypatc
     monkeypatch.setattr(promptpo, "time", ClockDouble(100.0, 100.0, 100.5))  # the start, then each round's end
     record, summary, usage = run_main(tmp_path, [DOWN_THEN_RIGHT, ALWAYS_UP, DOWN_THEN_RIGHT], feedback=FEEDBACK,
                                       max_env_steps=300, track=True)
-    run = tmp_path / "run"
+    run = tmp_path / "runs" / "run"
     candidates = {p.stem: json.loads(p.read_text()) for p in (run / "candidates").glob("r*_c0_a0.json")}
     good, poor = candidates["r0_c0_a0"], candidates["r1_c0_a0"]
     good_mean = float(np.mean(good["returns"]))
@@ -419,7 +424,8 @@ def test_a_worse_later_round_never_replaces_the_best_so_far(tmp_path, monkeypatc
         f"{steps[0]}, tokens {tokens[0]}",
         f"round 1: 1/1 candidates ran, round best -100.00, best so far {good_mean:.2f} | env steps {steps[1]}, "
         f"tokens {tokens[1]}"]
-    assert lines[3].startswith(f"final policy (r0/c0/a0) on 3 held-out episodes: mean return {final['mean_return']:.2f}")
+    assert lines[3].startswith(f"final policy (r0/c0/a0) on 3 held-out episodes: mean return "
+                               f"{final['mean_return']:.2f}")
     tokens_used = sum(u["prompt_tokens"] + u["completion_tokens"] for u in usage)
     assert lines[3].endswith(f" | {steps[1]} env steps, {tokens_used} tokens | stopped: max_env_steps 300 reached")
     assert "WARNING" not in out.err
@@ -444,14 +450,14 @@ def test_a_later_round_as_good_as_the_best_does_not_replace_it_and_a_resumed_run
 
     def resume(server):
         sent = len(server.requests)
-        assert promptpo.main(promptpo.Args(resume=str(tmp_path / "run"))) == 0
+        assert promptpo.main(promptpo.Args(resume=str(tmp_path / "runs" / "run"))) == 0
         assert len(server.requests) == sent  # every answer and evaluation was kept
 
     monkeypatch.setattr(promptpo, "Progress", terminal_progress)
     record, summary, usage = run_main(tmp_path, [ALWAYS_UP, NO_FEEDBACK, UP_AGAIN, NO_FEEDBACK], num_rounds=2,
                                       num_candidates=2, num_episodes=None, then=resume)  # the recipe's 5 episodes
     assert summary["best_request_id"].startswith("r0/") and summary["stopped"] is None
-    assert (tmp_path / "run" / "policy.py").read_text() == code_of(ALWAYS_UP)
+    assert (tmp_path / "runs" / "run" / "policy.py").read_text() == code_of(ALWAYS_UP)
     assert [p["round"] for p in record["curve"]] == [0, 1] and record["final_eval"]["mean_return"] == -100.0
     assert record["config"]["num_episodes"] == 5 and record["totals"]["episodes"] == 1 + 2 * 5
     out = capsys.readouterr().out.split("run directory:")[0]  # the first run's output
@@ -459,16 +465,17 @@ def test_a_later_round_as_good_as_the_best_does_not_replace_it_and_a_resumed_run
     assert "round 1: 1/2 candidates ran, round best -100.00, best so far -100.00 | " in out and "stopped" not in out
     rounds = bars[0].fields  # the first run's live bar, as its last round left it
     assert (rounds["answered"], rounds["rolled_out"], rounds["failed"], rounds["best"]) == (2, 1, 1, "-100")
-    resumed = load_record(tmp_path / "run")
+    resumed = load_record(tmp_path / "runs" / "run")
     assert comparable(resumed) == comparable(record) and resumed["started_at"] == record["started_at"]
 
 
 def test_a_run_where_no_candidate_works_outputs_nothing(tmp_path, capsys):
     with ScriptedLLMServer(lambda request, _: NO_FEEDBACK) as server:
-        args = make_args(num_rounds=2, run_dir=str(tmp_path / "run"), llm_base_url=server.base_url)
+        args = make_args(num_rounds=2, run_dir=str(tmp_path / "runs" / "run"), llm_base_url=server.base_url)
         assert promptpo.main(args) == 1
     assert "no candidate ran successfully" in capsys.readouterr().err
-    assert not (tmp_path / "run" / "policy.py").exists() and not (tmp_path / "run" / "record.json").exists()
+    assert not (tmp_path / "runs" / "run" / "policy.py").exists()
+    assert not (tmp_path / "runs" / "run" / "record.json").exists()
 
 
 def test_a_missing_replay_file_is_an_error_before_any_work(tmp_path):
