@@ -469,6 +469,16 @@ def test_a_later_round_as_good_as_the_best_does_not_replace_it_and_a_resumed_run
     assert comparable(resumed) == comparable(record) and resumed["started_at"] == record["started_at"]
 
 
+def test_a_final_policy_that_fails_on_held_out_episodes_is_recorded_with_its_failure(tmp_path):
+    """Round 0's two episodes end by step 18; the second held-out episode (seed 1,000,000,001) takes 35 steps."""
+    gives_up = DOWN_THEN_RIGHT.replace("    def act(self, obs):\n", "    t = 0\n\n    def act(self, obs):\n"
+                                       "        self.t += 1\n        assert self.t < 20, 'too far'\n")
+    record, summary, _ = run_main(tmp_path, [gives_up])
+    final = record["final_eval"]
+    assert summary["best_request_id"] == "r0/c0/a0" and final["failure"]["kind"] == "crash"
+    assert "too far" in final["failure"]["traceback"] and final["lengths"][:2] == [19, 19]
+
+
 def test_a_run_where_no_candidate_works_outputs_nothing(tmp_path, capsys):
     with ScriptedLLMServer(lambda request, _: NO_FEEDBACK) as server:
         args = make_args(num_rounds=2, run_dir=str(tmp_path / "runs" / "run"), llm_base_url=server.base_url)
