@@ -19,8 +19,8 @@ from test_promptpo import (ALWAYS_UP, CRASHES_ON_FOURTH_STEP, DOWN_THEN_RIGHT, F
                            scripted_policies)
 
 from promptpo_bench.errors import BenchError
-from promptpo_bench.progress import Progress
 from promptpo_bench.llm import ContextLengthError, Journal, LLMClient, LLMConfig, LLMError, Reply
+from promptpo_bench.progress import Progress
 from promptpo_bench.records import load_record
 from promptpo_bench.rollout import HELDOUT_SEED_BASE
 
