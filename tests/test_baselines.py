@@ -366,6 +366,15 @@ def test_replay_buffer_keeps_box_actions_and_flattens_observations():
     assert b_actions.dtype == torch.float32 and b_terms.tolist() == [1.0] * 3 and b_rewards.tolist() == [1.5] * 3
 
 
+def test_replay_buffer_smaller_than_a_vector_step_keeps_the_last_step():
+    np.random.seed(0)
+    rb = ReplayBuffer(1, 2, 2, (), np.int64, torch.device("cpu"))
+    for t in range(2):
+        rb.add(*rows_of(t, 2))
+    assert len(rb) == 2
+    check_sample(rb, {1})
+
+
 def test_replay_buffer_stores_final_obs_at_episode_ends():
     """What dqn.py and sac.py store for a step that ended episodes: the true last observation, not the reset one."""
     rb = ReplayBuffer(4, 2, 1, (), np.int64, torch.device("cpu"))
@@ -476,9 +485,9 @@ def test_record_totals_exclude_evaluation_time(tmp_path, monkeypatch):
     assert run.train_time == pytest.approx(12.3456) and run.sps(200) == int(200 / 12.3456)
     record = run.finish(small_checkpoint(), 349)
     totals = record["totals"]
-    assert totals["env_steps"] == 349 and totals["episodes"] == 1
-    assert totals["eval_env_steps"] == (5 + 6 + 7) + (5 + 6 + 7 + 8)  # the periodic evaluation and the final one
-    assert totals["train_time_s"] == 12.346 and totals["sps"] == int(349 / 12.3456)
+    assert totals == {"env_steps": 349, "episodes": 1, "llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                      "cost_usd": None, "eval_env_steps": (5 + 6 + 7) + (5 + 6 + 7 + 8),  # periodic and final
+                      "train_time_s": 12.346, "sps": int(349 / 12.3456)}
     assert record["final_eval"]["episode_seeds"] == heldout_seeds(4) and record["final_eval"]["mean_return"] == 15.0
     assert [p["env_steps"] for p in record["curve"]] == [0, 349] and record["curve"][-1]["episodes"] == 4
     assert load_record(tmp_path)["totals"] == totals and (tmp_path / "model.pt").is_file()
@@ -497,8 +506,52 @@ def test_no_record_without_save_model(tmp_path, monkeypatch):
 def test_steps_per_second_of_a_short_training_time(tmp_path, monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(baselines, "time", clock)
+    monkeypatch.setattr(baselines, "run_episodes", fake_run_episodes([]))
     run = BaselineRun(RunArgs(run_dir=str(tmp_path)), "dqn", {})
     run.start_clock()
     assert run.sps(100) > 10**10  # no training time yet: no division by zero
     clock.now += 0.5
     assert run.sps(100) == 200
+    assert run.finish(small_checkpoint(), 100)["totals"]["sps"] == 200
+    clock.now = run.start_time  # a run that ends as it starts
+    assert run.finish(small_checkpoint(), 100)["totals"]["sps"] > 10**10
+
+
+class RecordingBar:
+    """Test double of the live progress bar: always due to be redrawn; records every position and field."""
+
+    def __init__(self):
+        self.moves = []
+
+    def due(self) -> bool:
+        return True
+
+    def move_to(self, position, **fields) -> None:
+        self.moves.append((position, fields))
+
+    def restart(self, total) -> None:
+        pass
+
+    def line(self, text) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_live_bar_shows_steps_sps_last_return_and_next_evaluation(tmp_path, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(baselines, "time", clock)
+    monkeypatch.setattr(baselines, "run_episodes", fake_run_episodes([]))
+    run = BaselineRun(RunArgs(run_dir=str(tmp_path), total_timesteps=3000, eval_every=1000), "dqn", {})
+    run.progress = bar = RecordingBar()
+    run.start_clock()
+    run.maybe_evaluate(small_checkpoint, 0)
+    clock.now += 2.0
+    run.log_episodes({}, 20)
+    run.log_episodes({"episode": {"r": np.array([-12.34567]), "l": np.array([3])}, "_episode": np.array([True])}, 40)
+    run.maybe_evaluate(small_checkpoint, 2000)  # the next one would be at the end: the final evaluation
+    run.log_episodes({}, 2000)
+    assert bar.moves == [(20, {"SPS": 10, "next_eval": "1,000"}),
+                         (40, {"SPS": 20, "next_eval": "1,000", "return": "-12.35"}),
+                         (2000, {"SPS": 1000, "next_eval": "end", "return": "-12.35"})]
