@@ -298,6 +298,11 @@ def test_advantages_normalised_within_the_minibatch():
     assert ppo.policy_loss(advantages, ratio, 0.2, True).item() == pytest.approx(expected, rel=1e-6)
     # a constant minibatch normalises to zeros, not to NaNs
     assert ppo.policy_loss(tensor(3.0, 3.0), tensor(1.0, 1.0), 0.2, True).item() == 0.0
+    # nor are advantages that differ by less than 1e-8 blown up: (a - mean) / (std + 1e-8) stays below 1 in size
+    a = tensor(0.0, 1e-8)
+    normalised = float((a[1] - a.mean()) / (a.std() + 1e-8))
+    assert 0.25 < normalised < 0.5
+    assert ppo.policy_loss(a, tensor(1.1, 0.9), 0.2, True).item() == pytest.approx(0.1 * normalised, rel=1e-4)
 
 
 def test_value_loss_by_hand():
@@ -334,8 +339,10 @@ def check_sample(rb: ReplayBuffer, steps: set[int]):
     np.testing.assert_array_equal(actions, code)
     np.testing.assert_array_equal(rewards, code)
     np.testing.assert_array_equal(terminations, code % 2)
-    drawn = {(int(c - 1) // 10, int(c - 1) % 10) for c in code}
-    assert drawn == {(t, e) for t in steps for e in range(rb.num_envs)}
+    drawn = [(int(c - 1) // 10, int(c - 1) % 10) for c in code]
+    assert set(drawn) == {(t, e) for t in steps for e in range(rb.num_envs)}
+    counts = np.unique(np.array(drawn), axis=0, return_counts=True)[1]
+    assert counts.max() < 1.25 * counts.mean() and counts.min() > 0.75 * counts.mean()  # uniformly
 
 
 def test_replay_buffer_adds_samples_and_overwrites_the_oldest():
