@@ -140,16 +140,16 @@ def test_sac_critic_losses_by_hand():
     qf1, qf2 = AffineQ([1.0, 0.0], [1.0]), AffineQ([0.0, 1.0], [-1.0])
     qf1_target, qf2_target = AffineQ([2.0, 0.0], [0.0]), AffineQ([0.0, 2.0], [1.0])
     obs, actions = tensor([1.0, 2.0], [3.0, -1.0]), tensor([0.5], [-1.0])
-    next_obs, rewards, terminations = tensor([2.0, 1.0], [-1.0, 4.0]), tensor(1.0, 2.0), tensor(0.0, 1.0)
+    next_obs, rewards, terminations = tensor([2.0, 0.5], [-1.0, 4.0]), tensor(1.0, 2.0), tensor(0.0, 1.0)
     batch = (obs, actions, next_obs, rewards, terminations)
     qf1_loss, qf2_loss, qf1_values, qf2_values = sac.critic_losses(ScriptedActor(), qf1, qf2, qf1_target,
                                                                    qf2_target, batch, 0.1, 0.9)
-    # a' = (1.0, -0.5), log pi = (1, 4); Q1' = (4, -2), Q2' = (3, 7.5): the smaller is Q2' then Q1'
-    # targets: 1 + 0.9 * (3 - 0.1 * 1) = 3.61, and 2 (terminated)
+    # a' = (1.0, -0.5), log pi = (0.5, 4); Q1' = (4, -2), Q2' = (2, 7.5): the smaller is Q2' then Q1'
+    # targets: 1 + 0.9 * (2 - 0.1 * 0.5) = 2.755, and 2 (terminated)
     np.testing.assert_allclose(qf1_values.detach().numpy(), [1.5, 2.0])
     np.testing.assert_allclose(qf2_values.detach().numpy(), [1.5, 0.0])
-    assert qf1_loss.item() == pytest.approx(((1.5 - 3.61) ** 2 + 0.0) / 2)
-    assert qf2_loss.item() == pytest.approx(((1.5 - 3.61) ** 2 + (0.0 - 2.0) ** 2) / 2)
+    assert qf1_loss.item() == pytest.approx(((1.5 - 2.755) ** 2 + 0.0) / 2)
+    assert qf2_loss.item() == pytest.approx(((1.5 - 2.755) ** 2 + (0.0 - 2.0) ** 2) / 2)
     (qf1_loss + qf2_loss).backward()  # the critics learn; the targets only give the target
     assert qf1.wx.grad is not None and qf2.wx.grad is not None
     assert qf1_target.wx.grad is None and qf2_target.wx.grad is None
