@@ -1,5 +1,5 @@
 """The classical baselines (algorithms/ppo.py, dqn.py, sac.py): short runs, autoreset, model.pt, errors (their losses
-and targets: tests/test_baselines.py).
+and targets: tests/test_baseline_losses.py).
 
 Every run here is a few thousand steps; the algorithms are imported from their files and run in-process
 (their `main(Args)`), except where the exit status and stderr of the script itself are the point.
