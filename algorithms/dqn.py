@@ -27,7 +27,7 @@ import torch.optim as optim
 
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
-from promptpo_bench.baselines import ReplayBuffer, real_next_obs
+from promptpo_bench.baselines import ReplayBuffer, real_next_obs, soft_update
 from promptpo_bench.torch_policy import NumpyMLP, make_checkpoint, mlp
 
 SCRIPT = "dqn.py"
@@ -84,6 +84,16 @@ def check_args(args: Args) -> None:
 def td_target(rewards, next_q_max, terminations, gamma):
     """r + gamma * max_a Q'(s', a) * (1 - terminated): truncated transitions bootstrap, terminated ones not."""
     return rewards + gamma * next_q_max * (1 - terminations)
+
+
+def td_loss(q_network, target_network, batch, gamma):
+    """The mean squared TD error of a sampled batch (obs, actions, next_obs, rewards, terminations), and Q(s, a)."""
+    b_obs, b_actions, b_next_obs, b_rewards, b_terminations = batch
+    with torch.no_grad():
+        target_max, _ = target_network(b_next_obs).max(dim=1)
+        target = td_target(b_rewards, target_max, b_terminations, gamma)
+    old_val = q_network(b_obs).gather(1, b_actions.view(-1, 1)).squeeze(1)
+    return F.mse_loss(target, old_val), old_val
 
 
 class QNetwork(torch.nn.Module):
@@ -169,12 +179,7 @@ def main(args: Args):
         # ALGO LOGIC: training.
         if global_step > args.learning_starts:
             if iteration % args.train_frequency == 0:
-                b_obs, b_actions, b_next_obs, b_rewards, b_terminations = rb.sample(args.batch_size)
-                with torch.no_grad():
-                    target_max, _ = target_network(b_next_obs).max(dim=1)
-                    target = td_target(b_rewards, target_max, b_terminations, args.gamma)
-                old_val = q_network(b_obs).gather(1, b_actions.view(-1, 1)).squeeze(1)
-                loss = F.mse_loss(target, old_val)
+                loss, old_val = td_loss(q_network, target_network, rb.sample(args.batch_size), args.gamma)
 
                 if iteration % 100 == 0:
                     run.log({"losses/td_loss": loss.item(), "losses/q_values": old_val.mean().item(),
@@ -187,9 +192,7 @@ def main(args: Args):
 
             # update target network: target = tau * online + (1 - tau) * target, all parameters at once
             if iteration % args.target_network_frequency == 0:
-                with torch.no_grad():
-                    torch._foreach_mul_(target_params, 1.0 - args.tau)
-                    torch._foreach_add_(target_params, q_params, alpha=args.tau)
+                soft_update(target_params, q_params, args.tau)
 
     envs.close()
     # Final evaluation on held-out seeds, model.pt and record.json

@@ -259,6 +259,37 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma, gae_lambda
     return advantages, advantages + values
 
 
+def annealed_lr(learning_rate, iteration, num_iterations):
+    """The learning rate of iteration 1..num_iterations: from `learning_rate` down linearly, one step short of 0."""
+    frac = 1.0 - (iteration - 1.0) / num_iterations
+    return frac * learning_rate
+
+
+def policy_loss(mb_advantages, ratio, clip_coef, norm_adv):
+    """The clipped surrogate objective, negated to be minimised; advantages normalised within the minibatch."""
+    if norm_adv:
+        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+    pg_loss1 = -mb_advantages * ratio
+    pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    return torch.max(pg_loss1, pg_loss2).mean()
+
+
+def value_loss(newvalue, returns, old_values, clip_coef, clip_vloss):
+    """Half the mean squared error to the returns; clipped: the larger of it and that of a value kept within
+    clip_coef of the rollout's."""
+    if clip_vloss:
+        v_loss_unclipped = (newvalue - returns) ** 2
+        v_clipped = old_values + torch.clamp(
+            newvalue - old_values,
+            -clip_coef,
+            clip_coef,
+        )
+        v_loss_clipped = (v_clipped - returns) ** 2
+        v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
+        return 0.5 * v_loss_max.mean()
+    return 0.5 * ((newvalue - returns) ** 2).mean()
+
+
 def main(args: Args):
     env_kwargs, single_obs_space, single_action_space = baselines.task_spaces(SCRIPT, args.env_id, args.env_kwargs)
     if not isinstance(single_action_space, (gym.spaces.Discrete, gym.spaces.Box)):
@@ -307,8 +338,7 @@ def main(args: Args):
         run.maybe_evaluate(current_checkpoint, global_step)
         # Annealing the rate if instructed to do so.
         if args.anneal_lr:
-            frac = 1.0 - (iteration - 1.0) / args.num_iterations
-            optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+            optimizer.param_groups[0]["lr"] = annealed_lr(args.learning_rate, iteration, args.num_iterations)
         logstd = None if discrete else agent.actor_logstd.detach().cpu().numpy()  # fixed during the rollout
 
         for step in range(0, args.num_steps):
@@ -364,29 +394,9 @@ def main(args: Args):
                     approx_kl = ((ratio - 1) - logratio).mean()
                     clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
 
-                mb_advantages = b_advantages[mb_inds]
-                if args.norm_adv:
-                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-
-                # Policy loss
-                pg_loss1 = -mb_advantages * ratio
-                pg_loss2 = -mb_advantages * torch.clamp(ratio, 1 - args.clip_coef, 1 + args.clip_coef)
-                pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-
-                # Value loss
-                newvalue = newvalue.view(-1)
-                if args.clip_vloss:
-                    v_loss_unclipped = (newvalue - b_returns[mb_inds]) ** 2
-                    v_clipped = b_values[mb_inds] + torch.clamp(
-                        newvalue - b_values[mb_inds],
-                        -args.clip_coef,
-                        args.clip_coef,
-                    )
-                    v_loss_clipped = (v_clipped - b_returns[mb_inds]) ** 2
-                    v_loss_max = torch.max(v_loss_unclipped, v_loss_clipped)
-                    v_loss = 0.5 * v_loss_max.mean()
-                else:
-                    v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
+                pg_loss = policy_loss(b_advantages[mb_inds], ratio, args.clip_coef, args.norm_adv)
+                v_loss = value_loss(newvalue.view(-1), b_returns[mb_inds], b_values[mb_inds], args.clip_coef,
+                                    args.clip_vloss)
 
                 entropy_loss = entropy.mean()
                 loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef

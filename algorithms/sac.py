@@ -27,7 +27,7 @@ import torch.optim as optim
 
 import promptpo_bench  # noqa: F401  (registers the suite's tasks)
 from promptpo_bench import baselines
-from promptpo_bench.baselines import ReplayBuffer, no_weight_grads, real_next_obs
+from promptpo_bench.baselines import ReplayBuffer, no_weight_grads, real_next_obs, soft_update
 from promptpo_bench.torch_policy import NumpyMLP, make_checkpoint, mlp
 
 SCRIPT = "sac.py"
@@ -145,6 +145,41 @@ def sample_actions(actor_np: NumpyMLP, action_scale, action_bias, obs):
     return np.tanh(x_t) * action_scale + action_bias
 
 
+def critic_losses(actor, qf1, qf2, qf1_target, qf2_target, batch, alpha, gamma):
+    """Each soft Q-network's mean squared error to the soft TD target of a sampled batch, and its Q(s, a)."""
+    data_obs, data_actions, data_next_obs, data_rewards, data_terminations = batch
+    with torch.no_grad():
+        next_state_actions, next_state_log_pi, _ = actor.get_action(data_next_obs)
+        qf1_next_target = qf1_target(data_next_obs, next_state_actions)
+        qf2_next_target = qf2_target(data_next_obs, next_state_actions)
+        min_qf_next_target = torch.min(qf1_next_target, qf2_next_target) - alpha * next_state_log_pi
+        # terminated transitions do not bootstrap; truncated ones do (their next obs is final_obs)
+        next_q_value = data_rewards.flatten() + (1 - data_terminations.flatten()) * gamma * (
+            min_qf_next_target).view(-1)
+
+    qf1_a_values = qf1(data_obs, data_actions).view(-1)
+    qf2_a_values = qf2(data_obs, data_actions).view(-1)
+    qf1_loss = F.mse_loss(qf1_a_values, next_q_value)
+    qf2_loss = F.mse_loss(qf2_a_values, next_q_value)
+    return qf1_loss, qf2_loss, qf1_a_values, qf2_a_values
+
+
+def compute_actor_loss(actor, qf1, qf2, obs, alpha):
+    """alpha * log pi(a|s) - min(Q1, Q2)(s, a), averaged, with a ~ pi(s) reparameterised (gradients reach the actor)."""
+    pi, log_pi, _ = actor.get_action(obs)
+    qf1_pi = qf1(obs, pi)
+    qf2_pi = qf2(obs, pi)
+    min_qf_pi = torch.min(qf1_pi, qf2_pi)
+    return ((alpha * log_pi) - min_qf_pi).mean()
+
+
+def compute_alpha_loss(actor, log_alpha, obs, target_entropy):
+    """The entropy temperature's loss: alpha grows while the policy's entropy is below the target, and shrinks above."""
+    with torch.no_grad():
+        _, log_pi, _ = actor.get_action(obs)
+    return (-log_alpha.exp() * (log_pi + target_entropy)).mean()
+
+
 def checkpoint(args: Args, env_kwargs: dict, actor: Actor, action_space, obs_shape) -> dict:
     """What model.pt holds: the actor (acted on as tanh(mean) rescaled) and how to rebuild it."""
     return make_checkpoint("sac", args.env_id, env_kwargs, actor.network, actor.arch, "tanh", action_space, obs_shape)
@@ -225,20 +260,10 @@ def main(args: Args):
 
         # ALGO LOGIC: training.
         if global_step > args.learning_starts:
-            data_obs, data_actions, data_next_obs, data_rewards, data_terminations = rb.sample(args.batch_size)
-            with torch.no_grad():
-                next_state_actions, next_state_log_pi, _ = actor.get_action(data_next_obs)
-                qf1_next_target = qf1_target(data_next_obs, next_state_actions)
-                qf2_next_target = qf2_target(data_next_obs, next_state_actions)
-                min_qf_next_target = torch.min(qf1_next_target, qf2_next_target) - alpha * next_state_log_pi
-                # terminated transitions do not bootstrap; truncated ones do (their next obs is final_obs)
-                next_q_value = data_rewards.flatten() + (1 - data_terminations.flatten()) * args.gamma * (
-                    min_qf_next_target).view(-1)
-
-            qf1_a_values = qf1(data_obs, data_actions).view(-1)
-            qf2_a_values = qf2(data_obs, data_actions).view(-1)
-            qf1_loss = F.mse_loss(qf1_a_values, next_q_value)
-            qf2_loss = F.mse_loss(qf2_a_values, next_q_value)
+            batch = rb.sample(args.batch_size)
+            data_obs = batch[0]
+            qf1_loss, qf2_loss, qf1_a_values, qf2_a_values = critic_losses(actor, qf1, qf2, qf1_target, qf2_target,
+                                                                           batch, alpha, args.gamma)
             qf_loss = qf1_loss + qf2_loss
 
             # optimize the model
@@ -252,20 +277,14 @@ def main(args: Args):
                     # the gradient flows through the Q-networks into the actor; their own weight gradients, which
                     # CleanRL computes and the next critic step discards, are skipped
                     with no_weight_grads(q_params):
-                        pi, log_pi, _ = actor.get_action(data_obs)
-                        qf1_pi = qf1(data_obs, pi)
-                        qf2_pi = qf2(data_obs, pi)
-                        min_qf_pi = torch.min(qf1_pi, qf2_pi)
-                        actor_loss = ((alpha * log_pi) - min_qf_pi).mean()
+                        actor_loss = compute_actor_loss(actor, qf1, qf2, data_obs, alpha)
 
                         actor_optimizer.zero_grad()
                         actor_loss.backward()
                         actor_optimizer.step()
 
                     if args.autotune:
-                        with torch.no_grad():
-                            _, log_pi, _ = actor.get_action(data_obs)
-                        alpha_loss = (-log_alpha.exp() * (log_pi + target_entropy)).mean()
+                        alpha_loss = compute_alpha_loss(actor, log_alpha, data_obs, target_entropy)
 
                         a_optimizer.zero_grad()
                         alpha_loss.backward()
@@ -274,9 +293,7 @@ def main(args: Args):
 
             # update the target networks: target = tau * online + (1 - tau) * target, all parameters at once
             if iteration % args.target_network_frequency == 0:
-                with torch.no_grad():
-                    torch._foreach_mul_(q_target_params, 1 - args.tau)
-                    torch._foreach_add_(q_target_params, q_params, alpha=args.tau)
+                soft_update(q_target_params, q_params, args.tau)
 
             if iteration % 100 == 0:
                 scalars = {"losses/qf1_values": qf1_a_values.mean().item(),

@@ -200,6 +200,13 @@ class ReplayBuffer:
                 t(self.terminations))
 
 
+def soft_update(target_params: list[torch.Tensor], online_params: list[torch.Tensor], tau: float) -> None:
+    """target = tau * online + (1 - tau) * target, all parameters at once: DQN's and SAC's target networks."""
+    with torch.no_grad():
+        torch._foreach_mul_(target_params, 1.0 - tau)
+        torch._foreach_add_(target_params, online_params, alpha=tau)
+
+
 @contextlib.contextmanager
 def no_weight_grads(params: list[torch.nn.Parameter]):
     """Gradients flow through these parameters' modules but are not computed for the parameters themselves (SAC's
