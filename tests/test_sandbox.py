@@ -112,7 +112,8 @@ def test_discrete_accepts_integer_valued_numbers(returned, expected):
         assert policy.act(np.array([0]), rows(0)).tolist() == [expected]
 
 
-@pytest.mark.parametrize("returned", ["4", "-1", "1.5", "'up'", "None", "True", "[1]", "float('nan')", "object()"])
+@pytest.mark.parametrize("returned", ["4", "-1", "1.5", "'up'", "None", "True", "[1]", "float('nan')", "object()",
+                                      "2**63", "-2**63 - 1"])  # just outside int64: not sent as one int64 row
 def test_discrete_rejects_invalid_actions(returned):
     error = failure(acting("", returned), ids=(11,))
     assert error.kind == "invalid_action" and error.episode_id == 11
@@ -436,6 +437,71 @@ def test_print_does_not_break_the_protocol():
     with sandbox(acting(body, "int(obs.array[0])")) as policy:
         for _ in range(3):
             assert policy.act(np.array([0, 1]), rows(2, 3)).tolist() == [2, 3]
+
+
+def test_episode_time_budget_starts_empty_and_is_shared_by_a_batch():
+    """A batch's time is split among its episodes, which start with nothing spent: two episodes whose calls sleep
+    0.2 s each have spent at least 0.2 s apiece after each batch, so a 0.9 s budget runs out by the fifth batch,
+    and not before the third unless a batch takes 0.5 s longer than its sleeps."""
+    limits = Limits(act_seconds=1.0, episode_seconds=0.9)
+    with sandbox(acting("import time\ntime.sleep(0.2)"), limits=limits) as policy:
+        for _ in range(2):
+            policy.act(np.array([5, 6]), rows(0, 0))
+        with pytest.raises(PolicyFailure) as raised:
+            for _ in range(3):
+                policy.act(np.array([5, 6]), rows(0, 0))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.9 s" in raised.value.message
+
+
+def test_discrete_batch_of_one_dimensional_observations():
+    """Scalar observations (obs of shape (B,)) reach the policy as 0-d rows, in a batch or one at a time."""
+    with sandbox(acting("", "int(obs.array) % 4")) as policy:
+        assert policy.act(np.arange(3), np.array([5.0, 6.0, 7.0])).tolist() == [1, 2, 3]
+        assert policy.act(np.array([0]), np.array([2.0])).tolist() == [2]
+        with pytest.raises(ValueError, match="numeric obs"):
+            policy.act(np.array([0]), np.array(2.0))
+
+
+BIG = 20_000  # float64 values in a row: one observation (160 kB) or action row is more than a pipe holds (64 kB)
+
+
+@pytest.mark.parametrize("busy, ids", [([0], [0]), ([0, 1], [0, 1]), ([0], [7])])
+def test_a_message_in_a_full_pipe_waits_while_the_worker_is_within_its_limits(busy, ids):
+    """The worker spends 0.3 s per call on a batch when the next message fills the pipe: sending it may wait as long
+    as that message's own limits (0.5 s a call, 5 s more for a new episode, plus 0.1 s), which covers the wait."""
+    with sandbox(acting("import time\nif obs.array[0]:\n    time.sleep(0.3)")) as policy:
+        policy.act(np.array([0, 1]), np.zeros((2, BIG)))  # builds both Policy() objects
+        policy.send(np.array(busy), np.ones((len(busy), BIG)))
+        policy.send(np.array(ids), np.zeros((len(ids), BIG)))
+        assert policy.receive().tolist() == [0] * len(busy) and policy.receive().tolist() == [0] * len(ids)
+
+
+@pytest.mark.parametrize("ids, episode_id", [([0], 0), ([0, 1], None)])
+def test_a_worker_that_stops_reading_fails_the_send_at_its_deadline(ids, episode_id):
+    """An act call that cancels the worker's timer never returns nor reads the next message: a send the pipe cannot
+    hold fails at its deadline, naming the message's episode when it has one."""
+    code = acting("import signal\nif obs.array[0]:\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
+                  "    while True:\n        pass")
+    with sandbox(code) as policy:
+        policy.act(np.array([0, 1]), np.zeros((2, BIG)))
+        policy.send(np.array([1]), np.ones((1, BIG)))
+        with pytest.raises(PolicyFailure) as raised:
+            policy.send(np.array(ids), np.zeros((len(ids), BIG)))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == episode_id
+    assert raised.value.message == "the policy stopped reading its input while acting"
+
+
+def test_a_reply_the_full_pipe_cuts_short_is_completed_by_the_worker():
+    """Two replies of 160 kB each while the parent reads nothing for a while: the worker's write blocks on the full
+    pipe, the periodic alarm cuts it short, and the worker writes the rest, so both arrive whole and in order."""
+    space = Box(-10.0, 10.0, (BIG,), np.float64)
+    with sandbox("import numpy as np\n" + acting("", f"np.full({BIG}, obs.array[0])"), space) as policy:
+        policy.send(np.array([0]), rows(1.0))
+        policy.send(np.array([0]), rows(2.0))
+        time.sleep(0.3)  # the worker blocks on the full pipe meanwhile, and alarms interrupt its write
+        first, second = policy.receive(), policy.receive()
+    assert first.shape == second.shape == (1, BIG)
+    assert (first == 1.0).all() and (second == 2.0).all()
 
 
 def test_close_is_idempotent_and_kills_the_worker(workers):
