@@ -583,6 +583,32 @@ def test_one_act_call_may_not_use_the_whole_batch_budget():
     assert "took longer than 0.5 s" in raised.value.message
 
 
+SLOW_NEW_POLICIES = """
+import time
+
+
+class Policy:
+    built = 0
+
+    def __init__(self):
+        if Policy.built:  # not the first, built while loading
+            time.sleep(0.8)  # over act_seconds, within load_seconds
+        Policy.built += 1
+
+    def act(self, obs):
+        time.sleep(0.3 * obs.array[0])
+        return 0
+"""
+
+
+def test_one_act_call_and_each_new_policy_keep_their_own_limits_in_a_batch():
+    """A batch of a known episode and two new ones: 0.3 s act calls (limit 0.5 s) and 0.8 s Policy() constructions
+    (limit 5 s), 2.5 s in all, each within its own limit, so the worker's deadline for the batch lets them all run."""
+    with sandbox(SLOW_NEW_POLICIES) as policy:
+        policy.act(np.array([0]), rows(0))
+        assert policy.act(np.array([0, 1, 2]), rows(1, 1, 1)).tolist() == [0, 0, 0]
+
+
 def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone():
     """Timed on the act call only (the worker is up and the Policy() built): the worker's own timer stops it at the
     limit, before the parent's deadline (0.1 s later) would kill it."""
