@@ -291,6 +291,16 @@ def test_the_periodic_alarm_ends_a_call_only_from_its_deadline_on(monkeypatch):
         sandbox_worker._on_alarm(14, None)
 
 
+def test_the_alarm_spares_a_worker_idle_between_messages():
+    """The act loop's periodic alarm must end nothing between messages: a worker left idle after loading (its
+    environments still being made) or after an answer goes on answering."""
+    with sandbox(COUNTING) as policy:
+        time.sleep(0.1)  # five alarm periods before the first message
+        assert policy.act(np.array([0]), rows(0)).tolist() == [0]
+        time.sleep(0.7)  # past the deadline the last message had (0.5 s)
+        assert policy.act(np.array([0]), rows(0)).tolist() == [1]
+
+
 @pytest.mark.parametrize("hard, asked, expected", [
     (-1, (100, 101), (100, 101)),  # no hard limit yet (RLIM_INFINITY): as asked
     (50, (100, 101), (50, 50)),  # a lower hard limit is kept: both clamped to it
