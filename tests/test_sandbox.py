@@ -112,7 +112,8 @@ def test_discrete_accepts_integer_valued_numbers(returned, expected):
         assert policy.act(np.array([0]), rows(0)).tolist() == [expected]
 
 
-@pytest.mark.parametrize("returned", ["4", "-1", "1.5", "'up'", "None", "True", "[1]", "float('nan')", "object()"])
+@pytest.mark.parametrize("returned", ["4", "-1", "1.5", "'up'", "None", "True", "[1]", "float('nan')", "object()",
+                                      "2**63", "-2**63 - 1"])  # just outside int64: not sent as one int64 row
 def test_discrete_rejects_invalid_actions(returned):
     error = failure(acting("", returned), ids=(11,))
     assert error.kind == "invalid_action" and error.episode_id == 11
@@ -290,6 +291,16 @@ def test_the_periodic_alarm_ends_a_call_only_from_its_deadline_on(monkeypatch):
         sandbox_worker._on_alarm(14, None)
 
 
+def test_the_alarm_spares_a_worker_idle_between_messages():
+    """The act loop's periodic alarm must end nothing between messages: a worker left idle after loading (its
+    environments still being made) or after an answer goes on answering."""
+    with sandbox(COUNTING) as policy:
+        time.sleep(0.1)  # five alarm periods before the first message
+        assert policy.act(np.array([0]), rows(0)).tolist() == [0]
+        time.sleep(0.7)  # past the deadline the last message had (0.5 s)
+        assert policy.act(np.array([0]), rows(0)).tolist() == [1]
+
+
 @pytest.mark.parametrize("hard, asked, expected", [
     (-1, (100, 101), (100, 101)),  # no hard limit yet (RLIM_INFINITY): as asked
     (50, (100, 101), (50, 50)),  # a lower hard limit is kept: both clamped to it
@@ -438,6 +449,71 @@ def test_print_does_not_break_the_protocol():
             assert policy.act(np.array([0, 1]), rows(2, 3)).tolist() == [2, 3]
 
 
+def test_episode_time_budget_starts_empty_and_is_shared_by_a_batch():
+    """A batch's time is split among its episodes, which start with nothing spent: two episodes whose calls sleep
+    0.2 s each have spent at least 0.2 s apiece after each batch, so a 0.9 s budget runs out by the fifth batch,
+    and not before the third unless a batch takes 0.5 s longer than its sleeps."""
+    limits = Limits(act_seconds=1.0, episode_seconds=0.9)
+    with sandbox(acting("import time\ntime.sleep(0.2)"), limits=limits) as policy:
+        for _ in range(2):
+            policy.act(np.array([5, 6]), rows(0, 0))
+        with pytest.raises(PolicyFailure) as raised:
+            for _ in range(3):
+                policy.act(np.array([5, 6]), rows(0, 0))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.9 s" in raised.value.message
+
+
+def test_discrete_batch_of_one_dimensional_observations():
+    """Scalar observations (obs of shape (B,)) reach the policy as 0-d rows, in a batch or one at a time."""
+    with sandbox(acting("", "int(obs.array) % 4")) as policy:
+        assert policy.act(np.arange(3), np.array([5.0, 6.0, 7.0])).tolist() == [1, 2, 3]
+        assert policy.act(np.array([0]), np.array([2.0])).tolist() == [2]
+        with pytest.raises(ValueError, match="numeric obs"):
+            policy.act(np.array([0]), np.array(2.0))
+
+
+BIG = 20_000  # float64 values in a row: one observation (160 kB) or action row is more than a pipe holds (64 kB)
+
+
+@pytest.mark.parametrize("busy, ids", [([0], [0]), ([0, 1], [0, 1]), ([0], [7])])
+def test_a_message_in_a_full_pipe_waits_while_the_worker_is_within_its_limits(busy, ids):
+    """The worker spends 0.3 s per call on a batch when the next message fills the pipe: sending it may wait as long
+    as that message's own limits (0.5 s a call, 5 s more for a new episode, plus 0.1 s), which covers the wait."""
+    with sandbox(acting("import time\nif obs.array[0]:\n    time.sleep(0.3)")) as policy:
+        policy.act(np.array([0, 1]), np.zeros((2, BIG)))  # builds both Policy() objects
+        policy.send(np.array(busy), np.ones((len(busy), BIG)))
+        policy.send(np.array(ids), np.zeros((len(ids), BIG)))
+        assert policy.receive().tolist() == [0] * len(busy) and policy.receive().tolist() == [0] * len(ids)
+
+
+@pytest.mark.parametrize("ids, episode_id", [([0], 0), ([0, 1], None)])
+def test_a_worker_that_stops_reading_fails_the_send_at_its_deadline(ids, episode_id):
+    """An act call that cancels the worker's timer never returns nor reads the next message: a send the pipe cannot
+    hold fails at its deadline, naming the message's episode when it has one."""
+    code = acting("import signal\nif obs.array[0]:\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
+                  "    while True:\n        pass")
+    with sandbox(code) as policy:
+        policy.act(np.array([0, 1]), np.zeros((2, BIG)))
+        policy.send(np.array([1]), np.ones((1, BIG)))
+        with pytest.raises(PolicyFailure) as raised:
+            policy.send(np.array(ids), np.zeros((len(ids), BIG)))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == episode_id
+    assert raised.value.message == "the policy stopped reading its input while acting"
+
+
+def test_a_reply_the_full_pipe_cuts_short_is_completed_by_the_worker():
+    """Two replies of 160 kB each while the parent reads nothing for a while: the worker's write blocks on the full
+    pipe, the periodic alarm cuts it short, and the worker writes the rest, so both arrive whole and in order."""
+    space = Box(-10.0, 10.0, (BIG,), np.float64)
+    with sandbox("import numpy as np\n" + acting("", f"np.full({BIG}, obs.array[0])"), space) as policy:
+        policy.send(np.array([0]), rows(1.0))
+        policy.send(np.array([0]), rows(2.0))
+        time.sleep(0.3)  # the worker blocks on the full pipe meanwhile, and alarms interrupt its write
+        first, second = policy.receive(), policy.receive()
+    assert first.shape == second.shape == (1, BIG)
+    assert (first == 1.0).all() and (second == 2.0).all()
+
+
 def test_close_is_idempotent_and_kills_the_worker(workers):
     policy = sandbox(COUNTING)
     policy.close()
@@ -515,6 +591,32 @@ def test_one_act_call_may_not_use_the_whole_batch_budget():
             policy.act(np.arange(4), rows(0, 1, 0, 0))
     assert raised.value.kind == "timeout" and raised.value.episode_id == 1
     assert "took longer than 0.5 s" in raised.value.message
+
+
+SLOW_NEW_POLICIES = """
+import time
+
+
+class Policy:
+    built = 0
+
+    def __init__(self):
+        if Policy.built:  # not the first, built while loading
+            time.sleep(0.8)  # over act_seconds, within load_seconds
+        Policy.built += 1
+
+    def act(self, obs):
+        time.sleep(0.3 * obs.array[0])
+        return 0
+"""
+
+
+def test_one_act_call_and_each_new_policy_keep_their_own_limits_in_a_batch():
+    """A batch of a known episode and two new ones: 0.3 s act calls (limit 0.5 s) and 0.8 s Policy() constructions
+    (limit 5 s), 2.5 s in all, each within its own limit, so the worker's deadline for the batch lets them all run."""
+    with sandbox(SLOW_NEW_POLICIES) as policy:
+        policy.act(np.array([0]), rows(0))
+        assert policy.act(np.array([0, 1, 2]), rows(1, 1, 1)).tolist() == [0, 0, 0]
 
 
 def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone():
