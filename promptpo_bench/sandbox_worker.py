@@ -237,8 +237,10 @@ class _ImportGuard:
 
 def _write_all(fd: int, data: bytes) -> None:
     """Write all of `data`: a pipe write of more than PIPE_BUF bytes that a signal (the act loop's periodic alarm)
-    interrupts while the pipe is full returns short, and a frame cut short would desynchronise the protocol."""
-    view = memoryview(data)
+    interrupts while the pipe is full returns short, and a frame cut short would desynchronise the protocol. The
+    first write takes the bytes as they are: the act loop's every reply passes here, and almost always in one write."""
+    written = os.write(fd, data)
+    view = memoryview(data)[written:] if written < len(data) else None
     while view:
         view = view[os.write(fd, view):]
 
@@ -676,7 +678,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     instances: dict[int, object] = {}
     act_seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     setitimer, real = signal.setitimer, signal.ITIMER_REAL
-    read, write, pack, unpack = rfile.read, os.write, REPLY.pack, ACT_HEADER.unpack
+    read, write_all, pack, unpack = rfile.read, _write_all, REPLY.pack, ACT_HEADER.unpack
     action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
@@ -744,9 +746,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
             actions.clear()
             _write(out_fd, _failure(exc, phase, seconds, setup, index, reserve))
             return
-        written = write(out_fd, reply)
-        if written != len(reply):  # cut short by a signal (see `_write_all`)
-            _write_all(out_fd, reply[written:])
+        write_all(out_fd, reply)
 
 
 def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
