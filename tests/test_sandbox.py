@@ -97,6 +97,14 @@ def test_one_policy_instance_per_episode_id():
         assert policy.act(np.array([0, 7, 8]), rows(0, 0, 0)).tolist() == [3, 1, 0]
 
 
+@pytest.mark.parametrize("lifetime", ["rollout", "episode"])
+def test_one_policy_instance_per_episode_id_whatever_its_observations(lifetime):
+    """The worker reads an episode's token from its own 8 bytes only: observations whose rows begin with different
+    bytes (int64 1, 2, 3 right after the token) still reach the same Policy() object."""
+    with SandboxedPolicy(COUNTING, OBS, Discrete(10), FAST, lifetime=lifetime) as policy:
+        assert [policy.act(np.array([4]), np.array([[step, 0]]))[0] for step in (1, 2, 3)] == [0, 1, 2]
+
+
 def test_each_worker_runs_as_a_uid_of_its_own():
     code = acting("import os", "[os.getuid(), os.getgid(), len(os.getgroups()), os.getpid()]")
     with sandbox(code, Box(0, 2**32, (4,), np.float64)) as first, sandbox(code, Box(0, 2**32, (4,), np.float64)) as second:
@@ -317,6 +325,22 @@ def test_set_limit_never_raises_a_hard_limit(monkeypatch, hard, asked, expected)
     assert calls == [(7, expected)]
 
 
+def test_a_forged_empty_reply_is_read_as_soon_as_its_header_is_complete():
+    """A frame of a header alone (5 bytes, no payload) is a whole reply: no action values for one observation, an
+    invalid action, not a wait for more bytes that ends in the worker's death."""
+    body = """
+    import os
+    for fd in range(3, 64):
+        try:
+            os.write(fd, b"\\x00\\x00\\x00\\x00\\x02")
+        except OSError:
+            pass
+    os._exit(0)
+    """
+    error = failure(acting(body, "0"))
+    assert error.kind == "invalid_action" and "returned 0 action values for 1 observations" in error.message
+
+
 def test_default_limits():
     assert Limits() == Limits(act_seconds=1.0, episode_seconds=120.0, load_seconds=10.0, cpu_seconds=600,
                               memory_mb=2048)
@@ -332,10 +356,14 @@ def test_endless_act_is_interrupted(body):
     assert "took longer than 0.5 s" in error.message and "policy.py" in error.traceback
 
 
-def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers):
+@pytest.mark.parametrize("lifetime", ["episode", "rollout"])
+def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers, lifetime):
+    """A second act call that stops the worker's timer is killed by the parent at act_seconds + 0.1 s: the 5 s of a
+    Policy() construction are in the deadline of an episode's first message only (in lifetime "rollout", of the
+    worker's first)."""
     code = acting("import signal\nif obs.array[0]:\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
                   "    while True:\n        pass")
-    with sandbox(code) as policy:
+    with SandboxedPolicy(code, OBS, Discrete(4), FAST, lifetime=lifetime) as policy:
         policy.act(np.array([0]), rows(0))
         start = time.monotonic()
         with pytest.raises(PolicyFailure) as raised:
@@ -383,6 +411,17 @@ def test_memory_bomb(body):
 def test_worker_death(body, text):
     error = failure(acting(body))
     assert error.kind == "worker_died" and text in error.message
+
+
+def test_worker_death_read_after_the_worker_has_exited_is_classified_by_its_status(workers):
+    """The pipe's end is read only once the worker process has exited (a busy caller): its exit status, at once."""
+    with sandbox(acting("import os\nos._exit(3)")) as policy:
+        policy.send(np.array([0]), rows(0))
+        while os.waitid(os.P_PID, workers[0].pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            time.sleep(0.01)
+        with pytest.raises(PolicyFailure) as raised:
+            policy.receive()
+    assert raised.value.kind == "worker_died" and "exited with status 3" in raised.value.message
 
 
 @pytest.mark.parametrize("body, text", [
@@ -632,6 +671,19 @@ def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone()
     assert raised.value.kind == "timeout" and "took longer than 0.5 s" in raised.value.message  # not "killed"
     # the call alone: not the worker's start-up (seconds); the slack is a loaded machine's scheduling delay
     assert FAST.act_seconds <= elapsed < FAST.act_seconds + 1.0
+
+
+def test_an_endless_act_in_a_batch_of_new_episodes_is_stopped_by_the_worker():
+    """A batch of two new episodes (act 0.2 s, Policy() 1 s each): the worker's deadline is the batch's own limits,
+    0.4 s of act calls and the 1 s of the one construction still to come (1.4 s after the first), so it reports
+    the endless first call itself, long before the parent's deadline (2.5 s: both constructions) would kill it."""
+    limits = Limits(act_seconds=0.2, load_seconds=1.0)
+    code = acting("if obs.array[0]:\n    while True:\n        pass")
+    with SandboxedPolicy(code, OBS, Discrete(4), limits) as policy:
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0, 1]), rows(1, 0))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 0
+    assert "took longer than 0.2 s" in raised.value.message  # not "killed"
 
 
 MADE_ONCE = """
