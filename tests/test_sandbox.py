@@ -154,6 +154,9 @@ def test_integer_box_rejects_fractions():
 @pytest.mark.parametrize("forged, kind", [(b"\x0c\x00\x00\x00\x02" + bytes(12), "worker_died"),
                                           (b"\x10\x00\x00\x00\x02" + bytes(16), "invalid_action"),
                                           (b"\x02\x00\x00\x00\x07{}", "worker_died"),
+                                          (b"\x01\x00\x00\x00\x00{", "worker_died"),  # JSON that does not parse
+                                          # JSON nested too deeply for the parser (RecursionError)
+                                          (struct.pack("<IB", 200_000, 0) + b"[" * 200_000, "worker_died"),
                                           # one Discrete action may take 1 MiB + 128 bytes: one byte more is refused
                                           # at once, the most allowed waits for its payload until the deadline
                                           (struct.pack("<IB", (1 << 20) + 129, 2), "invalid_action"),
@@ -374,6 +377,21 @@ def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers, lifetime):
     assert FAST.act_seconds < elapsed < FAST.act_seconds + 1.5  # the parent's slack is 0.1 s
 
 
+@pytest.mark.parametrize("lifetime", ["episode", "rollout"])
+def test_uninterruptible_first_act_has_the_time_of_a_policy_construction_too(lifetime):
+    """An episode's first message (in lifetime "rollout", the worker's first) may construct its Policy(): its deadline
+    is act_seconds + load_seconds + 0.1 s, even when the call stops the worker's timer."""
+    limits = Limits(act_seconds=0.2, load_seconds=1.0)
+    code = acting("import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)\nwhile True:\n    pass")
+    with SandboxedPolicy(code, OBS, Discrete(4), limits, lifetime=lifetime) as policy:
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0]), rows(0))
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and "killed" in raised.value.message
+    assert elapsed >= limits.act_seconds + limits.load_seconds  # a lower bound only: a loaded machine adds to it
+
+
 def test_endless_loading_is_interrupted():
     with pytest.raises(PolicyFailure) as raised:
         sandbox("while True:\n    pass\n", limits=Limits(load_seconds=0.5))
@@ -411,6 +429,23 @@ def test_memory_bomb(body):
 def test_worker_death(body, text):
     error = failure(acting(body))
     assert error.kind == "worker_died" and text in error.message
+
+
+def test_worker_death_a_moment_after_closing_the_pipe_is_classified_by_its_status():
+    """A worker that closes its end of the pipe and exits 0.2 s later (within the 1 s grace) is waited for: its exit
+    status, not "did not exit"."""
+    body = """
+    import os, time
+    for fd in range(3, 64):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    time.sleep(0.2)
+    os._exit(3)
+    """
+    error = failure(acting(body))
+    assert error.kind == "worker_died" and "exited with status 3" in error.message
 
 
 def test_worker_death_read_after_the_worker_has_exited_is_classified_by_its_status(workers):
