@@ -128,6 +128,12 @@ def test_discrete_rejects_invalid_actions(returned):
     assert "Policy.act returned" in error.message and "[0, 3]" in error.message
 
 
+@pytest.mark.parametrize("returned", ["'up'", "'upup'"])  # JSON replies of 6 and 8 bytes: neither is raw rows
+def test_discrete_names_an_odd_value_whatever_the_length_of_its_reply(returned):
+    error = failure(acting("", returned))
+    assert error.kind == "invalid_action" and f"returned {returned} (str)" in error.message
+
+
 def test_discrete_rejects_an_unsigned_value_that_would_wrap_into_range():
     error = failure("import numpy as np\n" + acting("", "np.uint64(2**64 - 1)"), Discrete(4, start=-2), ids=(5,))
     assert error.kind == "invalid_action" and "18446744073709551615" in error.message
@@ -359,6 +365,31 @@ def test_endless_act_is_interrupted(body):
     assert "took longer than 0.5 s" in error.message and "policy.py" in error.traceback
 
 
+def test_uninterruptible_wait_for_an_answer_lasts_until_the_deadline_exactly(monkeypatch):
+    """With the parent's clock at 100 s and a deadline of 102.5 s, it waits 2500 ms for the worker (a test double of
+    its pipe that never answers), then fails the episode with a timeout."""
+    from promptpo_bench import sandbox as sandbox_module
+
+    class NeverAnswering:
+        def __init__(self):
+            self.waits = []
+
+        def wait(self, timeout_ms: int) -> bool:
+            self.waits.append(timeout_ms)
+            return False
+
+    real = time.monotonic
+    readings = iter([100.0])  # the first reading, then the real clock (killing the worker waits on it)
+    with sandbox(acting("")) as policy:
+        policy._spinner = pipe = NeverAnswering()
+        monkeypatch.setattr(sandbox_module, "time", type("FrozenOnce", (), {
+            "monotonic": staticmethod(lambda: next(readings, None) or real()), "sleep": staticmethod(time.sleep)}))
+        with pytest.raises(PolicyFailure) as raised:
+            policy._receive(102.5, "acting", 1 << 20, 7)
+    assert pipe.waits == [2500]
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 7
+
+
 @pytest.mark.parametrize("lifetime", ["episode", "rollout"])
 def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers, lifetime):
     """A second act call that stops the worker's timer is killed by the parent at act_seconds + 0.1 s: the 5 s of a
@@ -405,6 +436,14 @@ def test_episode_time_budget():
             for _ in range(10):
                 policy.act(np.array([5]), rows(0))
     assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.3 s" in raised.value.message
+
+
+def test_cpu_time_limit_not_blamed_for_a_crash_after_much_cpu_time():
+    """A policy that spins for 0.95 s of its 1 s of CPU and then crashes (SIGSEGV): the worker's CPU time, start-up
+    included, is then over the limit, but the crash is what ended it."""
+    body = "import ctypes, time\nwhile time.process_time() < 0.95:\n    pass\nctypes.string_at(0)"
+    error = failure(acting(body), limits=Limits(act_seconds=20.0, cpu_seconds=1))
+    assert error.kind == "worker_died" and "SIGSEGV" in error.message
 
 
 def test_cpu_time_limit():
@@ -721,6 +760,25 @@ def test_an_endless_act_in_a_batch_of_new_episodes_is_stopped_by_the_worker():
     assert "took longer than 0.2 s" in raised.value.message  # not "killed"
 
 
+@pytest.mark.parametrize("act_seconds, load_seconds", [(0.2, 2.0), (2.0, 0.5)])
+def test_an_endless_act_after_the_last_new_policy_of_a_batch_has_only_its_own_limit(act_seconds, load_seconds):
+    """In a batch of two new episodes the second act call comes after both Policy() objects are built: the worker
+    stops it after its own act_seconds, not the batch's act time nor the constructions' (the parent's deadline has
+    both: 2 act calls and 2 constructions + 0.1 s). Bound: half the time the batch would give it, a loaded machine's
+    margin (0.2 s against 2 s; 2 s against 2.5 s, where the parent's kill would say "killed")."""
+    limits = Limits(act_seconds=act_seconds, load_seconds=load_seconds)
+    code = acting("if obs.array[0]:\n    while True:\n        pass")
+    with SandboxedPolicy(code, OBS, Discrete(4), limits) as policy:
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0, 1]), rows(0, 1))
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 1
+    assert f"took longer than {act_seconds:g} s" in raised.value.message  # not "killed"
+    if act_seconds < load_seconds:
+        assert elapsed < load_seconds
+
+
 MADE_ONCE = """
 class Policy:
     made = 0
@@ -770,6 +828,7 @@ def test_episodes_per_worker_gives_each_chunk_a_fresh_worker(workers, lifetime):
                 policy.act(np.array([5, 6]), rows(0, 0))  # episode 5 is the third worker's, 6 would be the fourth's
             with pytest.raises(ValueError, match="episodes per worker"):
                 policy.act(np.array([6, 7, 8]), rows(0, 0, 0))
+            assert policy.act(np.array([6, 7]), rows(0, 0)).tolist() == [1, 2]  # two new ids: the next worker's
 
 
 def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
