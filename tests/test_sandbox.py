@@ -196,6 +196,13 @@ def test_box_rejects_invalid_actions(returned):
     assert "shape (2,)" in error.message and "[-1, 1]" in error.message
 
 
+def test_box_rejects_a_plain_int_for_one_observation():
+    """One int for a Box of shape (2,), alone in its message: named as what the policy returned, like any odd value."""
+    error = failure(acting("", "1"), Box(-1, 1, (2,), np.float32), ids=(4,))
+    assert error.kind == "invalid_action" and error.episode_id == 4
+    assert "returned 1 (int)" in error.message and "shape (2,)" in error.message
+
+
 def test_missing_class_lists_defined_names():
     with pytest.raises(PolicyFailure) as raised:
         sandbox("import math\nclass Agent:\n    pass\ndef helper():\n    pass\n")
