@@ -739,6 +739,17 @@ def test_one_act_call_and_each_new_policy_keep_their_own_limits_in_a_batch():
         assert policy.act(np.array([0, 1, 2]), rows(1, 1, 1)).tolist() == [0, 0, 0]
 
 
+def test_one_act_call_and_each_new_policy_keep_their_own_limits_in_any_batch():
+    """The worker's deadline for a batch is the sum of its calls' limits, recomputed after each Policy() built:
+    0.3 s acts and a 0.8 s construction (limits 0.5 s and 5 s) in a batch of a known and a new episode; 0.15 s acts
+    after a construction and in a batch of known episodes, 0.45 s in all against 1.5 s."""
+    with sandbox(SLOW_NEW_POLICIES) as policy:
+        policy.act(np.array([0]), rows(0))
+        assert policy.act(np.array([0, 4]), rows(1, 1)).tolist() == [0, 0]
+        assert policy.act(np.array([5, 0, 4]), rows(0.5, 0.5, 0.5)).tolist() == [0, 0, 0]
+        assert policy.act(np.array([0, 4, 5]), rows(0.5, 0.5, 0.5)).tolist() == [0, 0, 0]
+
+
 def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone():
     """Timed on the act call only (the worker is up and the Policy() built): the worker's own timer stops it at the
     limit, before the parent's deadline (0.1 s later) would kill it."""
