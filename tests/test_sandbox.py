@@ -592,6 +592,16 @@ def test_discrete_batch_of_one_dimensional_observations():
             policy.act(np.array([0]), np.array(2.0))
 
 
+@pytest.mark.parametrize("ids, obs", [([0, 1], rows(0, 0, 0)), ([[0, 1]], rows(0, 0)),
+                                      ([0], np.array([[None]], dtype=object))])
+def test_discrete_act_refuses_a_malformed_batch(ids, obs):
+    """As many observations as ids, ids in one dimension, numbers only: anything else is the caller's error."""
+    with sandbox(COUNTING) as policy:
+        with pytest.raises(ValueError, match="act needs episode_ids"):
+            policy.act(np.array(ids), obs)
+        assert policy.act(np.array([0]), rows(0)).tolist() == [0]  # nothing was sent
+
+
 BIG = 20_000  # float64 values in a row: one observation (160 kB) or action row is more than a pipe holds (64 kB)
 
 
