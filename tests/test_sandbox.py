@@ -616,6 +616,34 @@ def test_a_message_in_a_full_pipe_waits_while_the_worker_is_within_its_limits(bu
         assert policy.receive().tolist() == [0] * len(busy) and policy.receive().tolist() == [0] * len(ids)
 
 
+@pytest.mark.parametrize("ids, wait_ms", [([0], 600), ([0, 1], 1100), ([7], 5600)])
+def test_a_message_in_a_full_pipe_waits_until_its_deadline_exactly(monkeypatch, ids, wait_ms):
+    """With the parent's clock frozen while it sends, a message the pipe cannot take at once waits for the worker to
+    read it exactly as long as the message's limits: 0.5 s per observation, 5 s per new episode, 0.1 s of margin."""
+    from promptpo_bench import sandbox as sandbox_module
+
+    real = time.monotonic
+    frozen = [False]
+    polls = []
+
+    class NeverWritable:  # a test double of the pipe's poll: the worker never reads
+        def poll(self, timeout_ms: int) -> list:
+            frozen[0] = False
+            polls.append(timeout_ms)
+            return []
+
+    with sandbox(COUNTING) as policy:
+        policy.act(np.array([0, 1]), rows(0, 0))
+        policy._writable = NeverWritable()
+        monkeypatch.setattr(sandbox_module, "time", type("FrozenWhileSending", (), {
+            "monotonic": staticmethod(lambda: 100.0 if frozen[0] else real()), "sleep": staticmethod(time.sleep)}))
+        frozen[0] = True
+        with pytest.raises(PolicyFailure) as raised:
+            policy.send(np.array(ids), np.zeros((len(ids), BIG)))
+    assert polls == [wait_ms]
+    assert raised.value.kind == "timeout" and "stopped reading its input" in raised.value.message
+
+
 @pytest.mark.parametrize("ids, episode_id", [([0], 0), ([0, 1], None)])
 def test_a_worker_that_stops_reading_fails_the_send_at_its_deadline(ids, episode_id):
     """An act call that cancels the worker's timer never returns nor reads the next message: a send the pipe cannot
