@@ -372,9 +372,10 @@ def test_endless_act_is_interrupted(body):
     assert "took longer than 0.5 s" in error.message and "policy.py" in error.traceback
 
 
-def test_uninterruptible_wait_for_an_answer_lasts_until_the_deadline_exactly(monkeypatch):
+@pytest.mark.parametrize("deadline, waits", [(102.5, [2500]), (100.5, [500]), (99.5, [])])
+def test_uninterruptible_wait_for_an_answer_lasts_until_the_deadline_exactly(monkeypatch, deadline, waits):
     """With the parent's clock at 100 s and a deadline of 102.5 s, it waits 2500 ms for the worker (a test double of
-    its pipe that never answers), then fails the episode with a timeout."""
+    its pipe that never answers), then fails the episode with a timeout; past its deadline it does not wait at all."""
     from promptpo_bench import sandbox as sandbox_module
 
     class NeverAnswering:
@@ -392,8 +393,8 @@ def test_uninterruptible_wait_for_an_answer_lasts_until_the_deadline_exactly(mon
         monkeypatch.setattr(sandbox_module, "time", type("FrozenOnce", (), {
             "monotonic": staticmethod(lambda: next(readings, None) or real()), "sleep": staticmethod(time.sleep)}))
         with pytest.raises(PolicyFailure) as raised:
-            policy._receive(102.5, "acting", 1 << 20, 7)
-    assert pipe.waits == [2500]
+            policy._receive(deadline, "acting", 1 << 20, 7)
+    assert pipe.waits == waits
     assert raised.value.kind == "timeout" and raised.value.episode_id == 7
 
 
