@@ -279,6 +279,45 @@ def test_the_alarm_ends_a_call_only_while_one_is_live(monkeypatch):
     sandbox_worker._on_alarm(14, None)  # a late alarm between act messages is harmless
 
 
+@pytest.mark.parametrize("crashes", [True, False])
+def test_the_alarm_is_no_longer_live_when_the_worker_stops_its_timer(monkeypatch, crashes):
+    """The worker's act loop, in this process, on one message whose act raises (or answers, and then the input ends):
+    the periodic timer starts with no call live and is stopped with none live, so no alarm can cut the failure report
+    short or end the worker on its way out."""
+    import pickle
+
+    from promptpo_bench import sandbox_worker
+
+    class Policy:
+        def act(self, obs):
+            if crashes:
+                raise KeyError("no")
+            return 2
+
+    timers = []
+    monkeypatch.setattr(sandbox_worker.signal, "setitimer",
+                        lambda *args: timers.append((args[1:], sandbox_worker._ALARM["live"])))
+    monkeypatch.setitem(sandbox_worker._ALARM, "live", True)
+    layout = pickle.dumps(("<f8", ()))
+    in_read, in_write = os.pipe()
+    out_read, out_write = os.pipe()
+    os.write(in_write, sandbox_worker.ACT_HEADER.pack(1, len(layout), 0) + layout + bytes(8) + np.zeros(1).tobytes())
+    os.close(in_write)
+    setup = {"act_seconds": 1.0, "load_seconds": 1.0, "action_shape": [], "class_name": "Policy", "memory_mb": 1}
+    try:
+        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, (Policy, Policy()), float, setup, [])
+        reply = os.read(out_read, 1 << 16)
+    finally:
+        for fd in (in_read, out_read, out_write):
+            os.close(fd)
+    size, kind = sandbox_worker.REPLY.unpack_from(reply)
+    if crashes:
+        assert kind == sandbox_worker.JSON_REPLY and json.loads(reply[sandbox_worker.REPLY.size:])["kind"] == "crash"
+    else:
+        assert kind == sandbox_worker.INT_ROWS and reply[sandbox_worker.REPLY.size:] == (2).to_bytes(8, "little")
+    assert timers == [((sandbox_worker.ALARM_PERIOD, sandbox_worker.ALARM_PERIOD), False), ((0,), False)]
+
+
 def test_a_reply_written_short_is_completed(monkeypatch):
     """A signal can cut a long pipe write short; the worker writes the rest, so no frame is lost or cut."""
     from promptpo_bench import sandbox_worker
