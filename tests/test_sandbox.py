@@ -97,6 +97,14 @@ def test_one_policy_instance_per_episode_id():
         assert policy.act(np.array([0, 7, 8]), rows(0, 0, 0)).tolist() == [3, 1, 0]
 
 
+@pytest.mark.parametrize("lifetime", ["rollout", "episode"])
+def test_one_policy_instance_per_episode_id_whatever_its_observations(lifetime):
+    """The worker reads an episode's token from its own 8 bytes only: observations whose rows begin with different
+    bytes (int64 1, 2, 3 right after the token) still reach the same Policy() object."""
+    with SandboxedPolicy(COUNTING, OBS, Discrete(10), FAST, lifetime=lifetime) as policy:
+        assert [policy.act(np.array([4]), np.array([[step, 0]]))[0] for step in (1, 2, 3)] == [0, 1, 2]
+
+
 def test_each_worker_runs_as_a_uid_of_its_own():
     code = acting("import os", "[os.getuid(), os.getgid(), len(os.getgroups()), os.getpid()]")
     with sandbox(code, Box(0, 2**32, (4,), np.float64)) as first, sandbox(code, Box(0, 2**32, (4,), np.float64)) as second:
@@ -118,6 +126,12 @@ def test_discrete_rejects_invalid_actions(returned):
     error = failure(acting("", returned), ids=(11,))
     assert error.kind == "invalid_action" and error.episode_id == 11
     assert "Policy.act returned" in error.message and "[0, 3]" in error.message
+
+
+@pytest.mark.parametrize("returned", ["'up'", "'upup'"])  # JSON replies of 6 and 8 bytes: neither is raw rows
+def test_discrete_names_an_odd_value_whatever_the_length_of_its_reply(returned):
+    error = failure(acting("", returned))
+    assert error.kind == "invalid_action" and f"returned {returned} (str)" in error.message
 
 
 def test_discrete_rejects_an_unsigned_value_that_would_wrap_into_range():
@@ -146,6 +160,9 @@ def test_integer_box_rejects_fractions():
 @pytest.mark.parametrize("forged, kind", [(b"\x0c\x00\x00\x00\x02" + bytes(12), "worker_died"),
                                           (b"\x10\x00\x00\x00\x02" + bytes(16), "invalid_action"),
                                           (b"\x02\x00\x00\x00\x07{}", "worker_died"),
+                                          (b"\x01\x00\x00\x00\x00{", "worker_died"),  # JSON that does not parse
+                                          # JSON nested too deeply for the parser (RecursionError)
+                                          (struct.pack("<IB", 200_000, 0) + b"[" * 200_000, "worker_died"),
                                           # one Discrete action may take 1 MiB + 128 bytes: one byte more is refused
                                           # at once, the most allowed waits for its payload until the deadline
                                           (struct.pack("<IB", (1 << 20) + 129, 2), "invalid_action"),
@@ -177,6 +194,13 @@ def test_box_rejects_invalid_actions(returned):
     error = failure(code, Box(-1, 1, (2,), np.float32), ids=(4, 9), obs=rows(0, 1))
     assert error.kind == "invalid_action" and error.episode_id == 9
     assert "shape (2,)" in error.message and "[-1, 1]" in error.message
+
+
+def test_box_rejects_a_plain_int_for_one_observation():
+    """One int for a Box of shape (2,), alone in its message: named as what the policy returned, like any odd value."""
+    error = failure(acting("", "1"), Box(-1, 1, (2,), np.float32), ids=(4,))
+    assert error.kind == "invalid_action" and error.episode_id == 4
+    assert "returned 1 (int)" in error.message and "shape (2,)" in error.message
 
 
 def test_missing_class_lists_defined_names():
@@ -255,6 +279,45 @@ def test_the_alarm_ends_a_call_only_while_one_is_live(monkeypatch):
     sandbox_worker._on_alarm(14, None)  # a late alarm between act messages is harmless
 
 
+@pytest.mark.parametrize("crashes", [True, False])
+def test_the_alarm_is_no_longer_live_when_the_worker_stops_its_timer(monkeypatch, crashes):
+    """The worker's act loop, in this process, on one message whose act raises (or answers, and then the input ends):
+    the periodic timer starts with no call live and is stopped with none live, so no alarm can cut the failure report
+    short or end the worker on its way out."""
+    import pickle
+
+    from promptpo_bench import sandbox_worker
+
+    class Policy:
+        def act(self, obs):
+            if crashes:
+                raise KeyError("no")
+            return 2
+
+    timers = []
+    monkeypatch.setattr(sandbox_worker.signal, "setitimer",
+                        lambda *args: timers.append((args[1:], sandbox_worker._ALARM["live"])))
+    monkeypatch.setitem(sandbox_worker._ALARM, "live", True)
+    layout = pickle.dumps(("<f8", ()))
+    in_read, in_write = os.pipe()
+    out_read, out_write = os.pipe()
+    os.write(in_write, sandbox_worker.ACT_HEADER.pack(1, len(layout), 0) + layout + bytes(8) + np.zeros(1).tobytes())
+    os.close(in_write)
+    setup = {"act_seconds": 1.0, "load_seconds": 1.0, "action_shape": [], "class_name": "Policy", "memory_mb": 1}
+    try:
+        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, (Policy, Policy()), float, setup, [])
+        reply = os.read(out_read, 1 << 16)
+    finally:
+        for fd in (in_read, out_read, out_write):
+            os.close(fd)
+    size, kind = sandbox_worker.REPLY.unpack_from(reply)
+    if crashes:
+        assert kind == sandbox_worker.JSON_REPLY and json.loads(reply[sandbox_worker.REPLY.size:])["kind"] == "crash"
+    else:
+        assert kind == sandbox_worker.INT_ROWS and reply[sandbox_worker.REPLY.size:] == (2).to_bytes(8, "little")
+    assert timers == [((sandbox_worker.ALARM_PERIOD, sandbox_worker.ALARM_PERIOD), False), ((0,), False)]
+
+
 def test_a_reply_written_short_is_completed(monkeypatch):
     """A signal can cut a long pipe write short; the worker writes the rest, so no frame is lost or cut."""
     from promptpo_bench import sandbox_worker
@@ -317,6 +380,22 @@ def test_set_limit_never_raises_a_hard_limit(monkeypatch, hard, asked, expected)
     assert calls == [(7, expected)]
 
 
+def test_a_forged_empty_reply_is_read_as_soon_as_its_header_is_complete():
+    """A frame of a header alone (5 bytes, no payload) is a whole reply: no action values for one observation, an
+    invalid action, not a wait for more bytes that ends in the worker's death."""
+    body = """
+    import os
+    for fd in range(3, 64):
+        try:
+            os.write(fd, b"\\x00\\x00\\x00\\x00\\x02")
+        except OSError:
+            pass
+    os._exit(0)
+    """
+    error = failure(acting(body, "0"))
+    assert error.kind == "invalid_action" and "returned 0 action values for 1 observations" in error.message
+
+
 def test_default_limits():
     assert Limits() == Limits(act_seconds=1.0, episode_seconds=120.0, load_seconds=10.0, cpu_seconds=600,
                               memory_mb=2048)
@@ -332,10 +411,40 @@ def test_endless_act_is_interrupted(body):
     assert "took longer than 0.5 s" in error.message and "policy.py" in error.traceback
 
 
-def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers):
+@pytest.mark.parametrize("deadline, waits", [(102.5, [2500]), (100.5, [500]), (99.5, [])])
+def test_uninterruptible_wait_for_an_answer_lasts_until_the_deadline_exactly(monkeypatch, deadline, waits):
+    """With the parent's clock at 100 s and a deadline of 102.5 s, it waits 2500 ms for the worker (a test double of
+    its pipe that never answers), then fails the episode with a timeout; past its deadline it does not wait at all."""
+    from promptpo_bench import sandbox as sandbox_module
+
+    class NeverAnswering:
+        def __init__(self):
+            self.waits = []
+
+        def wait(self, timeout_ms: int) -> bool:
+            self.waits.append(timeout_ms)
+            return False
+
+    real = time.monotonic
+    readings = iter([100.0])  # the first reading, then the real clock (killing the worker waits on it)
+    with sandbox(acting("")) as policy:
+        policy._spinner = pipe = NeverAnswering()
+        monkeypatch.setattr(sandbox_module, "time", type("FrozenOnce", (), {
+            "monotonic": staticmethod(lambda: next(readings, None) or real()), "sleep": staticmethod(time.sleep)}))
+        with pytest.raises(PolicyFailure) as raised:
+            policy._receive(deadline, "acting", 1 << 20, 7)
+    assert pipe.waits == waits
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 7
+
+
+@pytest.mark.parametrize("lifetime", ["episode", "rollout"])
+def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers, lifetime):
+    """A second act call that stops the worker's timer is killed by the parent at act_seconds + 0.1 s: the 5 s of a
+    Policy() construction are in the deadline of an episode's first message only (in lifetime "rollout", of the
+    worker's first)."""
     code = acting("import signal\nif obs.array[0]:\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
                   "    while True:\n        pass")
-    with sandbox(code) as policy:
+    with SandboxedPolicy(code, OBS, Discrete(4), FAST, lifetime=lifetime) as policy:
         policy.act(np.array([0]), rows(0))
         start = time.monotonic()
         with pytest.raises(PolicyFailure) as raised:
@@ -344,6 +453,21 @@ def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers):
         assert_group_dead(workers[0])
     assert raised.value.kind == "timeout" and "killed" in raised.value.message and raised.value.episode_id == 0
     assert FAST.act_seconds < elapsed < FAST.act_seconds + 1.5  # the parent's slack is 0.1 s
+
+
+@pytest.mark.parametrize("lifetime", ["episode", "rollout"])
+def test_uninterruptible_first_act_has_the_time_of_a_policy_construction_too(lifetime):
+    """An episode's first message (in lifetime "rollout", the worker's first) may construct its Policy(): its deadline
+    is act_seconds + load_seconds + 0.1 s, even when the call stops the worker's timer."""
+    limits = Limits(act_seconds=0.2, load_seconds=1.0)
+    code = acting("import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)\nwhile True:\n    pass")
+    with SandboxedPolicy(code, OBS, Discrete(4), limits, lifetime=lifetime) as policy:
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0]), rows(0))
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and "killed" in raised.value.message
+    assert elapsed >= limits.act_seconds + limits.load_seconds  # a lower bound only: a loaded machine adds to it
 
 
 def test_endless_loading_is_interrupted():
@@ -359,6 +483,14 @@ def test_episode_time_budget():
             for _ in range(10):
                 policy.act(np.array([5]), rows(0))
     assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.3 s" in raised.value.message
+
+
+def test_cpu_time_limit_not_blamed_for_a_crash_after_much_cpu_time():
+    """A policy that spins for 0.95 s of its 1 s of CPU and then crashes (SIGSEGV): the worker's CPU time, start-up
+    included, is then over the limit, but the crash is what ended it."""
+    body = "import ctypes, time\nwhile time.process_time() < 0.95:\n    pass\nctypes.string_at(0)"
+    error = failure(acting(body), limits=Limits(act_seconds=20.0, cpu_seconds=1))
+    assert error.kind == "worker_died" and "SIGSEGV" in error.message
 
 
 def test_cpu_time_limit():
@@ -383,6 +515,39 @@ def test_memory_bomb(body):
 def test_worker_death(body, text):
     error = failure(acting(body))
     assert error.kind == "worker_died" and text in error.message
+
+
+def test_worker_death_a_moment_after_closing_the_pipe_is_classified_by_its_status():
+    """A worker that closes its end of the pipe and exits 0.2 s later (within the 1 s grace) is waited for: its exit
+    status, not "did not exit"."""
+    body = """
+    import os, time
+    for fd in range(3, 64):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    time.sleep(0.2)
+    os._exit(3)
+    """
+    with sandbox(acting(body)) as policy:
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0]), rows(0))
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "worker_died" and "exited with status 3" in raised.value.message
+    assert elapsed < 0.9  # its exit is noticed when it comes (0.2 s and a loaded machine's delay), not a second late
+
+
+def test_worker_death_read_after_the_worker_has_exited_is_classified_by_its_status(workers):
+    """The pipe's end is read only once the worker process has exited (a busy caller): its exit status, at once."""
+    with sandbox(acting("import os\nos._exit(3)")) as policy:
+        policy.send(np.array([0]), rows(0))
+        while os.waitid(os.P_PID, workers[0].pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            time.sleep(0.01)
+        with pytest.raises(PolicyFailure) as raised:
+            policy.receive()
+    assert raised.value.kind == "worker_died" and "exited with status 3" in raised.value.message
 
 
 @pytest.mark.parametrize("body, text", [
@@ -472,6 +637,16 @@ def test_discrete_batch_of_one_dimensional_observations():
             policy.act(np.array([0]), np.array(2.0))
 
 
+@pytest.mark.parametrize("ids, obs", [([0, 1], rows(0, 0, 0)), ([[0, 1]], rows(0, 0)),
+                                      ([0], np.array([[None]], dtype=object))])
+def test_discrete_act_refuses_a_malformed_batch(ids, obs):
+    """As many observations as ids, ids in one dimension, numbers only: anything else is the caller's error."""
+    with sandbox(COUNTING) as policy:
+        with pytest.raises(ValueError, match="act needs episode_ids"):
+            policy.act(np.array(ids), obs)
+        assert policy.act(np.array([0]), rows(0)).tolist() == [0]  # nothing was sent
+
+
 BIG = 20_000  # float64 values in a row: one observation (160 kB) or action row is more than a pipe holds (64 kB)
 
 
@@ -484,6 +659,34 @@ def test_a_message_in_a_full_pipe_waits_while_the_worker_is_within_its_limits(bu
         policy.send(np.array(busy), np.ones((len(busy), BIG)))
         policy.send(np.array(ids), np.zeros((len(ids), BIG)))
         assert policy.receive().tolist() == [0] * len(busy) and policy.receive().tolist() == [0] * len(ids)
+
+
+@pytest.mark.parametrize("ids, wait_ms", [([0], 600), ([0, 1], 1100), ([7], 5600)])
+def test_a_message_in_a_full_pipe_waits_until_its_deadline_exactly(monkeypatch, ids, wait_ms):
+    """With the parent's clock frozen while it sends, a message the pipe cannot take at once waits for the worker to
+    read it exactly as long as the message's limits: 0.5 s per observation, 5 s per new episode, 0.1 s of margin."""
+    from promptpo_bench import sandbox as sandbox_module
+
+    real = time.monotonic
+    frozen = [False]
+    polls = []
+
+    class NeverWritable:  # a test double of the pipe's poll: the worker never reads
+        def poll(self, timeout_ms: int) -> list:
+            frozen[0] = False
+            polls.append(timeout_ms)
+            return []
+
+    with sandbox(COUNTING) as policy:
+        policy.act(np.array([0, 1]), rows(0, 0))
+        policy._writable = NeverWritable()
+        monkeypatch.setattr(sandbox_module, "time", type("FrozenWhileSending", (), {
+            "monotonic": staticmethod(lambda: 100.0 if frozen[0] else real()), "sleep": staticmethod(time.sleep)}))
+        frozen[0] = True
+        with pytest.raises(PolicyFailure) as raised:
+            policy.send(np.array(ids), np.zeros((len(ids), BIG)))
+    assert polls == [wait_ms]
+    assert raised.value.kind == "timeout" and "stopped reading its input" in raised.value.message
 
 
 @pytest.mark.parametrize("ids, episode_id", [([0], 0), ([0, 1], None)])
@@ -619,6 +822,17 @@ def test_one_act_call_and_each_new_policy_keep_their_own_limits_in_a_batch():
         assert policy.act(np.array([0, 1, 2]), rows(1, 1, 1)).tolist() == [0, 0, 0]
 
 
+def test_one_act_call_and_each_new_policy_keep_their_own_limits_in_any_batch():
+    """The worker's deadline for a batch is the sum of its calls' limits, recomputed after each Policy() built:
+    0.3 s acts and a 0.8 s construction (limits 0.5 s and 5 s) in a batch of a known and a new episode; 0.15 s acts
+    after a construction and in a batch of known episodes, 0.45 s in all against 1.5 s."""
+    with sandbox(SLOW_NEW_POLICIES) as policy:
+        policy.act(np.array([0]), rows(0))
+        assert policy.act(np.array([0, 4]), rows(1, 1)).tolist() == [0, 0]
+        assert policy.act(np.array([5, 0, 4]), rows(0.5, 0.5, 0.5)).tolist() == [0, 0, 0]
+        assert policy.act(np.array([0, 4, 5]), rows(0.5, 0.5, 0.5)).tolist() == [0, 0, 0]
+
+
 def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone():
     """Timed on the act call only (the worker is up and the Policy() built): the worker's own timer stops it at the
     limit, before the parent's deadline (0.1 s later) would kill it."""
@@ -632,6 +846,38 @@ def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone()
     assert raised.value.kind == "timeout" and "took longer than 0.5 s" in raised.value.message  # not "killed"
     # the call alone: not the worker's start-up (seconds); the slack is a loaded machine's scheduling delay
     assert FAST.act_seconds <= elapsed < FAST.act_seconds + 1.0
+
+
+def test_an_endless_act_in_a_batch_of_new_episodes_is_stopped_by_the_worker():
+    """A batch of two new episodes (act 0.2 s, Policy() 1 s each): the worker's deadline is the batch's own limits,
+    0.4 s of act calls and the 1 s of the one construction still to come (1.4 s after the first), so it reports
+    the endless first call itself, long before the parent's deadline (2.5 s: both constructions) would kill it."""
+    limits = Limits(act_seconds=0.2, load_seconds=1.0)
+    code = acting("if obs.array[0]:\n    while True:\n        pass")
+    with SandboxedPolicy(code, OBS, Discrete(4), limits) as policy:
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0, 1]), rows(1, 0))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 0
+    assert "took longer than 0.2 s" in raised.value.message  # not "killed"
+
+
+@pytest.mark.parametrize("act_seconds, load_seconds", [(0.2, 2.0), (2.0, 0.5)])
+def test_an_endless_act_after_the_last_new_policy_of_a_batch_has_only_its_own_limit(act_seconds, load_seconds):
+    """In a batch of two new episodes the second act call comes after both Policy() objects are built: the worker
+    stops it after its own act_seconds, not the batch's act time nor the constructions' (the parent's deadline has
+    both: 2 act calls and 2 constructions + 0.1 s). Bound: half the time the batch would give it, a loaded machine's
+    margin (0.2 s against 2 s; 2 s against 2.5 s, where the parent's kill would say "killed")."""
+    limits = Limits(act_seconds=act_seconds, load_seconds=load_seconds)
+    code = acting("if obs.array[0]:\n    while True:\n        pass")
+    with SandboxedPolicy(code, OBS, Discrete(4), limits) as policy:
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0, 1]), rows(0, 1))
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 1
+    assert f"took longer than {act_seconds:g} s" in raised.value.message  # not "killed"
+    if act_seconds < load_seconds:
+        assert elapsed < load_seconds
 
 
 MADE_ONCE = """
@@ -683,6 +929,7 @@ def test_episodes_per_worker_gives_each_chunk_a_fresh_worker(workers, lifetime):
                 policy.act(np.array([5, 6]), rows(0, 0))  # episode 5 is the third worker's, 6 would be the fourth's
             with pytest.raises(ValueError, match="episodes per worker"):
                 policy.act(np.array([6, 7, 8]), rows(0, 0, 0))
+            assert policy.act(np.array([6, 7]), rows(0, 0)).tolist() == [1, 2]  # two new ids: the next worker's
 
 
 def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
