@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures
+import difflib
 import hashlib
+import json
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 try:
@@ -47,6 +52,7 @@ class Module:
     functions: list[str]
     tests: str
     timeout: float | None = None  # seconds per mutant's test run, if not the global one
+    in_process: list[str] = field(default_factory=list)  # files no process spawned by the tests runs
 
 
 def fail(message: str) -> None:
@@ -56,12 +62,14 @@ def fail(message: str) -> None:
 
 def load_config() -> tuple[dict, list[Module]]:
     config = tomllib.loads(CONFIG.read_text())
-    modules = [Module(m["name"], m["files"], m.get("functions", []), m["tests"], m.get("timeout"))
-               for m in config["module"]]
+    modules = [Module(m["name"], m["files"], m.get("functions", []), m["tests"], m.get("timeout"),
+                      m.get("in-process", [])) for m in config["module"]]
     for module in modules:
         for path in module.files:
             if not (ROOT / path).is_file():
                 fail(f"{CONFIG.name}: module {module.name} names {path}, which does not exist (moved? edit the toml)")
+        if set(module.in_process) - set(module.files):
+            fail(f"{CONFIG.name}: module {module.name}'s in-process names a file that is not among its files")
     return config, modules
 
 
@@ -139,8 +147,152 @@ def check_tree_imports(tree: Path, module: Module) -> None:
             fail(f"the copy in {tree} imports {path} from elsewhere; mutants would not be seen by the tests")
 
 
+PYTEST = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]  # stop at the first failure: a mutant is killed
+SHARED = "(shared)"  # coverage context of code run outside any one test: imports, collection, fixtures of a wider scope
+
+
 def test_command(module: Module) -> str:
-    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly {module.tests}"
+    """The module's whole selection (`tests` in the toml)."""
+    return f"{sys.executable} -m pytest {' '.join(PYTEST)} {module.tests}"
+
+
+def map_file(module: Module) -> Path:
+    return WORK / module.name / "coverage.json"
+
+
+def mutant_command(module: Module) -> str:
+    """cosmic-ray's test command: this script, in the copy, runs only the tests that cover the mutated statement."""
+    return f"{sys.executable} benchmarks/mutation.py --test-mutant {map_file(module)}"
+
+
+def map_tests(name: str, out: Path) -> int:
+    """Run a module's tests once, unmutated, under coverage.py with one context per test, and write which tests run
+    each line of its files, which tests spawn processes and how long each test took (run in the copy)."""
+    import _posixsubprocess
+
+    import coverage
+    import pytest
+
+    module = next(m for m in load_config()[1] if m.name == name)
+    paths = {str((ROOT / f).resolve()): f for f in module.files}
+    cov = coverage.Coverage(data_file=None, config_file=False, include=list(paths))
+
+    class Recorder:
+        """Switches coverage's context to each test's node id while it runs (set-up, call, tear-down), to SHARED while a
+        fixture of a wider scope is set up, and notes the tests that spawn a process."""
+
+        def __init__(self) -> None:
+            self.current, self.tests, self.seconds, self.spawning = SHARED, [], {}, set()
+
+        def pytest_collection_finish(self, session: pytest.Session) -> None:
+            self.tests = [item.nodeid for item in session.items]
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+            self.current = item.nodeid
+            cov.switch_context(item.nodeid)
+            start = time.perf_counter()
+            yield
+            self.seconds[item.nodeid] = time.perf_counter() - start
+            self.current = SHARED
+            cov.switch_context(SHARED)
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest):
+            shared = fixturedef.scope != "function"
+            if shared:
+                cov.switch_context(SHARED)
+            yield
+            if shared:
+                cov.switch_context(self.current)
+
+        def spawns(self, original):
+            def spawn(*args, **kwargs):
+                self.spawning.add(self.current)
+                return original(*args, **kwargs)
+            return spawn
+
+    recorder = Recorder()
+    _posixsubprocess.fork_exec = recorder.spawns(_posixsubprocess.fork_exec)  # subprocess, multiprocessing's spawn
+    os.fork, os.posix_spawn = recorder.spawns(os.fork), recorder.spawns(os.posix_spawn)
+    cov.start()
+    cov.switch_context(SHARED)
+    try:
+        status = pytest.main([*PYTEST, *shlex.split(module.tests)], plugins=[recorder])
+    finally:
+        cov.stop()
+    data = cov.get_data()
+    lines = {}
+    for measured in data.measured_files():
+        if str(Path(measured).resolve()) in paths:
+            lines[paths[str(Path(measured).resolve())]] = {
+                n: sorted({c or SHARED for c in contexts}) for n, contexts in data.contexts_by_lineno(measured).items()}
+    out.write_text(json.dumps({
+        "whole": module.tests, "in_process": module.in_process, "tests": recorder.tests, "seconds": recorder.seconds,
+        "spawning": sorted(recorder.spawning), "lines": lines,
+        "sources": {f: (ROOT / f).read_text() for f in module.files}}))
+    return int(status)
+
+
+def statement_lines(source: str, first: int, last: int) -> range:
+    """The lines a change of lines first..last can be recorded on by coverage.py: the whole of the simple statement it
+    is in, or the header of the compound one (`if`, `for`, `while`, `with`, `def`, `except` ...)."""
+    inner = [node for node in ast.walk(ast.parse(source)) if isinstance(node, (ast.stmt, ast.ExceptHandler))
+             and node.lineno <= first and last <= node.end_lineno]
+    if not inner:
+        return range(first, last + 1)
+    node = min(inner, key=lambda n: (n.end_lineno - n.lineno, -n.lineno))
+    body = [c.lineno for c in ast.iter_child_nodes(node) if isinstance(c, (ast.stmt, ast.ExceptHandler))]
+    if not body:
+        return range(node.lineno, node.end_lineno + 1)
+    if last < min(body):
+        return range(node.lineno, min(body))
+    return range(first, last + 1)  # between the parts of a compound statement (an `else:` line)
+
+
+def chosen_tests(coverage_map: dict, path: str, first: int, last: int) -> list[str] | None:
+    """The node ids (in the selection's order) that a mutant of lines first..last of a file must run: those that run its
+    statement, and the tests that spawn processes unless the file is `in-process`. None (the whole selection) when
+    the statement runs outside any one test (at import, in a shared fixture) or in no test of this process."""
+    by_line = coverage_map["lines"].get(path, {})
+    hit = set().union(*(by_line.get(str(n), []) for n in statement_lines(coverage_map["sources"][path], first, last)))
+    if path not in coverage_map["in_process"]:
+        hit |= set(coverage_map["spawning"]) if hit else set()
+    if not hit or SHARED in hit:
+        return None
+    return [test for test in coverage_map["tests"] if test in hit]
+
+
+def changed_lines(before: str, after: str) -> tuple[int, int]:
+    """The first and last line of `before` that a mutation replaced."""
+    ops = [op for op in difflib.SequenceMatcher(None, before.splitlines(), after.splitlines(), autojunk=False)
+           .get_opcodes() if op[0] != "equal"]
+    return ops[0][1] + 1, max(ops[-1][2], ops[0][1] + 1)
+
+
+def test_mutant(map_path: Path) -> int:
+    """cosmic-ray's test command (in the copy, the mutant applied): run the tests that cover the mutated statement, or
+    the whole selection (`chosen_tests`), with the selection's own collection so the node ids are the map's."""
+    import pytest
+
+    coverage_map = json.loads(map_path.read_text())
+    chosen = None
+    for path, source in coverage_map["sources"].items():
+        mutated = Path(path).read_text()
+        if mutated != source:
+            chosen = chosen_tests(coverage_map, path, *changed_lines(source, mutated))
+            break
+    keep = set(chosen or [])
+
+    class Only:
+        @pytest.hookimpl(trylast=True)
+        def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+            kept = [item for item in items if item.nodeid in keep]
+            if len(kept) == len(keep):  # else (the mutant changed what is collected) the whole selection
+                items[:] = kept
+
+    print(f"mutation.py: {'the whole selection' if chosen is None else f'{len(chosen)} covering tests'}", flush=True)
+    return int(pytest.main([*PYTEST, *shlex.split(coverage_map["whole"])], plugins=[] if chosen is None else [Only()]))
 
 
 def cosmic_ray(tree: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -155,7 +307,7 @@ def write_config(module: Module, config: dict) -> Path:
     files = ", ".join(f'"{f}"' for f in module.files)
     timeout = float(module.timeout or config["timeout"])
     cfg.write_text(f'[cosmic-ray]\nmodule-path = [{files}]\ntimeout = {timeout}\n'
-                   f'excluded-modules = []\ntest-command = "{test_command(module)}"\n\n'
+                   f'excluded-modules = []\ntest-command = "{mutant_command(module)}"\n\n'
                    '[cosmic-ray.distributor]\nname = "local"\n')
     return cfg
 
@@ -236,15 +388,129 @@ def results(module: Module, session: Path, tree: Path, equivalent: set) -> dict:
             "pending": pending}
 
 
+class Prepared:
+    """A module ready for cosmic-ray exec: its copy, config, session, mutants to test and the estimated minutes."""
+
+    def __init__(self, module: Module, tree: Path, cfg: Path, session: Path, count: int, estimate: float,
+                 seconds: float) -> None:
+        self.module, self.tree, self.cfg, self.session = module, tree, cfg, session
+        self.count, self.estimate, self.seconds = count, estimate, seconds
+
+
+def prepare_module(module: Module, config: dict, args: argparse.Namespace) -> Prepared:
+    """A fresh copy, the session (new, or the last one with --resume), and the map of which tests cover which line
+    (one unmutated run of the selection, which must pass)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    tree = make_tree(module.name)  # one copy per module: modules run side by side
+    check_tree_imports(tree, module)
+    cfg, session = WORK / module.name / "cosmic-ray.toml", WORK / module.name / "session.sqlite"
+    stamp = WORK / module.name / "sources.sha256"
+    sources = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in module.files)).hexdigest()
+    if args.resume and session.is_file():
+        if not stamp.is_file() or stamp.read_text() != sources:
+            raise MutationError(f"{module.name}: its files changed since the last session; run it afresh (without --resume)")
+        if args.retest_survivors:
+            forget_survivors(session)
+        write_config(module, config)
+        skip_filtered(module, config, tree, session)
+    else:
+        cfg, session = prepare(module, config, tree)
+        stamp.write_text(sources)
+    start = time.time()
+    mapped = subprocess.run([sys.executable, "benchmarks/mutation.py", "--map", module.name, str(map_file(module))],
+                            cwd=tree, env=tree_env(tree), capture_output=True, text=True)
+    seconds = time.time() - start
+    if mapped.returncode != 0:
+        raise MutationError(f"{module.name}: the tests fail without any mutant:\n{mapped.stdout[-2000:]}{mapped.stderr[-2000:]}")
+    coverage_map = json.loads(map_file(module).read_text())
+    overhead = max(0.0, seconds - sum(coverage_map["seconds"].values()))  # start-up and collection, once a mutant
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        mutants = [item.mutations[0] for item in db.pending_work_items]
+    estimate = 0.0
+    for mutation in mutants:
+        chosen = chosen_tests(coverage_map, str(Path(mutation.module_path)), mutation.start_pos[0], mutation.end_pos[0])
+        estimate += overhead + sum(coverage_map["seconds"][t] for t in (chosen or coverage_map["tests"]))
+    say(f"{module.name}: {len(mutants)} mutants, its tests take {seconds:.0f} s unmutated (under coverage); "
+        f"about {estimate / 60:.0f} min with the covering tests (at most ~{len(mutants) * seconds / 60:.0f} min "
+        f"with the whole selection)")
+    return Prepared(module, tree, cfg, session, len(mutants), estimate, seconds)
+
+
+def execute(prepared: Prepared, equivalent: set) -> tuple:
+    """cosmic-ray exec of a prepared module (its log in runs/mutation/MODULE/exec.log), then its report."""
+    module, start = prepared.module, time.time()
+    with open(WORK / module.name / "exec.log", "w") as log:
+        cosmic_ray(prepared.tree, "exec", str(prepared.cfg), str(prepared.session), check=True, stdout=log,
+                   stderr=subprocess.STDOUT)
+    elapsed = time.time() - start
+    outcome = results(module, prepared.session, prepared.tree, equivalent)
+    scored = outcome["killed"] + len(outcome["survivors"])
+    score = outcome["killed"] / scored if scored else float("nan")
+    report = [f"{module.name}: killed {outcome['killed']}/{scored} non-equivalent mutants ({score:.1%}), "
+              f"{outcome['equivalent']} equivalent, {outcome['incompetent']} incompetent, in {elapsed / 60:.1f} min"]
+    report += [f"  survived: {path}:{line} {operator}: `{source}` -> `{mutated}`"
+               for path, line, operator, source, mutated in outcome["survivors"]]
+    say("\n".join(report))
+    total = outcome["killed"] + len(outcome["survivors"]) + outcome["equivalent"] + outcome["incompetent"]
+    return module.name, total, outcome, score, elapsed
+
+
+class MutationError(Exception):
+    """A module cannot be run (its tests fail unmutated, its files changed under --resume)."""
+
+
+_PRINT = threading.Lock()
+_START = time.time()
+
+
+def say(text: str) -> None:
+    """Print a whole message at once (modules run side by side), stamped with the minutes since the start."""
+    with _PRINT:
+        print(f"[{(time.time() - _START) / 60:5.1f} min] {text}", flush=True)
+
+
+def progress(running: dict[str, Prepared], stop: threading.Event, every: float) -> None:
+    """Every `every` seconds, each running module's mutant n of N (from its session) and the minutes it has run."""
+    begun: dict[str, tuple[float, int]] = {}
+    while not stop.wait(every):
+        for name, prepared in list(running.items()):
+            try:
+                with sqlite3.connect(f"file:{prepared.session}?mode=ro", uri=True) as db:
+                    done = db.execute("SELECT COUNT(*) FROM work_results").fetchone()[0]
+            except sqlite3.Error:
+                continue
+            start, before = begun.setdefault(name, (time.time(), done))
+            say(f"{name}: mutant {done - before} of {prepared.count} done, {(time.time() - start) / 60:.1f} min "
+                f"(estimated {prepared.estimate / 60:.0f})")
+
+
+def makespan(estimates: list[float], jobs: int) -> float:
+    """The time of a pass that runs the modules biggest first, each on the first of `jobs` cores free."""
+    loads = [0.0] * jobs
+    for estimate in sorted(estimates, reverse=True):
+        loads[loads.index(min(loads))] += estimate
+    return max(loads)
+
+
 def main() -> int:
+    if sys.argv[1:2] in (["--map"], ["--test-mutant"]):  # run in the copy, by prepare_module and by cosmic-ray
+        sys.path[0] = os.getcwd()  # as `python -m pytest` has it
+        if sys.argv[1] == "--map":
+            return map_tests(sys.argv[2], Path(sys.argv[3]))
+        return test_mutant(Path(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="module names from benchmarks/mutation.toml (default: all)")
-    parser.add_argument("--dry-run", action="store_true", help="count the mutants and time the tests only")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="count the mutants, map the tests and estimate each module's minutes; test no mutant")
     parser.add_argument("--resume", action="store_true",
                         help="continue each module's last session (its untested mutants; with --retest-survivors, its "
                              "survivors too) with the current tests; the mutated files must be unchanged")
     parser.add_argument("--retest-survivors", action="store_true",
                         help="with --resume: test the survivors again (after writing tests that should kill them)")
+    parser.add_argument("-j", "--jobs", type=int, default=1,
+                        help="modules run side by side (one core each), the biggest first (make mutation: 2)")
+    parser.add_argument("--progress", type=float, default=60.0, help="seconds between progress lines (default 60)")
     args = parser.parse_args()
     config, modules = load_config()
     unknown = set(args.modules) - {m.name for m in modules}
@@ -252,58 +518,36 @@ def main() -> int:
         fail(f"unknown module {sorted(unknown)[0]!r}; benchmarks/mutation.toml has {', '.join(m.name for m in modules)}")
     chosen = [m for m in modules if not args.modules or m.name in args.modules]
     equivalent = equivalent_mutants()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            prepared = list(pool.map(lambda m: prepare_module(m, config, args), chosen))
+    except MutationError as error:
+        fail(str(error))
+    say(f"expected: about {makespan([p.estimate for p in prepared], args.jobs) / 60:.0f} min with {args.jobs} "
+        f"job(s) (the sum of the modules: {sum(p.estimate for p in prepared) / 60:.0f} min)")
     summary = []
-    for module in chosen:
-        tree = make_tree(module.name)  # one copy per module: modules can be run side by side
-        check_tree_imports(tree, module)
-        cfg, session = WORK / module.name / "cosmic-ray.toml", WORK / module.name / "session.sqlite"
-        stamp = WORK / module.name / "sources.sha256"
-        sources = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in module.files)).hexdigest()
-        if args.resume and session.is_file():
-            if not stamp.is_file() or stamp.read_text() != sources:
-                fail(f"{module.name}: its files changed since the last session; run it afresh (without --resume)")
-            if args.retest_survivors:
-                forget_survivors(session)
-            write_config(module, config)
-            skip_filtered(module, config, tree, session)
-        else:
-            cfg, session = prepare(module, config, tree)
-            stamp.write_text(sources)
-        from cosmic_ray.work_db import WorkDB, use_db
+    if not args.dry_run:
+        running: dict[str, Prepared] = {}
+        stop = threading.Event()
+        threading.Thread(target=progress, args=(running, stop, args.progress), daemon=True).start()
 
-        with use_db(str(session), WorkDB.Mode.open) as db:
-            count = sum(1 for _ in db.pending_work_items)
-        start = time.time()
-        baseline = subprocess.run(test_command(module), shell=True, cwd=tree, env=tree_env(tree),
-                                  capture_output=True, text=True)
-        seconds = time.time() - start
-        if baseline.returncode != 0:
-            fail(f"{module.name}: the tests fail without any mutant:\n{baseline.stdout[-2000:]}")
-        print(f"{module.name}: {count} mutants, tests take {seconds:.0f} s unmutated "
-              f"(at most ~{count * seconds / 60:.0f} min)", flush=True)
-        if args.dry_run:
-            summary.append((module.name, count, None, None, seconds))
-            continue
-        start = time.time()
-        cosmic_ray(tree, "exec", str(cfg), str(session), check=True)
-        elapsed = time.time() - start
-        outcome = results(module, session, tree, equivalent)
-        scored = outcome["killed"] + len(outcome["survivors"])
-        score = outcome["killed"] / scored if scored else float("nan")
-        total = outcome["killed"] + len(outcome["survivors"]) + outcome["equivalent"] + outcome["incompetent"]
-        summary.append((module.name, total, outcome, score, elapsed))
-        print(f"{module.name}: killed {outcome['killed']}/{scored} non-equivalent mutants ({score:.1%}), "
-              f"{outcome['equivalent']} equivalent, {outcome['incompetent']} incompetent, in {elapsed / 60:.1f} min")
-        for path, line, operator, source, mutated in outcome["survivors"]:
-            print(f"  survived: {path}:{line} {operator}: `{source}` -> `{mutated}`")
+        def run(prepared_module: Prepared) -> tuple:
+            running[prepared_module.module.name] = prepared_module
+            try:
+                return execute(prepared_module, equivalent)
+            finally:
+                running.pop(prepared_module.module.name)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            summary = list(pool.map(run, sorted(prepared, key=lambda p: -p.estimate)))
+        stop.set()
     print("\nmodule            mutants  killed/scored   score   minutes (this run)")
+    for p in prepared if args.dry_run else []:
+        print(f"{p.module.name:<17} {p.count:>7}  (dry run: tests take {p.seconds:.0f} s, about {p.estimate / 60:.0f} min)")
     for name, count, outcome, score, elapsed in summary:
-        if outcome is None:
-            print(f"{name:<17} {count:>7}  (dry run: tests take {elapsed:.0f} s)")
-        else:
-            scored = outcome["killed"] + len(outcome["survivors"])
-            print(f"{name:<17} {count:>7}  {outcome['killed']:>6}/{scored:<6}  {score:>6.1%}  {elapsed / 60:>7.1f}")
-    print(f"\nreproduce: python benchmarks/mutation.py {' '.join(args.modules)}".rstrip())
+        scored = outcome["killed"] + len(outcome["survivors"])
+        print(f"{name:<17} {count:>7}  {outcome['killed']:>6}/{scored:<6}  {score:>6.1%}  {elapsed / 60:>7.1f}")
+    print(f"\nreproduce: python benchmarks/mutation.py -j {args.jobs} {' '.join(args.modules)}".rstrip())
     return 0
 
 
