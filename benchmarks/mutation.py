@@ -165,15 +165,15 @@ def mutant_command(module: Module) -> str:
     return f"{sys.executable} benchmarks/mutation.py --test-mutant {map_file(module)}"
 
 
-def map_tests(name: str, out: Path) -> int:
+def map_tests(module: Module, out: Path) -> int:
     """Run a module's tests once, unmutated, under coverage.py with one context per test, and write which tests run
-    each line of its files, which tests spawn processes and how long each test took (run in the copy)."""
+    each line of its files, which tests spawn processes and how long each test took (run in the copy, whose
+    `os.fork` and the like it wraps: a process of its own)."""
     import _posixsubprocess
 
     import coverage
     import pytest
 
-    module = next(m for m in load_config()[1] if m.name == name)
     paths = {str((ROOT / f).resolve()): f for f in module.files}
     cov = coverage.Coverage(data_file=None, config_file=False, include=list(paths))
 
@@ -213,7 +213,8 @@ def map_tests(name: str, out: Path) -> int:
             return spawn
 
     recorder = Recorder()
-    _posixsubprocess.fork_exec = recorder.spawns(_posixsubprocess.fork_exec)  # subprocess, multiprocessing's spawn
+    _posixsubprocess.fork_exec = recorder.spawns(_posixsubprocess.fork_exec)  # multiprocessing's spawn
+    subprocess._fork_exec = recorder.spawns(subprocess._fork_exec)  # subprocess.Popen's own reference to it
     os.fork, os.posix_spawn = recorder.spawns(os.fork), recorder.spawns(os.posix_spawn)
     cov.start()
     cov.switch_context(SHARED)
@@ -497,7 +498,7 @@ def main() -> int:
     if sys.argv[1:2] in (["--map"], ["--test-mutant"]):  # run in the copy, by prepare_module and by cosmic-ray
         sys.path[0] = os.getcwd()  # as `python -m pytest` has it
         if sys.argv[1] == "--map":
-            return map_tests(sys.argv[2], Path(sys.argv[3]))
+            return map_tests(next(m for m in load_config()[1] if m.name == sys.argv[2]), Path(sys.argv[3]))
         return test_mutant(Path(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="module names from benchmarks/mutation.toml (default: all)")
