@@ -471,19 +471,23 @@ def say(text: str) -> None:
         print(f"[{(time.time() - _START) / 60:5.1f} min] {text}", flush=True)
 
 
-def progress(running: dict[str, Prepared], stop: threading.Event, every: float) -> None:
-    """Every `every` seconds, each running module's mutant n of N (from its session) and the minutes it has run."""
-    begun: dict[str, tuple[float, int]] = {}
+def tested(session: Path) -> int:
+    """How many of a session's mutants have a result (tested, or skipped by the filters)."""
+    try:
+        with sqlite3.connect(f"file:{session}?mode=ro", uri=True) as db:
+            return db.execute("SELECT COUNT(*) FROM work_results").fetchone()[0]
+    except sqlite3.Error:  # being written: next time
+        return -1
+
+
+def progress(running: dict[str, tuple[Prepared, float, int]], stop: threading.Event, every: float) -> None:
+    """Every `every` seconds, each running module's mutant n of N and the minutes it has run."""
     while not stop.wait(every):
-        for name, prepared in list(running.items()):
-            try:
-                with sqlite3.connect(f"file:{prepared.session}?mode=ro", uri=True) as db:
-                    done = db.execute("SELECT COUNT(*) FROM work_results").fetchone()[0]
-            except sqlite3.Error:
-                continue
-            start, before = begun.setdefault(name, (time.time(), done))
-            say(f"{name}: mutant {done - before} of {prepared.count} done, {(time.time() - start) / 60:.1f} min "
-                f"(estimated {prepared.estimate / 60:.0f})")
+        for name, (prepared, start, before) in list(running.items()):
+            done = tested(prepared.session)
+            if done >= 0:
+                say(f"{name}: mutant {done - before} of {prepared.count} done, {(time.time() - start) / 60:.1f} min "
+                    f"(estimated {prepared.estimate / 60:.0f})")
 
 
 def makespan(estimates: list[float], jobs: int) -> float:
@@ -528,12 +532,12 @@ def main() -> int:
         f"job(s) (the sum of the modules: {sum(p.estimate for p in prepared) / 60:.0f} min)")
     summary = []
     if not args.dry_run:
-        running: dict[str, Prepared] = {}
+        running: dict[str, tuple[Prepared, float, int]] = {}
         stop = threading.Event()
         threading.Thread(target=progress, args=(running, stop, args.progress), daemon=True).start()
 
         def run(prepared_module: Prepared) -> tuple:
-            running[prepared_module.module.name] = prepared_module
+            running[prepared_module.module.name] = (prepared_module, time.time(), tested(prepared_module.session))
             try:
                 return execute(prepared_module, equivalent)
             finally:
