@@ -132,7 +132,8 @@ def make_tree(name: str) -> Path:
 
 def tree_env(tree: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "PYTHONDONTWRITEBYTECODE": "1", "WANDB_MODE": "offline"}
+            "PYTHONDONTWRITEBYTECODE": "1", "WANDB_MODE": "offline",
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # anyio's and typeguard's plugins (unused) cost ~0.5 s a mutant
 
 
 def check_tree_imports(tree: Path, module: Module) -> None:
