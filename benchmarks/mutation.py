@@ -161,9 +161,10 @@ def map_file(module: Module) -> Path:
     return WORK / module.name / "coverage.json"
 
 
-def mutant_command(module: Module) -> str:
-    """cosmic-ray's test command: this script, in the copy, runs only the tests that cover the mutated statement."""
-    return f"{sys.executable} benchmarks/mutation.py --test-mutant {map_file(module)}"
+def mutant_command(module: Module, whole: bool = False) -> str:
+    """cosmic-ray's test command: this script, in the copy, runs only the tests that cover the mutated statement (or,
+    to confirm a survivor, the whole selection)."""
+    return f"{sys.executable} benchmarks/mutation.py --test-mutant {map_file(module)}{' --whole' * whole}"
 
 
 def map_tests(module: Module, out: Path) -> int:
@@ -272,14 +273,14 @@ def changed_lines(before: str, after: str) -> tuple[int, int]:
     return ops[0][1] + 1, max(ops[-1][2], ops[0][1] + 1)
 
 
-def test_mutant(map_path: Path) -> int:
+def test_mutant(map_path: Path, whole: bool = False) -> int:
     """cosmic-ray's test command (in the copy, the mutant applied): run the tests that cover the mutated statement, or
     the whole selection (`chosen_tests`), with the selection's own collection so the node ids are the map's."""
     import pytest
 
     coverage_map = json.loads(map_path.read_text())
     chosen = None
-    for path, source in coverage_map["sources"].items():
+    for path, source in {} if whole else coverage_map["sources"].items():
         mutated = Path(path).read_text()
         if mutated != source:
             chosen = chosen_tests(coverage_map, path, *changed_lines(source, mutated))
@@ -303,13 +304,13 @@ def cosmic_ray(tree: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
                           **kwargs)
 
 
-def write_config(module: Module, config: dict) -> Path:
+def write_config(module: Module, config: dict, whole: bool = False) -> Path:
     """cosmic-ray's config for one module (its files, its tests, the timeout), written anew each run."""
     cfg = WORK / module.name / "cosmic-ray.toml"
     files = ", ".join(f'"{f}"' for f in module.files)
     timeout = float(module.timeout or config["timeout"])
     cfg.write_text(f'[cosmic-ray]\nmodule-path = [{files}]\ntimeout = {timeout}\n'
-                   f'excluded-modules = []\ntest-command = "{mutant_command(module)}"\n\n'
+                   f'excluded-modules = []\ntest-command = "{mutant_command(module, whole)}"\n\n'
                    '[cosmic-ray.distributor]\nname = "local"\n')
     return cfg
 
@@ -357,17 +358,20 @@ def mutated_line(diff: str) -> str:
     return next((l[1:].strip() for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")), "")
 
 
-def forget_survivors(session: Path) -> None:
-    """Make the session's surviving mutants pending again (cosmic-ray tests pending mutants only)."""
+def forget_survivors(session: Path, job_ids: list[str] | None = None) -> None:
+    """Make the session's surviving mutants (or those of them given) pending again (cosmic-ray tests pending mutants
+    only)."""
     with sqlite3.connect(session) as db:
-        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+        if job_ids is None:
+            db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+        db.executemany("DELETE FROM work_results WHERE job_id = ?", [(job_id,) for job_id in job_ids or []])
 
 
 def results(module: Module, session: Path, tree: Path, equivalent: set) -> dict:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
-    killed, survivors, equivalents, incompetent, pending = 0, [], 0, 0, 0
+    killed, survivors, survivor_ids, equivalents, incompetent, pending = 0, [], [], 0, 0, 0
     lines = {path: (tree / path).read_text().splitlines() for path in module.files}
     with use_db(str(session), WorkDB.Mode.open) as db:
         done = {item.job_id: (item, result) for item, result in db.completed_work_items}
@@ -384,18 +388,20 @@ def results(module: Module, session: Path, tree: Path, equivalent: set) -> dict:
             killed += 1
         elif result.test_outcome == TestOutcome.SURVIVED:
             survivors.append((path, line, mutation.operator_name, source, mutated))
+            survivor_ids.append(item.job_id)
         else:
             incompetent += 1
-    return {"killed": killed, "survivors": survivors, "equivalent": equivalents, "incompetent": incompetent,
+    return {"killed": killed, "survivors": survivors, "survivor_ids": survivor_ids, "equivalent": equivalents,
+            "incompetent": incompetent,
             "pending": pending}
 
 
 class Prepared:
     """A module ready for cosmic-ray exec: its copy, config, session, mutants to test and the estimated minutes."""
 
-    def __init__(self, module: Module, tree: Path, cfg: Path, session: Path, count: int, estimate: float,
-                 seconds: float) -> None:
-        self.module, self.tree, self.cfg, self.session = module, tree, cfg, session
+    def __init__(self, module: Module, config: dict, tree: Path, cfg: Path, session: Path, count: int,
+                 estimate: float, seconds: float) -> None:
+        self.module, self.config, self.tree, self.cfg, self.session = module, config, tree, cfg, session
         self.count, self.estimate, self.seconds = count, estimate, seconds
 
 
@@ -436,7 +442,7 @@ def prepare_module(module: Module, config: dict, args: argparse.Namespace) -> Pr
     say(f"{module.name}: {len(mutants)} mutants, its tests take {seconds:.0f} s unmutated (under coverage); "
         f"about {estimate / 60:.0f} min with the covering tests (at most ~{len(mutants) * seconds / 60:.0f} min "
         f"with the whole selection)")
-    return Prepared(module, tree, cfg, session, len(mutants), estimate, seconds)
+    return Prepared(module, config, tree, cfg, session, len(mutants), estimate, seconds)
 
 
 def execute(prepared: Prepared, equivalent: set) -> tuple:
@@ -445,12 +451,25 @@ def execute(prepared: Prepared, equivalent: set) -> tuple:
     with open(WORK / module.name / "exec.log", "w") as log:
         cosmic_ray(prepared.tree, "exec", str(prepared.cfg), str(prepared.session), check=True, stdout=log,
                    stderr=subprocess.STDOUT)
+        outcome = results(module, prepared.session, prepared.tree, equivalent)
+        confirm = outcome["survivor_ids"]  # each survivor of its covering tests again, with the whole selection
+        if confirm:
+            say(f"{module.name}: {len(confirm)} survivors of their covering tests; again with the whole selection")
+            forget_survivors(prepared.session, confirm)
+            write_config(module, prepared.config, whole=True)
+            try:
+                cosmic_ray(prepared.tree, "exec", str(prepared.cfg), str(prepared.session), check=True, stdout=log,
+                           stderr=subprocess.STDOUT)
+            finally:
+                write_config(module, prepared.config)
+            outcome = results(module, prepared.session, prepared.tree, equivalent)
     elapsed = time.time() - start
-    outcome = results(module, prepared.session, prepared.tree, equivalent)
     scored = outcome["killed"] + len(outcome["survivors"])
     score = outcome["killed"] / scored if scored else float("nan")
     report = [f"{module.name}: killed {outcome['killed']}/{scored} non-equivalent mutants ({score:.1%}), "
-              f"{outcome['equivalent']} equivalent, {outcome['incompetent']} incompetent, in {elapsed / 60:.1f} min"]
+              f"{outcome['equivalent']} equivalent, {outcome['incompetent']} incompetent, in {elapsed / 60:.1f} min; "
+              f"{len(confirm) - len(outcome['survivors'])} of {len(confirm)} survivors of their covering tests killed "
+              "by the whole selection"]
     report += [f"  survived: {path}:{line} {operator}: `{source}` -> `{mutated}`"
                for path, line, operator, source, mutated in outcome["survivors"]]
     say("\n".join(report))
@@ -504,7 +523,7 @@ def main() -> int:
         sys.path[0] = os.getcwd()  # as `python -m pytest` has it
         if sys.argv[1] == "--map":
             return map_tests(next(m for m in load_config()[1] if m.name == sys.argv[2]), Path(sys.argv[3]))
-        return test_mutant(Path(sys.argv[2]))
+        return test_mutant(Path(sys.argv[2]), whole=sys.argv[3:] == ["--whole"])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="module names from benchmarks/mutation.toml (default: all)")
     parser.add_argument("--dry-run", action="store_true",

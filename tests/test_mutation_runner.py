@@ -109,3 +109,6 @@ def test_the_map_and_a_mutants_run_in_a_toy_repository(tmp_path):
     mutant = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mutation.py"), "--test-mutant", "map.json"],
                             cwd=tmp_path, capture_output=True, text=True)
     assert "2 covering tests" in mutant.stdout and "1 failed" in mutant.stdout and mutant.returncode == 1
+    whole = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mutation.py"), "--test-mutant", "map.json",
+                            "--whole"], cwd=tmp_path, capture_output=True, text=True)  # how a survivor is confirmed
+    assert "the whole selection" in whole.stdout and "1 failed" in whole.stdout and whole.returncode == 1
