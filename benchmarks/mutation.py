@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import concurrent.futures
+import contextlib
 import difflib
 import hashlib
 import json
@@ -32,6 +33,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Iterator
 
 try:
     import tomllib
@@ -232,7 +234,7 @@ def map_tests(module: Module, out: Path) -> int:
                 n: sorted({c or SHARED for c in contexts}) for n, contexts in data.contexts_by_lineno(measured).items()}
     out.write_text(json.dumps({
         "whole": module.tests, "in_process": module.in_process, "tests": recorder.tests, "seconds": recorder.seconds,
-        "spawning": sorted(recorder.spawning), "lines": lines,
+        "spawning": sorted(recorder.spawning), "lines": lines, "preload": [name for name in sys.modules if preloadable(name)],
         "sources": {f: (ROOT / f).read_text() for f in module.files}}))
     return int(status)
 
@@ -273,9 +275,94 @@ def changed_lines(before: str, after: str) -> tuple[int, int]:
     return ops[0][1] + 1, max(ops[-1][2], ops[0][1] + 1)
 
 
-def test_mutant(map_path: Path, whole: bool = False) -> int:
+OWN = ("promptpo_bench", "algorithms", "tasks", "descriptions", "tests", "benchmarks", "conftest", "__main__", "coverage")
+
+
+def preloadable(name: str) -> bool:
+    """Whether a module may be imported ahead by the mutants' pytest server: a library's, never the project's."""
+    file = getattr(sys.modules.get(name), "__file__", None)
+    return bool(file) and name.split(".")[0] not in OWN and not Path(file).resolve().is_relative_to(ROOT.resolve())
+
+
+def socket_file(map_path: Path) -> Path:
+    return map_path.with_name("pytest.sock")
+
+
+def serve(map_path: Path) -> int:
+    """The mutants' pytest server (one per module, in its copy): imports the libraries the tests import (NumPy, SciPy,
+    Gymnasium, torch ...: seconds of every mutant's start-up) once, then forks a fresh process for each mutant's
+    tests, which imports the project's own modules from the mutated files. Ends with its parent."""
+    import importlib
+    import select
+    import signal
+    import socket
+
+    import pytest  # noqa: F401 (preloaded)
+
+    for name in json.loads(map_path.read_text()).get("preload", []):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    own = [name for name in sys.modules if name.split(".")[0] in OWN[:-1]]
+    if own:  # a library imported the project: its children would not see the mutants
+        print(f"mutation.py: preloading imported {own[0]}; no server, each mutant starts its own pytest", flush=True)
+        return 1
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(socket_file(map_path)))
+    server.listen(1)
+    while True:
+        connection, _ = server.accept()
+        with connection:
+            message, fds, _, _ = socket.recv_fds(connection, 16, 2)
+            pid = os.fork()
+            if pid == 0:  # the mutant's tests, writing to cosmic-ray's pipes; a process group of its own to kill
+                server.close()
+                connection.close()
+                os.setsid()
+                os.dup2(fds[0], 1)
+                os.dup2(fds[1], 2)
+                code = 1
+                try:
+                    code = test_mutant(map_path, whole=message == b"whole", local=True)
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+            for fd in fds:
+                os.close(fd)
+            child = os.pidfd_open(pid)
+            ready, _, _ = select.select([child, connection], [], [])
+            if child not in ready:  # the client is gone: cosmic-ray's timeout killed it
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            os.close(child)
+            with contextlib.suppress(OSError):
+                connection.sendall(str(code if code >= 0 else 1).encode())
+
+
+def via_server(map_path: Path, whole: bool) -> int | None:
+    """Run a mutant's tests in a process forked by the module's server, if one is up; its exit status."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        try:
+            client.connect(str(socket_file(map_path)))
+            socket.send_fds(client, [b"whole" if whole else b"cover"], [1, 2])
+        except OSError:
+            return None
+        reply = b""
+        while chunk := client.recv(64):
+            reply += chunk
+    return int(reply) if reply else None  # no reply: the server died; the tests run here
+
+
+def test_mutant(map_path: Path, whole: bool = False, local: bool = False) -> int:
     """cosmic-ray's test command (in the copy, the mutant applied): run the tests that cover the mutated statement, or
-    the whole selection (`chosen_tests`), with the selection's own collection so the node ids are the map's."""
+    the whole selection (`chosen_tests`), with the selection's own collection so the node ids are the map's; in a
+    process forked by the module's server (`serve`) when it is up."""
+    code = None if local else via_server(map_path, whole)
+    if code is not None:
+        return code
     import pytest
 
     coverage_map = json.loads(map_path.read_text())
@@ -445,10 +532,28 @@ def prepare_module(module: Module, config: dict, args: argparse.Namespace) -> Pr
     return Prepared(module, config, tree, cfg, session, len(mutants), estimate, seconds)
 
 
+@contextlib.contextmanager
+def pytest_server(prepared: Prepared, log: IO[str]) -> Iterator[None]:
+    """The module's pytest server (`serve`) while its mutants run; without it each mutant starts a pytest of its own."""
+    sock = socket_file(map_file(prepared.module))
+    sock.unlink(missing_ok=True)
+    server = subprocess.Popen([sys.executable, "benchmarks/mutation.py", "--serve", str(map_file(prepared.module))],
+                              cwd=prepared.tree, env=tree_env(prepared.tree), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while not sock.exists() and server.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        server.kill()
+        server.wait()
+        sock.unlink(missing_ok=True)
+
+
 def execute(prepared: Prepared, equivalent: set) -> tuple:
     """cosmic-ray exec of a prepared module (its log in runs/mutation/MODULE/exec.log), then its report."""
     module, start = prepared.module, time.time()
-    with open(WORK / module.name / "exec.log", "w") as log:
+    with open(WORK / module.name / "exec.log", "w") as log, pytest_server(prepared, log):
         cosmic_ray(prepared.tree, "exec", str(prepared.cfg), str(prepared.session), check=True, stdout=log,
                    stderr=subprocess.STDOUT)
         outcome = results(module, prepared.session, prepared.tree, equivalent)
@@ -519,10 +624,12 @@ def makespan(estimates: list[float], jobs: int) -> float:
 
 
 def main() -> int:
-    if sys.argv[1:2] in (["--map"], ["--test-mutant"]):  # run in the copy, by prepare_module and by cosmic-ray
+    if sys.argv[1:2] in (["--map"], ["--test-mutant"], ["--serve"]):  # in the copy: by prepare_module and cosmic-ray
         sys.path[0] = os.getcwd()  # as `python -m pytest` has it
         if sys.argv[1] == "--map":
             return map_tests(next(m for m in load_config()[1] if m.name == sys.argv[2]), Path(sys.argv[3]))
+        if sys.argv[1] == "--serve":
+            return serve(Path(sys.argv[2]))
         return test_mutant(Path(sys.argv[2]), whole=sys.argv[3:] == ["--whole"])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="module names from benchmarks/mutation.toml (default: all)")
