@@ -275,13 +275,19 @@ def changed_lines(before: str, after: str) -> tuple[int, int]:
     return ops[0][1] + 1, max(ops[-1][2], ops[0][1] + 1)
 
 
-OWN = ("promptpo_bench", "algorithms", "tasks", "descriptions", "tests", "benchmarks", "conftest", "__main__", "coverage")
+PROJECT = ("promptpo_bench", "algorithms", "tasks", "descriptions", "tests", "benchmarks", "conftest")
+
+
+def own_module(name: str) -> bool:
+    """Whether a loaded module is the project's (by name, or by a file in the copy) rather than a library's."""
+    file = getattr(sys.modules.get(name), "__file__", None)
+    return name.split(".")[0] in PROJECT or bool(file) and Path(file).resolve().is_relative_to(Path.cwd().resolve())
 
 
 def preloadable(name: str) -> bool:
     """Whether a module may be imported ahead by the mutants' pytest server: a library's, never the project's."""
-    file = getattr(sys.modules.get(name), "__file__", None)
-    return bool(file) and name.split(".")[0] not in OWN and not Path(file).resolve().is_relative_to(ROOT.resolve())
+    return bool(getattr(sys.modules.get(name), "__file__", None)) and name not in ("__main__", "coverage") \
+        and not name.startswith("coverage.") and not own_module(name)
 
 
 def socket_file(map_path: Path) -> Path:
@@ -302,7 +308,7 @@ def serve(map_path: Path) -> int:
     for name in json.loads(map_path.read_text()).get("preload", []):
         with contextlib.suppress(Exception):
             importlib.import_module(name)
-    own = [name for name in sys.modules if name.split(".")[0] in OWN[:-1]]
+    own = [name for name in sys.modules if name != "__main__" and own_module(name)]
     if own:  # a library imported the project: its children would not see the mutants
         print(f"mutation.py: preloading imported {own[0]}; no server, each mutant starts its own pytest", flush=True)
         return 1
@@ -381,7 +387,8 @@ def test_mutant(map_path: Path, whole: bool = False, local: bool = False) -> int
             if len(kept) == len(keep):  # else (the mutant changed what is collected) the whole selection
                 items[:] = kept
 
-    print(f"mutation.py: {'the whole selection' if chosen is None else f'{len(chosen)} covering tests'}", flush=True)
+    print(f"mutation.py: {'the whole selection' if chosen is None else f'{len(chosen)} covering tests'}"
+          f"{' (forked by the pytest server)' if local else ''}", flush=True)
     return int(pytest.main([*PYTEST, *shlex.split(coverage_map["whole"])], plugins=[] if chosen is None else [Only()]))
 
 

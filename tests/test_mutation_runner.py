@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,3 +113,16 @@ def test_the_map_and_a_mutants_run_in_a_toy_repository(tmp_path):
     whole = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mutation.py"), "--test-mutant", "map.json",
                             "--whole"], cwd=tmp_path, capture_output=True, text=True)  # how a survivor is confirmed
     assert "the whole selection" in whole.stdout and "1 failed" in whole.stdout and whole.returncode == 1
+
+    server = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "mutation.py"), "--serve", "map.json"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while not (tmp_path / "pytest.sock").exists():
+            assert server.poll() is None, server.stdout.read()
+            time.sleep(0.05)
+        forked = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mutation.py"), "--test-mutant", "map.json"],
+                                cwd=tmp_path, capture_output=True, text=True)
+    finally:
+        server.kill()
+    assert "2 covering tests (forked by the pytest server)" in forked.stdout and "1 failed" in forked.stdout
+    assert forked.returncode == 1
