@@ -286,8 +286,8 @@ def own_module(name: str) -> bool:
 
 def preloadable(name: str) -> bool:
     """Whether a module may be imported ahead by the mutants' pytest server: a library's, never the project's."""
-    return bool(getattr(sys.modules.get(name), "__file__", None)) and name not in ("__main__", "coverage") \
-        and not name.startswith("coverage.") and not own_module(name)
+    return (bool(getattr(sys.modules.get(name), "__file__", None)) and name not in ("__main__", "__mp_main__")
+            and name.split(".")[0] != "coverage" and not own_module(name))
 
 
 def socket_file(map_path: Path) -> Path:
@@ -308,7 +308,7 @@ def serve(map_path: Path) -> int:
     for name in json.loads(map_path.read_text()).get("preload", []):
         with contextlib.suppress(Exception):
             importlib.import_module(name)
-    own = [name for name in sys.modules if name != "__main__" and own_module(name)]
+    own = [name for name in sys.modules if name not in ("__main__", "__mp_main__") and own_module(name)]
     if own:  # a library imported the project: its children would not see the mutants
         print(f"mutation.py: preloading imported {own[0]}; no server, each mutant starts its own pytest", flush=True)
         return 1
