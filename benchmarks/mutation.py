@@ -290,6 +290,43 @@ def preloadable(name: str) -> bool:
             and name.split(".")[0] != "coverage" and not own_module(name))
 
 
+def killers_file(map_path: Path) -> Path:
+    return map_path.with_name("killers.json")
+
+
+def mutant_key(path: str, mutated: str) -> str:
+    """A mutant's key in killers.json: the hash of its file's mutated text (the same mutant, pass after pass)."""
+    return hashlib.sha256(f"{path}\0{mutated}".encode()).hexdigest()
+
+
+def harvest_killers(module: Module, session: Path, tree: Path) -> None:
+    """Remember the test that killed each killed mutant of a session (its first FAILED or ERROR line), so that the next
+    pass runs it first: with -x, a mutant killed before then costs one test. Only the order changes."""
+    import cosmic_ray.plugins
+    from cosmic_ray.mutating import mutate_code
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    path = killers_file(map_file(module))
+    killers = json.loads(path.read_text()) if path.is_file() else {}
+    sources = {f: (tree / f).read_text() for f in module.files}
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        done = list(db.completed_work_items)
+    for item, result in done:
+        failed = [line.split(" ", 1)[1].split(" - ", 1)[0] for line in (result.output or "").splitlines()
+                  if line.startswith(("FAILED ", "ERROR ")) and "::" in line]
+        mutation = item.mutations[0]
+        file = str(Path(mutation.module_path))
+        if result.test_outcome != TestOutcome.KILLED or not failed or file not in sources:
+            continue
+        operator_class = cosmic_ray.plugins.get_operator(mutation.operator_name)
+        operator = operator_class(**(getattr(mutation, "operator_args", None) or {}))
+        mutated = mutate_code(sources[file], operator, mutation.occurrence)
+        if mutated is not None:
+            killers[mutant_key(file, mutated)] = failed[0]
+    path.write_text(json.dumps(killers))
+
+
 def socket_file(map_path: Path) -> Path:
     return map_path.with_name("pytest.sock")
 
@@ -372,11 +409,13 @@ def test_mutant(map_path: Path, whole: bool = False, local: bool = False) -> int
     import pytest
 
     coverage_map = json.loads(map_path.read_text())
-    chosen = None
-    for path, source in {} if whole else coverage_map["sources"].items():
+    killers = json.loads(killers_file(map_path).read_text()) if killers_file(map_path).is_file() else {}
+    chosen, first = None, None
+    for path, source in coverage_map["sources"].items():
         mutated = Path(path).read_text()
         if mutated != source:
-            chosen = chosen_tests(coverage_map, path, *changed_lines(source, mutated))
+            chosen = None if whole else chosen_tests(coverage_map, path, *changed_lines(source, mutated))
+            first = killers.get(mutant_key(path, mutated))
             break
     keep = set(chosen or [])
 
@@ -384,12 +423,13 @@ def test_mutant(map_path: Path, whole: bool = False, local: bool = False) -> int
         @pytest.hookimpl(trylast=True)
         def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
             kept = [item for item in items if item.nodeid in keep]
-            if len(kept) == len(keep):  # else (the mutant changed what is collected) the whole selection
+            if chosen is not None and len(kept) == len(keep):  # else (collection changed) the whole selection
                 items[:] = kept
+            items.sort(key=lambda item: item.nodeid != first)  # the test that killed it last time first (stable)
 
     print(f"mutation.py: {'the whole selection' if chosen is None else f'{len(chosen)} covering tests'}"
-          f"{' (forked by the pytest server)' if local else ''}", flush=True)
-    return int(pytest.main([*PYTEST, *shlex.split(coverage_map["whole"])], plugins=[] if chosen is None else [Only()]))
+          f"{f', {first} first' if first else ''}{' (forked by the pytest server)' if local else ''}", flush=True)
+    return int(pytest.main([*PYTEST, *shlex.split(coverage_map["whole"])], plugins=[Only()]))
 
 
 def cosmic_ray(tree: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -517,6 +557,8 @@ def prepare_module(module: Module, config: dict, args: argparse.Namespace) -> Pr
         write_config(module, config)
         skip_filtered(module, config, tree, session)
     else:
+        if session.is_file():  # a past session's killers (runs/mutation/MODULE/killers.json) order the new one's tests
+            harvest_killers(module, session, tree)
         cfg, session = prepare(module, config, tree)
         stamp.write_text(sources)
     start = time.time()
@@ -575,6 +617,7 @@ def execute(prepared: Prepared, equivalent: set) -> tuple:
             finally:
                 write_config(module, prepared.config)
             outcome = results(module, prepared.session, prepared.tree, equivalent)
+    harvest_killers(module, prepared.session, prepared.tree)
     elapsed = time.time() - start
     scored = outcome["killed"] + len(outcome["survivors"])
     score = outcome["killed"] / scored if scored else float("nan")

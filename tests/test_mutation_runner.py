@@ -112,7 +112,7 @@ def test_the_map_and_a_mutants_run_in_a_toy_repository(tmp_path):
     assert "2 covering tests" in mutant.stdout and "1 failed" in mutant.stdout and mutant.returncode == 1
     whole = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mutation.py"), "--test-mutant", "map.json",
                             "--whole"], cwd=tmp_path, capture_output=True, text=True)  # how a survivor is confirmed
-    assert "the whole selection" in whole.stdout and "1 failed" in whole.stdout and whole.returncode == 1
+    assert "the whole selection" in whole.stdout and "1 failed in" in whole.stdout and whole.returncode == 1
 
     server = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "mutation.py"), "--serve", "map.json"],
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -126,3 +126,9 @@ def test_the_map_and_a_mutants_run_in_a_toy_repository(tmp_path):
         server.kill()
     assert "2 covering tests (forked by the pytest server)" in forked.stdout and "1 failed" in forked.stdout
     assert forked.returncode == 1
+
+    killer = mutation.mutant_key("toy.py", (tmp_path / "toy.py").read_text())  # as if test_g had killed it before
+    (tmp_path / "killers.json").write_text(json.dumps({killer: ids[1], "another mutant": ids[0]}))
+    first = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mutation.py"), "--test-mutant", "map.json",
+                            "--whole"], cwd=tmp_path, capture_output=True, text=True)
+    assert f"{ids[1]} first" in first.stdout and "1 failed, 1 passed" in first.stdout and first.returncode == 1
