@@ -530,6 +530,11 @@ def results(module: Module, session: Path, tree: Path, equivalent: set) -> dict:
             "pending": pending}
 
 
+def last_pass(module: Module) -> Path:
+    """The seconds and mutants of the module's last pass: the next one's estimate."""
+    return WORK / module.name / "last-pass.json"
+
+
 class Prepared:
     """A module ready for cosmic-ray exec: its copy, config, session, mutants to test and the estimated minutes."""
 
@@ -571,13 +576,15 @@ def prepare_module(module: Module, config: dict, args: argparse.Namespace) -> Pr
     overhead = max(0.0, seconds - sum(coverage_map["seconds"].values()))  # start-up and collection, once a mutant
     with use_db(str(session), WorkDB.Mode.open) as db:
         mutants = [item.mutations[0] for item in db.pending_work_items]
-    estimate = 0.0
+    estimate, basis = 0.0, "at most: every covering test, a pytest of its own"
     for mutation in mutants:
         chosen = chosen_tests(coverage_map, str(Path(mutation.module_path)), mutation.start_pos[0], mutation.end_pos[0])
         estimate += overhead + sum(coverage_map["seconds"][t] for t in (chosen or coverage_map["tests"]))
-    say(f"{module.name}: {len(mutants)} mutants, its tests take {seconds:.0f} s unmutated (under coverage); "
-        f"about {estimate / 60:.0f} min with the covering tests (at most ~{len(mutants) * seconds / 60:.0f} min "
-        f"with the whole selection)")
+    if last_pass(module).is_file():
+        last = json.loads(last_pass(module).read_text())
+        estimate, basis = last["seconds"] / last["mutants"] * len(mutants), "at the pace of its last pass"
+    say(f"{module.name}: {len(mutants)} mutants to test, its tests take {seconds:.0f} s unmutated (under coverage); "
+        f"about {estimate / 60:.0f} min ({basis})")
     return Prepared(module, config, tree, cfg, session, len(mutants), estimate, seconds)
 
 
@@ -619,6 +626,8 @@ def execute(prepared: Prepared, equivalent: set) -> tuple:
             outcome = results(module, prepared.session, prepared.tree, equivalent)
     harvest_killers(module, prepared.session, prepared.tree)
     elapsed = time.time() - start
+    if prepared.count:
+        last_pass(module).write_text(json.dumps({"seconds": elapsed, "mutants": prepared.count}))
     scored = outcome["killed"] + len(outcome["survivors"])
     score = outcome["killed"] / scored if scored else float("nan")
     report = [f"{module.name}: killed {outcome['killed']}/{scored} non-equivalent mutants ({score:.1%}), "
@@ -725,7 +734,7 @@ def main() -> int:
         stop.set()
     print("\nmodule            mutants  killed/scored   score   minutes (this run)")
     for p in prepared if args.dry_run else []:
-        print(f"{p.module.name:<17} {p.count:>7}  (dry run: tests take {p.seconds:.0f} s, about {p.estimate / 60:.0f} min)")
+        print(f"{p.module.name:<17} {p.count:>7}  (dry run: about {p.estimate / 60:.0f} min)")
     for name, count, outcome, score, elapsed in summary:
         scored = outcome["killed"] + len(outcome["survivors"])
         print(f"{name:<17} {count:>7}  {outcome['killed']:>6}/{scored:<6}  {score:>6.1%}  {elapsed / 60:>7.1f}")
