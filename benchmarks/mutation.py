@@ -234,7 +234,8 @@ def map_tests(module: Module, out: Path) -> int:
                 n: sorted({c or SHARED for c in contexts}) for n, contexts in data.contexts_by_lineno(measured).items()}
     out.write_text(json.dumps({
         "whole": module.tests, "in_process": module.in_process, "tests": recorder.tests, "seconds": recorder.seconds,
-        "spawning": sorted(recorder.spawning), "lines": lines, "preload": [name for name in sys.modules if preloadable(name)],
+        "spawning": sorted(recorder.spawning), "lines": lines,
+        "preload": [name for name in sys.modules if preloadable(name)],
         "sources": {f: (ROOT / f).read_text() for f in module.files}}))
     return int(status)
 
@@ -556,7 +557,8 @@ def prepare_module(module: Module, config: dict, args: argparse.Namespace) -> Pr
     sources = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in module.files)).hexdigest()
     if args.resume and session.is_file():
         if not stamp.is_file() or stamp.read_text() != sources:
-            raise MutationError(f"{module.name}: its files changed since the last session; run it afresh (without --resume)")
+            raise MutationError(f"{module.name}: its files changed since the last session; "
+                                "run it afresh (without --resume)")
         if args.retest_survivors:
             forget_survivors(session)
         write_config(module, config)
@@ -571,7 +573,8 @@ def prepare_module(module: Module, config: dict, args: argparse.Namespace) -> Pr
                             cwd=tree, env=tree_env(tree), capture_output=True, text=True)
     seconds = time.time() - start
     if mapped.returncode != 0:
-        raise MutationError(f"{module.name}: the tests fail without any mutant:\n{mapped.stdout[-2000:]}{mapped.stderr[-2000:]}")
+        raise MutationError(f"{module.name}: the tests fail without any mutant:\n"
+                            f"{mapped.stdout[-2000:]}{mapped.stderr[-2000:]}")
     coverage_map = json.loads(map_file(module).read_text())
     overhead = max(0.0, seconds - sum(coverage_map["seconds"].values()))  # start-up and collection, once a mutant
     with use_db(str(session), WorkDB.Mode.open) as db:

@@ -52,7 +52,8 @@ def test_statement_lines_cover_a_whole_simple_statement_and_only_a_compound_ones
 
 
 def coverage_map(**changes) -> dict:
-    lines = {"5": ["t::a", "t::c"], "6": ["t::b"], "7": ["t::a"], "1": [mutation.SHARED], "9": ["t::a", mutation.SHARED]}
+    lines = {"5": ["t::a", "t::c"], "6": ["t::b"], "7": ["t::a"], "1": [mutation.SHARED],
+             "9": ["t::a", mutation.SHARED]}
     return {"whole": "t", "in_process": ["m.py"], "tests": ["t::a", "t::b", "t::c", "t::d"], "spawning": ["t::d"],
             "lines": {"m.py": lines}, "sources": {"m.py": SOURCE}, **changes}
 
@@ -95,7 +96,8 @@ def test_the_map_and_a_mutants_run_in_a_toy_repository(tmp_path):
         """))
     run = ("import importlib.util, sys; from pathlib import Path; "
            f"spec = importlib.util.spec_from_file_location('m', {str(REPO / 'benchmarks' / 'mutation.py')!r}); "
-           "m = sys.modules['m'] = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); m.ROOT = Path.cwd(); "
+           "m = sys.modules['m'] = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+           "m.ROOT = Path.cwd(); "
            "sys.exit(m.map_tests(m.Module('toy', ['toy.py'], [], 'test_toy.py'), Path('map.json')))")
     subprocess.run([sys.executable, "-c", run], cwd=tmp_path, check=True, capture_output=True)
     mapped = json.loads((tmp_path / "map.json").read_text())
@@ -103,7 +105,8 @@ def test_the_map_and_a_mutants_run_in_a_toy_repository(tmp_path):
     assert mapped["tests"] == ids and set(mapped["seconds"]) == set(ids) and mapped["spawning"] == [ids[2]]
     lines = mapped["lines"]["toy.py"]
     assert lines["1"] == [mutation.SHARED] and lines["5"] == [ids[0]] and "11" not in lines
-    assert lines["16"] == [mutation.SHARED, ids[1]] and lines["18"] == [mutation.SHARED]  # g(0): the module-scoped fixture
+    assert lines["16"] == [mutation.SHARED, ids[1]]  # g(0) in the module-scoped fixture, g(2) in test_g
+    assert lines["18"] == [mutation.SHARED]
     assert mutation.chosen_tests(mapped, "toy.py", 5, 5) == [ids[0], ids[2]]  # toy.py is not declared in-process
 
     (tmp_path / "toy.py").write_text(SOURCE.replace("return 1\n", "return 7\n", 1))
