@@ -523,7 +523,8 @@ def results(module: Module, session: Path, tree: Path, equivalent: set) -> dict:
             killed += 1
         elif result.test_outcome == TestOutcome.SURVIVED:
             survivors.append((path, line, mutation.operator_name, source, mutated))
-            survivor_ids.append(item.job_id)
+            if not (result.output or "").startswith("mutation.py: the whole selection"):
+                survivor_ids.append(item.job_id)  # survived only its covering tests
         else:
             incompetent += 1
     return {"killed": killed, "survivors": survivors, "survivor_ids": survivor_ids, "equivalent": equivalents,
@@ -616,7 +617,8 @@ def execute(prepared: Prepared, equivalent: set) -> tuple:
         cosmic_ray(prepared.tree, "exec", str(prepared.cfg), str(prepared.session), check=True, stdout=log,
                    stderr=subprocess.STDOUT)
         outcome = results(module, prepared.session, prepared.tree, equivalent)
-        confirm = outcome["survivor_ids"]  # each survivor of its covering tests again, with the whole selection
+        confirm = outcome["survivor_ids"]  # each survivor of only its covering tests again, with the whole selection
+        before = len(outcome["survivors"])
         if confirm:
             say(f"{module.name}: {len(confirm)} survivors of their covering tests; again with the whole selection")
             forget_survivors(prepared.session, confirm)
@@ -635,7 +637,7 @@ def execute(prepared: Prepared, equivalent: set) -> tuple:
     score = outcome["killed"] / scored if scored else float("nan")
     report = [f"{module.name}: killed {outcome['killed']}/{scored} non-equivalent mutants ({score:.1%}), "
               f"{outcome['equivalent']} equivalent, {outcome['incompetent']} incompetent, in {elapsed / 60:.1f} min; "
-              f"{len(confirm) - len(outcome['survivors'])} of {len(confirm)} survivors of their covering tests killed "
+              f"{before - len(outcome['survivors'])} of {len(confirm)} survivors of only their covering tests killed "
               "by the whole selection"]
     report += [f"  survived: {path}:{line} {operator}: `{source}` -> `{mutated}`"
                for path, line, operator, source, mutated in outcome["survivors"]]
