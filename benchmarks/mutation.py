@@ -303,8 +303,6 @@ def mutant_key(path: str, mutated: str) -> str:
 def harvest_killers(module: Module, session: Path, tree: Path) -> None:
     """Remember the test that killed each killed mutant of a session (its first FAILED or ERROR line), so that the next
     pass runs it first: with -x, a mutant killed before then costs one test. Only the order changes."""
-    import cosmic_ray.plugins
-    from cosmic_ray.mutating import mutate_code
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome
 
@@ -320,9 +318,7 @@ def harvest_killers(module: Module, session: Path, tree: Path) -> None:
         file = str(Path(mutation.module_path))
         if result.test_outcome != TestOutcome.KILLED or not failed or file not in sources:
             continue
-        operator_class = cosmic_ray.plugins.get_operator(mutation.operator_name)
-        operator = operator_class(**(getattr(mutation, "operator_args", None) or {}))
-        mutated = mutate_code(sources[file], operator, mutation.occurrence)
+        mutated = mutant_text(sources[file], mutation)
         if mutated is not None:
             killers[mutant_key(file, mutated)] = failed[0]
     path.write_text(json.dumps(killers))
@@ -450,17 +446,30 @@ def write_config(module: Module, config: dict, whole: bool = False) -> Path:
     return cfg
 
 
-def prepare(module: Module, config: dict, tree: Path) -> tuple[Path, Path]:
+def prepare(module: Module, config: dict, tree: Path, equivalent: set) -> tuple[Path, Path]:
     """cosmic-ray's config and a new session for one module, its filtered mutants marked as skipped."""
     cfg, session = write_config(module, config), WORK / module.name / "session.sqlite"
     session.unlink(missing_ok=True)
     cosmic_ray(tree, "init", str(cfg), str(session), "--force", check=True, capture_output=True)
-    skip_filtered(module, config, tree, session)
+    skip_filtered(module, config, tree, session, equivalent)
     return cfg, session
 
 
-def skip_filtered(module: Module, config: dict, tree: Path, session: Path) -> None:
-    """Mark the pending mutants of excluded operators, outside the module's functions or in annotations as skipped."""
+LISTED = "listed as equivalent in docs/mutation.md"
+
+
+def mutant_text(source: str, mutation) -> str | None:
+    """A mutant's file text, as cosmic-ray writes it."""
+    import cosmic_ray.plugins
+    from cosmic_ray.mutating import mutate_code
+
+    operator_class = cosmic_ray.plugins.get_operator(mutation.operator_name)
+    return mutate_code(source, operator_class(**(getattr(mutation, "operator_args", None) or {})), mutation.occurrence)
+
+
+def skip_filtered(module: Module, config: dict, tree: Path, session: Path, equivalent: set) -> None:
+    """Mark the pending mutants of excluded operators, outside the module's functions or in annotations as skipped, and
+    those docs/mutation.md lists as equivalent (left out of the score whatever their tests say: not worth a run)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
@@ -484,6 +493,13 @@ def skip_filtered(module: Module, config: dict, tree: Path, session: Path) -> No
                 why = "outside the selected functions"
             elif any(a <= position < b for a, b in annotations[path]):
                 why = "in a type annotation"
+            elif (path, mutation.operator_name) in {(f, o) for f, o, _ in equivalent}:
+                source = (tree / path).read_text()
+                mutated = mutant_text(source, mutation) or source
+                ops = [op for op in difflib.SequenceMatcher(None, source.splitlines(), mutated.splitlines(),
+                                                            autojunk=False).get_opcodes() if op[0] != "equal"]
+                if ops and (path, mutation.operator_name, mutated.splitlines()[ops[0][3]].strip()) in equivalent:
+                    why = LISTED
             if why:
                 db.set_result(item.job_id, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED))
 
@@ -513,6 +529,7 @@ def results(module: Module, session: Path, tree: Path, equivalent: set) -> dict:
         pending = sum(1 for _ in db.pending_work_items)
     for item, result in done.values():
         if result.worker_outcome == WorkerOutcome.SKIPPED:
+            equivalents += result.output == LISTED
             continue
         mutation = item.mutations[0]
         path, line = str(Path(mutation.module_path)), mutation.start_pos[0]
@@ -546,7 +563,7 @@ class Prepared:
         self.count, self.estimate, self.seconds = count, estimate, seconds
 
 
-def prepare_module(module: Module, config: dict, args: argparse.Namespace) -> Prepared:
+def prepare_module(module: Module, config: dict, args: argparse.Namespace, equivalent: set) -> Prepared:
     """A fresh copy, the session (new, or the last one with --resume), and the map of which tests cover which line
     (one unmutated run of the selection, which must pass)."""
     from cosmic_ray.work_db import WorkDB, use_db
@@ -563,11 +580,11 @@ def prepare_module(module: Module, config: dict, args: argparse.Namespace) -> Pr
         if args.retest_survivors:
             forget_survivors(session)
         write_config(module, config)
-        skip_filtered(module, config, tree, session)
+        skip_filtered(module, config, tree, session, equivalent)
     else:
         if session.is_file():  # a past session's killers (runs/mutation/MODULE/killers.json) order the new one's tests
             harvest_killers(module, session, tree)
-        cfg, session = prepare(module, config, tree)
+        cfg, session = prepare(module, config, tree, equivalent)
         stamp.write_text(sources)
     start = time.time()
     mapped = subprocess.run([sys.executable, "benchmarks/mutation.py", "--map", module.name, str(map_file(module))],
@@ -716,7 +733,7 @@ def main() -> int:
     equivalent = equivalent_mutants()
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            prepared = list(pool.map(lambda m: prepare_module(m, config, args), chosen))
+            prepared = list(pool.map(lambda m: prepare_module(m, config, args, equivalent), chosen))
     except MutationError as error:
         fail(str(error))
     say(f"expected: about {makespan([p.estimate for p in prepared], args.jobs) / 60:.0f} min with {args.jobs} "
