@@ -135,3 +135,18 @@ def test_the_map_and_a_mutants_run_in_a_toy_repository(tmp_path):
     first = subprocess.run([sys.executable, str(REPO / "benchmarks" / "mutation.py"), "--test-mutant", "map.json",
                             "--whole"], cwd=tmp_path, capture_output=True, text=True)
     assert f"{ids[1]} first" in first.stdout and "1 failed, 1 passed" in first.stdout and first.returncode == 1
+
+
+def test_a_mutant_listed_as_equivalent_is_skipped_and_counted_as_equivalent(tmp_path):
+    (tmp_path / "toy.py").write_text(SOURCE)
+    (tmp_path / "cr.toml").write_text('[cosmic-ray]\nmodule-path = ["toy.py"]\ntimeout = 10.0\nexcluded-modules = []\n'
+                                      'test-command = "false"\n\n[cosmic-ray.distributor]\nname = "local"\n')
+    session = tmp_path / "session.sqlite"
+    subprocess.run([str(Path(sys.executable).parent / "cosmic-ray"), "init", "cr.toml", str(session)], cwd=tmp_path,
+                   check=True, capture_output=True)
+    module = mutation.Module("toy", ["toy.py"], [], "test_toy.py")
+    listed = {("toy.py", "core/NumberReplacer", "LIMIT = 4")}
+    mutation.skip_filtered(module, {"exclude-operators": ["core/(?!NumberReplacer)"]}, tmp_path, session, listed)
+    outcome = mutation.results(module, session, tmp_path, listed)
+    assert outcome["equivalent"] == 1 and outcome["killed"] == 0 and not outcome["survivors"]
+    assert outcome["pending"] > 1  # LIMIT = 2 and the other numbers are still to be tested
