@@ -34,6 +34,14 @@ SOURCE = textwrap.dedent("""\
             return 1 / x
         except ZeroDivisionError:
             return 0
+
+
+    import functools  # noqa: E402
+
+
+    @functools.lru_cache
+    def h():
+        return LIMIT  # line 26
     """)
 
 
@@ -93,6 +101,12 @@ def test_the_map_and_a_mutants_run_in_a_toy_repository(tmp_path):
 
         def test_spawns():
             subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+        def test_h_first():
+            assert toy.h() == 3
+
+        def test_h_again():  # reads the cached value: mapped to h's body all the same
+            assert toy.h() == 3
         """))
     run = ("import importlib.util, sys; from pathlib import Path; "
            f"spec = importlib.util.spec_from_file_location('m', {str(REPO / 'benchmarks' / 'mutation.py')!r}); "
@@ -101,12 +115,14 @@ def test_the_map_and_a_mutants_run_in_a_toy_repository(tmp_path):
            "sys.exit(m.map_tests(m.Module('toy', ['toy.py'], [], 'test_toy.py'), Path('map.json')))")
     subprocess.run([sys.executable, "-c", run], cwd=tmp_path, check=True, capture_output=True)
     mapped = json.loads((tmp_path / "map.json").read_text())
-    ids = ["test_toy.py::test_f", "test_toy.py::test_g", "test_toy.py::test_spawns"]
+    ids = ["test_toy.py::test_f", "test_toy.py::test_g", "test_toy.py::test_spawns", "test_toy.py::test_h_first",
+           "test_toy.py::test_h_again"]
     assert mapped["tests"] == ids and set(mapped["seconds"]) == set(ids) and mapped["spawning"] == [ids[2]]
     lines = mapped["lines"]["toy.py"]
     assert lines["1"] == [mutation.SHARED] and lines["5"] == [ids[0]] and "11" not in lines
     assert lines["16"] == [mutation.SHARED, ids[1]]  # g(0) in the module-scoped fixture, g(2) in test_g
     assert lines["18"] == [mutation.SHARED]
+    assert lines["26"] == sorted(ids[3:])  # both tests that read h(), though the second found it cached
     assert mutation.chosen_tests(mapped, "toy.py", 5, 5) == [ids[0], ids[2]]  # toy.py is not declared in-process
 
     (tmp_path / "toy.py").write_text(SOURCE.replace("return 1\n", "return 7\n", 1))
