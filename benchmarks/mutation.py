@@ -2,15 +2,19 @@
 
 Uses cosmic-ray (a maintained mutation-testing tool) on the modules of benchmarks/mutation.toml, each with only the
 tests that cover it. Mutants are applied to a private copy of the repository (runs/mutation/MODULE/tree, made anew
-each time), so the working tree is never touched, also when a run is interrupted (continue with --resume); the copy imports its own `promptpo_bench` (tasks/ and
-descriptions/ are linked into the package as the editable install maps them), subprocesses and sandbox workers too.
+each time), so the working tree is never touched, also when a run is interrupted (continue with --resume); the copy
+imports its own `promptpo_bench` (tasks/ and descriptions/ are linked into the package as the editable install maps
+them), subprocesses and sandbox workers too. Each mutant runs only the tests that execute its statement (mapped by
+coverage.py in one unmutated run), its last killer first, forked by a pytest server that has imported the libraries
+once; a survivor is tested again with the whole selection. docs/mutation.md explains each step.
 
-    python benchmarks/mutation.py                    # every module (make mutation); about an hour on 2 cores
+    python benchmarks/mutation.py -j 2               # every module, two side by side (make mutation)
     python benchmarks/mutation.py noiseworld         # some modules
-    python benchmarks/mutation.py --dry-run          # count the mutants and time each module's tests, run nothing
+    python benchmarks/mutation.py --dry-run -j 2     # count the mutants, map the tests, estimate the minutes
 
 Prints, per module, mutants killed / non-equivalent mutants, the score, the runtime and every survivor (file, line,
-operator, the mutated line). Equivalent mutants are listed in docs/mutation.md, each with its reason.
+operator, the mutated line), and a progress line a minute. Equivalent mutants are listed in docs/mutation.md, each
+with its reason.
 """
 
 from __future__ import annotations
