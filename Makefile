@@ -62,10 +62,11 @@ docs: install
 bench: install
 	$(BIN)/python benchmarks/noiseworld_speed.py
 
-# mutation testing of the code that decides results (cosmic-ray; about an hour on 2 cores; not part of `make test`)
+# mutation testing of the code that decides results (cosmic-ray; not part of `make test`); two modules side by side
 # one module: make mutation MODULES=noiseworld (names in benchmarks/mutation.toml); results in docs/mutation.md
+JOBS ?= 2
 mutation: install
-	$(BIN)/python benchmarks/mutation.py $(MODULES)
+	$(BIN)/python benchmarks/mutation.py -j $(JOBS) $(MODULES)
 
 # rebuild the committed board: reference runs, then every run in benchmarks/results/ verified by submit
 leaderboard: install
