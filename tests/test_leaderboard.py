@@ -298,6 +298,22 @@ def test_task_table_reports_iqms_that_an_outlier_seed_cannot_drag():
     assert cell("score @ 100k") == pytest.approx(metrics.aggregate_iqm(scores[:, None])) == pytest.approx(0.65)
 
 
+def test_steps_to_cells_show_an_interval_only_where_seeds_differ():
+    """A steps-to cell is a median over seeds with a bootstrap interval: none for seeds that all agree, and none
+    (a dash, not "— [nan, nan]") where the task's optimum is not positive, so a fraction of it means nothing."""
+    def cells(reaches: list[int], reference=ReferenceScores(-100.0, 100.0, "test")) -> list[str]:
+        runs = [fake_run("A", seed, [(0, -100.0), (at, 100.0), (300_000, 100.0)], reference)
+                for seed, at in enumerate(reaches)]
+        table = leaderboard.task_table("A", runs, np.random.default_rng(0))
+        (row,) = table.rows
+        return [row[table.headers.index(f"steps to {t}")][0] for t in ("50%", "90%")]
+
+    assert cells([100_000, 200_000]) == ["150k [100k, 200k]"] * 2  # two seeds that differ: the median and an interval
+    assert cells([100_000] * 3) == ["100k"] * 2  # three seeds alike: the point only
+    assert cells([100_000]) == ["100k"] * 2  # one seed: the point only
+    assert cells([100_000], ReferenceScores(-100.0, 0.0, "test")) == ["—"] * 2  # optimum 0: no target
+
+
 def llm_run(seed: int, final: float, success: float, tokens: tuple[int, int], cost: float) -> RunResult:
     """A PromptPO-like run: two rounds with token counts on its curve, a success rate and a cost."""
     run = fake_run("A", seed, [(0, -100.0), (100_000, final)], algorithm="promptpo")

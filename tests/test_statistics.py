@@ -14,6 +14,8 @@ def test_a_curve_is_a_step_function_that_ends_where_the_run_ended():
     np.testing.assert_array_equal(values, [np.nan, 1, 1, 2, 2, 3, np.nan])
     assert score_at(xs, ys, budget=15, end=25) == 2.0
     assert score_at(xs, ys, budget=100, end=25) == 3.0  # a run that stopped short is read at its end
+    # a last point past `end` (an evaluation after the final step) still counts up to that point
+    np.testing.assert_array_equal(step_values(xs, ys, np.array([15, 20, 21]), end=12), [2, 3, np.nan])
 
 
 def test_steps_to_is_the_first_point_that_reaches_the_target():
@@ -31,6 +33,8 @@ def test_median_ci_of_steps_with_targets_never_reached():
 
 def test_iqm_is_the_mean_of_the_middle_half():
     assert iqm(np.array([0, 1, 2, 3, 4, 5, 6, 1000.0])) == pytest.approx(3.5)
+    runs_by_tasks = np.array([[0.0, 10.0], [1.0, 10.0], [2.0, 10.0], [1000.0, 10.0]])  # (runs x tasks)
+    np.testing.assert_allclose(iqm(runs_by_tasks), [1.5, 10.0])  # by default over runs, one IQM per task
 
 
 def test_ci95_needs_two_values():
