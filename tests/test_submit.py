@@ -330,6 +330,18 @@ def test_evaluate_uses_the_runs_threads_lifetime_and_workers(ppo_copy, evaluate_
     assert evaluate_doubles["policy"].lifetime == "rollout"
 
 
+def test_evaluate_gives_a_code_policy_the_observation_of_the_description_it_read(ppo_copy, evaluate_doubles):
+    """A code policy is re-evaluated on the observation its run's description variant gave it (MuJoCo's "paper"
+    variant appends simulator state); a model.pt always acts on the env's own observation."""
+    record, policy = check_run(ppo_copy)
+    record["config"]["description_variant"] = "paper"
+    submit_module._evaluate(policy, record)
+    assert evaluate_doubles["variant"] is None
+    record["policy"]["kind"] = "python"
+    submit_module._evaluate(policy, record)
+    assert evaluate_doubles["variant"] == "paper"
+
+
 @pytest.mark.parametrize("failure, reason", [
     (PolicyFailure("crash", "boom"), "the policy failed on re-evaluation: crash: boom"),
     (RolloutFailure(PolicyFailure("timeout", "too slow", episode_id=3),
