@@ -287,10 +287,15 @@ def chosen_tests(coverage_map: dict, path: str, first: int, last: int) -> list[s
     return [test for test in coverage_map["tests"] if test in hit]
 
 
+def changes(before: str, after: str) -> list[tuple[str, int, int, int, int]]:
+    """difflib's opcodes of the lines a mutation replaced (tag, before's lines i1:i2, after's j1:j2)."""
+    return [op for op in difflib.SequenceMatcher(None, before.splitlines(), after.splitlines(), autojunk=False)
+            .get_opcodes() if op[0] != "equal"]
+
+
 def changed_lines(before: str, after: str) -> tuple[int, int]:
     """The first and last line of `before` that a mutation replaced."""
-    ops = [op for op in difflib.SequenceMatcher(None, before.splitlines(), after.splitlines(), autojunk=False)
-           .get_opcodes() if op[0] != "equal"]
+    ops = changes(before, after)
     return ops[0][1] + 1, max(ops[-1][2], ops[0][1] + 1)
 
 
@@ -514,8 +519,7 @@ def skip_filtered(module: Module, config: dict, tree: Path, session: Path, equiv
             elif (path, mutation.operator_name) in {(f, o) for f, o, _ in equivalent}:
                 source = (tree / path).read_text()
                 mutated = mutant_text(source, mutation) or source
-                ops = [op for op in difflib.SequenceMatcher(None, source.splitlines(), mutated.splitlines(),
-                                                            autojunk=False).get_opcodes() if op[0] != "equal"]
+                ops = changes(source, mutated)
                 if ops and (path, mutation.operator_name, mutated.splitlines()[ops[0][3]].strip()) in equivalent:
                     why = LISTED
             if why:
@@ -540,7 +544,7 @@ def results(module: Module, session: Path, tree: Path, equivalent: set) -> dict:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
-    killed, survivors, survivor_ids, equivalents, incompetent, pending = 0, [], [], 0, 0, 0
+    killed, survivors, survivor_ids, equivalents, incompetent = 0, [], [], 0, 0
     lines = {path: (tree / path).read_text().splitlines() for path in module.files}
     with use_db(str(session), WorkDB.Mode.open) as db:
         done = {item.job_id: (item, result) for item, result in db.completed_work_items}
@@ -563,8 +567,7 @@ def results(module: Module, session: Path, tree: Path, equivalent: set) -> dict:
         else:
             incompetent += 1
     return {"killed": killed, "survivors": survivors, "survivor_ids": survivor_ids, "equivalent": equivalents,
-            "incompetent": incompetent,
-            "pending": pending}
+            "incompetent": incompetent, "pending": pending}
 
 
 def last_pass(module: Module) -> Path:
@@ -612,16 +615,18 @@ def prepare_module(module: Module, config: dict, args: argparse.Namespace, equiv
         raise MutationError(f"{module.name}: the tests fail without any mutant:\n"
                             f"{mapped.stdout[-2000:]}{mapped.stderr[-2000:]}")
     coverage_map = json.loads(map_file(module).read_text())
-    overhead = max(0.0, seconds - sum(coverage_map["seconds"].values()))  # start-up and collection, once a mutant
     with use_db(str(session), WorkDB.Mode.open) as db:
         mutants = [item.mutations[0] for item in db.pending_work_items]
-    estimate, basis = 0.0, "at most: every covering test, a pytest of its own"
-    for mutation in mutants:
-        chosen = chosen_tests(coverage_map, str(Path(mutation.module_path)), mutation.start_pos[0], mutation.end_pos[0])
-        estimate += overhead + sum(coverage_map["seconds"][t] for t in (chosen or coverage_map["tests"]))
     if last_pass(module).is_file():
         last = json.loads(last_pass(module).read_text())
         estimate, basis = last["seconds"] / last["mutants"] * len(mutants), "at the pace of its last pass"
+    else:
+        estimate, basis = 0.0, "at most: every covering test, a pytest of its own"
+        overhead = max(0.0, seconds - sum(coverage_map["seconds"].values()))  # start-up and collection, once a mutant
+        for mutation in mutants:
+            chosen = chosen_tests(coverage_map, str(Path(mutation.module_path)), mutation.start_pos[0],
+                                  mutation.end_pos[0])
+            estimate += overhead + sum(coverage_map["seconds"][t] for t in (chosen or coverage_map["tests"]))
     say(f"{module.name}: {len(mutants)} mutants to test, its tests take {seconds:.0f} s unmutated (under coverage); "
         f"about {estimate / 60:.0f} min ({basis})")
     return Prepared(module, config, tree, cfg, session, len(mutants), estimate, seconds)
