@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import textwrap
 import time
+import types
 
 import numpy as np
 import pytest
@@ -60,6 +61,19 @@ def acting(body: str, result: str = "0") -> str:
     """A policy whose act runs `body` (with obs in scope) and returns `result`."""
     lines = textwrap.indent(textwrap.dedent(body).strip() + "\n", " " * 8) if body.strip() else ""
     return f"class Policy:\n    def act(self, obs):\n{lines}        return {result}\n"
+
+
+def forging(frame: bytes) -> str:
+    """A policy body that writes `frame` to every fd it can find: the reply pipe among them, a forged reply."""
+    return (f"import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, {frame!r})\n"
+            "    except OSError:\n        pass\n")
+
+
+def sandbox_clock(monkeypatch: pytest.MonkeyPatch, monotonic) -> None:
+    """The sandbox module reads `monotonic` as its clock (a test double); its `sleep` stays real."""
+    from promptpo_bench import sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "time", types.SimpleNamespace(monotonic=monotonic, sleep=time.sleep))
 
 
 def rows(*first: float, width: int = 104) -> np.ndarray:
@@ -169,15 +183,7 @@ def test_integer_box_rejects_fractions():
                                           (struct.pack("<IB", (1 << 20) + 128, 2), "timeout")])
 def test_a_forged_reply_is_a_failure_not_actions(forged, kind):
     """Untrusted code that writes its own frame to the reply pipe (any fd it can find) gets a failure."""
-    body = f"""
-    import os
-    for fd in range(3, 64):
-        try:
-            os.write(fd, {forged!r})
-        except OSError:
-            pass
-    """
-    assert failure(acting(body, "0")).kind == kind
+    assert failure(acting(forging(forged), "0")).kind == kind
 
 
 def test_box_accepts_and_clips_within_tolerance():
@@ -383,16 +389,7 @@ def test_set_limit_never_raises_a_hard_limit(monkeypatch, hard, asked, expected)
 def test_a_forged_empty_reply_is_read_as_soon_as_its_header_is_complete():
     """A frame of a header alone (5 bytes, no payload) is a whole reply: no action values for one observation, an
     invalid action, not a wait for more bytes that ends in the worker's death."""
-    body = """
-    import os
-    for fd in range(3, 64):
-        try:
-            os.write(fd, b"\\x00\\x00\\x00\\x00\\x02")
-        except OSError:
-            pass
-    os._exit(0)
-    """
-    error = failure(acting(body, "0"))
+    error = failure(acting(forging(b"\x00\x00\x00\x00\x02") + "os._exit(0)\n", "0"))
     assert error.kind == "invalid_action" and "returned 0 action values for 1 observations" in error.message
 
 
@@ -415,8 +412,6 @@ def test_endless_act_is_interrupted(body):
 def test_uninterruptible_wait_for_an_answer_lasts_until_the_deadline_exactly(monkeypatch, deadline, waits):
     """With the parent's clock at 100 s and a deadline of 102.5 s, it waits 2500 ms for the worker (a test double of
     its pipe that never answers), then fails the episode with a timeout; past its deadline it does not wait at all."""
-    from promptpo_bench import sandbox as sandbox_module
-
     class NeverAnswering:
         def __init__(self):
             self.waits = []
@@ -429,8 +424,7 @@ def test_uninterruptible_wait_for_an_answer_lasts_until_the_deadline_exactly(mon
     readings = iter([100.0])  # the first reading, then the real clock (killing the worker waits on it)
     with sandbox(acting("")) as policy:
         policy._spinner = pipe = NeverAnswering()
-        monkeypatch.setattr(sandbox_module, "time", type("FrozenOnce", (), {
-            "monotonic": staticmethod(lambda: next(readings, None) or real()), "sleep": staticmethod(time.sleep)}))
+        sandbox_clock(monkeypatch, lambda: next(readings, None) or real())
         with pytest.raises(PolicyFailure) as raised:
             policy._receive(deadline, "acting", 1 << 20, 7)
     assert pipe.waits == waits
@@ -665,8 +659,6 @@ def test_a_message_in_a_full_pipe_waits_while_the_worker_is_within_its_limits(bu
 def test_a_message_in_a_full_pipe_waits_until_its_deadline_exactly(monkeypatch, ids, wait_ms):
     """With the parent's clock frozen while it sends, a message the pipe cannot take at once waits for the worker to
     read it exactly as long as the message's limits: 0.5 s per observation, 5 s per new episode, 0.1 s of margin."""
-    from promptpo_bench import sandbox as sandbox_module
-
     real = time.monotonic
     frozen = [False]
     polls = []
@@ -680,8 +672,7 @@ def test_a_message_in_a_full_pipe_waits_until_its_deadline_exactly(monkeypatch, 
     with sandbox(COUNTING) as policy:
         policy.act(np.array([0, 1]), rows(0, 0))
         policy._writable = NeverWritable()
-        monkeypatch.setattr(sandbox_module, "time", type("FrozenWhileSending", (), {
-            "monotonic": staticmethod(lambda: 100.0 if frozen[0] else real()), "sleep": staticmethod(time.sleep)}))
+        sandbox_clock(monkeypatch, lambda: 100.0 if frozen[0] else real())
         frozen[0] = True
         with pytest.raises(PolicyFailure) as raised:
             policy.send(np.array(ids), np.zeros((len(ids), BIG)))
