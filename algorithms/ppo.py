@@ -336,6 +336,8 @@ def main(args: Args):
 
     for iteration in range(1, args.num_iterations + 1):
         run.maybe_evaluate(current_checkpoint, global_step)
+        if run.stopped_early:  # --early-stop-fraction: the policy has held its target; stop here
+            break
         # Annealing the rate if instructed to do so.
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = annealed_lr(args.learning_rate, iteration, args.num_iterations)

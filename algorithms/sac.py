@@ -238,6 +238,8 @@ def main(args: Args):
     num_iterations = max(1, args.total_timesteps // args.num_envs)
     for iteration in range(num_iterations):
         run.maybe_evaluate(current_checkpoint, global_step)
+        if run.stopped_early:  # --early-stop-fraction: the policy has held its target; stop here
+            break
         # ALGO LOGIC: put action logic here
         if global_step < args.learning_starts:
             actions = envs.action_space.sample()

@@ -8,7 +8,9 @@
 - `Run`, the protocol shared with PromptPO: `global_step` counts every training environment step, W&B logs
   against it, the deterministic policy is evaluated on held-out episode seeds every `--eval-every` steps and at
   the end, and the run directory gets `record.json` and a self-describing `model.pt` (see torch_policy.py); on a
-  terminal, a live bar shows steps, SPS, the last episodic return and the next evaluation.
+  terminal, a live bar shows steps, SPS, the last episodic return and the next evaluation;
+- the early stop (`--early-stop-fraction`): a run ends once its policy has held a fraction of the task's optimal
+  return for `--early-stop-evals` evaluations in a row, and says so in record.json (`totals.stopped_early`).
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ class BaselineArgs:
     """held-out episodes of each periodic evaluation"""
     eval_episodes: int = 50
     """held-out episodes of the final evaluation (record.json's final_eval)"""
+    early_stop_fraction: float = 0.0
+    """stop once --early-stop-evals periodic evaluations in a row reach this fraction of the task's optimal return
+    (0: run the whole budget); the board counts such a run at its planned budget with its last evaluation"""
+    early_stop_evals: int = 5
+    """periodic evaluations in a row that must reach the --early-stop-fraction target before the run stops"""
 
 
 def fail(script: str, message: str) -> NoReturn:
@@ -123,6 +130,22 @@ def check_positive(script: str, args: Any, names: tuple[str, ...]) -> None:
     if args.seed < 0 or args.seed + args.num_envs > HELDOUT_SEED_BASE:
         fail(script, f"--seed must be in 0..{HELDOUT_SEED_BASE - args.num_envs} (seeds from {HELDOUT_SEED_BASE} are "
              "held out for evaluation)")
+
+
+def early_stop_target(script: str, args: Any, env_kwargs: dict) -> float | None:
+    """The return --early-stop-fraction asks a run to hold (that fraction of the task's optimal return); None: off."""
+    if args.early_stop_fraction == 0:
+        return None
+    if not 0 < args.early_stop_fraction <= 1:
+        fail(script, f"--early-stop-fraction must be in (0, 1] (0: off), got {args.early_stop_fraction}")
+    if args.early_stop_evals < 1:
+        fail(script, f"--early-stop-evals must be at least 1, got {args.early_stop_evals}")
+    if not registry.is_registered(args.env_id):
+        fail(script, f"--early-stop-fraction needs a suite task with a known optimal return; {args.env_id} is not one")
+    optimal = registry.reference_scores(args.env_id, **env_kwargs).optimal
+    if optimal <= 0:
+        fail(script, f"--early-stop-fraction needs an optimal return above 0; {args.env_id}'s is {optimal:g}")
+    return args.early_stop_fraction * optimal
 
 
 def seed_everything(args: Any) -> torch.device:
@@ -227,15 +250,15 @@ def set_up(script: str, args: Any, algorithm: str, env_kwargs: dict) -> tuple[gy
         envs = make_envs(args, env_kwargs, run_dir_of(args))
     except (gym.error.Error, ImportError) as e:
         fail(script, str(e).splitlines()[0])
-    run = BaselineRun(args, algorithm, env_kwargs)
+    run = BaselineRun(args, algorithm, env_kwargs, early_stop_target(script, args, env_kwargs))
     return envs, run, seed_everything(args)
 
 
 class BaselineRun:
     """One baseline run: its directory, W&B, the held-out evaluations and the final record."""
 
-    def __init__(self, args: Any, algorithm: str, env_kwargs: dict):
-        self.args, self.env_kwargs = args, env_kwargs
+    def __init__(self, args: Any, algorithm: str, env_kwargs: dict, stop_return: float | None = None):
+        self.args, self.env_kwargs, self.stop_return = args, env_kwargs, stop_return
         self.run_dir = run_dir_of(args)
         config = {**asdict(args), "env_kwargs": env_kwargs}
         self.recorder = RunRecorder(self.run_dir, algorithm=algorithm, env_id=args.env_id, env_kwargs=env_kwargs,
@@ -245,6 +268,7 @@ class BaselineRun:
         self.episodes, self.eval_time, self.eval_env_steps = 0, 0.0, 0
         self.start_time = time.time()
         self.next_eval = 0
+        self.held = 0  # periodic evaluations in a row that reached stop_return
         self.last_return: float | None = None
         self.progress = Progress(args.total_timesteps, f"{algorithm} {args.env_id}", unit="step", unit_scale=True)
 
@@ -298,8 +322,19 @@ class BaselineRun:
     def maybe_evaluate(self, checkpoint_fn, global_step: int) -> None:
         """A periodic evaluation when `global_step` has reached the next multiple of --eval-every."""
         if global_step >= self.next_eval and self.next_eval < self.args.total_timesteps:
-            self.evaluate(checkpoint_fn(), global_step, self.args.periodic_eval_episodes)
+            result = self.evaluate(checkpoint_fn(), global_step, self.args.periodic_eval_episodes)
             self.next_eval = (global_step // self.args.eval_every + 1) * self.args.eval_every
+            if self.stop_return is not None:
+                self.held = self.held + 1 if result.mean_return >= self.stop_return else 0
+                if self.stopped_early:
+                    self.progress.line(f"early stop at global_step={global_step}: {self.held} evaluations in a row "
+                                       f"reached {self.stop_return:.4g} (--early-stop-fraction "
+                                       f"{self.args.early_stop_fraction:g} of the optimal return)")
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether the last --early-stop-evals periodic evaluations all reached the early-stop return: stop now."""
+        return self.stop_return is not None and self.held >= self.args.early_stop_evals
 
     def finish(self, checkpoint: dict, global_step: int) -> dict | None:
         """Final evaluation on held-out seeds, model.pt and record.json (without --save-model: neither file)."""
@@ -313,7 +348,8 @@ class BaselineRun:
             record = self.recorder.finish(
                 totals={"env_steps": global_step, "episodes": self.episodes, "llm_calls": 0, "prompt_tokens": 0,
                         "completion_tokens": 0, "cost_usd": None, "eval_env_steps": self.eval_env_steps,
-                        "train_time_s": round(train_time, 3), "sps": int(global_step / max(train_time, 1e-9))},
+                        "train_time_s": round(train_time, 3), "sps": int(global_step / max(train_time, 1e-9)),
+                        "planned_env_steps": self.args.total_timesteps, "stopped_early": self.stopped_early},
                 final_eval=final_eval(final), policy_path="model.pt", policy_kind="torch")
             print(f"model saved to {self.run_dir / 'model.pt'}; record written to {self.run_dir / 'record.json'}")
         else:

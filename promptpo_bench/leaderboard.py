@@ -81,9 +81,20 @@ class RunResult:
         return int(self.record["totals"]["env_steps"])
 
     @property
+    def stopped_early(self) -> bool:
+        """Whether the run's early stop ended it before its budget, its policy holding the target (baselines.py)."""
+        return bool(self.record["totals"].get("stopped_early"))
+
+    @property
+    def end_steps(self) -> int:
+        """How far the run counts: its planned budget if it stopped early (its last evaluation stands for the rest of
+        it, as a converged run's would), else the steps it ran."""
+        return int(self.record["totals"]["planned_env_steps"]) if self.stopped_early else self.total_steps
+
+    @property
     def budget(self) -> int:
         """The run's step budget to two significant digits (99,840 steps of PPO -> 100k), 0 for references."""
-        return 0 if self.is_reference else int(float(f"{self.total_steps:.2g}"))
+        return 0 if self.is_reference else int(float(f"{self.end_steps:.2g}"))
 
     @property
     def total_tokens(self) -> int:
@@ -114,7 +125,7 @@ class RunResult:
 
     def values_at(self, grid: np.ndarray, y: str = "mean_return", x: str = "env_steps") -> np.ndarray:
         """The curve as a step function of `x` on `grid`: the latest point at or before each x, NaN outside the run."""
-        end = self.total_steps if x == "env_steps" else self.total_tokens
+        end = self.end_steps if x == "env_steps" else self.total_tokens
         return statistics.step_values(self.curve[x], self.curve[y], grid, end)
 
     def score(self, value: float | np.ndarray) -> float | np.ndarray:
@@ -122,12 +133,12 @@ class RunResult:
         return value if self.reference is None else registry.normalised(value, self.reference)
 
     def reaches(self, budget: int) -> bool:
-        return self.total_steps >= BUDGET_SLACK * budget
+        return self.end_steps >= BUDGET_SLACK * budget
 
     def score_at(self, budget: int) -> float:
         """Normalised score (or return) of the run's curve at `budget` steps (at its end if it stopped just short)."""
         return float(self.score(statistics.score_at(self.curve["env_steps"], self.curve["mean_return"], budget,
-                                                    self.total_steps)))
+                                                    self.end_steps)))
 
     def steps_to(self, fraction: float) -> float:
         """First curve env_steps whose return reaches `fraction` of the optimal return (inf if never; NaN where the

@@ -59,7 +59,7 @@ def final_eval(episodes: Episodes, failure: dict[str, Any] | None = None) -> dic
 RUN_FLAGS = frozenset({
     "env-id", "seed", "total-timesteps", "run-dir", "exp-name", "env-kwargs", "native-vector-env", "torch-deterministic",
     "cuda", "torch-threads", "track", "wandb-project-name", "wandb-entity", "wandb-group", "capture-video",
-    "save-model", "eval-every", "periodic-eval-episodes", "eval-episodes",
+    "save-model", "eval-every", "periodic-eval-episodes", "eval-episodes", "early-stop-fraction", "early-stop-evals",
 })
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import registry
 from .entries import DEFAULT_BOARD, entry_dir, find_duplicate
 from .errors import BenchError
 from .progress import Progress
@@ -92,6 +93,30 @@ def _check_curve(record: dict[str, Any]) -> None:
             raise Rejected(f"the curve's last point has {key} {values[-1]} but totals.{key} is only {totals[key]}")
 
 
+def _check_early_stop(record: dict[str, Any]) -> None:
+    """A run that stopped early counts on the board at its planned budget, so its claim must hold: the stop rule was
+    on, the planned budget is its command's, and the evaluations just before its final one reached the rule's target."""
+    totals = record["totals"]
+    if not totals.get("stopped_early"):
+        return
+    config = record.get("config") or {}
+    fraction, evals = float(config.get("early_stop_fraction") or 0), int(config.get("early_stop_evals") or 0)
+    if not (0 < fraction <= 1 and evals >= 1):
+        raise Rejected("totals.stopped_early is set, but the run's config has no early stop (early_stop_fraction, "
+                       "early_stop_evals)")
+    planned = totals.get("planned_env_steps")
+    if planned != config.get("total_timesteps") or not planned > totals["env_steps"]:
+        raise Rejected(f"totals.stopped_early is set, but totals.planned_env_steps {planned} is not the run's "
+                       f"--total-timesteps {config.get('total_timesteps')} beyond its {totals['env_steps']} steps")
+    if not registry.is_registered(record["env_id"]):
+        raise Rejected(f"totals.stopped_early is set, but {record['env_id']} has no known optimal return to stop at")
+    target = fraction * registry.reference_scores(record["env_id"], **record["env_kwargs"]).optimal
+    held = record["curve"][-evals - 1:-1]  # the last point is the final evaluation
+    if len(held) < evals or any(point["mean_return"] < target for point in held):
+        raise Rejected(f"totals.stopped_early is set, but the {evals} evaluations before the final one do not all "
+                       f"reach {target:.6g} ({fraction:g} of the optimal return)")
+
+
 def check_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     """Everything that needs no rollout: schema, policy sha256, final_eval and curve consistency."""
     run_dir = Path(run_dir)
@@ -106,6 +131,7 @@ def check_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
         raise Rejected("the run was made with --unsafe-sandbox: its generated code may have run unconfined")
     _check_final_eval(record)
     _check_curve(record)
+    _check_early_stop(record)
     return record, policy
 
 

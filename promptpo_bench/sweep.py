@@ -41,7 +41,10 @@ ALGORITHMS_DIR = Path("algorithms")  # relative to where the sweep is started: a
 DEFAULT_LLM_ENDPOINT = "https://api.openai.com/v1"
 FORWARDED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WANDB_API_KEY", "WANDB_MODE", "WANDB_ENTITY")
 # flags that change where a run is logged, not what it computes: a rerun that adds or drops them reuses the run
-_LOGGING_FLAGS = {"--track": 0, "--no-track": 0, "--wandb-group": 1, "--wandb-project-name": 1, "--wandb-entity": 1}
+# Flags that leave a run's course alone, with how many values each takes: logging, and the early stop, which only
+# ends the same run sooner (a run finished without it is the same run carried on to its budget).
+_NEUTRAL_FLAGS = {"--track": 0, "--no-track": 0, "--wandb-group": 1, "--wandb-project-name": 1, "--wandb-entity": 1,
+                  "--early-stop-fraction": 1, "--early-stop-evals": 1}
 
 
 @dataclass(frozen=True)
@@ -351,13 +354,13 @@ def build_sweep(options: dict[str, Any]) -> Sweep:
 
 
 def _result_flags(argv: list[str]) -> list[str]:
-    """The flags of a command that decide what it computes (logging flags dropped)."""
+    """The flags of a command that decide what it computes (the neutral flags dropped)."""
     kept, skip = [], 0
     for arg in argv:
         if skip:
             skip -= 1
-        elif arg.split("=", 1)[0] in _LOGGING_FLAGS:
-            skip = _LOGGING_FLAGS[arg.split("=", 1)[0]] if "=" not in arg else 0
+        elif arg.split("=", 1)[0] in _NEUTRAL_FLAGS:
+            skip = _NEUTRAL_FLAGS[arg.split("=", 1)[0]] if "=" not in arg else 0
         else:
             kept.append(arg)
     return kept

@@ -133,6 +133,28 @@ def test_family_aggregate_shows_a_ci_only_with_several_runs_per_task():
     assert all("[" in text for text in cells["ppo (learning-rate 1e-3)"])
 
 
+def test_a_run_stopped_early_counts_at_its_planned_budget_with_its_last_evaluation():
+    """--early-stop-fraction: a run that held its target ends there, and the board reads its last evaluation as
+    holding to its planned budget (as a converged run's would): one row with the seeds that ran the whole budget,
+    and a value in every budget column; without the stop the same record is a shorter run."""
+    full = fake_run("A", 1, [(0, -100.0), (1_000_000, 60.0), (4_999_872, 90.0)])
+    stopped = fake_run("A", 2, [(0, -100.0), (200_000, 95.0), (300_000, 96.0), (300_000, 98.0)])
+    short = fake_run("A", 3, [(0, -100.0), (200_000, 95.0), (300_000, 96.0), (300_000, 98.0)])
+    stopped.record["totals"].update(planned_env_steps=5_000_000, stopped_early=True)
+    short.record["totals"].update(planned_env_steps=5_000_000, stopped_early=False)
+    assert (stopped.budget, short.budget) == (5_000_000, 300_000) and stopped.reaches(5_000_000)
+    assert not short.reaches(1_000_000)
+    assert stopped.score_at(1_000_000) == stopped.score_at(5_000_000) == pytest.approx(0.99)  # (98 + 100) / 200
+    np.testing.assert_array_equal(stopped.values_at(np.array([100_000, 300_000, 5_000_000, 5_000_001])),
+                                  [-100.0, 98.0, 98.0, np.nan])
+    np.testing.assert_array_equal(short.values_at(np.array([300_000, 300_001])), [98.0, np.nan])
+    table = leaderboard.task_table("A", [full, stopped, short], np.random.default_rng(0))
+    rows = {(row[0][0], row[1][1]): row for row in table.rows}
+    assert sorted(rows) == [("ppo", 300_000), ("ppo", 5_000_000)] and rows["ppo", 5_000_000][2][1] == 2
+    at_1m = rows["ppo", 5_000_000][table.headers.index("score @ 1M")][1]
+    assert at_1m == pytest.approx(np.mean([0.8, 0.99]))  # the IQM of two seeds is their mean
+
+
 def test_step_counts_read_like_budgets():
     assert [leaderboard._steps(x) for x in (0, 512, 99_840, 480_000, 999_936, np.inf)] == \
         ["0", "512", "99.8k", "480k", "1M", "not reached"]

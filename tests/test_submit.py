@@ -156,6 +156,40 @@ def test_check_run_accepts_the_edge_cases(ppo_copy, change):
     check_run(ppo_copy)
 
 
+def _stopped_early(fraction=0.5, evals=3, planned=200_000, held=(20.0, 20.0, 20.0)):
+    """The record of a run that --early-stop-fraction ended: board 0's optimum is 34.914, so 0.5 of it is 17.457."""
+    def change(record):
+        record["config"].update(early_stop_fraction=fraction, early_stop_evals=evals, total_timesteps=200_000)
+        record["totals"].update(planned_env_steps=planned, stopped_early=True)
+        for point, value in zip(record["curve"][-len(held) - 1:-1], held):
+            point["mean_return"] = value
+    return change
+
+
+@pytest.mark.parametrize("change, reason", [
+    (_stopped_early(fraction=0), "totals.stopped_early is set, but the run's config has no early stop"),
+    (_stopped_early(evals=0), "totals.stopped_early is set, but the run's config has no early stop"),
+    (_stopped_early(planned=5_000_000), "totals.planned_env_steps 5000000 is not the run's --total-timesteps 200000"),
+    (_stopped_early(planned=99_840), "totals.planned_env_steps 99840 is not the run's --total-timesteps"),
+    (_stopped_early(held=(20.0, 17.0, 20.0)), "the 3 evaluations before the final one do not all reach 17.457"),
+    (_stopped_early(evals=4), "the 4 evaluations before the final one do not all reach 17.457"),  # one was -25
+], ids=lambda x: x if isinstance(x, str) else None)
+def test_check_run_rejects_an_early_stop_the_curve_does_not_bear_out(ppo_copy, change, reason):
+    """A stopped run counts at its planned budget on the board, so submit checks the claim against the run's own
+    config, the task's optimum and the evaluations that should have held the target."""
+    edit_record(ppo_copy, change)
+    message = rejection(ppo_copy)
+    assert message.startswith("rejected: ") and reason in message, message
+
+
+def test_check_run_accepts_an_early_stop_its_curve_bears_out(ppo_copy):
+    edit_record(ppo_copy, _stopped_early(held=(17.46, 20.0, 17.5)))  # just above the target
+    check_run(ppo_copy)
+    edit_record(ppo_copy, _set(["totals", "stopped_early"], False))  # a run that ran out its budget: nothing to check
+    edit_record(ppo_copy, _set(["config", "early_stop_fraction"], 0))
+    check_run(ppo_copy)
+
+
 def test_a_record_that_does_not_load_is_rejected_in_one_line(ppo_copy, tmp_path):
     (ppo_copy / "record.json").write_text("{}")
     message = rejection(ppo_copy)

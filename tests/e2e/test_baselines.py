@@ -157,6 +157,48 @@ def test_sac_default_task_and_mujoco(tmp_path):
     check_reload(tmp_path, record, "Hopper-v5")
 
 
+def test_ppo_stops_early_once_its_evaluations_hold_the_target(tmp_path):
+    """--early-stop-fraction: Hopper's untrained policy stands a few dozen steps (a healthy reward of 1 per step), so
+    0.001 of the optimum (3.0) is held from the first evaluation on: the run ends after --early-stop-evals of them,
+    says so in record.json, and submit's checks accept the claim. A target never reached leaves the run its budget."""
+    pytest.importorskip("mujoco")
+    from promptpo_bench.submit import check_run as submit_check
+
+    small = dict(env_id="Hopper-v5", total_timesteps=1024, num_steps=256, num_minibatches=4, update_epochs=1,
+                 eval_every=256, periodic_eval_episodes=2, eval_episodes=10)
+    out = ppo.main(ppo.Args(**small, early_stop_fraction=0.001, early_stop_evals=2, run_dir=str(tmp_path / "stop")))
+    record = load_record(out["run_dir"])
+    target = 0.001 * reference_scores("Hopper-v5").optimal
+    assert [p["env_steps"] for p in record["curve"]] == [0, 256, 256]  # two held evaluations, then the final one
+    assert all(p["mean_return"] >= target for p in record["curve"][:2])
+    totals = record["totals"]
+    assert (totals["env_steps"], totals["planned_env_steps"], totals["stopped_early"]) == (256, 1024, True)
+    submit_check(out["run_dir"])
+    out = ppo.main(ppo.Args(**small, early_stop_fraction=1.0, run_dir=str(tmp_path / "full")))
+    totals = load_record(out["run_dir"])["totals"]
+    assert (totals["env_steps"], totals["planned_env_steps"], totals["stopped_early"]) == (1024, 1024, False)
+
+
+def test_the_early_stop_needs_its_evaluations_in_a_row(tmp_path, monkeypatch):
+    """One periodic evaluation below the target starts the count again; without a target a run never stops."""
+    from types import SimpleNamespace
+
+    from promptpo_bench.baselines import BaselineRun
+
+    args = ppo.Args(total_timesteps=1000, eval_every=10, early_stop_fraction=0.5, early_stop_evals=3,
+                    run_dir=str(tmp_path))
+    for stop_return, expected in ((10.0, [False, False, False, False, False, True]), (None, [False] * 6)):
+        run = BaselineRun(args, "ppo", {}, stop_return)
+        returns = iter([10.0, 11.0, 9.9, 10.0, 12.0, 30.0])
+        # a test double of the held-out evaluation: scripted mean returns
+        monkeypatch.setattr(run, "evaluate", lambda checkpoint, step, episodes: SimpleNamespace(mean_return=next(returns)))
+        stopped = []
+        for step in range(0, 60, 10):
+            run.maybe_evaluate(dict, step)
+            stopped.append(run.stopped_early)
+        assert stopped == expected
+
+
 # --- target networks --------------------------------------------------------------------------------------------
 
 
@@ -371,6 +413,10 @@ def test_cli_rollout_of_a_run_dir_uses_the_runs_env_kwargs(tmp_path, capsys):
     ("sac", ["--bogus-flag", "1"], "--bogus-flag"),
     ("ppo", ["--total-timesteps", "0"], "--total-timesteps must be at least 1"),
     ("dqn", ["--seed", str(HELDOUT_SEED_BASE)], "held out"),
+    ("dqn", ["--early-stop-fraction", "1.5"], "--early-stop-fraction must be in (0, 1]"),
+    ("ppo", ["--early-stop-fraction", "0.9", "--early-stop-evals", "0"], "--early-stop-evals must be at least 1"),
+    ("ppo", ["--env-id", "Pendulum-v1", "--early-stop-fraction", "0.9"], "Pendulum-v1 is not one"),
+    ("sac", ["--env-id", "Reacher-v5", "--early-stop-fraction", "0.9"], "needs an optimal return above 0"),
 ])
 def test_user_errors_are_one_line(algo, argv, message, tmp_path):
     result = subprocess.run([PYTHON, str(ROOT / "algorithms" / f"{algo}.py"), *argv, "--run-dir", str(tmp_path / "r")],

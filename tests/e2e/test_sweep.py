@@ -192,14 +192,17 @@ def test_local_sweep_runs_every_cell_as_its_own_command(local_sweep):
 def test_rerun_skips_finished_runs_and_extends_the_grid_with_tracked_runs(local_sweep):
     out, _ = local_sweep
     before = {p: (p / "record.json").stat().st_mtime_ns for p in run_dirs(out)}
-    # seeds 1-2 are finished (--track changes logging, not results); seed 3 is new and goes to W&B, grouped
+    # seeds 1-2 are finished (--track changes logging, not results; the early stop only where a run ends, not its
+    # course); seed 3 is new, stops early if it holds the target, and goes to W&B, grouped
     result = run_sweep("--algos", "ppo", "--tasks", "NoiseWorld-Board0-v0", "--seeds", "1-3", "--budget", "2048",
-                       "--args", f"ppo={SMALL}", "--out", str(out), "--track", "--wandb-group", "tiny-sweep")
+                       "--args", f"ppo={SMALL} --early-stop-fraction 0.9", "--out", str(out), "--track",
+                       "--wandb-group", "tiny-sweep")
     assert "2 finished (skipped), 0 to resume, 0 to restart, 1 new" in result.stdout
     assert result.stdout.count("[sweep] start") == 1
     assert {p: (p / "record.json").stat().st_mtime_ns for p in before} == before
     new = out / "NoiseWorld-Board0-v0__ppo__3"
     assert "--wandb-group tiny-sweep" in load_record(new)["command"]
+    assert "--early-stop-fraction 0.9" in load_record(new)["command"]
     assert run_group(new) == "tiny-sweep"
 
 
