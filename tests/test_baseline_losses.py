@@ -494,10 +494,62 @@ def test_record_totals_exclude_evaluation_time(tmp_path, monkeypatch):
     totals = record["totals"]
     assert totals == {"env_steps": 349, "episodes": 1, "llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0,
                       "cost_usd": None, "eval_env_steps": (5 + 6 + 7) + (5 + 6 + 7 + 8),  # periodic and final
-                      "train_time_s": 12.346, "sps": int(349 / 12.3456)}
+                      "train_time_s": 12.346, "sps": int(349 / 12.3456), "planned_env_steps": 350,
+                      "stopped_early": False}
     assert record["final_eval"]["episode_seeds"] == heldout_seeds(4) and record["final_eval"]["mean_return"] == 15.0
     assert [p["env_steps"] for p in record["curve"]] == [0, 349] and record["curve"][-1]["episodes"] == 4
     assert load_record(tmp_path)["totals"] == totals and (tmp_path / "model.pt").is_file()
+
+
+def test_the_early_stop_needs_its_evaluations_in_a_row(tmp_path, monkeypatch):
+    """--early-stop-fraction: a run stops once --early-stop-evals periodic evaluations in a row reach the target (one
+    below it starts the count again) and its record says so; without a target (the default) it never stops."""
+    means = iter([10.0, 11.0, 9.9, 10.0, 12.0, 30.0] * 2)
+
+    def scripted(env_id, policy, seeds, env_kwargs, on_episode_end=None):  # test double of run_episodes
+        return Episodes(list(seeds), np.full(len(seeds), next(means)), np.full(len(seeds), 5), None)
+
+    monkeypatch.setattr(baselines, "run_episodes", scripted)
+    args = RunArgs(run_dir=str(tmp_path), total_timesteps=1000, eval_every=10, early_stop_fraction=0.5,
+                   early_stop_evals=3)
+    for stop_return, expected in ((10.0, [False] * 5 + [True]), (None, [False] * 6)):
+        run = BaselineRun(args, "dqn", {}, stop_return)
+        stopped = []
+        for step in range(0, 60, 10):
+            run.maybe_evaluate(small_checkpoint, step)
+            stopped.append(run.stopped_early)
+        assert stopped == expected
+    means = iter([40.0])
+    run = BaselineRun(args, "dqn", {}, 10.0)
+    run.held = 3
+    totals = run.finish(small_checkpoint(), 50)["totals"]
+    assert (totals["env_steps"], totals["planned_env_steps"], totals["stopped_early"]) == (50, 1000, True)
+
+
+@pytest.mark.parametrize("flags, target", [({}, None), ({"early_stop_fraction": 0.9}, 0.9 * 34.914258)])
+def test_the_early_stop_target_is_a_fraction_of_the_optimum(flags, target):
+    found = baselines.early_stop_target("dqn.py", RunArgs(**flags), {})
+    assert found == (None if target is None else pytest.approx(target))
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"early_stop_fraction": -0.1}, "--early-stop-fraction must be in (0, 1] (0: off), got -0.1"),
+    ({"early_stop_fraction": 1.01}, "--early-stop-fraction must be in (0, 1] (0: off), got 1.01"),
+    ({"early_stop_fraction": 0.5, "early_stop_evals": 0}, "--early-stop-evals must be at least 1, got 0"),
+    ({"early_stop_fraction": 0.5, "env_id": "CartPole-v1"},
+     "--early-stop-fraction needs a suite task with a known optimal return; CartPole-v1 is not one"),
+    ({"early_stop_fraction": 0.5, "env_id": "Reacher-v5"},
+     "--early-stop-fraction needs an optimal return above 0; Reacher-v5's is -4.4"),
+])
+def test_the_early_stop_refuses_what_it_cannot_stop_at(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        baselines.early_stop_target("dqn.py", RunArgs(**flags), {})
+    assert exit_.value.code == 2 and capsys.readouterr().err.startswith(f"dqn.py: error: {message}")
+
+
+def test_the_early_stop_accepts_the_whole_optimum():
+    assert baselines.early_stop_target("dqn.py", RunArgs(early_stop_fraction=1.0, early_stop_evals=1), {}) == \
+        pytest.approx(34.914258)
 
 
 def test_no_record_without_save_model(tmp_path, monkeypatch):
