@@ -100,8 +100,8 @@ def _check_early_stop(record: dict[str, Any]) -> None:
     if not totals.get("stopped_early"):
         return
     config = record.get("config") or {}
-    fraction, evals = float(config.get("early_stop_fraction") or 0), int(config.get("early_stop_evals") or 0)
-    if not (0 < fraction <= 1 and evals >= 1):
+    fraction, evals = config.get("early_stop_fraction"), config.get("early_stop_evals")
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1 and isinstance(evals, int) and evals >= 1):
         raise Rejected("totals.stopped_early is set, but the run's config has no early stop (early_stop_fraction, "
                        "early_stop_evals)")
     planned = totals.get("planned_env_steps")

@@ -18,6 +18,7 @@ from promptpo_bench import cli
 from promptpo_bench import submit as submit_module
 from promptpo_bench.errors import BenchError
 from promptpo_bench.records import sha256_file
+from promptpo_bench.registry import reference_scores
 from promptpo_bench.reference_runs import write_reference_run
 from promptpo_bench.rollout import Episodes, RolloutFailure, heldout_seeds
 from promptpo_bench.sandbox import PolicyFailure
@@ -156,10 +157,10 @@ def test_check_run_accepts_the_edge_cases(ppo_copy, change):
     check_run(ppo_copy)
 
 
-def _stopped_early(fraction=0.5, evals=3, planned=200_000, held=(20.0, 20.0, 20.0)):
+def _stopped_early(fraction=0.5, evals=3, planned=200_000, held=(20.0, 20.0, 20.0), total=200_000):
     """The record of a run that --early-stop-fraction ended: board 0's optimum is 34.914, so 0.5 of it is 17.457."""
     def change(record):
-        record["config"].update(early_stop_fraction=fraction, early_stop_evals=evals, total_timesteps=200_000)
+        record["config"].update(early_stop_fraction=fraction, early_stop_evals=evals, total_timesteps=total)
         record["totals"].update(planned_env_steps=planned, stopped_early=True)
         for point, value in zip(record["curve"][-len(held) - 1:-1], held):
             point["mean_return"] = value
@@ -168,9 +169,14 @@ def _stopped_early(fraction=0.5, evals=3, planned=200_000, held=(20.0, 20.0, 20.
 
 @pytest.mark.parametrize("change, reason", [
     (_stopped_early(fraction=0), "totals.stopped_early is set, but the run's config has no early stop"),
+    (_stopped_early(fraction=1.5), "totals.stopped_early is set, but the run's config has no early stop"),
+    (_stopped_early(fraction="0.5"), "totals.stopped_early is set, but the run's config has no early stop"),
+    (_stopped_early(evals=None), "totals.stopped_early is set, but the run's config has no early stop"),
     (_stopped_early(evals=0), "totals.stopped_early is set, but the run's config has no early stop"),
     (_stopped_early(planned=5_000_000), "totals.planned_env_steps 5000000 is not the run's --total-timesteps 200000"),
     (_stopped_early(planned=99_840), "totals.planned_env_steps 99840 is not the run's --total-timesteps"),
+    (_stopped_early(planned=99_840, total=99_840), "totals.planned_env_steps 99840 is not the run's --total-timesteps "
+                                                   "99840 beyond its 99840 steps"),
     (_stopped_early(held=(20.0, 17.0, 20.0)), "the 3 evaluations before the final one do not all reach 17.457"),
     (_stopped_early(evals=4), "the 4 evaluations before the final one do not all reach 17.457"),  # one was -25
 ], ids=lambda x: x if isinstance(x, str) else None)
@@ -182,8 +188,14 @@ def test_check_run_rejects_an_early_stop_the_curve_does_not_bear_out(ppo_copy, c
     assert message.startswith("rejected: ") and reason in message, message
 
 
-def test_check_run_accepts_an_early_stop_its_curve_bears_out(ppo_copy):
-    edit_record(ppo_copy, _stopped_early(held=(17.46, 20.0, 17.5)))  # just above the target
+@pytest.mark.parametrize("fraction, evals, held", [
+    (0.5, 3, (17.46, 20.0, 17.5)),
+    (0.5, 3, ("target", 20.0, "target")),  # the target itself is reached
+    (1.0, 1, (35.0,)),  # the whole optimum, held once
+])
+def test_check_run_accepts_an_early_stop_its_curve_bears_out(ppo_copy, fraction, evals, held):
+    target = fraction * reference_scores("NoiseWorld-Board0-v0").optimal  # as baselines.early_stop_target has it
+    edit_record(ppo_copy, _stopped_early(fraction, evals, held=[target if h == "target" else h for h in held]))
     check_run(ppo_copy)
     edit_record(ppo_copy, _set(["totals", "stopped_early"], False))  # a run that ran out its budget: nothing to check
     edit_record(ppo_copy, _set(["config", "early_stop_fraction"], 0))
