@@ -23,6 +23,7 @@ from promptpo_bench import baselines  # noqa: E402
 from promptpo_bench.baselines import BaselineArgs, BaselineRun, ReplayBuffer, real_next_obs, soft_update  # noqa: E402
 from promptpo_bench.records import load_record  # noqa: E402
 from promptpo_bench.rollout import Episodes, heldout_seeds  # noqa: E402
+from promptpo_bench.torch_policy import mlp  # noqa: E402
 
 ppo, dqn, sac = load_algorithm("ppo"), load_algorithm("dqn"), load_algorithm("sac")
 
@@ -311,6 +312,30 @@ def test_value_loss_by_hand():
     # clipped errors: 1.69, 0.0225, 1.21; the larger of each pair: 1.69, 0.0625, 1.21
     assert ppo.value_loss(newvalue, returns, old, 0.2, True).item() == pytest.approx(0.5 * (1.69 + 0.0625 + 1.21) / 3)
     assert ppo.value_loss(newvalue, returns, old, 0.2, False).item() == pytest.approx(0.5 * (1 + 0.0625 + 1) / 3)
+
+
+# --- the networks ----------------------------------------------------------------------------------------------------
+
+
+def test_relu_mlp_in_place_has_the_values_and_gradients_of_out_of_place_relus():
+    """mlp's ReLUs work in place (a memory pass fewer); outputs and every weight gradient equal F.relu's, bit for bit."""
+    torch.manual_seed(0)
+    net = mlp(5, [16, 16], 3, "relu")
+    x = torch.randn(7, 5)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+
+    def reference(inp):
+        h = torch.nn.functional.relu(linears[0](inp))
+        return linears[2](torch.nn.functional.relu(linears[1](h)))
+
+    grads = []
+    for forward in (net, reference):
+        net.zero_grad()
+        out = forward(x)
+        (out * torch.arange(3.0)).sum().backward()
+        grads.append([out.detach(), *[p.grad.clone() for p in net.parameters()]])
+    assert same(*grads)
+    assert grads[0][1].abs().sum() > 0  # the first layer's weights got gradients through both ReLUs
 
 
 # --- the replay buffer and final_obs ---------------------------------------------------------------------------------
