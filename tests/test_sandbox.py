@@ -310,8 +310,9 @@ def test_the_alarm_is_no_longer_live_when_the_worker_stops_its_timer(monkeypatch
     os.write(in_write, sandbox_worker.ACT_HEADER.pack(1, len(layout), 0) + layout + bytes(8) + np.zeros(1).tobytes())
     os.close(in_write)
     setup = {"act_seconds": 1.0, "load_seconds": 1.0, "action_shape": [], "class_name": "Policy", "memory_mb": 1}
+    page = memoryview(bytearray(sandbox_worker.CHANNEL_BYTES)).cast("Q")  # the channel's counters
     try:
-        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, (Policy, Policy()), float, setup, [])
+        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, page, (Policy, Policy()), float, setup, [])
         reply = os.read(out_read, 1 << 16)
     finally:
         for fd in (in_read, out_read, out_write):
