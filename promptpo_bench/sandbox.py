@@ -514,6 +514,20 @@ class SandboxedPolicy:
             self._spinner.enabled = others + 2 <= _CPUS
         return self._spinner.enabled
 
+    @property
+    def overlaps(self) -> bool:
+        """Whether the worker can compute one batch while the caller steps the environments of another (what makes
+        two half-batches in flight pay, see `rollout.run_episodes`): only while both sides spin, each on a CPU of its
+        own. Blocking, a woken worker runs on the caller's CPU in its stead, and halves only add messages (measured
+        here: ~30% more CPU per step, both sides together)."""
+        return self._spinner.enabled
+
+    @property
+    def spun_share(self) -> float:
+        """The share of the current worker's act messages whose reply a spin caught (the rest were waited for
+        blocking): whether a timing ran with the channel spinning, as on a quiet machine, or not."""
+        return self._spinner.caught / max(1, self._sent)
+
     def close(self) -> None:
         """Kill the worker's process group and reap it; idempotent."""
         self._finalizer()

@@ -127,6 +127,7 @@ class Spinner:
         self.poller.register(fd, select.POLLIN)
         self.words, self.index = words, index
         self.seen = 0  # messages of the other side taken so far (raised by the caller)
+        self.caught = 0  # waits a spin ended (the rest blocked)
         self.budget = SPIN_MIN_SECONDS
         self.backoff = 0  # waits left that block at once
         self.next_backoff = SPIN_BACKOFF
@@ -142,6 +143,7 @@ class Spinner:
             return False
         words, index, seen, clock = self.words, self.index, self.seen, time.perf_counter
         if words[index] != seen:
+            self.caught += 1
             return True
         start = clock()
         end = start + self.budget
@@ -149,6 +151,7 @@ class Spinner:
             if words[index] != seen:
                 self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
                 self.next_backoff = SPIN_BACKOFF
+                self.caught += 1
                 return True
         self.missed()
         return False
