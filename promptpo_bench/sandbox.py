@@ -42,10 +42,8 @@ _STARTUP_SECONDS = 30.0  # worker start-up (interpreter, NumPy, observation modu
 _EXIT_GRACE_SECONDS = 1.0  # how long a worker that closed its pipe may take to exit before it is killed
 _DEADLINE_MARGIN = 0.1  # the parent's slack over the worker's own limit: all a policy that blocks SIGALRM can gain
 _BOX_TOLERANCE = 1e-6
-_ROOM_SECONDS = 0.1  # how often a channel checks whether the machine has CPUs free for spinning
-_ROOM_SLACK = 0.5  # CPUs of other work tolerated beside a spinning pair (0.1 s of /proc/stat's ticks err by ~0.2)
+_ROOM_SECONDS = 0.05  # how often a channel checks whether the machine has CPUs free for spinning
 _CPUS = len(os.sched_getaffinity(0))
-_TICK_SECONDS = 1 / os.sysconf("SC_CLK_TCK")
 _MESSAGE_CHARS = sandbox_worker.MESSAGE_CHARS
 _TRACEBACK_CHARS = sandbox_worker.TRACEBACK_CHARS + 2 * sandbox_worker.MESSAGE_CHARS
 LIFETIMES = ("rollout", "episode")  # one Policy() for all the episodes of a rollout (the paper's), or one per episode
@@ -227,21 +225,6 @@ def _terminate_all(procs: list[subprocess.Popen]) -> None:
         _terminate(procs.pop())
 
 
-def _busy_seconds() -> float:
-    """CPU seconds all CPUs have spent since boot on work at normal or raised priority: /proc/stat's user, system,
-    irq and softirq, not nice (a niced task, such as a background sweep at nice 19, gets little beside a spinning
-    pair at normal priority)."""
-    with open("/proc/stat", "rb") as stat:
-        fields = stat.readline().split()
-    return (int(fields[1]) + int(fields[3]) + int(fields[6]) + int(fields[7])) * _TICK_SECONDS
-
-
-def _run_seconds(pid: int) -> float:
-    """CPU seconds process `pid` has run (/proc/PID/schedstat, in nanoseconds)."""
-    with open(f"/proc/{pid}/schedstat", "rb") as stat:
-        return int(stat.read().split(None, 1)[0]) / 1e9
-
-
 def _observation_file(observation: str) -> str | None:
     """The source file of the observation class's module (copied into the worker's root); None for the worker's own
     `RawObservation`."""
@@ -360,7 +343,7 @@ class SandboxedPolicy:
         self._sent = 0  # act messages written to this worker
         self._spinner = sandbox_worker.Spinner(self._read_fd, proc.channel, ANSWERED)
         self._spinner.enabled = False  # start-up and loading take long: block; the first act message decides (`_spin`)
-        self._room = self._room_sample()
+        self._room_checked = -math.inf
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
         self._worker_episodes = 0  # episode ids this worker has been sent
@@ -517,28 +500,19 @@ class SandboxedPolicy:
 
     def _spin(self) -> bool:
         """Whether both sides of the channel should spin while waiting: only while the machine has a CPU free for
-        each. Every 0.1 s: the CPUs that other work at normal or raised priority kept busy since the last look (the
-        busy time /proc/stat counts, less this process's and the worker's own); on a loaded machine a spinning side
-        only keeps the other one, or the other work, off a CPU. Niced work does not count: beside a spinning pair at
-        normal priority it gets little CPU (a count of runnable tasks, as before, kept the channel blocking for a
-        sweep at nice 19 alone)."""
+        each. Sampled every 50 ms from /proc/stat's count of running tasks, less this thread and (while spinning)
+        the worker; on a loaded machine a spinning side only keeps the other one, or the other work, off a CPU."""
         now = time.monotonic()
-        then, busy, ours = self._room
-        if now - then >= _ROOM_SECONDS:
-            self._room = sample = self._room_sample()
-            others = ((sample[1] - busy) - (sample[2] - ours)) / (now - then)
-            self._spinner.enabled = sample[0] < math.inf and others + 2 <= _CPUS + _ROOM_SLACK
+        if now - self._room_checked >= _ROOM_SECONDS:
+            self._room_checked = now
+            try:
+                with open("/proc/stat", "rb") as stat:
+                    running = int(stat.read().split(b"procs_running ", 1)[1].split(b"\n", 1)[0])
+            except (OSError, IndexError, ValueError):
+                running = _CPUS + 2  # unknown: do not spin
+            others = running - 1 - self._spinner.enabled
+            self._spinner.enabled = others + 2 <= _CPUS
         return self._spinner.enabled
-
-    def _room_sample(self) -> tuple[float, float, float]:
-        """(now, `_busy_seconds`, the CPU seconds of this process and of the worker's processes); where /proc cannot
-        tell, a time that never comes, so that the channel never spins."""
-        proc = self._proc
-        try:
-            pids = [proc.pid] + ([proc.child_pid] if getattr(proc, "child_pid", None) else [])
-            return time.monotonic(), _busy_seconds(), time.process_time() + sum(map(_run_seconds, pids))
-        except (OSError, IndexError, ValueError):
-            return math.inf, 0.0, 0.0
 
     @property
     def overlaps(self) -> bool:
