@@ -161,7 +161,8 @@ class Spinner:
         self.backoff, self.next_backoff = self.next_backoff, min(SPIN_BACKOFF_MAX, 2 * self.next_backoff)
 
     def wait(self, timeout_ms: int = -1) -> bool:
-        """Whether the fd became readable within `timeout_ms` (-1: no limit)."""
+        """Whether a message came within `timeout_ms` (-1: no limit): the counter moved while spinning (a hint), or
+        the fd became readable."""
         return self.spin() or bool(self.poller.poll(timeout_ms))
 
 
