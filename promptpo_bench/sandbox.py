@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import importlib.util
 import json
 import math
-import mmap
 import os
 import pickle
 import select
@@ -33,8 +31,7 @@ import numpy as np
 
 from promptpo_bench import sandbox_worker
 from promptpo_bench.errors import BenchError, one_line
-from promptpo_bench.sandbox_worker import (ACT_HEADER, ANSWERED, CHANNEL_BYTES, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY,
-                                           REPORTED_KINDS, SENT)
+from promptpo_bench.sandbox_worker import ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY, REPORTED_KINDS
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
                  "worker_died")
@@ -240,20 +237,6 @@ def _observation_file(observation: str) -> str | None:
     return os.path.realpath(spec.origin)
 
 
-def _channel_page() -> tuple[int, memoryview]:
-    """A page of shared memory for a worker's channel counters (see `sandbox_worker.Spinner`): a memfd sealed at
-    its size, so that no process holding it can shrink it (a shrunk mapping would crash this one with SIGBUS), and
-    this process's mapping of it as 64-bit words."""
-    fd = os.memfd_create("promptpo-channel", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    try:
-        os.ftruncate(fd, CHANNEL_BYTES)
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
-        return fd, memoryview(mmap.mmap(fd, CHANNEL_BYTES)).cast("Q")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def spawn_worker() -> subprocess.Popen:
     """Start a worker process that waits for its code: start-up (interpreter, NumPy) can overlap an LLM request.
 
@@ -261,14 +244,8 @@ def spawn_worker() -> subprocess.Popen:
     """
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONNOUSERSITE": "1",
            **{name: "1" for name in sandbox_worker.THREAD_VARIABLES}}  # nothing the user exported (API keys...)
-    fd, words = _channel_page()
-    try:
-        proc = subprocess.Popen([sys.executable, "-E", "-s", sandbox_worker.__file__], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, start_new_session=True, env=env, cwd="/", pass_fds=(fd,))
-    finally:
-        os.close(fd)  # the worker has its own copy, which it closes once mapped
-    proc.channel_fd, proc.channel = fd, words
-    return proc
+    return subprocess.Popen([sys.executable, "-E", "-s", sandbox_worker.__file__], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, start_new_session=True, env=env, cwd="/")
 
 
 def discard_worker(worker: subprocess.Popen) -> None:
@@ -338,11 +315,8 @@ class SandboxedPolicy:
         self._write_fd = proc.stdin.fileno()
         self._read_fd = proc.stdout.fileno()
         os.set_blocking(self._write_fd, False)
-        os.set_blocking(self._read_fd, False)  # a false hint from the worker's counter then finds the pipe empty
-        self._channel = proc.channel
+        self._spinner = sandbox_worker.Spinner(self._read_fd)
         self._sent = 0  # act messages written to this worker
-        self._spinner = sandbox_worker.Spinner(self._read_fd, proc.channel, ANSWERED)
-        self._spinner.enabled = False  # start-up and loading take long: block; the first act message decides (`_spin`)
         self._room_checked = -math.inf
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
@@ -362,7 +336,6 @@ class SandboxedPolicy:
     def _start(self, code: str, observation: str, class_name: str) -> None:
         limits = self.limits
         setup = {"observation": observation, "observation_file": _observation_file(observation),
-                 "channel": self._proc.channel_fd,
                  "class_name": class_name, "method": self.method, "action_shape": list(self.action_space.shape),
                  "act_seconds": limits.act_seconds, "load_seconds": limits.load_seconds,
                  "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb)}
@@ -451,7 +424,6 @@ class SandboxedPolicy:
             deadline = sent_at + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
             self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
             self._sent += 1
-            self._channel[SENT] = self._sent  # after the write: a worker that sees it finds the message in the pipe
 
     def receive(self) -> np.ndarray:
         """Second half of `act`: the validated actions of the oldest batch sent and not yet received."""
@@ -465,7 +437,6 @@ class SandboxedPolicy:
         deadline = start + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
         only = id_list[0] if count == 1 else None
         reply = self._receive(deadline, "acting", (1 << 20) + count * self._reply_bytes_per_action, only)
-        self._spinner.seen += 1
         self._last_answer = now = time.monotonic()
         if type(reply) is np.ndarray:  # raw rows
             if reply.size != count * self._action_size:
@@ -589,11 +560,7 @@ class SandboxedPolicy:
                 within = allowed.get(doing, f"{limits.act_seconds:g} s per observation")
                 self._fail("timeout", f"no answer from the policy within {within} while {doing}; killed",
                            episode_id=episode_id)
-            try:
-                chunk = os.read(self._read_fd, 1 << 16)
-            except BlockingIOError:  # the worker's counter promised a reply that is not there: a hint, not data
-                self._spinner.missed()
-                continue
+            chunk = os.read(self._read_fd, 1 << 16)
             if not chunk:
                 self._worker_gone(doing)
             buffer += chunk
@@ -675,7 +642,6 @@ class SandboxedFeedback(SandboxedPolicy):
         deadline = time.monotonic() + limits.load_seconds + limits.act_seconds * max(1, len(rows)) + _DEADLINE_MARGIN
         self._send(self._message(bytes(8 * len(rows)), rows), deadline, "summarizing")
         reply = self._receive(deadline, "summarizing", 1 << 20)
-        self._spinner.seen += 1
         if type(reply) is not str:
             self._reported_failure(reply, [])
         return reply

@@ -19,10 +19,6 @@ untrusted code goes nowhere):
   when they form a numeric array of the action shape, else as a JSON list (whose odd values the parent names in
   its error message). A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
   after which the worker exits.
-Beside the pipes, a page of shared memory (a sealed memfd the parent passes; its number is in the setup dict, and
-the worker closes it once mapped) holds two counters, the act messages written by the parent and the replies written
-by the worker, so that a side spinning for the other's next message watches memory instead of polling the pipe
-(`Spinner`). They are hints, never data: everything still travels on the pipes.
 """
 
 from __future__ import annotations
@@ -34,7 +30,6 @@ import importlib.util
 import json
 import linecache
 import math
-import mmap
 import os
 import pickle
 import resource
@@ -102,67 +97,52 @@ _RESERVE_BYTES = 8 << 20  # freed on MemoryError, so that the failure can still 
 _WORKER_FILE = os.path.abspath(__file__)
 SPIN_MIN_SECONDS, SPIN_MAX_SECONDS = 200e-6, 2e-3  # waking an idle CPU costs ~60 us here, a message ~4 us
 SPIN_BACKOFF, SPIN_BACKOFF_MAX = 64, 8192  # waits that block at once after a spin missed: doubled per miss in a row
-CHANNEL_BYTES = 4096  # the shared page of a worker's channel (see `Spinner`)
-SENT, ANSWERED = 0, 8  # its 64-bit words: act messages the parent has written, act replies the worker has written
 
 
 class Spinner:
-    """Waits for a pipe by spinning for about twice the recent waits (at most 2 ms), else blocks on the pipe.
+    """Waits for a pipe by polling without sleeping for about twice the recent waits (at most 2 ms), else blocks.
 
     Both sides of the sandbox use one: on a quiet machine the other side answers within microseconds (a trivial
     policy) or a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up of an idle CPU to
-    every message. A spin watches a counter in a page both sides map (`words[index]`: how many messages the other
-    side has written to the pipe, raised after each write), so that a look costs no system call (polling the pipe
-    cost 1-2 us a look on this VM); it ends when the counter differs from `seen` (the messages this side has taken),
-    and the data is then read from the pipe. The counter is only a hint: a false one costs a read that finds nothing
-    (the parent's end of the pipe is non-blocking; it then calls `missed`) or a block on the pipe, never data.
-    On a loaded machine spinning only keeps the other side off the CPU, while blocking hands the CPU straight over (a
-    pipe write wakes its reader on the writer's CPU, which the writer leaves as it blocks in turn): after a spin that
-    did not see the answer the next `SPIN_BACKOFF` waits block at once, twice as many after each further miss in a
-    row (up to `SPIN_BACKOFF_MAX`, a spin every ~0.1 s), and a spin that sees its answer ends that.
+    every message. On a loaded machine spinning only keeps the other side off the CPU, while blocking hands the CPU
+    straight over (a pipe write wakes its reader on the writer's CPU, which the writer leaves as it blocks in turn):
+    after a spin that did not see the answer the next `SPIN_BACKOFF` waits block at once, twice as many after each
+    further miss in a row (up to `SPIN_BACKOFF_MAX`, a spin every ~0.1 s), and a spin that sees its answer ends that.
     """
 
-    def __init__(self, fd: int, words: memoryview, index: int) -> None:
+    def __init__(self, fd: int) -> None:
         self.poller = select.poll()
         self.poller.register(fd, select.POLLIN)
-        self.words, self.index = words, index
-        self.seen = 0  # messages of the other side taken so far (raised by the caller)
-        self.caught = 0  # waits a spin ended (the rest blocked)
         self.budget = SPIN_MIN_SECONDS
         self.backoff = 0  # waits left that block at once
         self.next_backoff = SPIN_BACKOFF
         self.enabled = True  # False: block at once (the parent sees no free CPU for both sides to spin on)
+        self.caught = 0  # waits a spin ended (the rest blocked)
 
     def spin(self) -> bool:
-        """Whether the other side's counter moved while spinning; False at once while disabled or backing off (then
-        block)."""
+        """Whether the fd became readable while spinning; False at once while disabled or backing off (then block)."""
         if not self.enabled:
             return False
         if self.backoff:
             self.backoff -= 1
             return False
-        words, index, seen, clock = self.words, self.index, self.seen, time.perf_counter
-        if words[index] != seen:
+        poll, clock = self.poller.poll, time.perf_counter
+        if poll(0):
             self.caught += 1
             return True
         start = clock()
         end = start + self.budget
         while clock() < end:
-            if words[index] != seen:
+            if poll(0):
                 self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
                 self.next_backoff = SPIN_BACKOFF
                 self.caught += 1
                 return True
-        self.missed()
+        self.backoff, self.next_backoff = self.next_backoff, min(SPIN_BACKOFF_MAX, 2 * self.next_backoff)
         return False
 
-    def missed(self) -> None:
-        """A spin did not pay (no answer in time, or a counter that promised one falsely): back off."""
-        self.backoff, self.next_backoff = self.next_backoff, min(SPIN_BACKOFF_MAX, 2 * self.next_backoff)
-
     def wait(self, timeout_ms: int = -1) -> bool:
-        """Whether a message came within `timeout_ms` (-1: no limit): the counter moved while spinning (a hint), or
-        the fd became readable."""
+        """Whether the fd became readable within `timeout_ms` (-1: no limit)."""
         return self.spin() or bool(self.poller.poll(timeout_ms))
 
 
@@ -693,10 +673,9 @@ def _load(setup: dict, observation_class: type, observation_module: str, reserve
     return result
 
 
-def _serve(rfile: Reader, out_fd: int, words: memoryview, loaded: tuple[type, object],
-           from_array: Callable[[np.ndarray], object], setup: dict, reserve: list) -> None:
-    """Answer act messages until the parent closes the pipe or the untrusted code fails; `words` is the channel's
-    shared page (see `Spinner`)."""
+def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: Callable[[np.ndarray], object],
+           setup: dict, reserve: list) -> None:
+    """Answer act messages until the parent closes the pipe or the untrusted code fails."""
     policy_class, first = loaded
     spare = [first]  # the object built while loading: the first episode's
     instances: dict[int, object] = {}
@@ -706,10 +685,9 @@ def _serve(rfile: Reader, out_fd: int, words: memoryview, loaded: tuple[type, ob
     action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
-    spinner = Spinner(rfile.fileno(), words, SENT)
+    spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
     int_reply = REPLY.pack(8, INT_ROWS)
-    answered = 0
     # One periodic timer for the whole loop instead of arming one per message (a system call saved per message): each
     # alarm ends the call it interrupts only once `alarm["deadline"]` has passed, so a call runs at most one period
     # past its limit before the worker reports it, still within the parent's `_DEADLINE_MARGIN`.
@@ -723,7 +701,6 @@ def _serve(rfile: Reader, out_fd: int, words: memoryview, loaded: tuple[type, ob
             setitimer(real, 0)  # the parent is gone: no alarm may end this process on its way out
             return
         count, layout_size, spinner.enabled = unpack(header)
-        spinner.seen += 1
         if layout_size:
             dtype, row_shape = pickle.loads(read(layout_size))
             dtype, row_size = np.dtype(dtype), math.prod(row_shape)
@@ -773,11 +750,9 @@ def _serve(rfile: Reader, out_fd: int, words: memoryview, loaded: tuple[type, ob
             _write(out_fd, _failure(exc, phase, seconds, setup, index, reserve))
             return
         write_all(out_fd, reply)
-        answered += 1
-        words[ANSWERED] = answered  # after the write: a parent that sees it finds the reply in the pipe
 
 
-def _serve_summaries(rfile: Reader, out_fd: int, words: memoryview, loaded: tuple[type, object],
+def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
                      from_array: Callable[[np.ndarray], object], setup: dict, reserve: list) -> None:
     """Answer summarize messages: the rows of one whole episode in, `summarize_trajectory`'s text out (a fresh
     `Feedback()` for each; the first is the one built while loading)."""
@@ -810,7 +785,6 @@ def _serve_summaries(rfile: Reader, out_fd: int, words: memoryview, loaded: tupl
             _write(out_fd, _failure(exc, phase, limit, setup, None, reserve))
             return
         _write_all(out_fd, REPLY.pack(len(data), JSON_REPLY) + data)
-        words[ANSWERED] += 1
 
 
 def main() -> None:
@@ -826,9 +800,6 @@ def main() -> None:
     sys.stdout = sys.stderr = open(os.devnull, "w")
     rfile = Reader(in_fd)
     setup = pickle.load(rfile)
-    channel = mmap.mmap(setup["channel"], CHANNEL_BYTES)  # the shared page; its fd is closed before anything runs
-    os.close(setup["channel"])
-    words = memoryview(channel).cast("Q")
     if os.geteuid() == 0:  # the set-up has arrived: back to normal priority (only root may raise it again)
         os.nice(-STARTUP_NICENESS)
     try:
@@ -852,7 +823,7 @@ def main() -> None:
         return
     _write(out_fd, {"loaded": True})
     serve = _serve_summaries if setup["method"] == "summarize_trajectory" else _serve
-    serve(rfile, out_fd, words, loaded, observation_class.from_array, setup, reserve)
+    serve(rfile, out_fd, loaded, observation_class.from_array, setup, reserve)
 
 
 if __name__ == "__main__":

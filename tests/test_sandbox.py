@@ -310,9 +310,8 @@ def test_the_alarm_is_no_longer_live_when_the_worker_stops_its_timer(monkeypatch
     os.write(in_write, sandbox_worker.ACT_HEADER.pack(1, len(layout), 0) + layout + bytes(8) + np.zeros(1).tobytes())
     os.close(in_write)
     setup = {"act_seconds": 1.0, "load_seconds": 1.0, "action_shape": [], "class_name": "Policy", "memory_mb": 1}
-    page = memoryview(bytearray(sandbox_worker.CHANNEL_BYTES)).cast("Q")  # the channel's counters
     try:
-        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, page, (Policy, Policy()), float, setup, [])
+        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, (Policy, Policy()), float, setup, [])
         reply = os.read(out_read, 1 << 16)
     finally:
         for fd in (in_read, out_read, out_write):
@@ -938,7 +937,8 @@ def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
             with SandboxedPolicy(code, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4), FAST,
                                  lifetime=lifetime) as policy:
                 episodes = run_episodes("NoiseWorld-Board1-v0", policy, list(range(6)), batch_size=3)
-                assert policy._spinner.enabled == (cpus == 64)
+                assert policy._spinner.enabled == policy.overlaps == (cpus == 64)  # halves only while spinning
+                assert cpus == 64 or policy.spun_share == 0
             returns[cpus, lifetime] = episodes.returns.tolist()
     assert returns[0, "rollout"] == returns[64, "rollout"] == returns[0, "episode"] == returns[64, "episode"]
 

@@ -265,85 +265,6 @@ def test_a_huge_exception_message_comes_back_as_a_crash_with_its_traceback():
     assert 'File "policy.py", line 3, in deep' in failure.traceback and "more characters" in failure.traceback
 
 
-# -- the channel's shared page ---------------------------------------------------------------------------------------
-
-# A policy reaches the page through the worker's frames: `words` (the counters) in the act loop, `channel` (the mmap,
-# which keeps a descriptor of the memfd) in `main`.
-FIND_PAGE = """
-def frame_with(name):
-    frame = sys._getframe()
-    while frame is not None and name not in frame.f_locals:
-        frame = frame.f_back
-    return frame.f_locals[name]
-"""
-
-
-@pytest.fixture
-def spinning(monkeypatch):
-    """Both sides spin on the shared counters (the parent sees CPUs to spare), so a false counter is acted on."""
-    monkeypatch.setattr(sandbox, "_CPUS", 64)
-
-
-def spin_next(policy: SandboxedPolicy) -> SandboxedPolicy:
-    """Make the parent's next wait spin, whatever earlier waits taught its back-off."""
-    policy._spinner.backoff = 0
-    return policy
-
-
-@pytest.mark.parametrize("scribble", [
-    "words[8] = 2**64 - 1",  # a reply count far ahead of the replies written
-    "words[8] += 1",  # one reply promised before it is written
-    "words[8] = 0",  # a count behind
-    "for i in range(len(words)):\n    words[i] = i * 0x9E3779B97F4A7C15 % 2**64",  # the whole page
-])
-def test_a_scribbled_channel_counter_is_only_a_hint(spinning, scribble):
-    """A policy that writes garbage into the counters it shares with the parent, then takes a while (so that the
-    parent, spinning, sees the garbage): every action the parent accepts is the one the policy returned, and the
-    parent, blocking after a false hint, still gets each answer."""
-    body = textwrap.indent(scribble, " " * 8)
-    code = f"import sys, time\n{FIND_PAGE}\nclass Policy:\n    def act(self, obs):\n" \
-           f"        words = frame_with('words')\n{body}\n        time.sleep(0.002)\n" \
-           f"        return int(obs.agent_row) % 2\n"
-    with SandboxedPolicy(code, NOISEWORLD, Discrete(2), LIMITS, lifetime="rollout") as policy:
-        for step in range(40):
-            row = OBS.copy()
-            row[0, 0] = step  # agent_row: the action is step % 2
-            assert spin_next(policy).act(np.array([0]), row).tolist() == [step % 2]
-        assert policy._spinner.enabled
-
-
-def test_a_counter_promising_a_reply_never_sent_ends_at_the_deadline(spinning):
-    """A policy that cancels its alarm and then raises the reply counter for ever, never answering: the parent
-    neither hangs nor takes the counter's word for an answer; it kills the worker at its own deadline."""
-    code = f"import signal, sys\n{FIND_PAGE}\nclass Policy:\n    def act(self, obs):\n" \
-           f"        if not obs.agent_row:\n            return 0\n" \
-           f"        words = frame_with('words')\n        signal.setitimer(signal.ITIMER_REAL, 0)\n" \
-           f"        while True:\n            words[8] += 1\n"
-    with SandboxedPolicy(code, NOISEWORLD, Discrete(2), LIMITS, lifetime="rollout") as policy:
-        assert policy.act(np.array([0]), OBS).tolist() == [0]
-        killed_at_the_parents_deadline(spin_next(policy))
-
-
-def test_the_shared_page_cannot_be_shrunk_under_the_parent(spinning):
-    """The worker's mmap of the page keeps a descriptor of its memfd (a dup): truncating every descriptor the worker
-    holds fails for that one (the memfd is sealed at its size; a shrunk page would kill the parent with SIGBUS when
-    it next looks at a counter). The parent goes on reading its counters and getting answers."""
-    code = hostile("""
-shrunk = []
-for fd in range(3, 64):
-    try:
-        os.ftruncate(fd, 0)
-        shrunk.append(fd)
-    except OSError:
-        pass
-return shrunk
-""")
-    with SandboxedPolicy(code, NOISEWORLD, Discrete(2), LIMITS, lifetime="rollout") as policy:
-        for _ in range(3):
-            assert spin_next(policy).act(np.array([0]), OBS).tolist() == [0]
-        assert policy._channel[sandbox.ANSWERED] in (2, 3)  # whole and honest (raised just after each reply)
-
-
 # -- fail closed ---------------------------------------------------------------------------------------------------
 
 def test_a_missing_layer_stops_before_any_untrusted_code(monkeypatch, tmp_path):
@@ -352,12 +273,8 @@ def test_a_missing_layer_stops_before_any_untrusted_code(monkeypatch, tmp_path):
         import subprocess
         import sys
         env = {"PATH": "/usr/bin:/bin", "LEAKED_TOKEN": SECRET}
-        fd, words = sandbox._channel_page()
-        proc = subprocess.Popen([sys.executable, "-E", "-s", sandbox.sandbox_worker.__file__], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, start_new_session=True, env=env, cwd="/", pass_fds=(fd,))
-        os.close(fd)
-        proc.channel_fd, proc.channel = fd, words
-        return proc
+        return subprocess.Popen([sys.executable, "-E", "-s", sandbox.sandbox_worker.__file__], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, start_new_session=True, env=env, cwd="/")
 
     monkeypatch.setattr(sandbox, "spawn_worker", leaky_env_spawn)
     marker = "class Policy:\n    def __init__(self):\n        raise RuntimeError('untrusted code ran')\n" \
