@@ -116,9 +116,10 @@ def reference_sps(checkout: Path, steps: int) -> float:
 
 
 def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes_per_batch: int,
-                  lifetime: str = "episode") -> float:
+                  lifetime: str = "episode") -> tuple[float, float]:
     """The same policy in the sandbox through the rollout harness, `episodes_per_batch` episodes side by side
-    (lifetime "rollout": one Policy() for all episodes, so one observation per message)."""
+    (lifetime "rollout": one Policy() for all episodes, so one observation per message): steps/s, and the share of
+    replies caught spinning (near 0 where the machine had no CPU free for each side: the channel blocked)."""
     env = make_env(env_id)
     env.reset(seed=0)
     typical = run_episodes(env_id, RandomPolicy(env.action_space, 0), [0]).env_steps  # steps per episode, roughly
@@ -130,7 +131,7 @@ def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes
         with SandboxedPolicy(code, observation, env.action_space, lifetime=lifetime) as policy:
             start = time.perf_counter()
             done = run_episodes(env_id, policy, seeds, batch_size=episodes_per_batch).env_steps
-            return done / (time.perf_counter() - start)
+            return done / (time.perf_counter() - start), policy.spun_share
 
 
 def rollout_speeds(steps: int, checkout: Path | None) -> None:
@@ -142,19 +143,19 @@ def rollout_speeds(steps: int, checkout: Path | None) -> None:
     if reference:
         print(f"the reference's in-process loop, board 1:           {reference:>9,.0f} steps/s")
     for batch, lifetime in ((5, "episode"), (1, "rollout")):
-        sps = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
+        sps, spun = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
         versus = f", {sps / reference:.2f}x the reference's loop (goal >= {1.0 if batch > 1 else 0.5}x)" \
             if reference else ""
         print(f"sandboxed, {batch} episode(s) per message ({lifetime} lifetime): {sps:>9,.0f} steps/s = "
-              f"{sps / raw:.2f}x in-process{versus}")
+              f"{sps / raw:.2f}x in-process{versus}; {spun:.0%} of replies caught spinning")
     if importlib.util.find_spec("mujoco") is None:
         print("HalfCheetah-v5: skipped (pip install mujoco)")
     else:
         raw = in_process_sps("HalfCheetah-v5", ZERO_TORQUE, RawObservation, steps // 10)
         for batch, lifetime in ((5, "episode"), (1, "rollout")):
-            sps = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, batch, lifetime)
+            sps, spun = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, batch, lifetime)
             print(f"HalfCheetah-v5, in-process {raw:,.0f} steps/s, sandboxed ({batch} episode(s) per message) "
-                  f"{sps:,.0f} steps/s = {sps / raw:.2f}x in-process (goal >= 0.8x)")
+                  f"{sps:,.0f} steps/s = {sps / raw:.2f}x in-process (goal >= 0.8x); {spun:.0%} caught spinning")
 
 
 @contextlib.contextmanager

@@ -206,7 +206,9 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
 
     A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) may get the live episodes in two halves,
     one in flight while the environments of the other step, so the policy's process and this one work at once:
-    from the third step on, when the wait for an answer was at least half the time the environments took to step.
+    from the third step on, when the wait for an answer was at least half the time the environments took to step,
+    unless the policy says its process cannot work beside this one now (`overlaps` False: the sandbox's channel
+    blocks on a busy machine, and halves then only add messages).
     A policy with `max_batch` (a sandboxed policy whose one `Policy()` serves the whole rollout: 1) gets at most that
     many live episodes at once, so its episodes run one after another, in seed order.
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
@@ -282,7 +284,8 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                     trial = False
                     # Halves pay a second message per step; they win when waiting for an answer takes at least
                     # half as long as stepping the environments (NoiseWorld: yes; MuJoCo with a light policy: no).
-                    if len(group.ids) > 1 and answered - asked > (time.perf_counter() - answered) / 2:
+                    if len(group.ids) > 1 and getattr(policy, "overlaps", True) \
+                            and answered - asked > (time.perf_counter() - answered) / 2:
                         groups = list(group.halves())
                         for part in groups:
                             send(part)

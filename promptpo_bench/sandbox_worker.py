@@ -117,6 +117,7 @@ class Spinner:
         self.backoff = 0  # waits left that block at once
         self.next_backoff = SPIN_BACKOFF
         self.enabled = True  # False: block at once (the parent sees no free CPU for both sides to spin on)
+        self.caught = 0  # waits a spin ended (the rest blocked)
 
     def spin(self) -> bool:
         """Whether the fd became readable while spinning; False at once while disabled or backing off (then block)."""
@@ -127,6 +128,7 @@ class Spinner:
             return False
         poll, clock = self.poller.poll, time.perf_counter
         if poll(0):
+            self.caught += 1
             return True
         start = clock()
         end = start + self.budget
@@ -134,6 +136,7 @@ class Spinner:
             if poll(0):
                 self.budget = min(SPIN_MAX_SECONDS, max(SPIN_MIN_SECONDS, 2 * (clock() - start)))
                 self.next_backoff = SPIN_BACKOFF
+                self.caught += 1
                 return True
         self.backoff, self.next_backoff = self.next_backoff, min(SPIN_BACKOFF_MAX, 2 * self.next_backoff)
         return False

@@ -311,6 +311,17 @@ def test_a_pipelined_policy_gets_halves_when_waiting_dominates(double_task, monk
         assert policy.sizes == [5, 5, 5, 5, 4, 2]
 
 
+def test_a_pipelined_policy_that_cannot_overlap_is_not_split(double_task, monkeypatch):
+    """An answer that takes 1 s would be worth halving for (above), but the policy says its process cannot work
+    beside this one (the sandbox's channel blocking on a busy machine): whole batches only."""
+    clock = FakeClock()
+    monkeypatch.setattr(rollout, "time", clock)
+    policy = PipelinedDouble(clock, 1.0)
+    policy.overlaps = False
+    run_episodes(DOUBLE_ID, policy, [5, 10, 11, 4, 3], env_kwargs={"clock": {"clock": clock, "step_s": 0.1}})
+    assert policy.sizes == [5, 5, 5, 5, 4, 2]
+
+
 def test_a_pipelined_policy_with_one_episode_is_not_split(double_task, monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(rollout, "time", clock)

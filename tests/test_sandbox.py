@@ -937,7 +937,8 @@ def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
             with SandboxedPolicy(code, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4), FAST,
                                  lifetime=lifetime) as policy:
                 episodes = run_episodes("NoiseWorld-Board1-v0", policy, list(range(6)), batch_size=3)
-                assert policy._spinner.enabled == (cpus == 64)
+                assert policy._spinner.enabled == policy.overlaps == (cpus == 64)  # halves only while spinning
+                assert cpus == 64 or policy.spun_share == 0
             returns[cpus, lifetime] = episodes.returns.tolist()
     assert returns[0, "rollout"] == returns[64, "rollout"] == returns[0, "episode"] == returns[64, "episode"]
 
