@@ -134,10 +134,10 @@ def check_positive(script: str, args: Any, names: tuple[str, ...]) -> None:
 
 def early_stop_target(script: str, args: Any, env_kwargs: dict) -> float | None:
     """The return --early-stop-fraction asks a run to hold (that fraction of the task's optimal return); None: off."""
+    if not 0 <= args.early_stop_fraction <= 1:
+        fail(script, f"--early-stop-fraction must be in (0, 1] (0: off), got {args.early_stop_fraction}")
     if args.early_stop_fraction == 0:
         return None
-    if not 0 < args.early_stop_fraction <= 1:
-        fail(script, f"--early-stop-fraction must be in (0, 1] (0: off), got {args.early_stop_fraction}")
     if args.early_stop_evals < 1:
         fail(script, f"--early-stop-evals must be at least 1, got {args.early_stop_evals}")
     if not registry.is_registered(args.env_id):

@@ -22,6 +22,7 @@ from algorithm_files import load_algorithm  # noqa: E402
 from promptpo_bench import baselines  # noqa: E402
 from promptpo_bench.baselines import BaselineArgs, BaselineRun, ReplayBuffer, real_next_obs, soft_update  # noqa: E402
 from promptpo_bench.records import load_record  # noqa: E402
+from promptpo_bench.registry import ReferenceScores  # noqa: E402
 from promptpo_bench.rollout import Episodes, heldout_seeds  # noqa: E402
 from promptpo_bench.torch_policy import mlp  # noqa: E402
 
@@ -526,7 +527,7 @@ def test_record_totals_exclude_evaluation_time(tmp_path, monkeypatch):
     assert load_record(tmp_path)["totals"] == totals and (tmp_path / "model.pt").is_file()
 
 
-def test_the_early_stop_needs_its_evaluations_in_a_row(tmp_path, monkeypatch):
+def test_the_early_stop_needs_its_evaluations_in_a_row(tmp_path, monkeypatch, capsys):
     """--early-stop-fraction: a run stops once --early-stop-evals periodic evaluations in a row reach the target (one
     below it starts the count again) and its record says so; without a target (the default) it never stops."""
     means = iter([10.0, 11.0, 9.9, 10.0, 12.0, 30.0] * 2)
@@ -544,6 +545,9 @@ def test_the_early_stop_needs_its_evaluations_in_a_row(tmp_path, monkeypatch):
             run.maybe_evaluate(small_checkpoint, step)
             stopped.append(run.stopped_early)
         assert stopped == expected
+        said = [line for line in capsys.readouterr().out.splitlines() if "early stop" in line]
+        assert said == (["early stop at global_step=50: 3 evaluations in a row reached 10 (--early-stop-fraction 0.5 "
+                         "of the optimal return)"] if stop_return else [])
     means = iter([40.0])
     run = BaselineRun(args, "dqn", {}, 10.0)
     run.held = 3
@@ -570,6 +574,18 @@ def test_the_early_stop_refuses_what_it_cannot_stop_at(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         baselines.early_stop_target("dqn.py", RunArgs(**flags), {})
     assert exit_.value.code == 2 and capsys.readouterr().err.startswith(f"dqn.py: error: {message}")
+
+
+@pytest.mark.parametrize("optimal, target", [(0.0, None), (0.5, 0.25)])
+def test_the_early_stop_needs_an_optimum_above_zero(optimal, target, monkeypatch, capsys):
+    scores = lambda env_id, **kwargs: ReferenceScores(-1.0, optimal, "a test double")  # noqa: E731
+    monkeypatch.setattr(baselines.registry, "reference_scores", scores)
+    if target is None:
+        with pytest.raises(SystemExit):
+            baselines.early_stop_target("dqn.py", RunArgs(early_stop_fraction=0.5), {})
+        assert "needs an optimal return above 0; NoiseWorld-Board0-v0's is 0" in capsys.readouterr().err
+    else:
+        assert baselines.early_stop_target("dqn.py", RunArgs(early_stop_fraction=0.5), {}) == target
 
 
 def test_the_early_stop_accepts_the_whole_optimum():
