@@ -140,12 +140,10 @@ def early_stop_target(script: str, args: Any, env_kwargs: dict) -> float | None:
         return None
     if args.early_stop_evals < 1:
         fail(script, f"--early-stop-evals must be at least 1, got {args.early_stop_evals}")
-    if not registry.is_registered(args.env_id):
-        fail(script, f"--early-stop-fraction needs a suite task with a known optimal return; {args.env_id} is not one")
-    optimal = registry.reference_scores(args.env_id, **env_kwargs).optimal
-    if optimal <= 0:
-        fail(script, f"--early-stop-fraction needs an optimal return above 0; {args.env_id}'s is {optimal:g}")
-    return args.early_stop_fraction * optimal
+    try:
+        return registry.fraction_of_optimum(args.env_id, args.early_stop_fraction, **env_kwargs)
+    except BenchError as e:
+        fail(script, f"--early-stop-fraction {e}")
 
 
 def seed_everything(args: Any) -> torch.device:

@@ -211,6 +211,17 @@ def reference_scores(env_id: str, **kwargs: Any) -> ReferenceScores:
         env.close()
 
 
+def fraction_of_optimum(env_id: str, fraction: float, **kwargs: Any) -> float:
+    """`fraction` of the task's optimal return: the return a baseline's early stop holds (baselines.py) and `submit`
+    checks; a BenchError where the task has no known optimum above 0, of which a fraction would mean nothing."""
+    if not is_registered(env_id):
+        raise BenchError(f"needs a suite task with a known optimal return; {env_id} is not one")
+    optimal = reference_scores(env_id, **kwargs).optimal
+    if optimal <= 0:
+        raise BenchError(f"needs an optimal return above 0; {env_id}'s is {optimal:g}")
+    return fraction * optimal
+
+
 def normalised(score: float, reference: ReferenceScores) -> float:
     """Score on the scale random = 0, optimal = 1."""
     return (score - reference.random) / (reference.optimal - reference.random)

@@ -108,9 +108,10 @@ def _check_early_stop(record: dict[str, Any]) -> None:
     if planned != config.get("total_timesteps") or not planned > totals["env_steps"]:
         raise Rejected(f"totals.stopped_early is set, but totals.planned_env_steps {planned} is not the run's "
                        f"--total-timesteps {config.get('total_timesteps')} beyond its {totals['env_steps']} steps")
-    if not registry.is_registered(record["env_id"]):
-        raise Rejected(f"totals.stopped_early is set, but {record['env_id']} has no known optimal return to stop at")
-    target = fraction * registry.reference_scores(record["env_id"], **record["env_kwargs"]).optimal
+    try:
+        target = registry.fraction_of_optimum(record["env_id"], fraction, **record["env_kwargs"])
+    except BenchError as e:
+        raise Rejected(f"totals.stopped_early is set, but an early stop {e}") from None
     held = record["curve"][-evals - 1:-1]  # the last point is the final evaluation
     if len(held) < evals or any(point["mean_return"] < target for point in held):
         raise Rejected(f"totals.stopped_early is set, but the {evals} evaluations before the final one do not all "

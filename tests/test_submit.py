@@ -179,6 +179,10 @@ def _stopped_early(fraction=0.5, evals=3, planned=200_000, held=(20.0, 20.0, 20.
                                                    "99840 beyond its 99840 steps"),
     (_stopped_early(held=(20.0, 17.0, 20.0)), "the 3 evaluations before the final one do not all reach 17.457"),
     (_stopped_early(evals=4), "the 4 evaluations before the final one do not all reach 17.457"),  # one was -25
+    (lambda record: _stopped_early()(record) or record.update(env_id="Reacher-v5"),  # optimum -4.44: any stop "holds"
+     "totals.stopped_early is set, but an early stop needs an optimal return above 0; Reacher-v5's is -4.44"),
+    (lambda record: _stopped_early()(record) or record.update(env_id="CartPole-v1"),
+     "totals.stopped_early is set, but an early stop needs a suite task with a known optimal return; CartPole-v1"),
 ], ids=lambda x: x if isinstance(x, str) else None)
 def test_check_run_rejects_an_early_stop_the_curve_does_not_bear_out(ppo_copy, change, reason):
     """A stopped run counts at its planned budget on the board, so submit checks the claim against the run's own
