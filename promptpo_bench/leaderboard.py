@@ -123,10 +123,13 @@ class RunResult:
                 "tokens": np.array([p.get("prompt_tokens", 0) + p.get("completion_tokens", 0) for p in points],
                                    dtype=np.float64)}
 
+    def end(self, x: str = "env_steps") -> int:
+        """How far the run counts along the x-axis `x` (env_steps or tokens)."""
+        return self.end_steps if x == "env_steps" else self.total_tokens
+
     def values_at(self, grid: np.ndarray, y: str = "mean_return", x: str = "env_steps") -> np.ndarray:
         """The curve as a step function of `x` on `grid`: the latest point at or before each x, NaN outside the run."""
-        end = self.end_steps if x == "env_steps" else self.total_tokens
-        return statistics.step_values(self.curve[x], self.curve[y], grid, end)
+        return statistics.step_values(self.curve[x], self.curve[y], grid, self.end(x))
 
     def score(self, value: float | np.ndarray) -> float | np.ndarray:
         """Normalised score of a return (random = 0, optimal = 1), or the return itself without references."""

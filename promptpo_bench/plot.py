@@ -56,7 +56,7 @@ def default_out(run_dirs: list[Path], x: str, normalised: bool) -> Path:
 
 
 def _use_log(runs: list[RunResult], x: str) -> bool:
-    ends = np.array([r.end_steps if x == "env_steps" else r.total_tokens for r in runs], dtype=float)
+    ends = np.array([r.end(x) for r in runs], dtype=float)
     ends = ends[ends > 0]
     return len(ends) > 1 and ends.max() / ends.min() >= LOG_SPAN
 
