@@ -474,7 +474,7 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
             pass
     for which in (resource.RLIMIT_CORE,):
         _set_limit(which, 0, 0)
-    waiter = os.getpid()
+    waiter, parent = os.getpid(), os.getppid()
     child = 0
     if namespaces:
         sync_read, sync_write = os.pipe()
@@ -484,7 +484,7 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
             os.write(sync_write, b".")
             os.close(sync_read)
             os.close(sync_write)
-            _wait_and_mirror(child, pipes)
+            _wait_and_mirror(child, pipes, parent)
         os.close(sync_write)
         os.read(sync_read, 1)  # the child's first reply must come after the waiter's
         os.close(sync_read)
@@ -533,10 +533,26 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
     }
 
 
-def _wait_and_mirror(child: int, pipes: tuple[int, int]) -> None:
-    """The waiter: hold nothing of the protocol, wait for the confined child and end the way it ended."""
+def _wait_and_mirror(child: int, pipes: tuple[int, int], parent: int) -> None:
+    """The waiter: hold nothing of the protocol, wait for the confined child and end the way it ended.
+
+    Should the parent die first (SIGKILLed, say), the child is killed at once: nothing else would stop a child in an
+    endless act before its CPU limit, as the child's own PR_SET_PDEATHSIG is tied to this waiter.
+    """
     for fd in pipes:
         os.close(fd)
+    ends = select.poll()
+    ends.register(os.pidfd_open(child), select.POLLIN)
+    try:
+        parent_end = os.pidfd_open(parent)
+    except ProcessLookupError:
+        parent_end = None
+    if parent_end is None or os.getppid() != parent:  # gone already: this process was re-parented
+        os.kill(child, signal.SIGKILL)
+    else:
+        ends.register(parent_end, select.POLLIN)
+        if any(fd == parent_end for fd, _ in ends.poll()):
+            os.kill(child, signal.SIGKILL)
     _, status = os.waitpid(child, 0)
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)

@@ -7,11 +7,14 @@ or end the candidate with a `PolicyFailure`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -263,6 +266,47 @@ def test_a_huge_exception_message_comes_back_as_a_crash_with_its_traceback():
     assert failure.kind == "crash" and failure.message.startswith("Policy.act raised ValueError: xxx")
     assert len(failure.message) <= 600 and len(failure.traceback) < 25_000
     assert 'File "policy.py", line 3, in deep' in failure.traceback and "more characters" in failure.traceback
+
+
+def test_an_endless_candidate_dies_with_the_run_that_started_it(tmp_path):
+    """A run SIGKILLed mid-act (a killed sweep, an out-of-memory kill) takes its worker with it at once, rather than
+    leave the candidate's endless loop burning a CPU until its own CPU limit (10 minutes by default)."""
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import re
+        import numpy as np
+        from gymnasium.spaces import Discrete
+        from promptpo_bench.sandbox import Limits, SandboxedPolicy
+        policy = SandboxedPolicy("class Policy:\\n    def act(self, obs):\\n        while True:\\n            pass\\n",
+                                 {NOISEWORLD!r}, Discrete(2), Limits(act_seconds=60.0))
+        policy.send(np.array([0]), np.zeros((1, 29), dtype=np.float32))
+        fdinfo = open(f"/proc/self/fdinfo/{{policy._proc.child_pidfd}}").read()
+        print(policy._proc.pid, re.search(r"^Pid:\\s*(\\d+)", fdinfo, re.M).group(1), flush=True)
+        input()
+    """))
+    run = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    waiter, child = map(int, run.stdout.readline().split())
+    try:
+        assert alive(waiter) and alive(child)
+        run.kill()
+        run.wait()
+        deadline = time.monotonic() + 5.0
+        while (alive(waiter) or alive(child)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive(child) and not alive(waiter)
+    finally:  # a failure here must not leave the loop running
+        run.kill()
+        for pid in (child, waiter):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (an orphan's reaper may be slow, or never reap)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 # -- fail closed ---------------------------------------------------------------------------------------------------
