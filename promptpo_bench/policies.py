@@ -54,12 +54,16 @@ def run_episodes_per_worker(path: str | Path) -> int | None:
 
 
 def policy_variant(path: str | Path, env_id: str) -> str | None:
-    """The description variant whose observation a code policy reads (`run_episodes`' `variant`): a run's recorded
+    """The description variant whose observation the code policy at `path` reads (see `recorded_variant`)."""
+    return recorded_variant(_run_config(path), policy_file(path)[1], env_id)
+
+
+def recorded_variant(config: dict | None, kind: str, env_id: str) -> str | None:
+    """The description variant whose observation a code policy reads (`run_episodes`' `variant`): its run's recorded
     `config.description_variant` (None for records older than that field: they were scored on the env's own
-    observation), the task's default for a bare policy file; None for a model.pt (PPO, SAC)."""
-    if policy_file(path)[1] == "torch":
+    observation), the task's default for a bare policy file (no `config`); None for a model.pt (`kind` "torch")."""
+    if kind == "torch":
         return None
-    config = _run_config(path)
     return registry.default_variant(env_id) if config is None else config.get("description_variant")
 
 

@@ -140,7 +140,7 @@ def _evaluate(policy_file: Path, record: dict[str, Any]):
     """One re-evaluation of the policy on the record's episode seeds, with a fresh policy object that lives as long
     as the run's did (`config.policy_lifetime`; "episode" for records older than that field) and a fresh worker per
     `config.eval_episodes_per_worker` episodes, as the run's final evaluation had."""
-    from .policies import load_policy
+    from .policies import load_policy, recorded_variant
     from .sandbox import PolicyFailure
 
     env_id, kwargs = record["env_id"], record["env_kwargs"]
@@ -156,8 +156,7 @@ def _evaluate(policy_file: Path, record: dict[str, Any]):
         policy = load_policy(policy_file, env_id, env, lifetime=config.get("policy_lifetime") or "episode",
                              episodes_per_worker=config.get("eval_episodes_per_worker"))
         seeds = record["final_eval"]["episode_seeds"]
-        # a code policy gets the observation of the description it read (None before records named it), as it was scored
-        variant = config.get("description_variant") if record["policy"]["kind"] == "python" else None
+        variant = recorded_variant(config, record["policy"]["kind"], env_id)  # the observation it was scored on
         with Progress(len(seeds), f"re-evaluating {env_id}", unit="episode") as progress:
             return run_episodes(env_id, policy, seeds, kwargs, on_episode_end=progress.advance, variant=variant)
     except (PolicyFailure, RolloutFailure) as error:
