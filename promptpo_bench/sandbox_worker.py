@@ -541,17 +541,17 @@ def _wait_and_mirror(child: int, pipes: tuple[int, int], parent: int) -> None:
     """
     for fd in pipes:
         os.close(fd)
-    ends = select.poll()
-    ends.register(os.pidfd_open(child), select.POLLIN)
     try:
-        parent_end = os.pidfd_open(parent)
-    except ProcessLookupError:
-        parent_end = None
-    if parent_end is None or os.getppid() != parent:  # gone already: this process was re-parented
+        child_end, parent_end = os.pidfd_open(child), os.pidfd_open(parent)
+    except ProcessLookupError:  # the parent is gone already
         os.kill(child, signal.SIGKILL)
+    except OSError:  # no pidfds (Linux < 5.3): only the child's CPU limit ends it if the parent dies mid-act
+        pass
     else:
-        ends.register(parent_end, select.POLLIN)
-        if any(fd == parent_end for fd, _ in ends.poll()):
+        ends = select.poll()
+        for end in (child_end, parent_end):
+            ends.register(end, select.POLLIN)
+        if os.getppid() != parent or any(fd == parent_end for fd, _ in ends.poll()):  # re-parented: gone already
             os.kill(child, signal.SIGKILL)
     _, status = os.waitpid(child, 0)
     if os.WIFSIGNALED(status):
