@@ -294,11 +294,12 @@ def test_an_endless_candidate_dies_with_the_run_that_started_it(tmp_path):
         while (alive(waiter) or alive(child)) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not alive(child) and not alive(waiter)
-    finally:  # a failure here must not leave the loop running
+    finally:  # a failure here must not leave the loop running (and no reused pid is killed)
         run.kill()
         for pid in (child, waiter):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                if alive(pid) and b"sandbox_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
 
 
 def alive(pid: int) -> bool:
