@@ -21,26 +21,20 @@ import time
 import numpy as np
 from gymnasium.spaces import Discrete
 
-import promptpo_bench  # noqa: F401  (registers the tasks)
-from promptpo_bench.rollout import make_env, reusing_envs, run_episodes
+from promptpo_bench.rollout import make_env
 from promptpo_bench.sandbox import SandboxedPolicy
 from promptpo_bench.sandbox_worker import ACT_HEADER, REPLY
+from promptpo_speed import NOISEWORLD_OBS, TRIVIAL, sandboxed_sps  # this folder's: the same policy and rollout timing
 
 TASK = "NoiseWorld-Board1-v0"
-OBSERVATION = "promptpo_bench.descriptions.noiseworld:Observation"
-TRIVIAL = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 1.0 else 3\n"
 WAYS = ("bare", "send", "receive", "act", "run_episodes")
 
 
 def step_us(way: str, steps: int) -> float:
     """Microseconds per env step, the policy's action asked for one observation at a time in the given way."""
-    with SandboxedPolicy(TRIVIAL, OBSERVATION, Discrete(4), lifetime="rollout") as policy:
-        if way == "run_episodes":
-            with reusing_envs():
-                run_episodes(TASK, policy, [0], batch_size=1)  # the env made, the worker warm
-                start = time.perf_counter()
-                done = run_episodes(TASK, policy, list(range(1, steps // 90)), batch_size=1).env_steps
-                return (time.perf_counter() - start) / done * 1e6
+    if way == "run_episodes":  # as benchmarks/promptpo_speed.py times it, one episode per message
+        return 1e6 / sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, 1, "rollout")[0]
+    with SandboxedPolicy(TRIVIAL, NOISEWORLD_OBS, Discrete(4), lifetime="rollout") as policy:
         env = make_env(TASK)
         obs, _ = env.reset(seed=0)
         ids = np.zeros(1, dtype=np.int64)
