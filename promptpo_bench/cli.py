@@ -368,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", type=Path, metavar="FILE", help="image to write, .png, .svg or .pdf (default: curves_X.png in the "
                                                "folder that holds the runs)")
     plot.add_argument("--normalised", action="store_true",
-                      help="normalised score (random = 0, optimal = 1) instead of return, where the task has "
-                           "reference scores")
+                      help="the board's score instead of return: normalised (random = 0, optimal = 1) where the "
+                           "task has reference scores, the success rate where it is scored by success (Meta-World)")
     plot.add_argument("--log-x", action=argparse.BooleanOptionalAction, default=None,
                       help="logarithmic x axis (default: where a task's runs end 10x or more apart)")
     plot.set_defaults(func=cmd_plot)

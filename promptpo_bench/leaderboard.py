@@ -1,7 +1,8 @@
 """The leaderboard: verified entries to curves, tables and aggregates (rliable), rendered as README, HTML and PNGs.
 
-Scores are normalised per task with the registry's reference returns (random = 0, optimal/expert = 1); a task
-without references shows raw returns and stays out of the family aggregates until the registry has them.
+Scores are normalised per task with the registry's reference returns (random = 0, optimal/expert = 1), or are the
+success rate where the registry scores a task by success (Meta-World, as the paper ranks it); a task without either
+shows raw returns and stays out of the family aggregates until the registry has references.
 Curves and per-task numbers are interquartile means (IQM) over seeds with 95% percentile-bootstrap bands;
 family aggregates are rliable's IQM, mean and optimality gap with stratified-bootstrap CIs and its
 performance profiles (all computed in statistics.py). Everything is rebuilt from `entries/` alone, with fixed
@@ -30,7 +31,7 @@ from .tracking import start_wandb
 BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables compare methods
 BUDGET_SLACK = 0.95  # a run "reaches" budget B with at least 0.95 B steps (runs stop at a whole batch: PPO 98,304)
 REFERENCE_ALGORITHMS = ("random", "oracle", "expert")  # rows that anchor the scale; no learning curve
-THRESHOLDS = (0.5, 0.9)  # "steps to reach" these fractions of the optimal (expert) return
+THRESHOLDS = (0.5, 0.9)  # "steps to reach" these fractions of the optimal (expert) return, or these success rates
 PROFILE_TAUS = np.linspace(-0.1, 1.1, 41)
 DPI = 100
 
@@ -131,21 +132,46 @@ class RunResult:
         """The curve as a step function of `x` on `grid`: the latest point at or before each x, NaN outside the run."""
         return statistics.step_values(self.curve[x], self.curve[y], grid, self.end(x))
 
+    @property
+    def score_key(self) -> str:
+        """The final-evaluation and curve field the run is scored by: success_rate or mean_return (registry)."""
+        return registry.score_key(self.record["env_id"])
+
+    @property
+    def scored(self) -> bool:
+        """Whether the run has a score on a common scale (a success rate, or references to normalise its return)."""
+        return self.score_key == "success_rate" or self.reference is not None
+
+    @property
+    def final_score(self) -> float:
+        value = self.final_success if self.score_key == "success_rate" else self.final_return
+        return np.nan if value is None else float(self.score(value))
+
     def score(self, value: float | np.ndarray) -> float | np.ndarray:
-        """Normalised score of a return (random = 0, optimal = 1), or the return itself without references."""
-        return value if self.reference is None else registry.normalised(value, self.reference)
+        """Score of a value of the run's `score_key`: a success rate as it is, a return normalised (random = 0,
+        optimal = 1), or the return itself without references."""
+        if self.score_key == "success_rate" or self.reference is None:
+            return value
+        return registry.normalised(value, self.reference)
+
+    def shown_return(self, value: float | np.ndarray) -> float | np.ndarray:
+        """A return as the return panel shows it: normalised where the run is scored by it, else raw."""
+        return self.score(value) if self.score_key == "mean_return" else value
 
     def reaches(self, budget: int) -> bool:
         return self.end_steps >= BUDGET_SLACK * budget
 
     def score_at(self, budget: int) -> float:
-        """Normalised score (or return) of the run's curve at `budget` steps (at its end if it stopped just short)."""
-        return float(self.score(statistics.score_at(self.curve["env_steps"], self.curve["mean_return"], budget,
+        """Score (or return) of the run's curve at `budget` steps (at its end if it stopped just short)."""
+        return float(self.score(statistics.score_at(self.curve["env_steps"], self.curve[self.score_key], budget,
                                                     self.end_steps)))
 
     def steps_to(self, fraction: float) -> float:
-        """First curve env_steps whose return reaches `fraction` of the optimal return (inf if never; NaN where the
-        task has no reference or a non-positive optimum, so that a fraction of it means nothing)."""
+        """First curve env_steps whose score reaches `fraction` of the optimum: of the optimal return, or a success
+        rate of `fraction` (inf if never; NaN where the task has no reference or a non-positive optimum, so that a
+        fraction of it means nothing)."""
+        if self.score_key == "success_rate":
+            return statistics.steps_to(self.curve["env_steps"], self.curve["success_rate"], fraction)
         if self.reference is None or self.reference.optimal <= 0:
             return np.nan
         target = fraction * self.reference.optimal
@@ -175,14 +201,14 @@ def load_runs(board: str | Path = DEFAULT_BOARD) -> list[RunResult]:
 
 
 def score_matrix(runs: list[RunResult], budget: int) -> tuple[np.ndarray, list[str]]:
-    """(runs x tasks) normalised scores at `budget` of one method over the tasks with references where it has runs.
+    """(runs x tasks) scores at `budget` of one method over the tasks with scores where it has runs.
 
     rliable needs the same number of runs on every task: the k lowest seeds of each task are used, k the smallest
     count over the tasks.
     """
     by_task: dict[str, list[float]] = {}
     for run in sorted(runs, key=lambda r: r.seed):
-        if run.reference is not None and run.reaches(budget):
+        if run.scored and run.reaches(budget):
             by_task.setdefault(run.task, []).append(run.score_at(budget))
     return balanced_matrix(by_task)
 
@@ -221,7 +247,7 @@ def _groups(runs: list[RunResult]) -> dict[tuple[str, int], list[RunResult]]:
 
 def task_table(task: str, runs: list[RunResult], rng: np.random.Generator) -> Table:
     """One row per method and budget: final score, scores at fixed budgets, steps to 50%/90%, tokens, seeds."""
-    normalised = runs[0].reference is not None
+    normalised = runs[0].scored
     budgets = [b for b in BUDGETS if any(r.reaches(b) for r in runs)]
     has_success = any(r.final_success is not None for r in runs)
     has_llm = any(r.total_tokens > 0 for r in runs)
@@ -239,7 +265,8 @@ def task_table(task: str, runs: list[RunResult], rng: np.random.Generator) -> Ta
         row = [(method, method), (_steps(budget) if budget else "reference", budget), (str(len(group)), len(group)),
                _with_ci(*(v[0] for v in iqm_ci(finals, rng)), len(group))]
         if normalised:
-            row.append(_with_ci(*(v[0] for v in iqm_ci(group[0].score(finals), rng)), len(group)))
+            scores = np.array([r.final_score for r in group])
+            row.append(_with_ci(*(v[0] for v in iqm_ci(scores, rng)), len(group)))
         if has_success:
             rates = [r.final_success for r in group if r.final_success is not None]
             row.append(_num(float(np.mean(rates)) if rates else None, 2))
@@ -311,7 +338,7 @@ def plot_task(task: str, runs: list[RunResult], path: Path, rng: np.random.Gener
     learners = [r for r in runs if not r.is_reference]
     if not learners:
         return False
-    unit = "return" if runs[0].reference is None else "normalised score"
+    unit = "normalised score" if runs[0].reference is not None and runs[0].score_key == "mean_return" else "return"
     panels = [("env_steps", "mean_return", "environment steps", unit)]
     if any(np.isfinite(r.curve["success_rate"]).any() for r in learners):
         panels.append(("env_steps", "success_rate", "environment steps", "success rate"))
@@ -325,7 +352,7 @@ def plot_task(task: str, runs: list[RunResult], path: Path, rng: np.random.Gener
             group = [r for r in runs if r.method == method]
             if group[0].is_reference:
                 if y == "mean_return":
-                    level = float(iqm([r.score(r.final_return) for r in group]))
+                    level = float(iqm([r.shown_return(r.final_return) for r in group]))
                     ax.axhline(level, color=colors[method], linestyle="--", linewidth=1, label=f"{method} (reference)")
                 continue
             group = [r for r in group if x == "env_steps" or r.total_tokens > 0]
@@ -333,7 +360,7 @@ def plot_task(task: str, runs: list[RunResult], path: Path, rng: np.random.Gener
                 continue
             grid = np.unique(np.concatenate([r.curve[x] for r in group]))
             values = np.array([r.values_at(grid, y, x) for r in group])
-            point, low, high = iqm_ci(values if y == "success_rate" else group[0].score(values), rng)
+            point, low, high = iqm_ci(values if y == "success_rate" else group[0].shown_return(values), rng)
             label = f"{method} ({len(group)} run{'s' if len(group) > 1 else ''})"
             ax.step(grid, point, where="post", color=colors[method], label=label)
             if len(group) > 1:  # one run has no spread to show
@@ -357,8 +384,9 @@ def plot_task(task: str, runs: list[RunResult], path: Path, rng: np.random.Gener
     return True
 
 
-def plot_profiles(family: str, matrices: dict[int, dict[str, np.ndarray]], path: Path) -> None:
-    """rliable performance profiles (fraction of runs with normalised score > tau, 95% CIs), one panel per budget."""
+def plot_profiles(family: str, matrices: dict[int, dict[str, np.ndarray]], path: Path, scale: str) -> None:
+    """rliable performance profiles (fraction of runs with score > tau, 95% CIs), one panel per budget; `scale`
+    names the scores' scale in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -372,12 +400,12 @@ def plot_profiles(family: str, matrices: dict[int, dict[str, np.ndarray]], path:
             ax.plot(PROFILE_TAUS, profiles[method], color=colors[method], label=method)
             ax.fill_between(PROFILE_TAUS, cis[method][0], cis[method][1], color=colors[method], alpha=0.2,
                             linewidth=0)
-        ax.set_xlabel("normalised score τ")
+        ax.set_xlabel("score τ")
         ax.set_title(f"at {_steps(budget)} steps", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("fraction of runs with score > τ")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{family}: performance profiles (random = 0, optimal = 1)", fontsize=9)
+    fig.suptitle(f"{family}: performance profiles ({scale})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -403,7 +431,10 @@ def build(board: str | Path = DEFAULT_BOARD, track: bool = False, wandb_project:
         aggregate_table, matrices = family_table(family, family_runs)
         if aggregate_table.rows:
             image = f"plots/{family}__profiles.png"
-            plot_profiles(family, matrices, board / image)
+            by_success = {r.score_key == "success_rate" for r in family_runs}
+            scale = {frozenset({True}): "success rate", frozenset({False}): "random = 0, optimal = 1"}.get(
+                frozenset(by_success), "success rate, or return with random = 0, optimal = 1")
+            plot_profiles(family, matrices, board / image, scale)
             items.append((aggregate_table, image))
         for task in sorted({r.task for r in family_runs}):
             task_runs = [r for r in family_runs if r.task == task]

@@ -1,8 +1,8 @@
 """`promptpo-bench plot`: learning curves of any finished run directories, side by side, without a leaderboard.
 
 One panel per task, one line per method (the algorithm, and for LLM methods the model): the IQM over seeds of the
-return (or normalised score) at each x, with its 95% percentile-bootstrap band, from the same statistics and the
-same run model as the leaderboard. Reference runs (random, oracle, expert) are dashed horizontal lines.
+return (or the board's score: normalised return, or success rate where a task is scored by success) at each x, with
+its 95% percentile-bootstrap band, from the same statistics and the same run model as the leaderboard. Reference runs (random, oracle, expert) are dashed horizontal lines.
 """
 
 from __future__ import annotations
@@ -99,19 +99,20 @@ def plot_runs(paths: list[Path], x: str = "env_steps", out: Path | None = None, 
     logarithmic: list[str] = []
     for ax, task in zip(axes.flat, tasks):
         task_runs = [r for r in runs if r.task == task]
-        scored = normalised and task_runs[0].reference is not None
+        scored = normalised and task_runs[0].scored
+        y = task_runs[0].score_key if scored else "mean_return"  # a task scored by success plots its success rate
         lines[task] = []
         for method in methods:
             group = [r for r in task_runs if r.method == method]
             if not group:
                 continue
             if group[0].is_reference:
-                level = float(iqm([r.score(r.final_return) if scored else r.final_return for r in group]))
+                level = float(iqm([r.final_score if scored else r.final_return for r in group]))
                 ax.axhline(level, color=colors[method], linestyle="--", linewidth=1.5, label=f"{method} (reference)")
                 lines[task].append(f"{method} (reference)")
                 continue
             grid = np.unique(np.concatenate([r.curve[x] for r in group]))
-            values = np.array([r.values_at(grid, "mean_return", x) for r in group])
+            values = np.array([r.values_at(grid, y, x) for r in group])
             point, low, high = iqm_ci(group[0].score(values) if scored else values, rng)
             label = f"{method} ({len(group)} run{'s' if len(group) > 1 else ''})"
             ax.step(grid, point, where="post", color=colors[method], label=label)
@@ -122,7 +123,8 @@ def plot_runs(paths: list[Path], x: str = "env_steps", out: Path | None = None, 
             logarithmic.append(task)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel(X_AXES[x])
-        ax.set_ylabel("normalised score" if scored else "return" + (" (no reference scores)" if normalised else ""))
+        ax.set_ylabel(("success rate" if y == "success_rate" else "normalised score") if scored
+                      else "return" + (" (no reference scores)" if normalised else ""))
         if scored:  # a few catastrophic early evaluations would flatten everything else
             ax.set_ylim(max(ax.get_ylim()[0], -1.0), max(ax.get_ylim()[1], 1.1))
         ax.grid(alpha=0.3)

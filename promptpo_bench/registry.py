@@ -65,6 +65,9 @@ class TaskSpec:
     requires: tuple[str, ...] = ()  # modules the env needs beyond the core dependencies
     extra: str | None = None  # the pyproject extra that installs them
     env_per_process: bool = False  # its env holds a once-per-process resource (libsumo): rollouts give each a process
+    # runs are ranked by success rate, not normalised return (Meta-World: the paper ranks by success, and its
+    # expert's return is no upper bound: PPO collects 7.8x it on ButtonPress)
+    scored_by_success: bool = False
 
 
 _SPECS: dict[str, TaskSpec] = {}
@@ -225,3 +228,9 @@ def fraction_of_optimum(env_id: str, fraction: float, **kwargs: Any) -> float:
 def normalised(score: float, reference: ReferenceScores) -> float:
     """Score on the scale random = 0, optimal = 1."""
     return (score - reference.random) / (reference.optimal - reference.random)
+
+
+def score_key(env_id: str) -> str:
+    """The final-evaluation and curve field that ranks runs on `env_id` (the sweep's pick, the board's scores):
+    "success_rate" where the task is scored by success, else "mean_return" (normalised with the references)."""
+    return "success_rate" if is_registered(env_id) and get(env_id).scored_by_success else "mean_return"

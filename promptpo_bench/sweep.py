@@ -402,7 +402,11 @@ def state(run: SweepRun) -> str:
 
 
 def _score(record: dict, references: dict) -> tuple[float, bool]:
-    """The run's final held-out mean return, normalised where its task has reference scores (else raw)."""
+    """The run's score and whether it is on a common scale: the final held-out success rate where the task is scored
+    by success (registry.score_key), else the mean return, normalised where the task has reference scores (else raw)."""
+    if registry.score_key(record["env_id"]) == "success_rate":
+        rate = record["final_eval"].get("success_rate")
+        return (np.nan if rate is None else float(rate)), True
     raw = float(record["final_eval"]["mean_return"])
     key = (record["env_id"], json.dumps(record["env_kwargs"], sort_keys=True))
     if key not in references:
@@ -454,7 +458,8 @@ def format_summary(rows: list[dict[str, Any]], planned_seeds: int) -> str:
     widths = [max(len(r[i]) for r in lines + [header]) for i in range(len(header))]
     text = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + lines]
     return "\n".join(text) + ("\nscore: final held-out mean return, normalised (random = 0, optimal = 1) where the "
-                              "task has reference scores")
+                              "task has reference scores; the success rate where the task is scored by success "
+                              "(Meta-World)")
 
 
 def pick_configs(rows: list[dict[str, Any]], planned_seeds: int) -> dict[str, dict[str, Any]]:

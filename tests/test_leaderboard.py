@@ -392,6 +392,28 @@ def test_curves_read_by_tokens_and_short_curves():
     assert np.isnan(zero.steps_to(0.5))  # half of an optimum of 0 means nothing
 
 
+def test_a_task_scored_by_success_ranks_runs_by_their_success_rate_not_their_return():
+    """Meta-World: the paper ranks by success, and the expert's return that anchors its scale is no upper bound."""
+    def run(seed: int, points: list[tuple[int, float, float]], reference=ReferenceScores(188.65, 562.21, "expert")):
+        result = fake_run("MetaWorld-ButtonPress-v0", seed, [(s, ret) for s, ret, _ in points], reference=reference)
+        for point, (_, _, rate) in zip(result.record["curve"], points):
+            point["success_rate"] = rate
+        result.record["final_eval"]["success_rate"] = points[-1][2]
+        return result
+
+    hoarder = run(1, [(0, 190.0, 0.0), (50_000, 4_000.0, 0.2), (100_000, 4_378.0, 0.6)])  # return 10x the expert's
+    assert hoarder.score_key == "success_rate" and fake_run("A", 1, [(0, 1.0)]).score_key == "mean_return"
+    assert hoarder.final_score == 0.6 and hoarder.score_at(100_000) == 0.6 and hoarder.score_at(50_000) == 0.2
+    assert hoarder.steps_to(0.5) == 100_000 and hoarder.steps_to(0.9) == np.inf  # the return passed 0.9 at 50k
+    no_reference = run(2, [(0, 0.0, 0.0), (100_000, 10.0, 1.0)], reference=None)  # success needs no reference
+    matrix, tasks = score_matrix([hoarder, no_reference], 100_000)
+    assert tasks == ["MetaWorld-ButtonPress-v0"] and matrix.ravel().tolist() == [0.6, 1.0]
+    table = leaderboard.task_table("MetaWorld-ButtonPress-v0", [hoarder], np.random.default_rng(0))
+    (row,) = ([text for text, _ in row] for row in table.rows)
+    assert dict(zip(table.headers, row))["final score (IQM, 95% CI)"] == "0.600"
+    assert dict(zip(table.headers, row))["score @ 100k"] == "0.600"
+
+
 def test_score_matrix_without_references_is_empty():
     matrix, tasks = score_matrix([fake_run("C", 1, [(0, 0.0), (100_000, 30.0)], reference=None)], 100_000)
     assert matrix.shape == (0, 0) and tasks == []

@@ -38,7 +38,7 @@ def _spec(name: str, env_name: str, summary: str, rounds: int) -> TaskSpec:
         summary=summary, references=references, kwargs_help=KWARGS_HELP, success_key="success",
         observation="Box(39,)", action="Box(4,)", default_references=lambda: REFERENCES[env_name],
         requires=("metaworld", "mujoco"), extra="metaworld",
-        expert=lambda env: ScriptedPolicy(env.env_name), recipe=Recipe(rounds=rounds),
+        expert=lambda env: ScriptedPolicy(env.env_name), recipe=Recipe(rounds=rounds), scored_by_success=True,
     )
 
 

@@ -147,6 +147,16 @@ def test_configurations_of_a_tuning_sweep_are_their_own_runs_and_the_best_mean_i
     assert tie["ppo"]["picked"] == "default"
 
 
+def test_a_run_is_scored_by_success_rate_where_its_task_is_scored_by_success():
+    """Meta-World's tuning picks by success, as the paper ranks it: its expert-return reference is no upper bound."""
+    hoarder = {"env_id": "MetaWorld-ButtonPress-v0", "env_kwargs": {},
+               "final_eval": {"mean_return": 4_378.0, "success_rate": 0.6}}
+    assert sweep._score(hoarder, {}) == (0.6, True)
+    reference = sweep.registry.reference_scores("NoiseWorld-Board0-v0")
+    board = {"env_id": "NoiseWorld-Board0-v0", "env_kwargs": {}, "final_eval": {"mean_return": 100.0}}
+    assert sweep._score(board, {}) == (pytest.approx(sweep.registry.normalised(100.0, reference)), True)
+
+
 def test_a_directory_holding_another_run_is_refused(tmp_path):
     base = {"algos": "ppo", "tasks": "NoiseWorld-Board0-v0", "seeds": "1", "out": str(tmp_path)}
     (run,) = sweep.build_sweep(base).runs()
