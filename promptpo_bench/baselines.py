@@ -78,7 +78,8 @@ class BaselineArgs:
     """held-out episodes of the final evaluation (record.json's final_eval)"""
     early_stop_fraction: float = 0.0
     """stop once --early-stop-evals periodic evaluations in a row reach this fraction of the task's optimal return
-    (0: run the whole budget); the board counts such a run at its planned budget with its last evaluation"""
+    (Meta-World: this success rate; 0: run the whole budget); the board counts such a run at its planned budget with
+    its last evaluation"""
     early_stop_evals: int = 5
     """periodic evaluations in a row that must reach the --early-stop-fraction target before the run stops"""
 
@@ -255,8 +256,9 @@ def set_up(script: str, args: Any, algorithm: str, env_kwargs: dict) -> tuple[gy
 class BaselineRun:
     """One baseline run: its directory, W&B, the held-out evaluations and the final record."""
 
-    def __init__(self, args: Any, algorithm: str, env_kwargs: dict, stop_return: float | None = None):
-        self.args, self.env_kwargs, self.stop_return = args, env_kwargs, stop_return
+    def __init__(self, args: Any, algorithm: str, env_kwargs: dict, stop_target: float | None = None):
+        self.args, self.env_kwargs, self.stop_target = args, env_kwargs, stop_target
+        self.score_key = registry.score_key(args.env_id)  # what the early stop holds: return, or success rate
         self.run_dir = run_dir_of(args)
         config = {**asdict(args), "env_kwargs": env_kwargs}
         self.recorder = RunRecorder(self.run_dir, algorithm=algorithm, env_id=args.env_id, env_kwargs=env_kwargs,
@@ -266,7 +268,7 @@ class BaselineRun:
         self.episodes, self.eval_time, self.eval_env_steps = 0, 0.0, 0
         self.start_time = time.time()
         self.next_eval = 0
-        self.held = 0  # periodic evaluations in a row that reached stop_return
+        self.held = 0  # periodic evaluations in a row that reached stop_target
         self.last_return: float | None = None
         self.progress = Progress(args.total_timesteps, f"{algorithm} {args.env_id}", unit="step", unit_scale=True)
 
@@ -322,17 +324,19 @@ class BaselineRun:
         if global_step >= self.next_eval and self.next_eval < self.args.total_timesteps:
             result = self.evaluate(checkpoint_fn(), global_step, self.args.periodic_eval_episodes)
             self.next_eval = (global_step // self.args.eval_every + 1) * self.args.eval_every
-            if self.stop_return is not None:
-                self.held = self.held + 1 if result.mean_return >= self.stop_return else 0
+            if self.stop_target is not None:
+                value = result.success_rate if self.score_key == "success_rate" else result.mean_return
+                self.held = self.held + 1 if value is not None and value >= self.stop_target else 0
                 if self.stopped_early:
+                    what = "a success rate of" if self.score_key == "success_rate" else "a mean return of"
                     self.progress.line(f"early stop at global_step={global_step}: {self.held} evaluations in a row "
-                                       f"reached {self.stop_return:.4g} (--early-stop-fraction "
-                                       f"{self.args.early_stop_fraction:g} of the optimal return)")
+                                       f"reached {what} {self.stop_target:.4g} (--early-stop-fraction "
+                                       f"{self.args.early_stop_fraction:g} of the optimum)")
 
     @property
     def stopped_early(self) -> bool:
         """Whether the last --early-stop-evals periodic evaluations all reached the early-stop return: stop now."""
-        return self.stop_return is not None and self.held >= self.args.early_stop_evals
+        return self.stop_target is not None and self.held >= self.args.early_stop_evals
 
     def finish(self, checkpoint: dict, global_step: int) -> dict | None:
         """Final evaluation on held-out seeds, model.pt and record.json (without --save-model: neither file)."""

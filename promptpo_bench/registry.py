@@ -215,10 +215,13 @@ def reference_scores(env_id: str, **kwargs: Any) -> ReferenceScores:
 
 
 def fraction_of_optimum(env_id: str, fraction: float, **kwargs: Any) -> float:
-    """`fraction` of the task's optimal return: the return a baseline's early stop holds (baselines.py) and `submit`
-    checks; a BenchError where the task has no known optimum above 0, of which a fraction would mean nothing."""
+    """`fraction` of the task's optimum on its `score_key`: the value a baseline's early stop holds (baselines.py) and
+    `submit` checks. A success rate of `fraction` where the task is scored by success, else that fraction of the
+    optimal return; a BenchError where the task has no known optimum above 0, of which a fraction would mean nothing."""
     if not is_registered(env_id):
         raise BenchError(f"needs a suite task with a known optimal return; {env_id} is not one")
+    if score_key(env_id) == "success_rate":
+        return fraction
     optimal = reference_scores(env_id, **kwargs).optimal
     if optimal <= 0:
         raise BenchError(f"needs an optimal return above 0; {env_id}'s is {optimal:g}")

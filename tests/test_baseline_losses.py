@@ -538,21 +538,45 @@ def test_the_early_stop_needs_its_evaluations_in_a_row(tmp_path, monkeypatch, ca
     monkeypatch.setattr(baselines, "run_episodes", scripted)
     args = RunArgs(run_dir=str(tmp_path), total_timesteps=1000, eval_every=10, early_stop_fraction=0.5,
                    early_stop_evals=3)
-    for stop_return, expected in ((10.0, [False] * 5 + [True]), (None, [False] * 6)):
-        run = BaselineRun(args, "dqn", {}, stop_return)
+    for stop_target, expected in ((10.0, [False] * 5 + [True]), (None, [False] * 6)):
+        run = BaselineRun(args, "dqn", {}, stop_target)
         stopped = []
         for step in range(0, 60, 10):
             run.maybe_evaluate(small_checkpoint, step)
             stopped.append(run.stopped_early)
         assert stopped == expected
         said = [line for line in capsys.readouterr().out.splitlines() if "early stop" in line]
-        assert said == (["early stop at global_step=50: 3 evaluations in a row reached 10 (--early-stop-fraction 0.5 "
-                         "of the optimal return)"] if stop_return else [])
+        assert said == (["early stop at global_step=50: 3 evaluations in a row reached a mean return of 10 "
+                         "(--early-stop-fraction 0.5 of the optimum)"] if stop_target else [])
     means = iter([40.0])
     run = BaselineRun(args, "dqn", {}, 10.0)
     run.held = 3
     totals = run.finish(small_checkpoint(), 50)["totals"]
     assert (totals["env_steps"], totals["planned_env_steps"], totals["stopped_early"]) == (50, 1000, True)
+
+
+def test_on_a_task_scored_by_success_the_early_stop_holds_a_success_rate(tmp_path, monkeypatch, capsys):
+    """Meta-World is scored by success (its expert's return is no upper bound), so its early stop holds a success
+    rate: a return far above the expert's with no success does not stop it."""
+    rates = iter([0.0, 0.95, 0.9, 0.92])
+
+    def scripted(env_id, policy, seeds, env_kwargs, on_episode_end=None):  # test double of run_episodes
+        rate = next(rates)
+        return Episodes(list(seeds), np.full(len(seeds), 10_000.0), np.full(len(seeds), 500),
+                        np.arange(len(seeds)) < round(rate * len(seeds)))
+
+    monkeypatch.setattr(baselines, "run_episodes", scripted)
+    args = RunArgs(env_id="MetaWorld-ButtonPress-v0", run_dir=str(tmp_path), total_timesteps=1000, eval_every=10,
+                   periodic_eval_episodes=20, early_stop_fraction=0.9, early_stop_evals=3)
+    target = baselines.early_stop_target("sac.py", args, {})
+    assert target == 0.9
+    run = BaselineRun(args, "sac", {}, target)
+    stopped = []
+    for step in range(0, 40, 10):
+        run.maybe_evaluate(small_checkpoint, step)
+        stopped.append(run.stopped_early)
+    assert stopped == [False, False, False, True]
+    assert "3 evaluations in a row reached a success rate of 0.9" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("flags, target", [({}, None), ({"early_stop_fraction": 0.9}, 0.9 * 34.914258),

@@ -167,6 +167,15 @@ def _stopped_early(fraction=0.5, evals=3, planned=200_000, held=(20.0, 20.0, 20.
     return change
 
 
+def _success_scored(record, rates):
+    """`_stopped_early` at 0.9 on Meta-World, its held evaluations with these success rates (returns far above the
+    expert's 562, so a return target would hold)."""
+    _stopped_early(fraction=0.9, held=(10_000.0,) * len(rates))(record)
+    record["env_id"] = "MetaWorld-ButtonPress-v0"
+    for point, rate in zip(record["curve"][-len(rates) - 1:-1], rates):
+        point["success_rate"] = rate
+
+
 @pytest.mark.parametrize("change, reason", [
     (_stopped_early(fraction=0), "totals.stopped_early is set, but the run's config has no early stop"),
     (_stopped_early(fraction=1.5), "totals.stopped_early is set, but the run's config has no early stop"),
@@ -179,6 +188,10 @@ def _stopped_early(fraction=0.5, evals=3, planned=200_000, held=(20.0, 20.0, 20.
                                                    "99840 beyond its 99840 steps"),
     (_stopped_early(held=(20.0, 17.0, 20.0)), "the 3 evaluations before the final one do not all reach 17.457"),
     (_stopped_early(evals=4), "the 4 evaluations before the final one do not all reach 17.457"),  # one was -25
+    (lambda record: _success_scored(record, (1.0, 0.8, 1.0)),  # Meta-World holds a success rate, not a return
+     "the 3 evaluations before the final one do not all reach 0.9 (0.9 of the optimal success rate)"),
+    (lambda record: _success_scored(record, (1.0, None, 1.0)),
+     "the 3 evaluations before the final one do not all reach 0.9 (0.9 of the optimal success rate)"),
     (lambda record: _stopped_early()(record) or record.update(env_id="Reacher-v5"),  # optimum -4.44: any stop "holds"
      "totals.stopped_early is set, but an early stop needs an optimal return above 0; Reacher-v5's is -4.44"),
     (lambda record: _stopped_early()(record) or record.update(env_id="CartPole-v1"),
@@ -203,6 +216,11 @@ def test_check_run_accepts_an_early_stop_its_curve_bears_out(ppo_copy, fraction,
     check_run(ppo_copy)
     edit_record(ppo_copy, _set(["totals", "stopped_early"], False))  # a run that ran out its budget: nothing to check
     edit_record(ppo_copy, _set(["config", "early_stop_fraction"], 0))
+    check_run(ppo_copy)
+
+
+def test_check_run_accepts_an_early_stop_that_held_a_success_rate(ppo_copy):
+    edit_record(ppo_copy, lambda record: _success_scored(record, (0.9, 1.0, 0.95)))
     check_run(ppo_copy)
 
 
