@@ -650,8 +650,9 @@ def main(args: Args) -> int:
                     else None}
     atomic_write_json(run_dir / "summary.json", record_extra)
     reference = registry.reference_scores(args.env_id, **algo.env_kwargs)
+    success = "" if episodes.success_rate is None else f", success rate {episodes.success_rate:.2f}"
     print(f"final policy ({best.request_id}) on {len(seeds)} held-out episodes: mean return "
-          f"{episodes.mean_text()}, normalised "
+          f"{episodes.mean_text()}{success}, normalised "
           f"{registry.normalised(episodes.mean_return, reference):.3f} | {budget.env_steps} env steps, "
           f"{tokens['prompt_tokens'] + tokens['completion_tokens']} tokens" + (f" | stopped: {stopped}" if stopped else ""))
     print(f"run directory: {run_dir}")

@@ -128,11 +128,13 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         print(json.dumps({"env_id": args.env_id, "env_kwargs": kwargs, "policy": label, "episode_seeds": seeds,
                           "returns": episodes.returns.tolist(), "lengths": episodes.lengths.tolist(),
                           "mean_return": episodes.mean_return, "ci95": episodes.ci95(), "normalised_score": score,
+                          "success_rate": episodes.success_rate,
                           "reference": {"random": reference.random, "optimal": reference.optimal}}))
         return 0
     print(f"{args.env_id} {kwargs or ''} policy={label}: {len(seeds)} episodes, seeds {seeds[0]}..{seeds[-1]}")
     _print_episodes(episodes, args.show_episodes)
-    print(f"mean return {episodes.mean_text()}, {episodes.env_steps} env steps")
+    success = "" if episodes.success_rate is None else f", success rate {episodes.success_rate:.2f}"
+    print(f"mean return {episodes.mean_text()}{success}, {episodes.env_steps} env steps")
     print(f"reference:  random {reference.random:.2f}   optimal {reference.optimal:.2f}   "
           f"normalised score {score:.3f} (random = 0, optimal = 1)")
     return 0

@@ -51,6 +51,13 @@ def test_rollout_optimal_reaches_the_exact_optimum_within_its_ci():
     assert out["normalised_score"] == pytest.approx(1.0, abs=0.01)
 
 
+def test_rollout_reports_the_success_rate_where_the_task_defines_success():
+    args = ("rollout", "MiniGrid-Empty-8x8-v0", "--policy", "optimal", "--episodes", "3")
+    assert json.loads(cli(*args, "--json").stdout)["success_rate"] == 1.0
+    assert "success rate 1.00, 48 env steps" in cli(*args).stdout
+    assert json.loads(cli("rollout", "NoiseWorld-v0", "--episodes", "2", "--json").stdout)["success_rate"] is None
+
+
 def test_rollout_text_output_and_generated_board():
     """The text report shows the JSON report's numbers, on the generated 6 x 6 board with its exact references."""
     import re
