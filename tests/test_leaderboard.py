@@ -405,6 +405,8 @@ def test_a_task_scored_by_success_ranks_runs_by_their_success_rate_not_their_ret
     assert hoarder.score_key == "success_rate" and fake_run("A", 1, [(0, 1.0)]).score_key == "mean_return"
     assert hoarder.final_score == 0.6 and hoarder.score_at(100_000) == 0.6 and hoarder.score_at(50_000) == 0.2
     assert hoarder.steps_to(0.5) == 100_000 and hoarder.steps_to(0.9) == np.inf  # the return passed 0.9 at 50k
+    assert hoarder.shown_return(4_378.0) == 4_378.0  # its return panel shows raw returns, not ~11 "optima"
+    assert fake_run("A", 1, [(0, 1.0)]).shown_return(0.0) == 0.5  # a task scored by return shows it normalised
     no_reference = run(2, [(0, 0.0, 0.0), (100_000, 10.0, 1.0)], reference=None)  # success needs no reference
     matrix, tasks = score_matrix([hoarder, no_reference], 100_000)
     assert tasks == ["MetaWorld-ButtonPress-v0"] and matrix.ravel().tolist() == [0.6, 1.0]

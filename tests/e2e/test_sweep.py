@@ -155,6 +155,8 @@ def test_a_run_is_scored_by_success_rate_where_its_task_is_scored_by_success():
     reference = sweep.registry.reference_scores("NoiseWorld-Board0-v0")
     board = {"env_id": "NoiseWorld-Board0-v0", "env_kwargs": {}, "final_eval": {"mean_return": 100.0}}
     assert sweep._score(board, {}) == (pytest.approx(sweep.registry.normalised(100.0, reference)), True)
+    plain = {"env_id": "CartPole-v1", "env_kwargs": {}, "final_eval": {"mean_return": 100.0}}
+    assert sweep._score(plain, {}) == (100.0, False)  # not a suite task: its raw return, marked as such
 
 
 def test_a_directory_holding_another_run_is_refused(tmp_path):
