@@ -144,6 +144,7 @@ class RunResult:
 
     @property
     def final_score(self) -> float:
+        """The score of the final evaluation (NaN where a task scored by success has no success rate)."""
         value = self.final_success if self.score_key == "success_rate" else self.final_return
         return np.nan if value is None else float(self.score(value))
 
@@ -432,8 +433,8 @@ def build(board: str | Path = DEFAULT_BOARD, track: bool = False, wandb_project:
         if aggregate_table.rows:
             image = f"plots/{family}__profiles.png"
             by_success = {r.score_key == "success_rate" for r in family_runs}
-            scale = {frozenset({True}): "success rate", frozenset({False}): "random = 0, optimal = 1"}.get(
-                frozenset(by_success), "success rate, or return with random = 0, optimal = 1")
+            scale = ("success rate" if by_success == {True} else "random = 0, optimal = 1" if by_success == {False}
+                     else "success rate, or return with random = 0, optimal = 1")
             plot_profiles(family, matrices, board / image, scale)
             items.append((aggregate_table, image))
         for task in sorted({r.task for r in family_runs}):

@@ -2,7 +2,8 @@
 
 One panel per task, one line per method (the algorithm, and for LLM methods the model): the IQM over seeds of the
 return (or the board's score: normalised return, or success rate where a task is scored by success) at each x, with
-its 95% percentile-bootstrap band, from the same statistics and the same run model as the leaderboard. Reference runs (random, oracle, expert) are dashed horizontal lines.
+its 95% percentile-bootstrap band, from the same statistics and the same run model as the leaderboard. Reference
+runs (random, oracle, expert) are dashed horizontal lines.
 """
 
 from __future__ import annotations
