@@ -152,7 +152,8 @@ class TorchPolicy:
     @torch.no_grad()
     def actions(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Deterministic actions of a batch of observations, as a tensor."""
-        x = torch.as_tensor(np.asarray(obs) if not isinstance(obs, torch.Tensor) else obs,
+        # a copy: observations may be read-only views (np.frombuffer), which torch warns it cannot guard
+        x = torch.as_tensor(np.array(obs, dtype=np.float32) if not isinstance(obs, torch.Tensor) else obs,
                             dtype=torch.float32, device=self.device)
         x = x.reshape(x.shape[0], -1)
         if self.norm is not None:

@@ -89,6 +89,7 @@ def check_exact_return(run_dir: Path, record: dict, board_id: int = 0) -> None:
 # --- short runs: each algorithm on NoiseWorld board 0 and on a Pendulum-size task --------------------------------
 
 
+@pytest.mark.filterwarnings("error:The given NumPy array is not writable")  # evaluation copies read-only observations
 def test_ppo_noiseworld_board0(tmp_path):
     out = ppo.main(ppo.Args(env_kwargs='{"board": 0}', total_timesteps=3072, eval_every=1024, run_dir=str(tmp_path),
                             **SMALL_EVAL))
