@@ -325,7 +325,7 @@ class BaselineRun:
             result = self.evaluate(checkpoint_fn(), global_step, self.args.periodic_eval_episodes)
             self.next_eval = (global_step // self.args.eval_every + 1) * self.args.eval_every
             if self.stop_target is not None:
-                value = result.success_rate if self.score_key == "success_rate" else result.mean_return
+                value = getattr(result, self.score_key)  # Episodes.mean_return or .success_rate
                 self.held = self.held + 1 if value is not None and value >= self.stop_target else 0
                 if self.stopped_early:
                     what = "a success rate of" if self.score_key == "success_rate" else "a mean return of"

@@ -145,7 +145,7 @@ class RunResult:
     @property
     def final_score(self) -> float:
         """The score of the final evaluation (NaN where a task scored by success has no success rate)."""
-        value = self.final_success if self.score_key == "success_rate" else self.final_return
+        value = self.record["final_eval"].get(self.score_key)
         return np.nan if value is None else float(self.score(value))
 
     def score(self, value: float | np.ndarray) -> float | np.ndarray:
