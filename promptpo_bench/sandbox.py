@@ -365,6 +365,7 @@ class SandboxedPolicy:
                               1 << 20)
         if reply != {"loaded": True}:
             self._reported_failure(reply, [])
+        self._spinner.caught = 0  # `spun_share` counts the replies to act messages, not the start-up's
 
     def act(self, episode_ids: np.ndarray, obs: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
         """Actions of the policy for B live episodes: `obs` (B, *obs_shape), `episode_ids` (B,); `steps` is ignored.

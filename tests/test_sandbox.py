@@ -943,6 +943,24 @@ def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
     assert returns[0, "rollout"] == returns[64, "rollout"] == returns[0, "episode"] == returns[64, "episode"]
 
 
+def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch):
+    """A spin that catches every reply (a test double of the Spinner: it waits blocking and counts the catch) gives a
+    share of exactly 1: the start-up's replies are not counted."""
+    from promptpo_bench import sandbox as sandbox_module
+    from promptpo_bench.sandbox_worker import Spinner
+
+    class CatchingSpinner(Spinner):
+        def spin(self) -> bool:
+            self.caught += 1
+            return bool(self.poller.poll(-1))
+
+    monkeypatch.setattr(sandbox_module.sandbox_worker, "Spinner", CatchingSpinner)
+    with sandbox(acting("", "0"), Discrete(2)) as policy:
+        for _ in range(4):
+            policy.act(np.arange(2), rows(0, 0))
+        assert policy.spun_share == 1
+
+
 def test_the_worker_never_sees_the_callers_episode_ids():
     code = acting("import sys\nids = sys._getframe(1).f_locals.get('episode_ids')", "int(max(ids) > 10**9)")
     with sandbox(code, Discrete(2)) as policy:
