@@ -40,10 +40,11 @@ else:  # pragma: no cover
 ALGORITHMS_DIR = Path("algorithms")  # relative to where the sweep is started: a checkout's algorithm files
 DEFAULT_LLM_ENDPOINT = "https://api.openai.com/v1"
 FORWARDED_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "WANDB_API_KEY", "WANDB_MODE", "WANDB_ENTITY")
-# Flags that leave a run's course alone, with how many values each takes: logging, and the early stop, which only
-# ends the same run sooner (a run finished without it is the same run carried on to its budget).
+# Flags that leave a run's course alone, with how many values each takes: logging; the early stop, which only ends
+# the same run sooner (a run finished without it is the same run carried on to its budget); and the run directory,
+# which names where the record was written (a clone elsewhere, a moved folder), not what it holds.
 _NEUTRAL_FLAGS = {"--track": 0, "--no-track": 0, "--wandb-group": 1, "--wandb-project-name": 1, "--wandb-entity": 1,
-                  "--early-stop-fraction": 1, "--early-stop-evals": 1}
+                  "--early-stop-fraction": 1, "--early-stop-evals": 1, "--run-dir": 1}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,6 +217,16 @@ def test_rerun_skips_finished_runs_and_extends_the_grid_with_tracked_runs(local_
     assert "--wandb-group tiny-sweep" in load_record(new)["command"]
     assert "--early-stop-fraction 0.9" in load_record(new)["command"]
     assert run_group(new) == "tiny-sweep"
+
+
+def test_a_finished_run_written_in_another_checkout_counts_as_finished(local_sweep, tmp_path):
+    """A clone elsewhere (or a moved results folder) resumes the committed sweep: the --run-dir a record names is
+    where it was written, not what it holds."""
+    out, _ = local_sweep
+    shutil.copytree(out / "NoiseWorld-Board0-v0__ppo__1", tmp_path / "NoiseWorld-Board0-v0__ppo__1")
+    run = next(r for r in sweep.build_sweep({"algos": "ppo", "tasks": "NoiseWorld-Board0-v0", "seeds": "1",
+                                             "budget": "2048", "args": [f"ppo={SMALL}"], "out": str(tmp_path)}).runs())
+    assert str(out) in load_record(run.run_dir)["command"] and sweep.state(run) == "finished"
 
 
 def test_ray_sweep_gives_the_same_runs_as_the_local_one_and_retries_a_lost_worker(local_sweep, tmp_path):
