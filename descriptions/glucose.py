@@ -63,13 +63,18 @@ class Observation:
 
 # <context>
 
-def reward(blood_glucose: float) -> float:
+DEATH_STEP_COST = 402.1962951502694  # the largest risk of a step the patient survives
+
+
+def reward(blood_glucose: float, alive: bool = True, steps_left: int = 0) -> float:
     """The reward of a step: minus the Magni risk of the patient's true blood glucose (mg/dL, mean over the step).
 
     It is 0 at about 139 mg/dL and grows fast for hypoglycaemia (low) and more slowly for hyperglycaemia
-    (high).{not_observed}
+    (high). On the step the patient dies (alive False), each of the `steps_left` steps the episode would still
+    have had costs DEATH_STEP_COST as well: an early death never scores above living on.{not_observed}
     """
-    return -10.0 * (3.5506 * (math.log(max(blood_glucose, 1.0)) ** 0.8353 - 3.7932)) ** 2
+    risk = 10.0 * (3.5506 * (math.log(max(blood_glucose, 1.0)) ** 0.8353 - 3.7932)) ** 2
+    return -risk if alive else -risk - steps_left * DEATH_STEP_COST
 # </context>
 
 # <context when="paper">

@@ -102,6 +102,22 @@ def test_glucose_description_parses_and_reproduces_the_reward():
     assert meals > 0  # the random scenario served at least one meal in 25 hours
 
 
+def test_glucose_death_costs_more_than_living_on():
+    """Dying ends the episode but never pays: the dying step costs the worst living risk for every step left (without
+    it, maximal insulin, which kills in about 11 hours, out-scored random and the expert), as the description says."""
+    from promptpo_bench.tasks.realworld.glucose import DEATH_STEP_COST, magni_risk
+
+    assert glucose_text.DEATH_STEP_COST == DEATH_STEP_COST == magni_risk(10.0)
+    horizon = 300
+    killing = rollout("Glucose-Adult-v0", {"horizon": horizon}, 3, lambda rng: np.array([0.1], np.float32))
+    *_, (_, _, reward, last, info) = killing
+    assert len(killing) < horizon and not glucose_text.Observation.from_array(last).alive
+    assert glucose_text.reward(info["bg"], alive=False, steps_left=horizon - len(killing)) == reward
+    living = rollout("Glucose-Adult-v0", {"horizon": horizon}, 3, lambda rng: np.array([rng.uniform(0, 0.04)], np.float32))
+    assert len(living) == horizon
+    assert sum(step[2] for step in killing) < sum(step[2] for step in living)
+
+
 def test_glucose_basal_bolus_beats_random():
     env_id, kwargs, seeds = "Glucose-Adult-v0", {"horizon": 288}, [7]  # one day
     env = promptpo_bench.make(env_id, **kwargs)

@@ -74,6 +74,12 @@ def magni_risk(bg: float) -> float:
     return 10.0 * (3.5506 * (math.log(max(bg, 1.0)) ** 0.8353 - 3.7932)) ** 2
 
 
+# What each step an episode would still have had costs when the patient dies: the largest risk of a step alive (at
+# 10 mg/dL; 191 at 1000), so an early death never scores above living on. Without it the return, a sum of risks,
+# rewards dying early: constant maximal insulin kills adult#001 in 11 hours for -7,990, above the expert's -53,488.
+DEATH_STEP_COST = max(magni_risk(BG_RANGE[0]), magni_risk(BG_RANGE[1]))
+
+
 def make_simulator(patient: str, seed: int, cached: bool = True):
     """simglucose's T1DSimEnv for `patient`, its CGM noise and meals seeded by `seed`; `cached=False` is simglucose as shipped."""
     sg = simglucose_loader.load()
@@ -92,7 +98,8 @@ class GlucoseEnv(gym.Env):
     Observation (float32, 3 * 48 + 1): the last 4 hours of CGM (mg/dL), delivered insulin (U/min) and
     carbohydrate intake (g/min), each oldest first at 5-minute steps, then an alive flag. Action: the
     insulin rate in [0, 0.1] U/min for the next 5 minutes. Reward: minus the Magni risk of the true blood
-    glucose (mean over the step). Termination when blood glucose leaves [10, 1000] mg/dL.
+    glucose (mean over the step). Termination when blood glucose leaves [10, 1000] mg/dL; that step also costs
+    `DEATH_STEP_COST` for each step the episode had left.
     """
 
     metadata = {"render_modes": []}
@@ -135,7 +142,8 @@ class GlucoseEnv(gym.Env):
         self._t += 1
         terminated = not (BG_RANGE[0] <= bg <= BG_RANGE[1])
         truncated = self._t >= self.horizon and not terminated
-        return (self._observation(not terminated), -magni_risk(bg), terminated, truncated,
+        reward = -magni_risk(bg) - terminated * (self.horizon - self._t) * DEATH_STEP_COST
+        return (self._observation(not terminated), reward, terminated, truncated,
                 {"bg": bg, "cgm": float(step.observation.CGM), "meal": cho, "insulin": delivered})
 
 
