@@ -375,6 +375,14 @@ def test_the_shipped_sweep_file_is_valid():
     assert {r.flags[r.flags.index(r.traits.budget_flag) + 1] for r in runs} == {"1000000", "200000"}
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_sweep_files_run_suite_tasks(path):
+    """A shipped sweep reports on the suite's own tasks (a plain Gymnasium id, e.g. Walker2d-v5 for Humanoid-v5,
+    would put a task the suite does not define on the board)."""
+    tasks = sweep.build_sweep(sweep.load_sweep_file(path)).tasks
+    assert [task for task in tasks if not sweep.registry.is_registered(task)] == []
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("tuning-*.toml")), ids=lambda p: p.name)
 def test_tuning_sweeps_use_seeds_disjoint_from_the_reported_ones(path):
     tuning = sweep.build_sweep(sweep.load_sweep_file(path))
