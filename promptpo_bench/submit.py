@@ -1,6 +1,6 @@
 """Verified leaderboard submissions: check a run directory, re-evaluate its policy, write a self-contained entry.
 
-A run is accepted only when its record is valid, its policy file has the recorded sha256, its curve is
+A run is accepted only when it is on a task of the suite, its record is valid, its policy file has the recorded sha256, its curve is
 consistent, it is not already on the board, and its policy, re-evaluated here on the record's own held-out
 episode seeds, reproduces the claimed `final_eval`:
 
@@ -223,6 +223,9 @@ def verify(run_dir: str | Path) -> tuple[dict[str, Any], Path, dict[str, Any]]:
 def submit(run_dir: str | Path, board: str | Path = DEFAULT_BOARD) -> Path:
     """Verify `run_dir` and add it to the board; returns the new entry directory or raises `Rejected`."""
     record, _ = check_run(run_dir)
+    if not registry.is_registered(record["env_id"]):
+        raise Rejected(f"{record['env_id']} is not a task of the suite: the board ranks only the tasks "
+                       f"`promptpo-bench tasks` lists")
     duplicate = find_duplicate(board, record)
     if duplicate is not None:
         raise Rejected(f"duplicate: the same policy (sha256 {record['policy']['sha256'][:12]}) on the same task is "

@@ -342,6 +342,15 @@ def test_submit_writes_the_entry_in_one_rename(ppo_copy, tmp_path, monkeypatch):
     assert [p.name for p in (other / "entries" / "NoiseWorld-Board0-v0").iterdir()] == []  # no scratch left
 
 
+def test_submit_refuses_a_task_outside_the_suite(ppo_copy, tmp_path, monkeypatch):
+    evaluate = EvaluateDouble(*[(CLAIMED, None)] * 4)
+    monkeypatch.setattr(submit_module, "_evaluate", evaluate)
+    edit_record(ppo_copy, _set(["env_id"], "Walker2d-v5"))  # a Gymnasium task, not one of the suite's
+    with pytest.raises(Rejected, match=r"^rejected: Walker2d-v5 is not a task of the suite: the board ranks only "):
+        submit_module.submit(ppo_copy, tmp_path / "board")
+    assert evaluate.calls == 0 and not (tmp_path / "board").exists()
+
+
 class PolicyDouble:
     """Test double of a loaded policy: remembers how it was loaded and whether it was closed."""
 
