@@ -1,8 +1,8 @@
 """Verified leaderboard submissions: check a run directory, re-evaluate its policy, write a self-contained entry.
 
-A run is accepted only when it is on a task of the suite, its record is valid, its policy file has the recorded sha256, its curve is
-consistent, it is not already on the board, and its policy, re-evaluated here on the record's own held-out
-episode seeds, reproduces the claimed `final_eval`:
+A run is accepted only when it is on a task of the suite, its record is valid, its policy file has the recorded
+sha256, its curve is consistent, it is not already on the board, and its policy, re-evaluated here on the record's
+own held-out episode seeds, reproduces the claimed `final_eval`:
 
 * exactly: every episode's return within `EPISODE_RTOL`/`EPISODE_ATOL` (and the same successes; torch policies
   run with the record's `config.torch_threads`, default 1, so their float sums happen in the same order), or
