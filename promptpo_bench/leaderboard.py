@@ -419,7 +419,6 @@ def build(board: str | Path = DEFAULT_BOARD, track: bool = False, wandb_project:
     runs = load_runs(board)
     if not runs:
         raise BenchError(f"{board} has no entries (submit a run first: promptpo-bench submit RUN_DIR)")
-    rng = np.random.default_rng(0)
     plots = board / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     for old in plots.glob("*.png"):
@@ -439,9 +438,11 @@ def build(board: str | Path = DEFAULT_BOARD, track: bool = False, wandb_project:
             items.append((aggregate_table, image))
         for task in sorted({r.task for r in family_runs}):
             task_runs = [r for r in family_runs if r.task == task]
-            table = task_table(task, task_runs, rng)
+            # each task bootstraps from its own generator: a run landing on one task never moves another's CIs
+            table = task_table(task, task_runs, np.random.default_rng(0))
             image = f"plots/{task}.png"
-            items.append((table, image if plot_task(task, task_runs, board / image, rng) else None))
+            items.append((table, image if plot_task(task, task_runs, board / image, np.random.default_rng(0))
+                          else None))
         tables += [t for t, _ in items if t.headers]
         sections.append((family, items))
     n_tasks = len({r.task for r in runs})

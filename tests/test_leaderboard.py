@@ -188,6 +188,27 @@ def test_build_writes_tables_and_plots_from_the_entries(small_board):
     assert "http://" not in page and "https://" not in page  # nothing to fetch
 
 
+def test_a_run_landing_on_one_task_leaves_every_other_tasks_bootstrap_alone(tmp_path, monkeypatch):
+    """Board 0's CIs are drawn from the same random stream whether or not another family's runs come first."""
+    board = tmp_path / "board"
+    shutil.copytree(SHIPPED / "entries" / "NoiseWorld-Board0-v0", board / "entries" / "NoiseWorld-Board0-v0")
+    seen: list[tuple[str, dict]] = []
+    for name in ("task_table", "plot_task"):
+        real = getattr(leaderboard, name)
+
+        def spy(task, runs, *rest, _real=real, _name=name):
+            if task == "NoiseWorld-Board0-v0":
+                seen.append((_name, rest[-1].bit_generator.state))
+            return _real(task, runs, *rest)
+        monkeypatch.setattr(leaderboard, name, spy)
+    leaderboard.build(board)
+    for entry in (SHIPPED / "entries" / "Hopper-v5").iterdir():  # mujoco is built before noiseworld
+        if entry.name.startswith("ppo__999424steps__"):
+            shutil.copytree(entry, board / "entries" / "Hopper-v5" / entry.name)
+    assert "### Hopper-v5" in leaderboard.build(board)["readme"].read_text()
+    assert len(seen) == 4 and seen[:2] == seen[2:]
+
+
 def test_a_task_without_references_shows_raw_returns_and_gets_scores_once_it_has_them(small_board, tmp_path,
                                                                                     monkeypatch):
     board = tmp_path / "board"
