@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -119,6 +122,14 @@ def test_seeding_start_and_goal_cells():
     large = registry.make("PointMaze-Large-v0")
     starts = {tuple(large.unwrapped.maze.cell_xy_to_rowcol(large.reset(seed=s)[0][:2])) for s in range(30)}
     assert len(starts) > 5  # random start cells on the paper's map
+
+
+def test_making_an_env_leaves_no_maze_file_behind():
+    env = registry.make("PointMaze-Large-v0")
+    assert env.unwrapped.sim.tmp_xml_file_path.startswith(tempfile.gettempdir())
+    assert not os.path.exists(env.unwrapped.sim.tmp_xml_file_path)
+    env.reset(seed=0)
+    env.step(np.zeros(2))  # the simulator runs from the model it loaded
 
 
 @pytest.mark.parametrize("env_id", IDS)

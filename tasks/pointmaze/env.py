@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
 
 import numpy as np
 import gymnasium as gym
@@ -56,6 +57,9 @@ class FlatPointMazeEnv(gym.Env):
             raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
         self.sim = PointMazeEnv(maze_map=MAPS[maze], render_mode=render_mode, reward_type=reward_type,
                                 continuing_task=continuing_task, reset_target=reset_target)
+        # gymnasium-robotics writes the maze's MJCF to /tmp/ant_maze<time>.xml and leaves it there; the model is
+        # loaded by now, so the file goes (a long sweep had left thousands behind)
+        Path(self.sim.tmp_xml_file_path).unlink(missing_ok=True)
         self.maze_name, self.horizon, self.render_mode, self._steps = maze, horizon, render_mode, 0
         self.reward_type, self.continuing_task, self.reset_target = reward_type, continuing_task, reset_target
         self.action_space = self.sim.action_space
