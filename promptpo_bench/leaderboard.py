@@ -438,11 +438,10 @@ def build(board: str | Path = DEFAULT_BOARD, track: bool = False, wandb_project:
             items.append((aggregate_table, image))
         for task in sorted({r.task for r in family_runs}):
             task_runs = [r for r in family_runs if r.task == task]
-            # each task bootstraps from its own generator: a run landing on one task never moves another's CIs
-            table = task_table(task, task_runs, np.random.default_rng(0))
+            rng = np.random.default_rng(0)  # one per task: a run landing on one task never moves another's CIs
+            table = task_table(task, task_runs, rng)
             image = f"plots/{task}.png"
-            items.append((table, image if plot_task(task, task_runs, board / image, np.random.default_rng(0))
-                          else None))
+            items.append((table, image if plot_task(task, task_runs, board / image, rng) else None))
         tables += [t for t, _ in items if t.headers]
         sections.append((family, items))
     n_tasks = len({r.task for r in runs})
