@@ -28,7 +28,7 @@ from .render import Table, pages
 from .statistics import CI_LEVEL, aggregate, balanced_matrix, iqm, iqm_ci, median_ci
 from .tracking import start_wandb
 
-BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables compare methods
+BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables always compare methods
 BUDGET_SLACK = 0.95  # a run "reaches" budget B with at least 0.95 B steps (runs stop at a whole batch: PPO 98,304)
 REFERENCE_ALGORITHMS = ("random", "oracle", "expert")  # rows that anchor the scale; no learning curve
 THRESHOLDS = (0.5, 0.9)  # "steps to reach" these fractions of the optimal (expert) return, or these success rates
@@ -201,6 +201,17 @@ def load_runs(board: str | Path = DEFAULT_BOARD) -> list[RunResult]:
     return [load_run(entry, json.loads((entry / "verification.json").read_text())) for entry in entries(board)]
 
 
+def checkpoints(runs: list[RunResult]) -> list[int]:
+    """Steps at which tables and aggregates compare methods: the fixed BUDGETS and every run's own budget (SAC's
+    200k, MiniGrid's 20k), so each method is also compared where its runs end; a budget within the slack of one
+    already there (PPO's 98,304 steps of 100k) is that one."""
+    points = list(BUDGETS)
+    for budget in sorted({r.budget for r in runs if not r.is_reference}):
+        if not any(BUDGET_SLACK * point <= budget <= point / BUDGET_SLACK for point in points):
+            points.append(budget)
+    return sorted(points)
+
+
 def score_matrix(runs: list[RunResult], budget: int) -> tuple[np.ndarray, list[str]]:
     """(runs x tasks) scores at `budget` of one method over the tasks with scores where it has runs.
 
@@ -249,7 +260,7 @@ def _groups(runs: list[RunResult]) -> dict[tuple[str, int], list[RunResult]]:
 def task_table(task: str, runs: list[RunResult], rng: np.random.Generator) -> Table:
     """One row per method and budget: final score, scores at fixed budgets, steps to 50%/90%, tokens, seeds."""
     normalised = runs[0].scored
-    budgets = [b for b in BUDGETS if any(r.reaches(b) for r in runs)]
+    budgets = [b for b in checkpoints(runs) if any(r.reaches(b) for r in runs)]
     has_success = any(r.final_success is not None for r in runs)
     has_llm = any(r.total_tokens > 0 for r in runs)
     unit = "score" if normalised else "return"
@@ -302,7 +313,7 @@ def family_table(family: str, runs: list[RunResult]) -> tuple[Table, dict[int, d
                   anchor=f"family-{family}")
     matrices: dict[int, dict[str, np.ndarray]] = {}
     methods = sorted({r.method for r in runs if not r.is_reference})
-    for budget in BUDGETS:
+    for budget in checkpoints(runs):
         score_dict, tasks = {}, {}
         for method in methods:
             matrix, names = score_matrix([r for r in runs if r.method == method], budget)

@@ -133,6 +133,25 @@ def test_family_aggregate_shows_a_ci_only_with_several_runs_per_task():
     assert all("[" in text for text in cells["ppo (learning-rate 1e-3)"])
 
 
+@pytest.mark.filterwarnings("ignore:random_state is deprecated:FutureWarning")  # arch, called by rliable
+def test_methods_are_also_compared_where_their_runs_end():
+    """A 200k-step SAC run is aggregated at 200k beside PPO's 1M curve read at 200k (not only at 10k and 100k, which
+    left SAC's final score out of every family aggregate); PPO stopping at 98,304 of 100k adds no column of its own."""
+    sac = [fake_run(task, seed, [(0, 0.0), (100_000, 10.0), (200_000, value)], algorithm="sac")
+           for task, value in (("A", 50.0), ("B", 70.0)) for seed in (1, 2)]
+    ppo = [fake_run(task, seed, [(0, 0.0), (98_304, 5.0), (200_000, 20.0), (1_000_000, 90.0)])
+           for task in ("A", "B") for seed in (1, 2)]
+    short = [fake_run(task, 3, [(0, 0.0), (98_304, 5.0)]) for task in ("A", "B")]
+    assert leaderboard.checkpoints(sac + ppo + short) == [10_000, 100_000, 200_000, 1_000_000]
+    table, matrices = leaderboard.family_table("test", sac + ppo + short)
+    at_200k = {row[0][0]: row[4][1] for row in table.rows if row[1][1] == 200_000}
+    assert at_200k == pytest.approx({"sac": 0.8, "ppo": 0.6})  # returns 50/70 and 20 on the scale -100..100
+    assert sorted(matrices) == [10_000, 100_000, 200_000, 1_000_000]
+    headers = leaderboard.task_table("A", sac + ppo, np.random.default_rng(0)).headers
+    assert [h for h in headers if h.startswith("score @")] == ["score @ 10k", "score @ 100k", "score @ 200k",
+                                                               "score @ 1M"]
+
+
 def test_a_run_stopped_early_counts_at_its_planned_budget_with_its_last_evaluation():
     """--early-stop-fraction: a run that held its target ends there, and the board reads its last evaluation as
     holding to its planned budget (as a converged run's would): one row with the seeds that ran the whole budget,
