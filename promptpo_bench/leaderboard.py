@@ -258,7 +258,7 @@ def _groups(runs: list[RunResult]) -> dict[tuple[str, int], list[RunResult]]:
 
 
 def task_table(task: str, runs: list[RunResult], rng: np.random.Generator) -> Table:
-    """One row per method and budget: final score, scores at fixed budgets, steps to 50%/90%, tokens, seeds."""
+    """One row per method and budget: final score, scores at the checkpoints, steps to 50%/90%, tokens, seeds."""
     normalised = runs[0].scored
     budgets = [b for b in checkpoints(runs) if any(r.reaches(b) for r in runs)]
     has_success = any(r.final_success is not None for r in runs)
