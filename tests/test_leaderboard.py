@@ -475,3 +475,20 @@ def test_iqm_band_is_the_central_95_percent_of_bootstrap_iqms():
     assert [v[1] for v in with_empty] == [point[0], low[0], high[0]]  # does not hide the others
     assert point[0] == pytest.approx(stats.trim_mean(values, 0.25))
     assert (low[0], high[0]) == pytest.approx(tuple(np.percentile(boot, [2.5, 97.5])))
+
+
+def test_board_compute_sums_each_learners_hours_per_sweep(tmp_path):
+    """benchmarks/board_compute.py counts learners only (no random or oracle rows) and sums their records' times."""
+    board = tmp_path / "board"
+    for entry in (SHIPPED / "entries" / "NoiseWorld-Board0-v0").iterdir():  # made before the sweeps existed
+        if entry.name.startswith(("random__", "oracle__", "ppo__999936steps__", "dqn__1000000steps__")):
+            shutil.copytree(entry, board / "entries" / "NoiseWorld-Board0-v0" / entry.name)
+    entry = next((SHIPPED / "entries" / "Hopper-v5").glob("sac__200000steps__seed1__*"))
+    shutil.copytree(entry, board / "entries" / "Hopper-v5" / entry.name)
+    record = json.loads((entry / "record.json").read_text())
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks/board_compute.py"), "--leaderboard", str(board)],
+                         capture_output=True, text=True, check=True).stdout
+    hours = record["totals"]["train_time_s"] / 3600
+    assert f"| mujoco-baselines | sac | 1 | {hours:.2f} | {record['wall_time_s'] / 3600:.2f} |" in out
+    assert "| other (noiseworld) | ppo | 1 |" in out and "| other (noiseworld) | dqn | 1 |" in out
+    assert "oracle" not in out and "random" not in out and "| all | | 3 |" in out
