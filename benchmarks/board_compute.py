@@ -2,29 +2,26 @@
 
     python benchmarks/board_compute.py [--leaderboard leaderboard]
 
-Reads every learning entry's record.json on the board (what `submit` accepted) and groups it by the sweep whose
-run directory made it (`benchmarks/results/sweeps/NAME/`; any other run is grouped under its task family). Training
-is `totals.train_time_s` summed; "with evaluations" is `wall_time_s` summed, the run from start to its final
-evaluation. Both are one-core hours: the runs went two at a time on a 2-core machine.
+Reads every learning entry on the board (what `submit` accepted; reference rows are left out) and groups it by the
+sweep whose run directory made it (`benchmarks/results/sweeps/NAME/`; any other run is grouped under its task
+family). Training is `totals.train_time_s` summed; "with evaluations" is `wall_time_s` summed, the run from start
+to its final evaluation. Both are one-core hours: the runs went two at a time on a 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
 
-from promptpo_bench import registry
-
-LEARNERS = ("ppo", "dqn", "sac")
+from promptpo_bench.leaderboard import RunResult, load_runs
 
 
-def group_of(record: dict) -> str:
+def group_of(run: RunResult) -> str:
     """The sweep whose run directory holds this run, else `other (FAMILY)`."""
-    match = re.search(r"results/sweeps/([\w-]+)/", record["command"])
-    return match.group(1) if match else f"other ({registry.get(record['env_id']).family})"
+    match = re.search(r"results/sweeps/([\w-]+)/", run.record["command"])
+    return match.group(1) if match else f"other ({run.family})"
 
 
 def main() -> None:
@@ -32,14 +29,13 @@ def main() -> None:
     parser.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="the board's folder")
     args = parser.parse_args()
     groups: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-    for path in sorted(args.leaderboard.glob("entries/*/*/record.json")):
-        record = json.loads(path.read_text())
-        if record["algorithm"] not in LEARNERS:
+    for run in load_runs(args.leaderboard):
+        if run.is_reference:
             continue
-        group = groups[(group_of(record), record["algorithm"])]
+        group = groups[(group_of(run), run.algorithm)]
         group[0] += 1
-        group[1] += record["totals"]["train_time_s"] / 3600
-        group[2] += record["wall_time_s"] / 3600
+        group[1] += run.record["totals"]["train_time_s"] / 3600
+        group[2] += run.record["wall_time_s"] / 3600
     print("| sweep | algorithm | runs | one-core hours of training | with evaluations |")
     print("| --- | --- | --- | --- | --- |")
     for (sweep, algorithm), (runs, train, wall) in sorted(groups.items()):
