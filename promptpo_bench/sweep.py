@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import registry
+from .entries import DEFAULT_BOARD, find_duplicate
 from .errors import BenchError
 from .records import load_record
 from .statistics import ci95
@@ -491,7 +492,10 @@ def format_picks(picks: dict[str, dict[str, Any]]) -> str:
 
 
 def submit(runs: list[SweepRun], out: Path, leaderboard: str | None) -> int:
-    """`promptpo-bench submit` every finished run not yet submitted to this leaderboard; the number that failed."""
+    """`promptpo-bench submit` every finished run not yet on this leaderboard; the number that failed.
+
+    A run whose policy the board already holds for its task (submitted by hand, or by a sweep whose ledger is gone)
+    counts as submitted, not as a rejected duplicate."""
     ledger = out / "submissions.jsonl"
     key = str(Path(leaderboard).resolve()) if leaderboard else None
     done = set()
@@ -504,14 +508,18 @@ def submit(runs: list[SweepRun], out: Path, leaderboard: str | None) -> int:
     for run in runs:
         if (str(run.run_dir), key) in done or not (run.run_dir / "record.json").is_file():
             continue
-        command = [sys.executable, "-m", "promptpo_bench.cli", "submit", str(run.run_dir)]
-        command += ["--leaderboard", leaderboard] if leaderboard else []
-        result = subprocess.run(command, capture_output=True, text=True)
-        said = (result.stdout.strip() or result.stderr.strip()).splitlines()
-        print(f"[submit] {run.label}: {said[-1] if said else f'exit status {result.returncode}'}")
-        failures += result.returncode != 0
+        on_board = find_duplicate(leaderboard or DEFAULT_BOARD, json.loads((run.run_dir / "record.json").read_text()))
+        if on_board is not None:
+            returncode, said = 0, [f"already on the board as {on_board}"]
+        else:
+            command = [sys.executable, "-m", "promptpo_bench.cli", "submit", str(run.run_dir)]
+            command += ["--leaderboard", leaderboard] if leaderboard else []
+            result = subprocess.run(command, capture_output=True, text=True)
+            returncode, said = result.returncode, (result.stdout.strip() or result.stderr.strip()).splitlines()
+        print(f"[submit] {run.label}: {said[-1] if said else f'exit status {returncode}'}")
+        failures += returncode != 0
         with open(ledger, "a") as f:
-            f.write(json.dumps({"run_dir": str(run.run_dir), "leaderboard": key, "returncode": result.returncode,
+            f.write(json.dumps({"run_dir": str(run.run_dir), "leaderboard": key, "returncode": returncode,
                                 "output": said[-1] if said else ""}) + "\n")
     return failures
 

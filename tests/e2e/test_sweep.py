@@ -365,6 +365,12 @@ def test_submit_sends_every_finished_run_once(tmp_path):
     assert any((tmp_path / "board").rglob("*"))
     again = run_sweep(*grid)
     assert "[submit] " not in again.stdout  # already submitted
+    # without the ledger (runs submitted by hand, or the ledger lost) the board itself says they are in: no rejections
+    (tmp_path / "sweep" / "submissions.jsonl").unlink()
+    entries_before = sorted((tmp_path / "board").rglob("record.json"))
+    third = run_sweep(*grid)  # exit status 0: nothing failed
+    assert third.stdout.count("already on the board as") == 2 and "rejected" not in third.stdout
+    assert sorted((tmp_path / "board").rglob("record.json")) == entries_before
 
 
 
