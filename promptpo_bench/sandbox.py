@@ -472,19 +472,27 @@ class SandboxedPolicy:
 
     def _spin(self) -> bool:
         """Whether both sides of the channel should spin while waiting: only while the machine has a CPU free for
-        each. Sampled every 50 ms from /proc/stat's count of running tasks, less this thread and (while spinning)
-        the worker; on a loaded machine a spinning side only keeps the other one, or the other work, off a CPU."""
+        each. Sampled every 50 ms from /proc/stat's count of running tasks, less this thread and the worker if it is
+        running (spinning) then; on a loaded machine a spinning side only keeps the other one, or the other work,
+        off a CPU."""
         now = time.monotonic()
         if now - self._room_checked >= _ROOM_SECONDS:
             self._room_checked = now
             try:
                 with open("/proc/stat", "rb") as stat:
                     running = int(stat.read().split(b"procs_running ", 1)[1].split(b"\n", 1)[0])
+                others = running - 1 - self._worker_running()
             except (OSError, IndexError, ValueError):
-                running = _CPUS + 2  # unknown: do not spin
-            others = running - 1 - self._spinner.enabled
+                others = _CPUS  # unknown: do not spin
             self._spinner.enabled = others + 2 <= _CPUS
         return self._spinner.enabled
+
+    def _worker_running(self) -> bool:
+        """Whether the process that answers act messages (the confined child, else the worker) is on a CPU or
+        waiting for one, i.e. counted in /proc/stat's running tasks: its state in /proc/PID/stat, read after the
+        last ')' since the name before it is the worker's to choose."""
+        with open(f"/proc/{getattr(self._proc, 'child_pid', self._proc.pid)}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"R"
 
     @property
     def overlaps(self) -> bool:

@@ -106,8 +106,10 @@ class Spinner:
     policy) or a steady fraction of a millisecond (a MuJoCo step), and sleeping would add a wake-up of an idle CPU to
     every message. On a loaded machine spinning only keeps the other side off the CPU, while blocking hands the CPU
     straight over (a pipe write wakes its reader on the writer's CPU, which the writer leaves as it blocks in turn):
-    after a spin that did not see the answer the next `SPIN_BACKOFF` waits block at once, twice as many after each
-    further miss in a row (up to `SPIN_BACKOFF_MAX`, a spin every ~0.1 s), and a spin that sees its answer ends that.
+    a spin that did not see the answer doubles the budget, up to 2 ms (a worker waiting out five MuJoCo steps of
+    the parent's, ~0.2 ms, learns to spin that long instead of missing every time); a miss at the full budget makes
+    the next `SPIN_BACKOFF` waits block at once, twice as many after each further miss in a row (up to
+    `SPIN_BACKOFF_MAX`, a spin every ~0.1 s), and a spin that sees its answer ends that.
     """
 
     def __init__(self, fd: int) -> None:
@@ -138,7 +140,10 @@ class Spinner:
                 self.next_backoff = SPIN_BACKOFF
                 self.caught += 1
                 return True
-        self.backoff, self.next_backoff = self.next_backoff, min(SPIN_BACKOFF_MAX, 2 * self.next_backoff)
+        if self.budget < SPIN_MAX_SECONDS:
+            self.budget = min(SPIN_MAX_SECONDS, 2 * self.budget)
+        else:
+            self.backoff, self.next_backoff = self.next_backoff, min(SPIN_BACKOFF_MAX, 2 * self.next_backoff)
         return False
 
     def wait(self, timeout_ms: int = -1) -> bool:

@@ -7,6 +7,7 @@ import os
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -959,6 +960,46 @@ def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch):
         for _ in range(4):
             policy.act(np.arange(2), rows(0, 0))
         assert policy.spun_share == 1
+
+
+def test_a_spin_that_misses_doubles_its_budget_and_only_a_miss_at_the_full_budget_backs_off():
+    """A wait longer than the budget (five MuJoCo steps of the parent's) teaches the spinner to spin longer, instead
+    of blocking for the next 64 waits after every miss."""
+    from promptpo_bench.sandbox_worker import SPIN_BACKOFF, SPIN_MAX_SECONDS, SPIN_MIN_SECONDS, Spinner
+
+    read_end, write_end = os.pipe()
+    try:
+        spinner = Spinner(read_end)
+        budgets = []
+        while spinner.budget < SPIN_MAX_SECONDS:
+            assert not spinner.spin() and spinner.backoff == 0  # nothing written: a miss, the budget grows
+            budgets.append(spinner.budget)
+        assert budgets[0] == 2 * SPIN_MIN_SECONDS and budgets[-1] == SPIN_MAX_SECONDS
+        assert not spinner.spin() and spinner.backoff == SPIN_BACKOFF  # at the full budget a miss backs off
+        assert not spinner.spin() and spinner.backoff == SPIN_BACKOFF - 1  # blocking at once, without spinning
+        os.write(write_end, b"x")
+        spinner.backoff = 0
+        assert spinner.spin() and spinner.caught == 1
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_the_spin_decision_counts_the_worker_only_while_it_runs():
+    """/proc/PID/stat's state is read after the last ')': a sleeping worker named ') R (' is not running."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "open('/proc/self/comm', 'w').write(') R ('); import time; "
+                                "print(flush=True); time.sleep(30)"], stdout=subprocess.PIPE)
+    spinner = subprocess.Popen([sys.executable, "-c", "print(flush=True)\nwhile True: pass"], stdout=subprocess.PIPE)
+    try:
+        for proc in (sleeper, spinner):
+            proc.stdout.readline()
+        time.sleep(0.05)
+        assert not SandboxedPolicy._worker_running(types.SimpleNamespace(_proc=sleeper))
+        assert SandboxedPolicy._worker_running(types.SimpleNamespace(_proc=spinner))
+    finally:
+        for proc in (sleeper, spinner):
+            proc.kill()
+            proc.wait()
 
 
 def test_the_worker_never_sees_the_callers_episode_ids():
