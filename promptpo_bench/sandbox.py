@@ -41,6 +41,7 @@ _DEADLINE_MARGIN = 0.1  # the parent's slack over the worker's own limit: all a 
 _BOX_TOLERANCE = 1e-6
 _ROOM_SECONDS = 0.05  # how often a channel checks whether the machine has CPUs free for spinning
 _CPUS = len(os.sched_getaffinity(0))
+_STEADY_BATCHES = 4096  # admitted batches remembered for `send`'s fast path (a rollout's groups: a few per episode)
 _MESSAGE_CHARS = sandbox_worker.MESSAGE_CHARS
 _TRACEBACK_CHARS = sandbox_worker.TRACEBACK_CHARS + 2 * sandbox_worker.MESSAGE_CHARS
 LIFETIMES = ("rollout", "episode")  # one Policy() for all the episodes of a rollout (the paper's), or one per episode
@@ -293,11 +294,13 @@ class SandboxedPolicy:
         self.max_batch = 1 if lifetime == "rollout" else episodes_per_worker
         self._code, self._observation = code, observation
         self._tokens: dict[int, int] = {}  # episode id -> the opaque token the worker sees (lifetime "episode")
+        self._steady: dict[bytes, tuple[list[int], bytes]] = {}  # admitted batches: int64 ids -> (ids, their tokens)
         self._token_source = np.random.default_rng()
         self._episode_seconds: dict[int, float] = {}
         self._pending: collections.deque[tuple[list[int], int, float]] = collections.deque()  # sent, unanswered
         self._failure: PolicyFailure | None = None
         self._buffer = bytearray()
+        self._action_shape = action_space.shape
         self._action_size = math.prod(action_space.shape)
         self._reply_bytes_per_action = 64 * (self._action_size + 1)  # generous JSON size bound
         self._workers: list[subprocess.Popen] = []  # the worker in use, then a spare started ahead (if any)
@@ -321,9 +324,10 @@ class SandboxedPolicy:
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
         self._worker_episodes = 0  # episode ids this worker has been sent
+        self._steady.clear()
         self._last_answer = 0.0
         self._buffer.clear()
-        self._layout: tuple[str, tuple[int, ...]] | None = None  # observation dtype and row shape the worker knows
+        self._layout: tuple[np.dtype, tuple[int, ...]] | None = None  # the observation dtype, row shape it knows
         self._start(self._code, self._observation, self.class_name)
         if self.episodes_per_worker is not None:
             self._workers.append(spawn_worker())  # the next chunk's, starting up (niced) while this one plays
@@ -390,6 +394,25 @@ class SandboxedPolicy:
         if ids.ndim != 1 or obs.ndim < 1 or len(obs) != len(ids) or obs.dtype.hasobject:
             raise ValueError(f"act needs episode_ids (B,) and numeric obs (B, ...), got {ids.shape} and {obs.shape} "
                              f"{obs.dtype}")
+        steady = self._steady.get(ids.tobytes())
+        if steady is None:
+            id_list, token_bytes, new = self._admit(ids)
+        else:  # a batch sent before (a rollout's group, step after step): its checks passed, its tokens are packed
+            id_list, token_bytes = steady
+            new = 0
+        count = len(id_list)
+        sent_at = time.monotonic()
+        self._pending.append((id_list, new, sent_at))
+        if count:
+            limits = self.limits
+            deadline = sent_at + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
+            self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
+            self._sent += 1
+
+    def _admit(self, ids: np.ndarray) -> tuple[list[int], bytes, int]:
+        """A batch's episode ids as a list, the tokens the worker sees for them, and how many start a `Policy()`:
+        checks the batch against `max_batch` and `episodes_per_worker` (moving to the next worker when it starts the
+        next worker's episodes) and remembers it in `_steady` once every episode in it has its `Policy()`."""
         id_list = ids.tolist()
         if self.max_batch is not None and len(id_list) > self.max_batch:
             raise ValueError(f"a policy with lifetime {self.lifetime!r} takes one observation per act call"
@@ -418,22 +441,19 @@ class SandboxedPolicy:
             for episode_id in fresh:
                 tokens[episode_id] = int(self._token_source.integers(1 << 62))
             token_bytes = struct.pack(f"<{count}q", *[tokens[episode_id] for episode_id in id_list])
-        sent_at = time.monotonic()
-        self._pending.append((id_list, new, sent_at))
-        if count:
-            limits = self.limits
-            deadline = sent_at + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
-            self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
-            self._sent += 1
+        if len(self._steady) >= _STEADY_BATCHES:
+            self._steady.clear()
+        self._steady[ids.tobytes()] = (id_list, token_bytes)
+        return id_list, token_bytes, new
 
     def receive(self) -> np.ndarray:
         """Second half of `act`: the validated actions of the oldest batch sent and not yet received."""
         id_list, new, sent_at = self._pending.popleft()
         count = len(id_list)
         if count == 0:
-            return np.empty((0, *self.action_space.shape), dtype=self.action_space.dtype)
+            return np.empty((0, *self._action_shape), dtype=self.action_space.dtype)
         # The worker answers in order: it started on this batch when it was sent or when the previous answer came.
-        start = max(sent_at, self._last_answer)
+        start = sent_at if sent_at > self._last_answer else self._last_answer
         limits = self.limits
         deadline = start + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
         only = id_list[0] if count == 1 else None
@@ -443,7 +463,8 @@ class SandboxedPolicy:
             if reply.size != count * self._action_size:
                 self._fail("invalid_action", f"the worker returned {reply.size} action values for {count} "
                            f"observations of {self._action_size} each")
-            reply = reply.reshape(count, *self.action_space.shape)
+            if self._action_shape:
+                reply = reply.reshape(count, *self._action_shape)
         elif type(reply) is not list:
             self._reported_failure(reply, id_list)
         share = (now - start) / count
@@ -463,11 +484,11 @@ class SandboxedPolicy:
 
     def _message(self, tokens: bytes, obs: np.ndarray) -> bytes:
         """One act/summarize message: header, the observation layout when it changed, int64 tokens and raw rows."""
-        layout = (obs.dtype.str, obs.shape[1:])
-        if layout == self._layout:
+        layout = self._layout
+        if layout is not None and obs.dtype is layout[0] and obs.shape[1:] == layout[1]:
             return ACT_HEADER.pack(len(obs), 0, self._spin()) + tokens + obs.tobytes()
-        self._layout = layout
-        pickled = pickle.dumps(layout)
+        self._layout = obs.dtype, obs.shape[1:]
+        pickled = pickle.dumps((obs.dtype.str, obs.shape[1:]))
         return ACT_HEADER.pack(len(obs), len(pickled), self._spin()) + pickled + tokens + obs.tobytes()
 
     def _spin(self) -> bool:

@@ -633,6 +633,11 @@ def _unencodable(value: object) -> object:
 def _encode_actions(actions: list, shape: tuple[int, ...]) -> tuple[int, bytes]:
     """The payload format and bytes of a batch's actions: raw rows when they form an integer or float array of
     shape (B, *shape) (cheap to check on the other side), else JSON that keeps whatever odd values they hold."""
+    if shape == () and all(type(action) is int for action in actions):  # the common case: Discrete, no array built
+        try:
+            return INT_ROWS, struct.pack(f"<{len(actions)}q", *actions)
+        except struct.error:  # beyond int64: JSON keeps the value for the error message
+            pass
     try:
         rows = np.asarray(actions)
     except (TypeError, ValueError, OverflowError, RecursionError):  # ragged lists, odd objects: JSON tells which

@@ -112,6 +112,18 @@ def test_one_policy_instance_per_episode_id():
         assert policy.act(np.array([0, 7, 8]), rows(0, 0, 0)).tolist() == [3, 1, 0]
 
 
+def test_a_batch_sent_again_reaches_the_same_policy_objects():
+    """`send` packs a batch's tokens once and reuses them while the same ids come again (a rollout's group, step
+    after step): each episode keeps its own Policy() through repeats, reorderings and subsets of a batch."""
+    with sandbox(COUNTING, Discrete(10)) as policy:
+        assert policy.act(np.array([0, 1, 2]), rows(0, 0, 0)).tolist() == [0, 0, 0]
+        assert policy.act(np.array([0, 1, 2]), rows(0, 0, 0)).tolist() == [1, 1, 1]
+        assert policy.act(np.array([2, 0]), rows(0, 0)).tolist() == [2, 2]
+        assert policy.act(np.array([2, 0]), rows(0, 0)).tolist() == [3, 3]
+        assert policy.act(np.array([0, 1, 2]), rows(0, 0, 0)).tolist() == [4, 2, 4]
+        assert policy.act(np.array([3, 1]), rows(0, 0)).tolist() == [0, 3]
+
+
 @pytest.mark.parametrize("lifetime", ["rollout", "episode"])
 def test_one_policy_instance_per_episode_id_whatever_its_observations(lifetime):
     """The worker reads an episode's token from its own 8 bytes only: observations whose rows begin with different
@@ -137,8 +149,9 @@ def test_discrete_accepts_integer_valued_numbers(returned, expected):
 
 @pytest.mark.parametrize("returned", ["4", "-1", "1.5", "'up'", "None", "True", "[1]", "float('nan')", "object()",
                                       "2**63", "-2**63 - 1"])  # just outside int64: not sent as one int64 row
-def test_discrete_rejects_invalid_actions(returned):
-    error = failure(acting("", returned), ids=(11,))
+@pytest.mark.parametrize("ids", [(11,), (11, 12)])  # one observation a message, or a batch: each its own encoding
+def test_discrete_rejects_invalid_actions(returned, ids):
+    error = failure(acting("", returned), ids=ids)
     assert error.kind == "invalid_action" and error.episode_id == 11
     assert "Policy.act returned" in error.message and "[0, 3]" in error.message
 
