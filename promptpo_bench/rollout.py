@@ -245,6 +245,7 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
             raise RolloutFailure(failure, outcome()) from failure
 
     envs = _borrow_envs(env_id, env_kwargs, variant, min(batch_size, len(seeds)))
+    side_by_side = bool(envs) and hasattr(envs[0], "step_send")  # envs in processes of their own: stepped at once
     healthy = False  # whether no env raised: then the envs may be reused
     try:
         for start in range(0, len(seeds), batch_size):
@@ -260,7 +261,6 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                 answered = time.perf_counter() if trial else 0.0
                 rows, ended = group.obs, []
                 actions = actions.tolist() if actions.ndim == 1 else actions
-                side_by_side = hasattr(group.envs[0], "step_send")  # envs in processes of their own (EnvProcess)
                 if side_by_side:
                     for env, action in zip(group.envs, actions):
                         env.step_send(action)
