@@ -957,6 +957,25 @@ def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
     assert returns[0, "rollout"] == returns[64, "rollout"] == returns[0, "episode"] == returns[64, "episode"]
 
 
+def test_one_sample_without_room_does_not_stop_a_spinning_channel(monkeypatch):
+    """A channel's first sample decides at once; after it, spinning stops only when two samples in a row find no CPU
+    free for each side (one alone is often a kernel thread awake for a moment), and one sample with room restarts it."""
+    from promptpo_bench import sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "_ROOM_SECONDS", 0.0)  # every message samples
+    decisions = {}
+    for first in (0, 64):
+        monkeypatch.setattr(sandbox_module, "_CPUS", first)
+        with sandbox(acting("", "0"), Discrete(2)) as policy:
+            decisions[first] = []
+            for cpus in (first, 0, 64, 0, 0, 0, 64):
+                monkeypatch.setattr(sandbox_module, "_CPUS", cpus)
+                policy.act(np.array([0]), rows(0))
+                decisions[first].append(policy._spinner.enabled)
+    assert decisions[0] == [False, False, True, True, False, False, True]
+    assert decisions[64] == [True, True, True, True, False, False, True]
+
+
 def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch):
     """A spin that catches every reply (a test double of the Spinner: it waits blocking and counts the catch) gives a
     share of exactly 1: the start-up's replies are not counted."""
