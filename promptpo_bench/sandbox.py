@@ -321,7 +321,7 @@ class SandboxedPolicy:
         self._spinner = sandbox_worker.Spinner(self._read_fd)
         self._sent = 0  # act messages written to this worker
         self._room_checked = -math.inf
-        self._crowded = True  # whether the last sample found no room (so the first sample decides at once)
+        self._crowded = False  # whether the last sample found no CPU free for each side
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
         self._worker_episodes = 0  # episode ids this worker has been sent
@@ -508,7 +508,8 @@ class SandboxedPolicy:
                 others = _CPUS  # unknown: do not spin
             room = others + 2 <= _CPUS
             # a spinning channel stops only at the second sample in a row without room: one alone is often a kernel
-            # thread awake for a moment, and would make the next 50 ms of messages each wait for a wake-up
+            # thread awake for a moment, or a worker closed just before on its way out, and would make the next 50 ms
+            # of messages each wait for a wake-up
             self._spinner.enabled = room or (self._spinner.enabled and not self._crowded)
             self._crowded = not room
         return self._spinner.enabled

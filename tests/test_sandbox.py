@@ -945,6 +945,7 @@ def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
 
     code = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 0.5 else 3\n"
     returns = {}
+    monkeypatch.setattr(sandbox_module, "_ROOM_SECONDS", 0.0)  # every message samples: the second one decides
     for cpus in (0, 64):
         monkeypatch.setattr(sandbox_module, "_CPUS", cpus)
         for lifetime in ("rollout", "episode"):
@@ -952,28 +953,25 @@ def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
                                  lifetime=lifetime) as policy:
                 episodes = run_episodes("NoiseWorld-Board1-v0", policy, list(range(6)), batch_size=3)
                 assert policy._spinner.enabled == policy.overlaps == (cpus == 64)  # halves only while spinning
-                assert cpus == 64 or policy.spun_share == 0
+                assert cpus == 64 or policy._spinner.caught <= 1  # the first message may still spin
             returns[cpus, lifetime] = episodes.returns.tolist()
     assert returns[0, "rollout"] == returns[64, "rollout"] == returns[0, "episode"] == returns[64, "episode"]
 
 
 def test_one_sample_without_room_does_not_stop_a_spinning_channel(monkeypatch):
-    """A channel's first sample decides at once; after it, spinning stops only when two samples in a row find no CPU
-    free for each side (one alone is often a kernel thread awake for a moment), and one sample with room restarts it."""
+    """Spinning stops only when two samples in a row find no CPU free for each side (one alone is often a kernel
+    thread awake for a moment, or the worker closed just before, on its way out), and one sample with room restarts
+    it."""
     from promptpo_bench import sandbox as sandbox_module
 
     monkeypatch.setattr(sandbox_module, "_ROOM_SECONDS", 0.0)  # every message samples
-    decisions = {}
-    for first in (0, 64):
-        monkeypatch.setattr(sandbox_module, "_CPUS", first)
-        with sandbox(acting("", "0"), Discrete(2)) as policy:
-            decisions[first] = []
-            for cpus in (first, 0, 64, 0, 0, 0, 64):
-                monkeypatch.setattr(sandbox_module, "_CPUS", cpus)
-                policy.act(np.array([0]), rows(0))
-                decisions[first].append(policy._spinner.enabled)
-    assert decisions[0] == [False, False, True, True, False, False, True]
-    assert decisions[64] == [True, True, True, True, False, False, True]
+    decisions = []
+    with sandbox(acting("", "0"), Discrete(2)) as policy:
+        for cpus in (0, 0, 64, 0, 0, 0, 64):
+            monkeypatch.setattr(sandbox_module, "_CPUS", cpus)
+            policy.act(np.array([0]), rows(0))
+            decisions.append(policy._spinner.enabled)
+    assert decisions == [True, False, True, True, False, False, True]
 
 
 def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch):
