@@ -946,6 +946,7 @@ def test_spinning_and_blocking_channels_give_the_same_rollouts(monkeypatch):
     code = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 0.5 else 3\n"
     returns = {}
     monkeypatch.setattr(sandbox_module, "_ROOM_SECONDS", 0.0)  # every message samples: the second one decides
+    monkeypatch.setattr(sandbox_module, "_RECHECK_SECONDS", 0.0)
     for cpus in (0, 64):
         monkeypatch.setattr(sandbox_module, "_CPUS", cpus)
         for lifetime in ("rollout", "episode"):
@@ -965,6 +966,7 @@ def test_one_sample_without_room_does_not_stop_a_spinning_channel(monkeypatch):
     from promptpo_bench import sandbox as sandbox_module
 
     monkeypatch.setattr(sandbox_module, "_ROOM_SECONDS", 0.0)  # every message samples
+    monkeypatch.setattr(sandbox_module, "_RECHECK_SECONDS", 0.0)
     decisions = []
     with sandbox(acting("", "0"), Discrete(2)) as policy:
         for cpus in (0, 0, 64, 0, 0, 0, 64):
@@ -972,6 +974,22 @@ def test_one_sample_without_room_does_not_stop_a_spinning_channel(monkeypatch):
             policy.act(np.array([0]), rows(0))
             decisions.append(policy._spinner.enabled)
     assert decisions == [True, False, True, True, False, False, True]
+
+
+def test_a_sample_without_room_is_taken_again_5_ms_later(monkeypatch):
+    """The second sample comes 5 ms after one without room, not a whole period later: a busy process beside stops a
+    spinning channel at once."""
+    from promptpo_bench import sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "_ROOM_SECONDS", 3600.0)  # no periodic sample after the first
+    monkeypatch.setattr(sandbox_module, "_CPUS", 0)
+    with sandbox(acting("", "0"), Discrete(2)) as policy:
+        policy.act(np.array([0]), rows(0))
+        policy.act(np.array([0]), rows(0))
+        assert policy._spinner.enabled  # one sample without room, the next not yet due
+        time.sleep(2 * sandbox_module._RECHECK_SECONDS)
+        policy.act(np.array([0]), rows(0))
+        assert not policy._spinner.enabled
 
 
 def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch):
