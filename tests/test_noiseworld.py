@@ -380,7 +380,7 @@ def test_stochastic_moves_read_the_seeded_stream_in_order():
     env.reset(seed=3)
     board = env.unwrapped.board
     cell, action, target = _cell_with(board, STOCHASTIC_STAY)
-    uniforms = copy.deepcopy(env.unwrapped.np_random).random(2500)  # longer than one buffer of draws
+    uniforms = copy.deepcopy(env.unwrapped.np_random).random(2500)  # across every refill size (32 doubling to 1024)
     for u in uniforms:
         put(env, cell)
         env.step(action)
