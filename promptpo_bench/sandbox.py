@@ -40,7 +40,7 @@ _EXIT_GRACE_SECONDS = 1.0  # how long a worker that closed its pipe may take to 
 _DEADLINE_MARGIN = 0.1  # the parent's slack over the worker's own limit: all a policy that blocks SIGALRM can gain
 _BOX_TOLERANCE = 1e-6
 _ROOM_SECONDS = 0.05  # how often a channel checks whether the machine has CPUs free for spinning
-_RECHECK_SECONDS = 0.005  # how soon a spinning channel checks again after a sample found no CPU free
+_RECHECK_SECONDS = 0.005  # how soon a channel that has just stopped spinning checks again
 _CPUS = len(os.sched_getaffinity(0))
 _STEADY_BATCHES = 4096  # admitted batches remembered for `send`'s fast path (a rollout's groups: a few per episode)
 _MESSAGE_CHARS = sandbox_worker.MESSAGE_CHARS
@@ -322,7 +322,6 @@ class SandboxedPolicy:
         self._spinner = sandbox_worker.Spinner(self._read_fd)
         self._sent = 0  # act messages written to this worker
         self._room_checked = -math.inf
-        self._crowded = False  # whether the last sample found no CPU free for each side
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
         self._worker_episodes = 0  # episode ids this worker has been sent
@@ -495,7 +494,7 @@ class SandboxedPolicy:
 
     def _spin(self) -> bool:
         """Whether both sides of the channel should spin while waiting: only while the machine has a CPU free for
-        each. Sampled every 50 ms (5 ms after a sample that would stop a spinning channel) from /proc/stat's count of
+        each. Sampled every 50 ms (5 ms after a sample that stopped a spinning channel) from /proc/stat's count of
         running tasks, less this thread and the worker if it is running (spinning) then; on a loaded machine a
         spinning side only keeps the other one, or the other work, off a CPU."""
         now = time.monotonic()
@@ -508,13 +507,12 @@ class SandboxedPolicy:
             except (OSError, IndexError, ValueError):
                 others = _CPUS  # unknown: do not spin
             room = others + 2 <= _CPUS
-            # a spinning channel stops only at a second sample in a row without room, taken 5 ms after the first: one
-            # alone is often a kernel thread awake for a moment, or a worker closed just before on its way out, and
-            # would make the next 50 ms of messages each wait for a wake-up
-            if not room and self._spinner.enabled and not self._crowded:
+            if not room and self._spinner.enabled:
+                # stop spinning at once (spinning beside a busy process, even for a few ms, costs more), but look
+                # again in 5 ms, not 50: a crowd seen once is often a kernel thread awake for a moment, or a worker
+                # closed just before on its way out, and would make the next 50 ms of messages wait for wake-ups
                 self._room_checked = now - _ROOM_SECONDS + _RECHECK_SECONDS
-            self._spinner.enabled = room or (self._spinner.enabled and not self._crowded)
-            self._crowded = not room
+            self._spinner.enabled = room
         return self._spinner.enabled
 
     def _worker_running(self) -> bool:
