@@ -154,6 +154,17 @@ def _box_validator(space: gymnasium.spaces.Box) -> Callable[[list | np.ndarray],
     valid = (f"{'a number' if shape == () else f'an array of shape {shape}'} of finite {number} in "
              f"[{_bounds_text(low)}, {_bounds_text(high)}] ({space})")
 
+    # values already within the bounds (the common case) need no clipping: checked with two reductions when the
+    # bounds are the same for every dimension (e.g. MuJoCo's [-1, 1]), two comparisons otherwise; a NaN fails both
+    uniform = bounded and low.size > 0 and bool(np.all(low == low.flat[0]) and np.all(high == high.flat[0]))
+    lowest, highest = (float(low.flat[0]), float(high.flat[0])) if uniform else (0.0, 0.0)
+
+    def inside(arr: np.ndarray) -> bool:
+        """Whether a non-empty float array is within the bounds exactly (bounded, non-integral spaces only)."""
+        if uniform:
+            return bool(lowest <= arr.min() and arr.max() <= highest)
+        return bool((arr >= low).all() and (arr <= high).all())
+
     def valid_rows(arr: np.ndarray) -> bool:
         """Whether every row of a (B, *shape) float array is finite, in bounds (and integral)."""
         ok = (arr >= low_ok) & (arr <= high_ok)
@@ -174,6 +185,8 @@ def _box_validator(space: gymnasium.spaces.Box) -> Callable[[list | np.ndarray],
 
     def validate(actions: list | np.ndarray) -> np.ndarray:
         arr = as_rows(actions)
+        if bounded and not integral and arr is not None and arr.size and inside(arr):
+            return arr.astype(dtype, copy=False)
         if arr is None or not valid_rows(arr):
             for index, action in enumerate(actions.tolist() if type(actions) is np.ndarray else actions):
                 row = as_rows([action])

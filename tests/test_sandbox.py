@@ -207,6 +207,18 @@ def test_box_accepts_and_clips_within_tolerance():
     assert actions.dtype == np.float32 and actions.tolist() == [[0.5, -0.25], [1.0, -1.0]]
 
 
+def test_box_with_bounds_of_its_own_per_dimension():
+    """Bounds that differ by dimension: values on them pass as they are, values within tolerance beyond them are
+    clipped, and a value beyond the other dimension's bound (inside this one's) is refused."""
+    space = Box(np.array([-1.0, 0.0]), np.array([1.0, 2.0]), dtype=np.float64)
+    code = acting("", "[[1.0, 2.0], [-1.0, 0.0], [1 + 1e-7, -1e-7], [0.0, -0.5]][int(obs.array[0])]")
+    with sandbox(code, space) as policy:
+        actions = policy.act(np.array([0, 1, 2]), rows(0, 1, 2))
+    assert actions.dtype == np.float64 and actions.tolist() == [[1.0, 2.0], [-1.0, 0.0], [1.0, 0.0]]
+    error = failure(code, space, ids=(4, 9), obs=rows(0, 3))
+    assert error.kind == "invalid_action" and error.episode_id == 9
+
+
 @pytest.mark.parametrize("returned", ["[1.1, 0.0]", "[float('nan'), 0.0]", "[float('inf'), 0.0]", "[0.0, 0.0, 0.0]",
                                       "0.5", "[[0.0, 0.0]]", "['0.5', 0.0]", "None"])
 def test_box_rejects_invalid_actions(returned):
