@@ -408,9 +408,10 @@ class SandboxedPolicy:
         if ids.ndim != 1 or obs.ndim < 1 or len(obs) != len(ids) or obs.dtype.hasobject:
             raise ValueError(f"act needs episode_ids (B,) and numeric obs (B, ...), got {ids.shape} and {obs.shape} "
                              f"{obs.dtype}")
-        steady = self._steady.get(ids.tobytes())
+        key = ids.tobytes()
+        steady = self._steady.get(key)
         if steady is None:
-            id_list, token_bytes, new = self._admit(ids)
+            id_list, token_bytes, new = self._admit(ids, key)
         else:  # a batch sent before (a rollout's group, step after step): its checks passed, its tokens are packed
             id_list, token_bytes = steady
             new = 0
@@ -423,10 +424,11 @@ class SandboxedPolicy:
             self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
             self._sent += 1
 
-    def _admit(self, ids: np.ndarray) -> tuple[list[int], bytes, int]:
+    def _admit(self, ids: np.ndarray, key: bytes) -> tuple[list[int], bytes, int]:
         """A batch's episode ids as a list, the tokens the worker sees for them, and how many start a `Policy()`:
         checks the batch against `max_batch` and `episodes_per_worker` (moving to the next worker when it starts the
-        next worker's episodes) and remembers it in `_steady` once every episode in it has its `Policy()`."""
+        next worker's episodes) and remembers it in `_steady` under `key`, the ids' bytes (after this message every
+        episode in it has its `Policy()`)."""
         id_list = ids.tolist()
         if self.max_batch is not None and len(id_list) > self.max_batch:
             raise ValueError(f"a policy with lifetime {self.lifetime!r} takes one observation per act call"
@@ -457,7 +459,7 @@ class SandboxedPolicy:
             token_bytes = struct.pack(f"<{count}q", *[tokens[episode_id] for episode_id in id_list])
         if len(self._steady) >= _STEADY_BATCHES:
             self._steady.clear()
-        self._steady[ids.tobytes()] = (id_list, token_bytes)
+        self._steady[key] = (id_list, token_bytes)
         return id_list, token_bytes, new
 
     def receive(self) -> np.ndarray:
