@@ -79,6 +79,8 @@ class Args(baselines.BaselineArgs):
     """automatic tuning of the entropy coefficient"""
     hidden_sizes: tuple[int, ...] = (256, 256)
     """hidden layer widths of the actor and the Q-networks (relu)"""
+    bf16: bool = False
+    """variant: products in bfloat16 (autocast) but the output layers', the rest float32; faster on avx512_bf16/AMX"""
 
 
 def check_args(args: Args) -> None:
@@ -87,13 +89,25 @@ def check_args(args: Args) -> None:
                                             "periodic_eval_episodes", "eval_episodes"))
 
 
+def float32_head(network: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """The network's output layer in float32 even under --bf16's autocast: Q-values and the Gaussian's parameters keep
+    float32's precision (bfloat16 rounds a Q-value of 300 to a multiple of 2); without autocast, network(x)."""
+    if not torch.is_autocast_enabled(x.device.type):
+        return network(x)
+    *hidden, head = network
+    for layer in hidden:
+        x = layer(x)
+    with torch.autocast(x.device.type, enabled=False):
+        return head(x.float())
+
+
 class SoftQNetwork(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden_sizes):
         super().__init__()
         self.network = mlp(obs_dim + act_dim, hidden_sizes, 1, "relu")
 
     def forward(self, x, a):
-        return self.network(torch.cat([x, a], 1))
+        return float32_head(self.network, torch.cat([x, a], 1))
 
 
 LOG_STD_MAX = 2
@@ -117,7 +131,7 @@ class Actor(nn.Module):
                                                          dtype=torch.float32).flatten())
 
     def forward(self, x):
-        mean, log_std = self.network(x).split(self.act_dim, dim=1)
+        mean, log_std = float32_head(self.network, x).split(self.act_dim, dim=1)
         log_std = torch.tanh(log_std)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1)  # From SpinUp / Denis Yarats
         return mean, log_std
@@ -229,6 +243,9 @@ def main(args: Args):
     def current_checkpoint():
         return checkpoint(args, env_kwargs, actor, single_action_space, single_obs_space.shape)
 
+    # --bf16: each loss's forward pass (and so its backward) runs its matrix products in bfloat16
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)  # noqa: E731
+
     global_step = 0
 
     # TRY NOT TO MODIFY: start the game
@@ -264,8 +281,9 @@ def main(args: Args):
         if global_step > args.learning_starts:
             batch = rb.sample(args.batch_size)
             data_obs = batch[0]
-            qf1_loss, qf2_loss, qf1_a_values, qf2_a_values = critic_losses(actor, qf1, qf2, qf1_target, qf2_target,
-                                                                           batch, alpha, args.gamma)
+            with autocast():
+                qf1_loss, qf2_loss, qf1_a_values, qf2_a_values = critic_losses(actor, qf1, qf2, qf1_target,
+                                                                               qf2_target, batch, alpha, args.gamma)
             qf_loss = qf1_loss + qf2_loss
 
             # optimize the model
@@ -279,14 +297,16 @@ def main(args: Args):
                     # the gradient flows through the Q-networks into the actor; their own weight gradients, which
                     # CleanRL computes and the next critic step discards, are skipped
                     with no_weight_grads(q_params):
-                        actor_loss = compute_actor_loss(actor, qf1, qf2, data_obs, alpha)
+                        with autocast():
+                            actor_loss = compute_actor_loss(actor, qf1, qf2, data_obs, alpha)
 
                         actor_optimizer.zero_grad()
                         actor_loss.backward()
                         actor_optimizer.step()
 
                     if args.autotune:
-                        alpha_loss = compute_alpha_loss(actor, log_alpha, data_obs, target_entropy)
+                        with autocast():
+                            alpha_loss = compute_alpha_loss(actor, log_alpha, data_obs, target_entropy)
 
                         a_optimizer.zero_grad()
                         alpha_loss.backward()

@@ -22,15 +22,17 @@ Pairs (CleanRL's defaults; budgets: timed run / short run):
                    ours: the task's NumPy vector env); 50,000 / 2,048 steps
   dqn-cartpole     CleanRL dqn.py vs dqn.py (learning from step 10,000, an update every 10 steps); 30,000 / 10,000
   sac-hopper       CleanRL sac_continuous_action.py vs sac.py, learning from step 1,000; 2,000 / 1,000
-ppo-cartpole also runs ours with its default observation/reward normalisation, as an extra row.
+ppo-cartpole also runs ours with its default observation/reward normalisation, as an extra row; sac-hopper ours
+with --bf16 (matrix products in bfloat16).
 
 CleanRL's files are copied into a temporary directory (never into this repository) and patched there, only
 mechanically for Gymnasium 1.x (PATCHES below, printed in every run). They import torch.utils.tensorboard, so
 `pip install tensorboard` into the environment that runs this benchmark (the suite itself does not need it).
 
---learning-seeds N also runs PPO on CartPole-v1 (--learning-steps steps) with both files for seeds 1..N and prints
-each file's mean training episodic return over its last 20 episodes per seed, with the mean over seeds and its 95%
-t-interval: the same algorithm should give the same learning curve within seed noise.
+--learning-seeds N also runs a learning comparison (--learning: PPO on CartPole-v1, or SAC on Pendulum-v1 with ours
+in float32 and with --bf16) for seeds 1..N, --learning-steps steps each, and prints each file's mean training
+episodic return over all its episodes (the area under its learning curve) and over its last 20, per seed, with the
+mean over seeds and its 95% t-interval: the same algorithm should give the same learning curve within seed noise.
 
 Reproduce:
     git clone https://github.com/vwxyzjn/cleanrl /tmp/cleanrl   # measured at commit fe8d8a03
@@ -108,7 +110,9 @@ PAIRS = {
     "dqn-cartpole": Pair("dqn-cartpole", "dqn", ["--env-id", "CartPole-v1"], ["--env-id", "CartPole-v1"],
                          30_000, 10_000),  # the difference: 20,000 steps with an update every 10
     "sac-hopper": Pair("sac-hopper", "sac", ["--env-id", "Hopper-v5", "--learning-starts", "1000"],
-                       ["--env-id", "Hopper-v5", "--learning-starts", "1000"], 2000, 1000),  # 1,000 updates
+                       ["--env-id", "Hopper-v5", "--learning-starts", "1000"], 2000, 1000,  # 1,000 updates
+                       [("ours --bf16 (bfloat16 products, a named variant)",
+                         ["--env-id", "Hopper-v5", "--learning-starts", "1000", "--bf16"])]),
 }
 
 
@@ -256,37 +260,58 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def last_returns(stdout: str, last: int) -> float | None:
-    returns = [float(r) for r in re.findall(r"episodic_return=\[?([-0-9.e+]+)", stdout)]
-    return sum(returns[-last:]) / len(returns[-last:]) if returns else None
+def episode_returns(stdout: str) -> list[float]:
+    """The training episodes' returns in the order the program printed them (CleanRL's episodic_return lines)."""
+    return [float(r) for r in re.findall(r"episodic_return=\[?([-0-9.e+]+)", stdout)]
 
 
-def learning(work: Path, seeds: int, steps: int, threads: str) -> None:
+# name: (algorithm, the task's arguments for both files, ours' rows as (label, extra arguments))
+LEARNING = {
+    "ppo-cartpole": ("ppo", ["--env-id", "CartPole-v1"], [("ours ppo.py", ["--no-norm-obs", "--no-norm-reward"])]),
+    "sac-pendulum": ("sac", ["--env-id", "Pendulum-v1"], [("ours sac.py", []), ("ours sac.py --bf16", ["--bf16"])]),
+}
+
+
+def learning(work: Path, name: str, seeds: int, steps: int, threads: str) -> None:
+    """Each file's mean training return over its last 20 episodes per seed, and the mean over seeds with its CI."""
     from promptpo_bench.statistics import ci95
 
-    results: dict[str, list[float]] = {"CleanRL ppo.py": [], "ours ppo.py": []}
+    algo, task, ours_rows = LEARNING[name]
+    cleanrl = "CleanRL " + CLEANRL_FILES[algo]
+    labels = [cleanrl, *(label for label, _ in ours_rows)]
+    # per file: the mean return of all training episodes (the area under the learning curve: how fast it learns)
+    # and of the last 20 (where it got to), one value per seed
+    results: dict[str, dict[str, list[float]]] = {label: {"all": [], "last 20": []} for label in labels}
     for seed in range(1, seeds + 1):
-        common = ["--env-id", "CartPole-v1", "--total-timesteps", str(steps), "--seed", str(seed)]
-        crl = subprocess.run([sys.executable, "ppo.py", *common], capture_output=True, text=True,
-                             cwd=work, env=thread_env(threads))
-        with tempfile.TemporaryDirectory() as tmp:
-            ours = subprocess.run([sys.executable, "-c", OURS_WITH_EPISODE_LINES,
-                                   str(ROOT / "algorithms" / "ppo.py"), *common, "--no-norm-obs", "--no-norm-reward",
-                                   *QUIET_EVAL, "--torch-threads", "0" if threads == "default" else threads,
-                                   "--run-dir", str(Path(tmp) / "run")], capture_output=True, text=True, cwd=tmp,
-                                  env=thread_env(threads))
-        for label, result in (("CleanRL ppo.py", crl), ("ours ppo.py", ours)):
-            value = last_returns(result.stdout, 20)
-            if result.returncode != 0 or value is None:
+        common = [*task, "--total-timesteps", str(steps), "--seed", str(seed)]
+        runs = [(cleanrl, subprocess.run([sys.executable, CLEANRL_FILES[algo], *common], capture_output=True,
+                                         text=True, cwd=work, env=thread_env(threads)))]
+        for label, extra in ours_rows:
+            with tempfile.TemporaryDirectory() as tmp:
+                runs.append((label, subprocess.run(
+                    [sys.executable, "-c", OURS_WITH_EPISODE_LINES, str(ROOT / "algorithms" / f"{algo}.py"), *common,
+                     *extra, *QUIET_EVAL, "--torch-threads", "0" if threads == "default" else threads,
+                     "--run-dir", str(Path(tmp) / "run")], capture_output=True, text=True, cwd=tmp,
+                    env=thread_env(threads))))
+        for label, result in runs:
+            returns = episode_returns(result.stdout)
+            if result.returncode != 0 or not returns:
                 fail(f"{label} seed {seed} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
-            results[label].append(value)
-        print(f"  seed {seed}: CleanRL {results['CleanRL ppo.py'][-1]:.1f}, ours {results['ours ppo.py'][-1]:.1f} "
-              "(mean training return of the last 20 episodes)", flush=True)
-    print(f"\nPPO CartPole-v1, {steps} steps, seeds 1..{seeds}: mean training return of the last 20 episodes")
-    for label, values in results.items():
-        half = ci95(values)
-        print(f"  {label:15} {statistics.mean(values):7.1f} +- {half:.1f} (95% t-interval over {len(values)} seeds)"
-              if half is not None else f"  {label:15} {statistics.mean(values):7.1f} (one seed: no interval)")
+            results[label]["all"].append(statistics.mean(returns))
+            results[label]["last 20"].append(statistics.mean(returns[-20:]))
+        print(f"  seed {seed}: " + ", ".join(f"{label} {r['all'][-1]:.1f} / {r['last 20'][-1]:.1f}"
+                                             for label, r in results.items())
+              + " (mean training return of all episodes / of the last 20)", flush=True)
+    print(f"\n{name}, {steps} steps, seeds 1..{seeds}: mean training return per seed, then the mean over seeds and "
+          "its 95% t-interval")
+    width = max(map(len, labels))
+    for which in ("all", "last 20"):
+        print(f"  {which} episodes:")
+        for label in labels:
+            values = results[label][which]
+            half = ci95(values)
+            print(f"    {label:{width}} {statistics.mean(values):8.1f}"
+                  + (f" +- {half:.1f}" if half is not None else " (one seed: no interval)"))
 
 
 def main() -> None:
@@ -297,7 +322,9 @@ def main() -> None:
                         help='torch thread settings to run each file at ("default": torch\'s default)')
     parser.add_argument("--repeats", type=int, default=1, help="runs per file and setting (the median is kept)")
     parser.add_argument("--learning-seeds", type=int, default=0,
-                        help="also compare PPO's learning on CartPole-v1 over this many seeds (0: no)")
+                        help="also compare the files' learning (--learning) over this many seeds (0: no)")
+    parser.add_argument("--learning", choices=list(LEARNING), default="ppo-cartpole",
+                        help="which learning comparison: PPO on CartPole-v1, or SAC on Pendulum-v1 (with ours --bf16)")
     parser.add_argument("--learning-steps", type=int, default=100_000, help="steps of each learning run")
     parser.add_argument("--no-speed", action="store_true", help="only the learning comparison")
     args = parser.parse_args()
@@ -327,7 +354,7 @@ def main() -> None:
             speed(work, [PAIRS[p] for p in args.pairs], args.threads, args.repeats)
         if args.learning_seeds:
             print()
-            learning(work, args.learning_seeds, args.learning_steps, args.threads[0])
+            learning(work, args.learning, args.learning_seeds, args.learning_steps, args.threads[0])
         print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -204,6 +204,26 @@ def test_sac_target_networks_soft_update(tau):
         assert not same(parameters(qf), old)  # they started apart
 
 
+def test_sac_bf16_multiplies_in_bfloat16_but_the_output_layers():
+    """--bf16's autocast runs the hidden layers' products in bfloat16 while Q-values and the Gaussian's parameters
+    come from float32 output layers; without autocast the networks are their plain float32 selves."""
+    torch.manual_seed(0)
+    actor = sac.Actor(3, gym.spaces.Box(-2.0, 2.0, (2,)), (16, 16))
+    qf = sac.SoftQNetwork(3, 2, (16, 16))
+    obs, actions = torch.randn(8, 3), torch.rand(8, 2)
+    hidden_dtypes = []
+    qf.network[2].register_forward_hook(lambda module, inputs, output: hidden_dtypes.append(output.dtype))
+    plain_q, plain_mean = qf(obs, actions), actor(obs)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q, (mean, log_std) = qf(obs, actions), actor(obs)
+    assert hidden_dtypes == [torch.float32, torch.bfloat16]
+    assert q.dtype == mean.dtype == log_std.dtype == torch.float32
+    assert torch.equal(plain_q, qf.network(torch.cat([obs, actions], 1)))
+    assert torch.equal(plain_mean, actor.network(obs)[:, :2])
+    # bfloat16's 8-bit mantissa: close to float32, not equal
+    assert torch.allclose(q, plain_q, rtol=0.05, atol=0.05) and not torch.equal(q, plain_q)
+
+
 # --- PPO -----------------------------------------------------------------------------------------------------------
 
 
@@ -675,3 +695,4 @@ def test_live_bar_shows_steps_sps_last_return_and_next_evaluation(tmp_path, monk
     assert bar.moves == [(20, {"SPS": 10, "next_eval": "1,000"}),
                          (40, {"SPS": 20, "next_eval": "1,000", "return": "-12.35"}),
                          (2000, {"SPS": 1000, "next_eval": "end", "return": "-12.35"})]
+

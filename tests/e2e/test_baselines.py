@@ -131,10 +131,12 @@ def test_dqn_noiseworld_board0(tmp_path):
     np.testing.assert_array_equal(load_torch_policy(tmp_path).act(np.arange(64), obs, np.zeros(64)), expected)
 
 
-def test_sac_pendulum(tmp_path):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_sac_pendulum(tmp_path, bf16):
     out = sac.main(sac.Args(env_id="Pendulum-v1", total_timesteps=1200, learning_starts=600, batch_size=64,
-                            eval_every=600, run_dir=str(tmp_path), **SMALL_EVAL))
+                            eval_every=600, run_dir=str(tmp_path), bf16=bf16, **SMALL_EVAL))
     record = check_run(out, "Pendulum-v1", 1200)
+    assert record["config"]["bf16"] is bf16  # the variant is on the record
     check_reload(tmp_path, record, "Pendulum-v1")
     obs = np.random.default_rng(2).normal(size=(16, 3)).astype(np.float32)
     with torch.no_grad():
