@@ -273,7 +273,8 @@ LEARNING = {
 
 
 def learning(work: Path, name: str, seeds: int, steps: int, threads: str) -> None:
-    """Each file's mean training return over its last 20 episodes per seed, and the mean over seeds with its CI."""
+    """Each file's mean training return over all its episodes and over its last 20, per seed, and the means over
+    seeds with their 95% t-intervals (`--learning-seeds`)."""
     from promptpo_bench.statistics import ci95
 
     algo, task, ours_rows = LEARNING[name]

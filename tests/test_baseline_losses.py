@@ -695,4 +695,3 @@ def test_live_bar_shows_steps_sps_last_return_and_next_evaluation(tmp_path, monk
     assert bar.moves == [(20, {"SPS": 10, "next_eval": "1,000"}),
                          (40, {"SPS": 20, "next_eval": "1,000", "return": "-12.35"}),
                          (2000, {"SPS": 1000, "next_eval": "end", "return": "-12.35"})]
-
