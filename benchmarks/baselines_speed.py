@@ -101,6 +101,7 @@ class Pair:
         return budget // 512 * 512 if self.algo == "ppo" else budget
 
 
+HOPPER = ["--env-id", "Hopper-v5", "--learning-starts", "1000"]  # both files, and ours --bf16
 PAIRS = {
     "ppo-cartpole": Pair("ppo-cartpole", "ppo", ["--env-id", "CartPole-v1"],
                          ["--env-id", "CartPole-v1", "--no-norm-obs", "--no-norm-reward"], 50_000, 2048,
@@ -109,10 +110,8 @@ PAIRS = {
                            ["--env-id", "NoiseWorld-v0", "--no-norm-obs", "--no-norm-reward"], 50_000, 2048),
     "dqn-cartpole": Pair("dqn-cartpole", "dqn", ["--env-id", "CartPole-v1"], ["--env-id", "CartPole-v1"],
                          30_000, 10_000),  # the difference: 20,000 steps with an update every 10
-    "sac-hopper": Pair("sac-hopper", "sac", ["--env-id", "Hopper-v5", "--learning-starts", "1000"],
-                       ["--env-id", "Hopper-v5", "--learning-starts", "1000"], 2000, 1000,  # 1,000 updates
-                       [("ours --bf16 (bfloat16 products, a named variant)",
-                         ["--env-id", "Hopper-v5", "--learning-starts", "1000", "--bf16"])]),
+    "sac-hopper": Pair("sac-hopper", "sac", HOPPER, HOPPER, 2000, 1000,  # 1,000 updates
+                       [("ours --bf16 (bfloat16 products, a named variant)", [*HOPPER, "--bf16"])]),
 }
 
 
@@ -168,13 +167,18 @@ def run_cleanrl(work: Path, algo: str, args: list[str], steps: int, threads: str
     return (int(sps[-1]) if sps else None), cpu, "" if sps else "no SPS line (dqn.py and sac.py print it once learning)"
 
 
+def ours_command(algo: str, args: list[str], threads: str, run_dir: Path) -> list[str]:
+    """Our algorithm file with `args`, its evaluations made rare, `threads` torch threads, into `run_dir`."""
+    return [str(ROOT / "algorithms" / f"{algo}.py"), *args, *QUIET_EVAL,
+            "--torch-threads", "0" if threads == "default" else threads, "--run-dir", str(run_dir)]
+
+
 def run_ours(algo: str, args: list[str], steps: int, threads: str) -> tuple[int | None, float, str]:
     """Ours: record.json's SPS, and the CPU time of the whole program."""
     with tempfile.TemporaryDirectory() as tmp:
-        result, cpu = timed([sys.executable, str(ROOT / "algorithms" / f"{algo}.py"), *args, "--total-timesteps",
-                             str(steps), *QUIET_EVAL, "--seed", "1", "--torch-threads",
-                             "0" if threads == "default" else threads, "--run-dir", str(Path(tmp) / "run")],
-                            Path(tmp), threads)
+        budget = [*args, "--total-timesteps", str(steps), "--seed", "1"]
+        command = ours_command(algo, budget, threads, Path(tmp) / "run")
+        result, cpu = timed([sys.executable, *command], Path(tmp), threads)
         if result.returncode != 0:
             return None, cpu, (result.stderr.strip().splitlines() or ["?"])[-1]
         return int(json.loads((Path(tmp) / "run" / "record.json").read_text())["totals"]["sps"]), cpu, ""
@@ -290,10 +294,9 @@ def learning(work: Path, name: str, seeds: int, steps: int, threads: str) -> Non
         for label, extra in ours_rows:
             with tempfile.TemporaryDirectory() as tmp:
                 runs.append((label, subprocess.run(
-                    [sys.executable, "-c", OURS_WITH_EPISODE_LINES, str(ROOT / "algorithms" / f"{algo}.py"), *common,
-                     *extra, *QUIET_EVAL, "--torch-threads", "0" if threads == "default" else threads,
-                     "--run-dir", str(Path(tmp) / "run")], capture_output=True, text=True, cwd=tmp,
-                    env=thread_env(threads))))
+                    [sys.executable, "-c", OURS_WITH_EPISODE_LINES,
+                     *ours_command(algo, [*common, *extra], threads, Path(tmp) / "run")],
+                    capture_output=True, text=True, cwd=tmp, env=thread_env(threads))))
         for label, result in runs:
             returns = episode_returns(result.stdout)
             if result.returncode != 0 or not returns:
