@@ -77,7 +77,7 @@ class BaselineArgs:
     eval_episodes: int = 50
     """held-out episodes of the final evaluation (record.json's final_eval)"""
     early_stop_fraction: float = 0.0
-    """stop once --early-stop-evals periodic evaluations in a row reach this fraction of the task's optimal return
+    """stop once --early-stop-evals periodic evaluations in a row reach this fraction of the task's optimum
     (Meta-World: this success rate; 0: run the whole budget); the board counts such a run at its planned budget with
     its last evaluation"""
     early_stop_evals: int = 5
@@ -134,7 +134,7 @@ def check_positive(script: str, args: Any, names: tuple[str, ...]) -> None:
 
 
 def early_stop_target(script: str, args: Any, env_kwargs: dict) -> float | None:
-    """The return --early-stop-fraction asks a run to hold (that fraction of the task's optimal return); None: off."""
+    """The return --early-stop-fraction asks a run to hold (`registry.fraction_of_optimum`); None: off."""
     if not 0 <= args.early_stop_fraction <= 1:
         fail(script, f"--early-stop-fraction must be in (0, 1] (0: off), got {args.early_stop_fraction}")
     if args.early_stop_fraction == 0:

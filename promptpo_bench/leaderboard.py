@@ -31,7 +31,7 @@ from .tracking import start_wandb
 BUDGETS = (10_000, 100_000, 1_000_000)  # environment steps at which the tables always compare methods
 BUDGET_SLACK = 0.95  # a run "reaches" budget B with at least 0.95 B steps (runs stop at a whole batch: PPO 98,304)
 REFERENCE_ALGORITHMS = ("random", "oracle", "expert")  # rows that anchor the scale; no learning curve
-THRESHOLDS = (0.5, 0.9)  # "steps to reach" these fractions of the optimal (expert) return, or these success rates
+THRESHOLDS = (0.5, 0.9)  # "steps to reach" these fractions of the optimum (registry.target_return), or success rates
 PROFILE_TAUS = np.linspace(-0.1, 1.1, 41)
 DPI = 100
 
@@ -168,14 +168,14 @@ class RunResult:
                                                     self.end_steps)))
 
     def steps_to(self, fraction: float) -> float:
-        """First curve env_steps whose score reaches `fraction` of the optimum: of the optimal return, or a success
-        rate of `fraction` (inf if never; NaN where the task has no reference or a non-positive optimum, so that a
-        fraction of it means nothing)."""
+        """First curve env_steps whose score reaches `fraction` of the optimum: a return of
+        `registry.target_return`, or a success rate of `fraction` (inf if never; NaN where the task has no reference
+        or an optimum no better than random, of which a fraction would mean nothing)."""
         if self.score_key == "success_rate":
             return statistics.steps_to(self.curve["env_steps"], self.curve["success_rate"], fraction)
-        if self.reference is None or self.reference.optimal <= 0:
+        target = None if self.reference is None else registry.target_return(fraction, self.reference)
+        if target is None:
             return np.nan
-        target = fraction * self.reference.optimal
         return statistics.steps_to(self.curve["env_steps"], self.curve["mean_return"], target)
 
 

@@ -216,16 +216,29 @@ def reference_scores(env_id: str, **kwargs: Any) -> ReferenceScores:
 
 def fraction_of_optimum(env_id: str, fraction: float, **kwargs: Any) -> float:
     """`fraction` of the task's optimum on its `score_key`: the value a baseline's early stop holds (baselines.py) and
-    `submit` checks. A success rate of `fraction` where the task is scored by success, else that fraction of the
-    optimal return; a BenchError where the task has no known optimum above 0, of which a fraction would mean nothing."""
+    `submit` checks. A success rate of `fraction` where the task is scored by success, else `target_return`; a
+    BenchError where the task has no optimum better than its random return."""
     if not is_registered(env_id):
         raise BenchError(f"needs a suite task with a known optimal return; {env_id} is not one")
     if score_key(env_id) == "success_rate":
         return fraction
-    optimal = reference_scores(env_id, **kwargs).optimal
-    if optimal <= 0:
-        raise BenchError(f"needs an optimal return above 0; {env_id}'s is {optimal:g}")
-    return fraction * optimal
+    reference = reference_scores(env_id, **kwargs)
+    target = target_return(fraction, reference)
+    if target is None:
+        raise BenchError(f"needs an optimal return above the random one; {env_id}'s are {reference.optimal:g} and "
+                         f"{reference.random:g}")
+    return target
+
+
+def target_return(fraction: float, reference: ReferenceScores) -> float | None:
+    """The return that reaches `fraction` of the optimum: `fraction` of the optimal return and `fraction` of the way
+    up to it from the random return, the higher of the two (NoiseWorld: the first, which standing still at about 0
+    does not reach; Traffic, random 599 and optimal 632: the second), or the second alone where the optimum is not
+    above 0 (Reacher, Glucose, Pandemic); None where the optimum is no better than random, so that nothing is."""
+    if reference.optimal <= reference.random:
+        return None
+    up = reference.random + fraction * (reference.optimal - reference.random)
+    return max(fraction * reference.optimal, up) if reference.optimal > 0 else up
 
 
 def normalised(score: float, reference: ReferenceScores) -> float:

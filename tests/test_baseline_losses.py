@@ -612,8 +612,6 @@ def test_the_early_stop_target_is_a_fraction_of_the_optimum(flags, target):
     ({"early_stop_fraction": 0.5, "early_stop_evals": 0}, "--early-stop-evals must be at least 1, got 0"),
     ({"early_stop_fraction": 0.5, "env_id": "CartPole-v1"},
      "--early-stop-fraction needs a suite task with a known optimal return; CartPole-v1 is not one"),
-    ({"early_stop_fraction": 0.5, "env_id": "Reacher-v5"},
-     "--early-stop-fraction needs an optimal return above 0; Reacher-v5's is -4.4"),
 ])
 def test_the_early_stop_refuses_what_it_cannot_stop_at(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -621,14 +619,16 @@ def test_the_early_stop_refuses_what_it_cannot_stop_at(flags, message, capsys):
     assert exit_.value.code == 2 and capsys.readouterr().err.startswith(f"dqn.py: error: {message}")
 
 
-@pytest.mark.parametrize("optimal, target", [(0.0, None), (0.5, 0.25)])
-def test_the_early_stop_needs_an_optimum_above_zero(optimal, target, monkeypatch, capsys):
+@pytest.mark.parametrize("optimal, target", [(-1.0, None), (0.5, 0.25), (-0.5, -0.75)])
+def test_the_early_stop_needs_an_optimum_above_random(optimal, target, monkeypatch, capsys):
+    """Random returns -1 here: 0.5 of an optimum of 0.5 is 0.25 (above half way, -0.25); of -0.5, half way, -0.75."""
     scores = lambda env_id, **kwargs: ReferenceScores(-1.0, optimal, "a test double")  # noqa: E731
     monkeypatch.setattr(baselines.registry, "reference_scores", scores)
     if target is None:
         with pytest.raises(SystemExit):
             baselines.early_stop_target("dqn.py", RunArgs(early_stop_fraction=0.5), {})
-        assert "needs an optimal return above 0; NoiseWorld-Board0-v0's is 0" in capsys.readouterr().err
+        assert ("needs an optimal return above the random one; NoiseWorld-Board0-v0's are -1 and -1"
+                in capsys.readouterr().err)
     else:
         assert baselines.early_stop_target("dqn.py", RunArgs(early_stop_fraction=0.5), {}) == target
 

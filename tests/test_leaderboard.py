@@ -365,7 +365,8 @@ def test_task_table_reports_iqms_that_an_outlier_seed_cannot_drag():
 
 def test_steps_to_cells_show_an_interval_only_where_seeds_differ():
     """A steps-to cell is a median over seeds with a bootstrap interval: none for seeds that all agree, and none
-    (a dash, not "— [nan, nan]") where the task's optimum is not positive, so a fraction of it means nothing."""
+    (a dash, not "— [nan, nan]") where the task's optimum is no better than random, so a fraction of it means
+    nothing."""
     def cells(reaches: list[int], reference=ReferenceScores(-100.0, 100.0, "test")) -> list[str]:
         runs = [fake_run("A", seed, [(0, -100.0), (at, 100.0), (300_000, 100.0)], reference)
                 for seed, at in enumerate(reaches)]
@@ -376,7 +377,7 @@ def test_steps_to_cells_show_an_interval_only_where_seeds_differ():
     assert cells([100_000, 200_000]) == ["150k [100k, 200k]"] * 2  # two seeds that differ: the median and an interval
     assert cells([100_000] * 3) == ["100k"] * 2  # three seeds alike: the point only
     assert cells([100_000]) == ["100k"] * 2  # one seed: the point only
-    assert cells([100_000], ReferenceScores(-100.0, 0.0, "test")) == ["—"] * 2  # optimum 0: no target
+    assert cells([100_000], ReferenceScores(100.0, 50.0, "test")) == ["—"] * 2  # optimum below random: no target
 
 
 def llm_run(seed: int, final: float, success: float, tokens: tuple[int, int], cost: float) -> RunResult:
@@ -431,8 +432,12 @@ def test_curves_read_by_tokens_and_short_curves():
     assert unit.steps_to(0.5) == 10  # an optimum of 1 is a scale like any other
     dip = fake_run("A", 1, [(0, -100.0), (10_000, 50.0), (20_000, 0.0), (30_000, 70.0)])
     assert dip.steps_to(0.5) == 10_000  # the first time it got there (50 of 100 is half)
-    zero = fake_run("A", 1, [(0, -1.0), (10, 0.0)], reference=ReferenceScores(-10.0, 0.0, "optimum 0"))
-    assert np.isnan(zero.steps_to(0.5))  # half of an optimum of 0 means nothing
+    negative = fake_run("A", 1, [(0, -40.0), (10, -20.0), (20, -6.0)], reference=ReferenceScores(-42.9, -4.4, "Reacher"))
+    assert negative.steps_to(0.5) == 10 and negative.steps_to(0.9) == 20  # of the way up from random: -23.65, -8.25
+    close = fake_run("A", 1, [(0, 600.0), (10, 620.0), (20, 630.0)], reference=ReferenceScores(599.4, 632.3, "Traffic"))
+    assert close.steps_to(0.5) == 10 and close.steps_to(0.9) == 20  # not 0: random already holds 0.9 x 632.3
+    flat = fake_run("A", 1, [(0, -1.0), (10, 0.0)], reference=ReferenceScores(0.0, 0.0, "optimum = random"))
+    assert np.isnan(flat.steps_to(0.5))  # no optimum above random: a fraction of the way means nothing
 
 
 def test_a_task_scored_by_success_ranks_runs_by_their_success_rate_not_their_return():
