@@ -600,7 +600,11 @@ def test_on_a_task_scored_by_success_the_early_stop_holds_a_success_rate(tmp_pat
 
 
 @pytest.mark.parametrize("flags, target", [({}, None), ({"early_stop_fraction": 0.9}, 0.9 * 34.914258),
-                                           ({"early_stop_fraction": 1.0, "early_stop_evals": 1}, 34.914258)])
+                                           ({"early_stop_fraction": 1.0, "early_stop_evals": 1}, 34.914258),
+                                           # random -42.91, optimum -4.44: half way up; random 107.83, optimum
+                                           # 590.33: half way up (349.08) is above half the optimum (295.17)
+                                           ({"early_stop_fraction": 0.5, "env_id": "Reacher-v5"}, -23.675),
+                                           ({"early_stop_fraction": 0.5, "env_id": "Humanoid-v5"}, 349.08)])
 def test_the_early_stop_target_is_a_fraction_of_the_optimum(flags, target):
     found = baselines.early_stop_target("dqn.py", RunArgs(**flags), {})
     assert found == (None if target is None else pytest.approx(target))
