@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 
 import promptpo_bench  # noqa: F401  (registers the tasks)
@@ -115,11 +116,28 @@ def reference_sps(checkout: Path, steps: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+class Timing(NamedTuple):
+    """A sandboxed rollout's steps/s, the share of its replies caught spinning (near 0 where the machine had no CPU
+    free for each side: the channel blocked), and each process's CPU time a step in microseconds: this one's (the
+    envs and its side of the channel) and the worker's (the policy and the other side)."""
+
+    sps: float
+    spun: float
+    parent_us: float
+    worker_us: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc/PID/stat (read after the last ')': the name before it is the worker's)."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes_per_batch: int,
-                  lifetime: str = "episode") -> tuple[float, float]:
+                  lifetime: str = "episode") -> Timing:
     """The same policy in the sandbox through the rollout harness, `episodes_per_batch` episodes side by side
-    (lifetime "rollout": one Policy() for all episodes, so one observation per message): steps/s, and the share of
-    replies caught spinning (near 0 where the machine had no CPU free for each side: the channel blocked)."""
+    (lifetime "rollout": one Policy() for all episodes, so one observation per message)."""
     env = make_env(env_id)
     env.reset(seed=0)
     typical = run_episodes(env_id, RandomPolicy(env.action_space, 0), [0]).env_steps  # steps per episode, roughly
@@ -129,9 +147,12 @@ def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes
         run_episodes(env_id, RandomPolicy(env.action_space, 0), seeds[:episodes_per_batch],
                      batch_size=episodes_per_batch)
         with SandboxedPolicy(code, observation, env.action_space, lifetime=lifetime) as policy:
-            start = time.perf_counter()
+            worker = policy._proc.child_pid  # the confined process that runs the policy
+            worker_cpu, parent_cpu, start = _cpu_seconds(worker), time.process_time(), time.perf_counter()
             done = run_episodes(env_id, policy, seeds, batch_size=episodes_per_batch).env_steps
-            return done / (time.perf_counter() - start), policy.spun_share
+            wall, parent_cpu = time.perf_counter() - start, time.process_time() - parent_cpu
+            worker_cpu = _cpu_seconds(worker) - worker_cpu
+            return Timing(done / wall, policy.spun_share, parent_cpu / done * 1e6, worker_cpu / done * 1e6)
 
 
 def rollout_speeds(steps: int, checkout: Path | None) -> None:
@@ -143,7 +164,7 @@ def rollout_speeds(steps: int, checkout: Path | None) -> None:
     if reference:
         print(f"the reference's in-process loop, board 1:           {reference:>9,.0f} steps/s")
     for batch, lifetime in ((5, "episode"), (1, "rollout")):
-        sps, spun = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
+        sps, spun, _, _ = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
         versus = f", {sps / reference:.2f}x the reference's loop (goal >= {1.0 if batch > 1 else 0.5}x)" \
             if reference else ""
         print(f"sandboxed, {batch} episode(s) per message ({lifetime} lifetime): {sps:>9,.0f} steps/s = "
@@ -153,7 +174,7 @@ def rollout_speeds(steps: int, checkout: Path | None) -> None:
     else:
         raw = in_process_sps("HalfCheetah-v5", ZERO_TORQUE, RawObservation, steps // 10)
         for batch, lifetime in ((5, "episode"), (1, "rollout")):
-            sps, spun = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, batch, lifetime)
+            sps, spun, _, _ = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, batch, lifetime)
             print(f"HalfCheetah-v5, in-process {raw:,.0f} steps/s, sandboxed ({batch} episode(s) per message) "
                   f"{sps:,.0f} steps/s = {sps / raw:.2f}x in-process (goal >= 0.8x); {spun:.0%} caught spinning")
 

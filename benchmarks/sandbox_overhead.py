@@ -8,7 +8,12 @@ worker and NoiseWorld board 1 driven five ways, from a bare loop to `run_episode
 - run_episodes: the rollout harness around them, as PromptPO's candidates run.
 
 The differences say how much of a step the trusted side's Python costs, and so what a faster channel could gain.
-Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--repeats K]
+
+With --one-cpu, instead: this process and its worker on one CPU, a busy process on the other (what `promptpo_speed.py
+--busy 1` comes to): each process's CPU time a step at five and at one episode per message, beside the in-process
+loops and a bare pipe round trip between two Python processes on that CPU, the floor of any two-process channel.
+Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--repeats K] [--one-cpu
+[--reference-checkout DIR]]
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from gymnasium.spaces import Discrete
@@ -24,7 +32,9 @@ from gymnasium.spaces import Discrete
 from promptpo_bench.rollout import make_env
 from promptpo_bench.sandbox import SandboxedPolicy
 from promptpo_bench.sandbox_worker import ACT_HEADER, REPLY
-from promptpo_speed import NOISEWORLD_OBS, TRIVIAL, sandboxed_sps  # this folder's: the same policy and rollout timing
+from promptpo_bench.descriptions.noiseworld import Observation
+from promptpo_speed import (NOISEWORLD_OBS, TRIVIAL, in_process_sps, reference_sps,  # this folder's: the same policy
+                            sandboxed_sps)                                           # and timings
 
 TASK = "NoiseWorld-Board1-v0"
 WAYS = ("bare", "send", "receive", "act", "run_episodes")
@@ -33,7 +43,7 @@ WAYS = ("bare", "send", "receive", "act", "run_episodes")
 def step_us(way: str, steps: int) -> float:
     """Microseconds per env step, the policy's action asked for one observation at a time in the given way."""
     if way == "run_episodes":  # as benchmarks/promptpo_speed.py times it, one episode per message
-        return 1e6 / sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, 1, "rollout")[0]
+        return 1e6 / sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, 1, "rollout").sps
     with SandboxedPolicy(TRIVIAL, NOISEWORLD_OBS, Discrete(4), lifetime="rollout") as policy:
         env = make_env(TASK)
         obs, _ = env.reset(seed=0)
@@ -65,11 +75,71 @@ def step_us(way: str, steps: int) -> float:
         return (time.perf_counter() - start) / steps * 1e6
 
 
+def pipe_round_trip_us(count: int = 50_000) -> float:
+    """Microseconds per round trip of a few bytes through a pipe pair between this process and a forked copy that
+    echoes them (blocking `os.read`, no checks): on one CPU, two process switches and four system calls."""
+    to_child, from_child = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        for _ in range(count):
+            os.write(from_child[1], os.read(to_child[0], 64))
+        os._exit(0)
+    message, start = bytes(24), time.perf_counter()
+    for _ in range(count):
+        os.write(to_child[1], message)
+        os.read(from_child[0], 64)
+    elapsed = time.perf_counter() - start
+    os.waitpid(pid, 0)
+    for fd in (*to_child, *from_child):
+        os.close(fd)
+    return elapsed / count * 1e6
+
+
+def one_cpu(steps: int, checkout: Path | None) -> None:
+    """Print where a sandboxed step's CPU goes when this process and its worker share one CPU, a busy process on the
+    other: then the two processes' CPU times add up, and the sum is what a loaded machine's figures come to."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("--one-cpu needs two CPUs (one for the busy process)")
+        return
+    os.sched_setaffinity(0, {cpus[0]})  # the worker, started later, inherits it
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    os.sched_setaffinity(hog.pid, {cpus[1]})
+    try:
+        print(f"CPU {cpus[0]} for this process and its worker, a busy process on CPU {cpus[1]}; {TASK}, {steps:,} steps "
+              "a timing")
+        reference = 1e6 / reference_sps(checkout, steps) if checkout else None
+        if reference:
+            print(f"the reference's in-process loop:   {reference:6.2f} us/step")
+        print(f"our in-process loop:               {1e6 / in_process_sps(TASK, TRIVIAL, Observation, steps):6.2f} us/step")
+        for batch, lifetime in ((5, "episode"), (1, "rollout")):
+            timing = sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
+            versus = f" = {reference * timing.sps / 1e6:.2f}x the reference's loop" if reference else ""
+            print(f"sandboxed, {batch} per message:        {1e6 / timing.sps:6.2f} us/step{versus}; CPU a step: this "
+                  f"process {timing.parent_us:.2f} us, the worker {timing.worker_us:.2f} us")
+        print(f"a bare pipe round trip between two Python processes on one CPU: {pipe_round_trip_us():.2f} us")
+    finally:
+        hog.kill()
+        hog.wait()
+        os.sched_setaffinity(0, cpus)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per timing")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the five ways, alternating; medians shown")
+    parser.add_argument("--one-cpu", action="store_true",
+                        help="instead: this process and its worker on one CPU, a busy process on the other; each "
+                             "process's CPU time a step")
+    parser.add_argument("--reference-checkout", type=Path, default=None,
+                        help="with --one-cpu: a local clone of github.com/Stephanehk/PromptPO, to time its in-process "
+                             "loop on the same CPU")
     args = parser.parse_args()
+    if args.one_cpu:
+        one_cpu(args.steps, args.reference_checkout)
+        checkout = f" --reference-checkout {args.reference_checkout}" if args.reference_checkout else ""
+        print(f"reproduce: .venv/bin/python benchmarks/sandbox_overhead.py --one-cpu --steps {args.steps}{checkout}")
+        return
     times: dict[str, list[float]] = {way: [] for way in WAYS}
     for _ in range(args.repeats):
         for way in WAYS:

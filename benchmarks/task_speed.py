@@ -88,7 +88,7 @@ def main() -> None:
             steps = int(min(max(raw * args.seconds / 4, 2_000), 200_000))
             observation = registry.description_module(spec.id).Observation
             local = in_process_sps(spec.id, code, observation, steps)
-            sandboxed, _ = sandboxed_sps(spec.id, code, f"{spec.description}:Observation", min(steps, 20_000), 5)
+            sandboxed = sandboxed_sps(spec.id, code, f"{spec.description}:Observation", min(steps, 20_000), 5).sps
             row += f" {local:>11,.0f} {sandboxed:>10,.0f} {sandboxed / local:>6.2f}"
         print(row, flush=True)
     print("\nraw: random actions, one env from gym.make; in-process: Observation + act + step in one process;\n"
