@@ -106,12 +106,13 @@ def one_cpu(steps: int, checkout: Path | None) -> None:
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     os.sched_setaffinity(hog.pid, {cpus[1]})
     try:
-        print(f"CPU {cpus[0]} for this process and its worker, a busy process on CPU {cpus[1]}; {TASK}, {steps:,} steps "
-              "a timing")
+        print(f"CPU {cpus[0]} for this process and its worker, a busy process on CPU {cpus[1]}; {TASK}, "
+              f"{steps:,} steps a timing")
         reference = 1e6 / reference_sps(checkout, steps) if checkout else None
         if reference:
             print(f"the reference's in-process loop:   {reference:6.2f} us/step")
-        print(f"our in-process loop:               {1e6 / in_process_sps(TASK, TRIVIAL, Observation, steps):6.2f} us/step")
+        in_process = 1e6 / in_process_sps(TASK, TRIVIAL, Observation, steps)
+        print(f"our in-process loop:               {in_process:6.2f} us/step")
         for batch, lifetime in ((5, "episode"), (1, "rollout")):
             timing = sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
             versus = f" = {reference * timing.sps / 1e6:.2f}x the reference's loop" if reference else ""

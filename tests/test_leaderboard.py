@@ -432,9 +432,11 @@ def test_curves_read_by_tokens_and_short_curves():
     assert unit.steps_to(0.5) == 10  # an optimum of 1 is a scale like any other
     dip = fake_run("A", 1, [(0, -100.0), (10_000, 50.0), (20_000, 0.0), (30_000, 70.0)])
     assert dip.steps_to(0.5) == 10_000  # the first time it got there (50 of 100 is half)
-    negative = fake_run("A", 1, [(0, -40.0), (10, -20.0), (20, -6.0)], reference=ReferenceScores(-42.9, -4.4, "Reacher"))
+    negative = fake_run("A", 1, [(0, -40.0), (10, -20.0), (20, -6.0)],
+                        reference=ReferenceScores(-42.9, -4.4, "Reacher"))
     assert negative.steps_to(0.5) == 10 and negative.steps_to(0.9) == 20  # of the way up from random: -23.65, -8.25
-    close = fake_run("A", 1, [(0, 600.0), (10, 620.0), (20, 630.0)], reference=ReferenceScores(599.4, 632.3, "Traffic"))
+    close = fake_run("A", 1, [(0, 600.0), (10, 620.0), (20, 630.0)],
+                     reference=ReferenceScores(599.4, 632.3, "Traffic"))
     assert close.steps_to(0.5) == 10 and close.steps_to(0.9) == 20  # not 0: random already holds 0.9 x 632.3
     flat = fake_run("A", 1, [(0, -1.0), (10, 0.0)], reference=ReferenceScores(0.0, 0.0, "optimum = random"))
     assert np.isnan(flat.steps_to(0.5))  # no optimum above random: a fraction of the way means nothing
