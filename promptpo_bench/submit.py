@@ -115,9 +115,9 @@ def _check_early_stop(record: dict[str, Any]) -> None:
     held = record["curve"][-evals - 1:-1]  # the last point is the final evaluation
     key = registry.score_key(record["env_id"])  # the return, or the success rate where the task is scored by it
     if len(held) < evals or any(point.get(key) is None or point[key] < target for point in held):
-        what = "success rate" if key == "success_rate" else "return"
+        what = "the optimal success rate" if key == "success_rate" else "the optimum"  # registry.target_return
         raise Rejected(f"totals.stopped_early is set, but the {evals} evaluations before the final one do not all "
-                       f"reach {target:.6g} ({fraction:g} of the optimal {what})")
+                       f"reach {target:.6g} ({fraction:g} of {what})")
 
 
 def check_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
