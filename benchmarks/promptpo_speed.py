@@ -180,12 +180,12 @@ def rollout_speeds(steps: int, checkout: Path | None) -> None:
 
 
 @contextlib.contextmanager
-def busy(count: int) -> Iterator[None]:
-    """`count` busy-looping processes beside the timings (a loaded machine)."""
+def busy(count: int) -> Iterator[list[subprocess.Popen]]:
+    """`count` busy-looping processes beside the timings (a loaded machine); yields them."""
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     print(f"with {count} busy-looping process(es) beside:")
     try:
-        yield
+        yield hogs
     finally:
         for hog in hogs:
             hog.kill()

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import select
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,8 +31,8 @@ from promptpo_bench.rollout import make_env
 from promptpo_bench.sandbox import SandboxedPolicy
 from promptpo_bench.sandbox_worker import ACT_HEADER, REPLY
 from promptpo_bench.descriptions.noiseworld import Observation
-from promptpo_speed import (NOISEWORLD_OBS, TRIVIAL, in_process_sps, reference_sps,  # this folder's: the same policy
-                            sandboxed_sps)                                           # and timings
+from promptpo_speed import (NOISEWORLD_OBS, TRIVIAL, busy, in_process_sps,  # this folder's: the same policy, load
+                            reference_sps, sandboxed_sps)                  # and timings
 
 TASK = "NoiseWorld-Board1-v0"
 WAYS = ("bare", "send", "receive", "act", "run_episodes")
@@ -103,25 +101,23 @@ def one_cpu(steps: int, checkout: Path | None) -> None:
         print("--one-cpu needs two CPUs (one for the busy process)")
         return
     os.sched_setaffinity(0, {cpus[0]})  # the worker, started later, inherits it
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    os.sched_setaffinity(hog.pid, {cpus[1]})
     try:
-        print(f"CPU {cpus[0]} for this process and its worker, a busy process on CPU {cpus[1]}; {TASK}, "
-              f"{steps:,} steps a timing")
-        reference = 1e6 / reference_sps(checkout, steps) if checkout else None
-        if reference:
-            print(f"the reference's in-process loop:   {reference:6.2f} us/step")
-        in_process = 1e6 / in_process_sps(TASK, TRIVIAL, Observation, steps)
-        print(f"our in-process loop:               {in_process:6.2f} us/step")
-        for batch, lifetime in ((5, "episode"), (1, "rollout")):
-            timing = sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
-            versus = f" = {reference * timing.sps / 1e6:.2f}x the reference's loop" if reference else ""
-            print(f"sandboxed, {batch} per message:        {1e6 / timing.sps:6.2f} us/step{versus}; CPU a step: this "
-                  f"process {timing.parent_us:.2f} us, the worker {timing.worker_us:.2f} us")
-        print(f"a bare pipe round trip between two Python processes on one CPU: {pipe_round_trip_us():.2f} us")
+        with busy(1) as (hog,):
+            os.sched_setaffinity(hog.pid, {cpus[1]})
+            print(f"CPU {cpus[0]} for this process and its worker, the busy process on CPU {cpus[1]}; {TASK}, "
+                  f"{steps:,} steps a timing")
+            reference = 1e6 / reference_sps(checkout, steps) if checkout else None
+            if reference:
+                print(f"the reference's in-process loop:   {reference:6.2f} us/step")
+            in_process = 1e6 / in_process_sps(TASK, TRIVIAL, Observation, steps)
+            print(f"our in-process loop:               {in_process:6.2f} us/step")
+            for batch, lifetime in ((5, "episode"), (1, "rollout")):
+                timing = sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
+                versus = f" = {reference * timing.sps / 1e6:.2f}x the reference's loop" if reference else ""
+                print(f"sandboxed, {batch} per message:        {1e6 / timing.sps:6.2f} us/step{versus}; CPU a step: "
+                      f"this process {timing.parent_us:.2f} us, the worker {timing.worker_us:.2f} us")
+            print(f"a bare pipe round trip between two Python processes on one CPU: {pipe_round_trip_us():.2f} us")
     finally:
-        hog.kill()
-        hog.wait()
         os.sched_setaffinity(0, cpus)
 
 
