@@ -6,14 +6,16 @@ normal priority, since a niced program on a busy machine measures the others' wo
 `--threads` ("1", "2", ..., or "default": torch's default, what CleanRL's files use), `--repeats` times. Per file
 the median of each setting is kept, and the ratio ours / CleanRL is printed at each file's best setting.
 
-Two measures of speed, both printed:
+Three measures of speed, all printed:
   wall SPS  as each file reports it: CleanRL's last "SPS:" line (global_step / time since its start, after set-up);
             ours record.json's totals.sps (training steps / training time; evaluations are excluded and made rare
-            here, CleanRL's files have none). What a user sees, but on a shared machine it measures the load too.
-  CPU SPS   environment steps per CPU-second of the program (user + system time of all its threads), with the CPU
-            time of a short run of the same program (the pair's short budget: start-up, set-up, and for DQN and
-            SAC the steps before learning starts) subtracted. Robust to load for one thread; with more threads it
-            is the cost, not the speed.
+            here, CleanRL's files have none). What a user sees, but it counts the steps before learning starts (half
+            of sac-hopper's, a third of dqn-cartpole's), and on a shared machine it measures the load too.
+  phase SPS environment steps per wall-second beyond a short run of the same program (the pair's short budget:
+            start-up, set-up, and for DQN and SAC the steps before learning starts): the wall time of the short run
+            is subtracted from the timed run's, so it is the speed of the learning phase, as in a long run.
+  CPU SPS   the same with CPU time (user + system time of all its threads) in place of wall time. Robust to load
+            for one thread; with more threads it is the cost, not the speed.
 
 Pairs (CleanRL's defaults; budgets: timed run / short run):
   ppo-cartpole     CleanRL ppo.py vs ppo.py --no-norm-obs --no-norm-reward (CleanRL's ppo.py has no normalisation);
@@ -24,6 +26,12 @@ Pairs (CleanRL's defaults; budgets: timed run / short run):
   sac-hopper       CleanRL sac_continuous_action.py vs sac.py, learning from step 1,000; 2,000 / 1,000
 ppo-cartpole also runs ours with its default observation/reward normalisation, as an extra row; sac-hopper ours
 with --bf16 (matrix products in bfloat16).
+
+sac-hopper also prints SAC's arithmetic floor at each thread setting: the floating-point operations of one update of
+sac.py (its own loss functions, counted by torch's FlopCounterMode: the matrix products, Hopper's shapes) divided by
+this machine's float32 rate for a 256x256x256 product at that setting (the best of 5 blocks of 500), i.e. the time
+no code can go below without changing the arithmetic, beside the time a step may take for 1.5x CleanRL's best phase
+SPS.
 
 CleanRL's files are copied into a temporary directory (never into this repository) and patched there, only
 mechanically for Gymnasium 1.x (PATCHES below, printed in every run). They import torch.utils.tensorboard, so
@@ -149,22 +157,24 @@ def thread_env(threads: str) -> dict[str, str]:
     return env
 
 
-def timed(cmd: list[str], cwd: Path, threads: str) -> tuple[subprocess.CompletedProcess, float]:
-    """Run a program to its end; also return the CPU time (user + system, all its threads) it used."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def timed(cmd: list[str], cwd: Path, threads: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run a program to its end; also return the CPU time (user + system, all its threads) and wall time it took."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=thread_env(threads))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return result, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return result, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
-def run_cleanrl(work: Path, algo: str, args: list[str], steps: int, threads: str) -> tuple[int | None, float, str]:
-    """CleanRL's file: its last "SPS:" line, and the CPU time of the whole program."""
-    result, cpu = timed([sys.executable, CLEANRL_FILES[algo], *args, "--total-timesteps", str(steps), "--seed", "1"],
-                        work, threads)
+def run_cleanrl(work: Path, algo: str, args: list[str], steps: int,
+                threads: str) -> tuple[int | None, float, float, str]:
+    """CleanRL's file: its last "SPS:" line, and the CPU and wall time of the whole program."""
+    command = [sys.executable, CLEANRL_FILES[algo], *args, "--total-timesteps", str(steps), "--seed", "1"]
+    result, cpu, wall = timed(command, work, threads)
     sps = re.findall(r"^SPS: (\d+)", result.stdout, re.M)
     if result.returncode != 0:
-        return None, cpu, (result.stderr.strip().splitlines() or ["?"])[-1]
-    return (int(sps[-1]) if sps else None), cpu, "" if sps else "no SPS line (dqn.py and sac.py print it once learning)"
+        return None, cpu, wall, (result.stderr.strip().splitlines() or ["?"])[-1]
+    return ((int(sps[-1]) if sps else None), cpu, wall,
+            "" if sps else "no SPS line (dqn.py and sac.py print it once learning)")
 
 
 def ours_command(algo: str, args: list[str], threads: str, run_dir: Path) -> list[str]:
@@ -173,70 +183,145 @@ def ours_command(algo: str, args: list[str], threads: str, run_dir: Path) -> lis
             "--torch-threads", "0" if threads == "default" else threads, "--run-dir", str(run_dir)]
 
 
-def run_ours(algo: str, args: list[str], steps: int, threads: str) -> tuple[int | None, float, str]:
-    """Ours: record.json's SPS, and the CPU time of the whole program."""
+def run_ours(algo: str, args: list[str], steps: int, threads: str) -> tuple[int | None, float, float, str]:
+    """Ours: record.json's SPS, and the CPU and wall time of the whole program."""
     with tempfile.TemporaryDirectory() as tmp:
         budget = [*args, "--total-timesteps", str(steps), "--seed", "1"]
         command = ours_command(algo, budget, threads, Path(tmp) / "run")
-        result, cpu = timed([sys.executable, *command], Path(tmp), threads)
+        result, cpu, wall = timed([sys.executable, *command], Path(tmp), threads)
         if result.returncode != 0:
-            return None, cpu, (result.stderr.strip().splitlines() or ["?"])[-1]
-        return int(json.loads((Path(tmp) / "run" / "record.json").read_text())["totals"]["sps"]), cpu, ""
+            return None, cpu, wall, (result.stderr.strip().splitlines() or ["?"])[-1]
+        return int(json.loads((Path(tmp) / "run" / "record.json").read_text())["totals"]["sps"]), cpu, wall, ""
+
+
+FLOOR_SCRIPT = """
+import importlib.util, json, sys, time
+import gymnasium as gym, numpy as np, torch
+from torch.utils.flop_counter import FlopCounterMode
+spec = importlib.util.spec_from_file_location("sac", sys.argv[1])
+sac = sys.modules["sac"] = importlib.util.module_from_spec(spec)  # registered first: its dataclasses need it
+spec.loader.exec_module(sac)
+args = sac.Args()
+torch.manual_seed(1)
+obs_dim, act_dim, n = 11, 3, args.batch_size  # Hopper-v5
+space = gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
+actor = sac.Actor(obs_dim, space, args.hidden_sizes)
+qf1, qf2, qf1_target, qf2_target = (sac.SoftQNetwork(obs_dim, act_dim, args.hidden_sizes) for _ in range(4))
+batch = (torch.randn(n, obs_dim), torch.rand(n, act_dim) * 2 - 1, torch.randn(n, obs_dim), torch.randn(n, 1),
+         torch.zeros(n, 1))
+log_alpha = torch.zeros(1, requires_grad=True)
+q_params = [*qf1.parameters(), *qf2.parameters()]
+with FlopCounterMode(display=False) as counter:  # one update: a critic, an actor and a temperature step on average
+    qf1_loss, qf2_loss, _, _ = sac.critic_losses(actor, qf1, qf2, qf1_target, qf2_target, batch, 0.2, args.gamma)
+    (qf1_loss + qf2_loss).backward()
+    with sac.no_weight_grads(q_params):
+        sac.compute_actor_loss(actor, qf1, qf2, batch[0], 0.2).backward()
+    sac.compute_alpha_loss(actor, log_alpha, batch[0], -act_dim).backward()
+a, b = torch.randn(256, 256), torch.randn(256, 256)
+out = torch.empty(256, 256)
+for _ in range(200):
+    torch.mm(a, b, out=out)
+blocks = []
+for _ in range(5):
+    start = time.perf_counter()
+    for _ in range(500):
+        torch.mm(a, b, out=out)
+    blocks.append((time.perf_counter() - start) / 500)
+print(json.dumps({"flop": counter.get_total_flops(), "product_flops_per_s": 2 * 256**3 / min(blocks),
+                  "threads": torch.get_num_threads()}))
+"""
+
+
+def sac_floor(threads: str) -> dict:
+    """One sac.py update's floating-point operations and this machine's float32 product rate at `threads` (a
+    separate process, so the thread setting is the one the files run with)."""
+    result = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(ROOT / "algorithms" / "sac.py")],
+                            capture_output=True, text=True, env=thread_env(threads), cwd=ROOT)
+    if result.returncode != 0:
+        fail(f"measuring SAC's arithmetic floor failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_sac_floor(threads: list[str], cleanrl_best_phase: float | None) -> None:
+    """SAC's arithmetic floor per step at each thread setting, beside the step time 1.5x CleanRL's best allows."""
+    print("\nsac-hopper, the arithmetic floor: one update of sac.py (a critic, an actor and a temperature step on "
+          "average; Hopper's shapes, batch 256)")
+    for t in threads:
+        floor = sac_floor(t)
+        rate = floor["product_flops_per_s"]
+        print(f"  threads={t:7} {floor['flop'] / 1e6:.0f} MFLOP at {rate / 1e9:.0f} GFLOP/s (a 256x256x256 float32 "
+              f"product, {floor['threads']} thread(s)) = {floor['flop'] / rate * 1e3:.2f} ms a step for its products "
+              "alone")
+    if cleanrl_best_phase:
+        print(f"  1.5x CleanRL's best phase SPS ({cleanrl_best_phase:.0f}) allows "
+              f"{1e3 / (1.5 * cleanrl_best_phase):.2f} ms a step, the environment step, acting, sampling and the "
+              "optimizers included")
 
 
 def median(values: list[float]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
+METRICS = {"wall": "wall SPS", "phase": "phase SPS", "cpu": "CPU SPS"}
+
+
 def speed(work: Path, pairs: list[Pair], threads: list[str], repeats: int) -> None:
-    """Both metrics per file and thread setting (medians over repeats), then the ratios at each file's best."""
+    """The three speeds per file and thread setting (medians over repeats), then the ratios at each file's best."""
     rows: list[tuple[str, ...]] = []
     summary: list[tuple[str, ...]] = []
+    cleanrl_sac_best: float | None = None
     for pair in pairs:
         programs = [("CleanRL " + CLEANRL_FILES[pair.algo],
                      lambda n, t, p=pair: run_cleanrl(work, p.algo, p.cleanrl_args, n, t)),
                     (f"ours {pair.algo}.py", lambda n, t, p=pair: run_ours(p.algo, p.ours_args, n, t))]
         programs += [(label, lambda n, t, p=pair, a=a: run_ours(p.algo, a, n, t)) for label, a in pair.extra_ours]
-        wall: dict[tuple[str, str], list[float]] = {}
-        cpu: dict[tuple[str, str], list[float]] = {}
+        measured: dict[str, dict[tuple[str, str], list[float]]] = {metric: {} for metric in METRICS}
+        steps = pair.steps_done(pair.steps) - pair.steps_done(pair.short_steps)
         for t in threads:
             for _ in range(repeats):
                 for label, fn in programs:  # alternating: each program sees the load the others see
                     start = time.time()
-                    sps, cpu_full, error = fn(pair.steps, t)
-                    _, cpu_short, error_short = fn(pair.short_steps, t) if sps is not None else (None, 0.0, "")
+                    sps, cpu_full, wall_full, error = fn(pair.steps, t)
+                    _, cpu_short, wall_short, error_short = fn(pair.short_steps, t) if sps is not None \
+                        else (None, 0.0, 0.0, "")
                     error_short = "" if error_short.startswith("no SPS line") else error_short  # none expected
-                    if sps is not None and not error_short and cpu_full > cpu_short:
-                        wall.setdefault((label, t), []).append(sps)
-                        cpu.setdefault((label, t), []).append(
-                            (pair.steps_done(pair.steps) - pair.steps_done(pair.short_steps)) / (cpu_full - cpu_short))
-                        shown = f"SPS {sps}, {cpu[(label, t)][-1]:.0f} steps per CPU-second"
+                    if sps is not None and not error_short and cpu_full > cpu_short and wall_full > wall_short:
+                        got = {"wall": sps, "phase": steps / (wall_full - wall_short),
+                               "cpu": steps / (cpu_full - cpu_short)}
+                        for metric, value in got.items():
+                            measured[metric].setdefault((label, t), []).append(value)
+                        shown = (f"SPS {sps}, {got['phase']:.0f} steps per wall-second and {got['cpu']:.0f} per "
+                                 "CPU-second beyond the short run")
                     else:
-                        shown = f"FAILED: {error or error_short or 'no CPU time measured'}"
+                        shown = f"FAILED: {error or error_short or 'no time measured'}"
                     print(f"  {pair.name:15} {label:50} threads={t:7} {shown}  ({time.time() - start:.0f}s wall, "
                           f"load {os.getloadavg()[0]:.1f})", flush=True)
         best: dict[str, dict[str, tuple[str | None, float | None]]] = {}
         for label, _ in programs:
             best[label] = {}
-            for metric, values in (("wall", wall), ("cpu", cpu)):
+            for metric, values in measured.items():
                 by_threads = {t: median(values.get((label, t), [])) for t in threads}
                 done = {t: v for t, v in by_threads.items() if v is not None}
                 best[label][metric] = max(done.items(), key=lambda kv: kv[1]) if done else (None, None)
-            rows.append((pair.name, label, *[f"{median(wall.get((label, t), [])) or 0:.0f} / "
-                                             f"{median(cpu.get((label, t), [])) or 0:.0f}" for t in threads]))
+            rows.append((pair.name, label, *[" / ".join(f"{median(measured[m].get((label, t), [])) or 0:.0f}"
+                                                        for m in METRICS) for t in threads]))
         cleanrl = programs[0][0]
+        if pair.algo == "sac":
+            cleanrl_sac_best = best[cleanrl]["phase"][1]
         for label, _ in programs[1:]:
             cells = []
-            for metric in ("wall", "cpu"):
+            for metric in METRICS:
                 (t_ours, ours), (t_theirs, theirs) = best[label][metric], best[cleanrl][metric]
                 cells.append(f"{ours / theirs:.2f}x (threads {t_ours} vs {t_theirs})" if ours and theirs else "-")
             summary.append((pair.name, label, *cells))
-    print("\nmedians over repeats; wall = SPS as each file reports it, CPU = steps per CPU-second of the program "
-          "(its start-up subtracted)")
-    print_table(("pair", "file", *[f"wall / CPU SPS, threads={t}" for t in threads]), rows)
+    print("\nmedians over repeats; wall = SPS as each file reports it (all its steps, those before learning starts "
+          "included); phase and CPU = steps per wall-second and per CPU-second beyond a short run of the same program "
+          "(start-up, set-up and the steps before learning subtracted)")
+    print_table(("pair", "file", *[f"wall / phase / CPU SPS, threads={t}" for t in threads]), rows)
     print()
-    print_table(("pair", "file", "ours/CleanRL, wall SPS (best threads)", "ours/CleanRL, CPU SPS (best threads)"),
-                summary)
+    print_table(("pair", "file", *[f"ours/CleanRL, {name} (best threads)" for name in METRICS.values()]), summary)
+    if any(pair.algo == "sac" for pair in pairs):
+        print_sac_floor(threads, cleanrl_sac_best)
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
