@@ -7,7 +7,7 @@ also set beside the reference's own in-process loop on board 1: its NoiseWorld e
 
 The LLM here is the test double `tests/scripted_server.py` (a scripted OpenAI-compatible server on 127.0.0.1):
 no model runs, so these figures measure the suite's own overhead only.
-Reproduce with:  .venv/bin/python benchmarks/promptpo_speed.py [--reference-checkout DIR] [--busy 1]
+Reproduce with:  .venv/bin/python benchmarks/promptpo_speed.py [--reference-checkout DIR] [--busy 1] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import contextlib
 import importlib.util
 import json
 import os
+import shlex
+import statistics
 import subprocess
 import sys
 import types
@@ -155,28 +157,57 @@ def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes
             return Timing(done / wall, policy.spun_share, parent_cpu / done * 1e6, worker_cpu / done * 1e6)
 
 
-def rollout_speeds(steps: int, checkout: Path | None) -> None:
-    """Print sandboxed vs in-process rollout speeds on board 1 and HalfCheetah-v5, measured side by side."""
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures measured side by side in one run)")
-    raw = in_process_sps("NoiseWorld-Board1-v0", TRIVIAL, Observation, steps)
-    reference = reference_sps(checkout, steps) if checkout else None
-    print(f"in-process loop (Observation, act, step), board 1:  {raw:>9,.0f} steps/s")
-    if reference:
-        print(f"the reference's in-process loop, board 1:           {reference:>9,.0f} steps/s")
-    for batch, lifetime in ((5, "episode"), (1, "rollout")):
-        sps, spun, _, _ = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
-        versus = f", {sps / reference:.2f}x the reference's loop (goal >= {1.0 if batch > 1 else 0.5}x)" \
-            if reference else ""
-        print(f"sandboxed, {batch} episode(s) per message ({lifetime} lifetime): {sps:>9,.0f} steps/s = "
-              f"{sps / raw:.2f}x in-process{versus}; {spun:.0%} of replies caught spinning")
-    if importlib.util.find_spec("mujoco") is None:
-        print("HalfCheetah-v5: skipped (pip install mujoco)")
-    else:
-        raw = in_process_sps("HalfCheetah-v5", ZERO_TORQUE, RawObservation, steps // 10)
+def spread(values: list[float], digits: int = 2, unit: str = "x") -> str:
+    """A median, with the range where there was more than one repeat."""
+    middle = f"{statistics.median(values):,.{digits}f}{unit}"
+    return middle if len(values) == 1 else f"{middle} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+
+
+def rollout_speeds(steps: int, checkout: Path | None, repeats: int = 1) -> None:
+    """Print sandboxed vs in-process rollout speeds on board 1 and HalfCheetah-v5, measured side by side `repeats`
+    times (each ratio taken within one repeat; the median over repeats printed, and their range)."""
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures measured side by side in one run"
+          + (f"; medians of {repeats} repeats, their range in brackets)" if repeats > 1 else ")"))
+    mujoco = importlib.util.find_spec("mujoco") is not None
+    got: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        raw = in_process_sps("NoiseWorld-Board1-v0", TRIVIAL, Observation, steps)
+        got.setdefault("raw", []).append(raw)
+        reference = reference_sps(checkout, steps) if checkout else None
+        if reference:
+            got.setdefault("reference", []).append(reference)
         for batch, lifetime in ((5, "episode"), (1, "rollout")):
-            sps, spun, _, _ = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, batch, lifetime)
-            print(f"HalfCheetah-v5, in-process {raw:,.0f} steps/s, sandboxed ({batch} episode(s) per message) "
-                  f"{sps:,.0f} steps/s = {sps / raw:.2f}x in-process (goal >= 0.8x); {spun:.0%} caught spinning")
+            sps, spun, _, _ = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
+            got.setdefault(f"sps {batch}", []).append(sps)
+            got.setdefault(f"raw {batch}", []).append(sps / raw)
+            got.setdefault(f"spun {batch}", []).append(spun)
+            if reference:
+                got.setdefault(f"reference {batch}", []).append(sps / reference)
+        if mujoco:
+            cheetah = in_process_sps("HalfCheetah-v5", ZERO_TORQUE, RawObservation, steps // 10)
+            got.setdefault("cheetah", []).append(cheetah)
+            for batch, lifetime in ((5, "episode"), (1, "rollout")):
+                sps, spun, _, _ = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, batch, lifetime)
+                got.setdefault(f"cheetah {batch}", []).append(sps)
+                got.setdefault(f"cheetah raw {batch}", []).append(sps / cheetah)
+                got.setdefault(f"cheetah spun {batch}", []).append(spun)
+    print(f"in-process loop (Observation, act, step), board 1:  {spread(got['raw'], 0, ' steps/s')}")
+    if "reference" in got:
+        print(f"the reference's in-process loop, board 1:           {spread(got['reference'], 0, ' steps/s')}")
+    for batch, lifetime in ((5, "episode"), (1, "rollout")):
+        versus = f", {spread(got[f'reference {batch}'])} the reference's loop (goal >= {1.0 if batch > 1 else 0.5}x)" \
+            if "reference" in got else ""
+        sps, spun = spread(got[f"sps {batch}"], 0, " steps/s"), statistics.median(got[f"spun {batch}"])
+        print(f"sandboxed, {batch} episode(s) per message ({lifetime} lifetime): {sps} = "
+              f"{spread(got[f'raw {batch}'])} in-process{versus}; {spun:.0%} of replies caught spinning")
+    if not mujoco:
+        print("HalfCheetah-v5: skipped (pip install mujoco)")
+        return
+    for batch in (5, 1):
+        sps, spun = spread(got[f"cheetah {batch}"], 0, " steps/s"), statistics.median(got[f"cheetah spun {batch}"])
+        print(f"HalfCheetah-v5, in-process {spread(got['cheetah'], 0, ' steps/s')}, sandboxed ({batch} episode(s) per "
+              f"message) {sps} = {spread(got[f'cheetah raw {batch}'])} in-process (goal >= 0.8x); {spun:.0%} caught "
+              "spinning")
 
 
 @contextlib.contextmanager
@@ -201,13 +232,18 @@ def main() -> None:
     parser.add_argument("--reference-checkout", type=Path, default=None,
                         help="a local clone of github.com/Stephanehk/PromptPO: time its in-process loop beside ours")
     parser.add_argument("--rollouts-only", action="store_true", help="skip the PromptPO runs; time the rollouts only")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="time the rollouts this many times, alternating, and print medians and ranges")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    print("reproduce: " + shlex.join([".venv/bin/python", "benchmarks/promptpo_speed.py", *sys.argv[1:]]))
 
     if args.rollouts_only:
-        rollout_speeds(args.steps, args.reference_checkout)
+        rollout_speeds(args.steps, args.reference_checkout, args.repeats)
         if args.busy:
             with busy(args.busy):
-                rollout_speeds(args.steps, args.reference_checkout)
+                rollout_speeds(args.steps, args.reference_checkout, args.repeats)
         return
     with tempfile.TemporaryDirectory() as tmp:
         with ScriptedLLMServer(answer(0.0)) as server:
@@ -219,10 +255,10 @@ def main() -> None:
               f"(process start-up and the 50-episode final evaluation included; {record['totals']['env_steps']} "
               f"env steps, {record['totals']['llm_calls']} LLM calls)")
 
-        rollout_speeds(args.steps, args.reference_checkout)
+        rollout_speeds(args.steps, args.reference_checkout, args.repeats)
         if args.busy:
             with busy(args.busy):
-                rollout_speeds(args.steps, args.reference_checkout)
+                rollout_speeds(args.steps, args.reference_checkout, args.repeats)
 
         with ScriptedLLMServer(answer(args.latency)) as server:
             record = promptpo(Path(tmp) / "slow", server.base_url, "--env-id", "NoiseWorld-Board1-v0",
@@ -230,8 +266,6 @@ def main() -> None:
         round_s = record["curve"][0]["wall_time_s"]
         print(f"one round of 10 candidates whose answers take {args.latency:g} s each: {round_s:.2f} s = "
               f"{round_s / args.latency:.2f}x the slowest answer (goal <= 1.3x)")
-    print("reproduce: .venv/bin/python benchmarks/promptpo_speed.py" + (f" --busy {args.busy}" if args.busy else "")
-          + (f" --reference-checkout {args.reference_checkout}" if args.reference_checkout else ""))
 
 
 if __name__ == "__main__":
