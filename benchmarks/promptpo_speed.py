@@ -13,6 +13,7 @@ Reproduce with:  .venv/bin/python benchmarks/promptpo_speed.py [--reference-chec
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import importlib.util
 import json
@@ -163,51 +164,55 @@ def spread(values: list[float], digits: int = 2, unit: str = "x") -> str:
     return middle if len(values) == 1 else f"{middle} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
 
 
+MESSAGE_SIZES = ((5, "episode"), (1, "rollout"))  # episodes per message, and the policy lifetime that sends them
+
+
+def time_task(got: dict[tuple, list[float]], task: str, code: str, observation: type, observation_path: str,
+              steps: int) -> None:
+    """One repeat of a task's timings, appended to `got`: the in-process loop, then the sandboxed rollout at each of
+    MESSAGE_SIZES (steps/s, the ratio to this repeat's in-process loop, the share of replies caught spinning)."""
+    raw = in_process_sps(task, code, observation, steps)
+    got[task, "in-process"].append(raw)
+    for batch, lifetime in MESSAGE_SIZES:
+        timing = sandboxed_sps(task, code, observation_path, steps, batch, lifetime)
+        for what, value in (("sps", timing.sps), ("ratio", timing.sps / raw), ("spun", timing.spun)):
+            got[task, what, batch].append(value)
+
+
 def rollout_speeds(steps: int, checkout: Path | None, repeats: int = 1) -> None:
     """Print sandboxed vs in-process rollout speeds on board 1 and HalfCheetah-v5, measured side by side `repeats`
     times (each ratio taken within one repeat; the median over repeats printed, and their range)."""
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures measured side by side in one run"
           + (f"; medians of {repeats} repeats, their range in brackets)" if repeats > 1 else ")"))
+    board, cheetah = "NoiseWorld-Board1-v0", "HalfCheetah-v5"
     mujoco = importlib.util.find_spec("mujoco") is not None
-    got: dict[str, list[float]] = {}
+    got: dict[tuple, list[float]] = collections.defaultdict(list)
     for _ in range(repeats):
-        raw = in_process_sps("NoiseWorld-Board1-v0", TRIVIAL, Observation, steps)
-        got.setdefault("raw", []).append(raw)
         reference = reference_sps(checkout, steps) if checkout else None
+        time_task(got, board, TRIVIAL, Observation, NOISEWORLD_OBS, steps)
         if reference:
-            got.setdefault("reference", []).append(reference)
-        for batch, lifetime in ((5, "episode"), (1, "rollout")):
-            sps, spun, _, _ = sandboxed_sps("NoiseWorld-Board1-v0", TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
-            got.setdefault(f"sps {batch}", []).append(sps)
-            got.setdefault(f"raw {batch}", []).append(sps / raw)
-            got.setdefault(f"spun {batch}", []).append(spun)
-            if reference:
-                got.setdefault(f"reference {batch}", []).append(sps / reference)
+            got["reference"].append(reference)
+            for batch, _ in MESSAGE_SIZES:
+                got["reference", batch].append(got[board, "sps", batch][-1] / reference)
         if mujoco:
-            cheetah = in_process_sps("HalfCheetah-v5", ZERO_TORQUE, RawObservation, steps // 10)
-            got.setdefault("cheetah", []).append(cheetah)
-            for batch, lifetime in ((5, "episode"), (1, "rollout")):
-                sps, spun, _, _ = sandboxed_sps("HalfCheetah-v5", ZERO_TORQUE, RAW_OBS, steps // 10, batch, lifetime)
-                got.setdefault(f"cheetah {batch}", []).append(sps)
-                got.setdefault(f"cheetah raw {batch}", []).append(sps / cheetah)
-                got.setdefault(f"cheetah spun {batch}", []).append(spun)
-    print(f"in-process loop (Observation, act, step), board 1:  {spread(got['raw'], 0, ' steps/s')}")
-    if "reference" in got:
+            time_task(got, cheetah, ZERO_TORQUE, RawObservation, RAW_OBS, steps // 10)
+    print(f"in-process loop (Observation, act, step), board 1:  {spread(got[board, 'in-process'], 0, ' steps/s')}")
+    if checkout:
         print(f"the reference's in-process loop, board 1:           {spread(got['reference'], 0, ' steps/s')}")
-    for batch, lifetime in ((5, "episode"), (1, "rollout")):
-        versus = f", {spread(got[f'reference {batch}'])} the reference's loop (goal >= {1.0 if batch > 1 else 0.5}x)" \
-            if "reference" in got else ""
-        sps, spun = spread(got[f"sps {batch}"], 0, " steps/s"), statistics.median(got[f"spun {batch}"])
+    for batch, lifetime in MESSAGE_SIZES:
+        versus = f", {spread(got['reference', batch])} the reference's loop (goal >= {1.0 if batch > 1 else 0.5}x)" \
+            if checkout else ""
+        sps, spun = spread(got[board, "sps", batch], 0, " steps/s"), statistics.median(got[board, "spun", batch])
         print(f"sandboxed, {batch} episode(s) per message ({lifetime} lifetime): {sps} = "
-              f"{spread(got[f'raw {batch}'])} in-process{versus}; {spun:.0%} of replies caught spinning")
+              f"{spread(got[board, 'ratio', batch])} in-process{versus}; {spun:.0%} of replies caught spinning")
     if not mujoco:
         print("HalfCheetah-v5: skipped (pip install mujoco)")
         return
-    for batch in (5, 1):
-        sps, spun = spread(got[f"cheetah {batch}"], 0, " steps/s"), statistics.median(got[f"cheetah spun {batch}"])
-        print(f"HalfCheetah-v5, in-process {spread(got['cheetah'], 0, ' steps/s')}, sandboxed ({batch} episode(s) per "
-              f"message) {sps} = {spread(got[f'cheetah raw {batch}'])} in-process (goal >= 0.8x); {spun:.0%} caught "
-              "spinning")
+    for batch, _ in MESSAGE_SIZES:
+        sps, spun = spread(got[cheetah, "sps", batch], 0, " steps/s"), statistics.median(got[cheetah, "spun", batch])
+        print(f"HalfCheetah-v5, in-process {spread(got[cheetah, 'in-process'], 0, ' steps/s')}, sandboxed ({batch} "
+              f"episode(s) per message) {sps} = {spread(got[cheetah, 'ratio', batch])} in-process (goal >= 0.8x); "
+              f"{spun:.0%} caught spinning")
 
 
 @contextlib.contextmanager
