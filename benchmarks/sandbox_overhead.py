@@ -1,11 +1,12 @@
 """Where a sandboxed step goes, one observation per message (the paper's one `Policy()` per rollout): the same
-worker and NoiseWorld board 1 driven five ways, from a bare loop to `run_episodes`, side by side in one run.
+worker and NoiseWorld board 1 driven six ways, from a bare loop to `run_episodes`, side by side in one run.
 
 - bare: the message written and the reply read by hand (`os.write`, `poll`, `os.read`), none of the checks: the
   floor that the worker, the pipe and `env.step` set for any parent;
 - send / receive: `SandboxedPolicy.send` or `.receive` in place of one bare half (its checks, deadlines, tokens);
 - act: both halves of `SandboxedPolicy`;
-- run_episodes: the rollout harness around them, as PromptPO's candidates run.
+- act_one: its short path for one episode's observation (the same checks, without the batch's arrays);
+- run_episodes: the rollout harness around it, as PromptPO's candidates run.
 
 The differences say how much of a step the trusted side's Python costs, and so what a faster channel could gain.
 
@@ -35,7 +36,7 @@ from promptpo_speed import (NOISEWORLD_OBS, TRIVIAL, busy, in_process_sps,  # th
                             reference_sps, sandboxed_sps)                  # and timings
 
 TASK = "NoiseWorld-Board1-v0"
-WAYS = ("bare", "send", "receive", "act", "run_episodes")
+WAYS = ("bare", "send", "receive", "act", "act_one", "run_episodes")
 
 
 def step_us(way: str, steps: int) -> float:
@@ -53,6 +54,11 @@ def step_us(way: str, steps: int) -> float:
         bare_send, bare_receive = way in ("bare", "receive"), way in ("bare", "send")
         start = time.perf_counter()
         for _ in range(steps):
+            if way == "act_one":
+                obs, _, terminated, truncated, _ = env.step(policy.act_one(0, obs))
+                if terminated or truncated:
+                    obs, _ = env.reset()
+                continue
             if bare_send:
                 os.write(policy._write_fd, header + token + obs.tobytes())
                 if not bare_receive:
@@ -124,7 +130,7 @@ def one_cpu(steps: int, checkout: Path | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per timing")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of the five ways, alternating; medians shown")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the six ways, alternating; medians shown")
     parser.add_argument("--one-cpu", action="store_true",
                         help="instead: this process and its worker on one CPU, a busy process on the other; each "
                              "process's CPU time a step")

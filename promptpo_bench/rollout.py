@@ -210,7 +210,9 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
     unless the policy says its process cannot work beside this one now (`overlaps` False: the sandbox's channel
     blocks on a busy machine, and halves then only add messages).
     A policy with `max_batch` (a sandboxed policy whose one `Policy()` serves the whole rollout: 1) gets at most that
-    many live episodes at once, so its episodes run one after another, in seed order.
+    many live episodes at once, so its episodes run one after another, in seed order; with 1 and an
+    `act_one(episode_id, obs)` (the sandbox's short path for one observation), through a loop of its own that does
+    the least work a step, since every step waits for a round trip to the policy's process.
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
     `on_episode_end` is called as each episode ends (a progress bar's tick). `variant`: the description variant a
     code policy reads, whose `Observation` may carry more than the env's array (`registry.make_for_policy`); None
@@ -244,55 +246,82 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
         except Exception as failure:
             raise RolloutFailure(failure, outcome()) from failure
 
+    def play_alone(env: gym.Env, i: int) -> None:
+        """Episode i with one observation a message: `run_episodes`' bookkeeping, without the batch's arrays."""
+        act_one, step = policy.act_one, env.step
+        obs = env.reset(seed=int(seeds[i]))[0]
+        while True:
+            if observations is not None:
+                observations[i].append(obs.copy())
+            try:
+                action = act_one(i, obs)
+            except Exception as failure:
+                raise RolloutFailure(failure, outcome()) from failure
+            obs, reward, terminated, truncated, info = step(action)
+            returns[i] += float(reward)
+            lengths[i] += 1
+            if successes is not None and info.get(success_key):
+                successes[i] = True
+            if terminated or truncated:
+                if observations is not None:
+                    observations[i].append(obs.copy())
+                if on_episode_end is not None:
+                    on_episode_end()
+                return
+
     envs = _borrow_envs(env_id, env_kwargs, variant, min(batch_size, len(seeds)))
     side_by_side = bool(envs) and hasattr(envs[0], "step_send")  # envs in processes of their own: stepped at once
     healthy = False  # whether no env raised: then the envs may be reused
     try:
-        for start in range(0, len(seeds), batch_size):
-            ids = range(start, min(start + batch_size, len(seeds)))
-            first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
-            groups = [_Group(envs[:len(ids)], np.array(ids), np.stack(first))]
-            send(groups[0])
-            trial = pipelined  # whether the next whole-batch step still decides on halves
-            while groups:
-                group = groups.pop(0)  # answers come back in the order the groups were sent
-                asked = time.perf_counter() if trial else 0.0
-                actions = receive()
-                answered = time.perf_counter() if trial else 0.0
-                rows, ended = group.obs, []
-                actions = actions.tolist() if actions.ndim == 1 else actions
-                if side_by_side:
-                    for env, action in zip(group.envs, actions):
-                        env.step_send(action)
-                for k, (env, i, action) in enumerate(zip(group.envs, group.ids.tolist(), actions)):
-                    rows[k], reward, terminated, truncated, info = (
-                        env.step_receive() if side_by_side else env.step(action))
-                    returns[i] += float(reward)
-                    lengths[i] += 1
-                    if successes is not None and info.get(success_key):
-                        successes[i] = True
-                    if terminated or truncated:
-                        if observations is not None:
-                            observations[i].append(rows[k].copy())
-                        ended.append(k)
-                        if on_episode_end is not None:
-                            on_episode_end()
-                if ended:
-                    group = group.without(ended)
-                # Decide after two warm-up steps (the first built each Policy()).
-                if trial and len(group.ids) and lengths[group.ids[0]] == 3:
-                    trial = False
-                    # Halves pay a second message per step; they win when waiting for an answer takes at least
-                    # half as long as stepping the environments (NoiseWorld: yes; MuJoCo with a light policy: no).
-                    if len(group.ids) > 1 and getattr(policy, "overlaps", True) \
-                            and answered - asked > (time.perf_counter() - answered) / 2:
-                        groups = list(group.halves())
-                        for part in groups:
-                            send(part)
-                        continue
-                if len(group.ids):
-                    send(group)
-                    groups.append(group)
+        if batch_size == 1 and hasattr(policy, "act_one"):
+            for i in range(len(seeds)):
+                play_alone(envs[0], i)
+        else:
+            for start in range(0, len(seeds), batch_size):
+                ids = range(start, min(start + batch_size, len(seeds)))
+                first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
+                groups = [_Group(envs[:len(ids)], np.array(ids), np.stack(first))]
+                send(groups[0])
+                trial = pipelined  # whether the next whole-batch step still decides on halves
+                while groups:
+                    group = groups.pop(0)  # answers come back in the order the groups were sent
+                    asked = time.perf_counter() if trial else 0.0
+                    actions = receive()
+                    answered = time.perf_counter() if trial else 0.0
+                    rows, ended = group.obs, []
+                    actions = actions.tolist() if actions.ndim == 1 else actions
+                    if side_by_side:
+                        for env, action in zip(group.envs, actions):
+                            env.step_send(action)
+                    for k, (env, i, action) in enumerate(zip(group.envs, group.ids.tolist(), actions)):
+                        rows[k], reward, terminated, truncated, info = (
+                            env.step_receive() if side_by_side else env.step(action))
+                        returns[i] += float(reward)
+                        lengths[i] += 1
+                        if successes is not None and info.get(success_key):
+                            successes[i] = True
+                        if terminated or truncated:
+                            if observations is not None:
+                                observations[i].append(rows[k].copy())
+                            ended.append(k)
+                            if on_episode_end is not None:
+                                on_episode_end()
+                    if ended:
+                        group = group.without(ended)
+                    # Decide after two warm-up steps (the first built each Policy()).
+                    if trial and len(group.ids) and lengths[group.ids[0]] == 3:
+                        trial = False
+                        # Halves pay a second message per step; they win when waiting for an answer takes at least
+                        # half as long as stepping the environments (NoiseWorld: yes; MuJoCo with a light policy: no).
+                        if len(group.ids) > 1 and getattr(policy, "overlaps", True) \
+                                and answered - asked > (time.perf_counter() - answered) / 2:
+                            groups = list(group.halves())
+                            for part in groups:
+                                send(part)
+                            continue
+                    if len(group.ids):
+                        send(group)
+                        groups.append(group)
         healthy = True
     except RolloutFailure:  # the policy failed, not the envs
         healthy = True

@@ -292,8 +292,10 @@ class SandboxedPolicy:
             raise ValueError(f"lifetime must be one of {', '.join(LIFETIMES)}, not {lifetime!r}")
         if episodes_per_worker is not None and episodes_per_worker < 1:
             raise ValueError(f"episodes_per_worker must be at least 1, not {episodes_per_worker}")
-        if isinstance(action_space, gymnasium.spaces.Discrete):
+        self._discrete = isinstance(action_space, gymnasium.spaces.Discrete)
+        if self._discrete:
             self._validate = _discrete_validator(action_space)
+            self._action_range = int(action_space.start), int(action_space.start + action_space.n)
         elif isinstance(action_space, gymnasium.spaces.Box):
             self._validate = _box_validator(action_space)
         else:
@@ -317,6 +319,9 @@ class SandboxedPolicy:
         self._action_shape = action_space.shape
         self._action_size = math.prod(action_space.shape)
         self._reply_bytes_per_action = 64 * (self._action_size + 1)  # generous JSON size bound
+        # `act_one`'s reply when all is well: the header of one row of raw action values, then the row
+        self._one_reply = REPLY.pack(8 * self._action_size, INT_ROWS if self._discrete else FLOAT_ROWS)
+        self._one_reply_size = REPLY.size + 8 * self._action_size
         self._workers: list[subprocess.Popen] = []  # the worker in use, then a spare started ahead (if any)
         self._finalizer = weakref.finalize(self, _terminate_all, self._workers)
         try:
@@ -332,6 +337,7 @@ class SandboxedPolicy:
         self._write_fd = proc.stdin.fileno()
         self._read_fd = proc.stdout.fileno()
         os.set_blocking(self._write_fd, False)
+        os.set_blocking(self._read_fd, False)  # every read follows a poll, but `act_one`'s may try first
         self._spinner = sandbox_worker.Spinner(self._read_fd)
         self._sent = 0  # act messages written to this worker
         self._room_checked = -math.inf
@@ -342,6 +348,8 @@ class SandboxedPolicy:
         self._last_answer = 0.0
         self._buffer.clear()
         self._layout: tuple[np.dtype, tuple[int, ...]] | None = None  # the observation dtype, row shape it knows
+        self._one_episode: int | None = None  # the episode `act_one` may send on its short path, with its messages'
+        self._one_prefixes = (b"", b"")  # header and token, without and with the spin flag
         self._start(self._code, self._observation, self.class_name)
         if self.episodes_per_worker is not None:
             self._workers.append(spawn_worker())  # the next chunk's, starting up (niced) while this one plays
@@ -423,6 +431,66 @@ class SandboxedPolicy:
             deadline = sent_at + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
             self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
             self._sent += 1
+
+    def act_one(self, episode_id: int, obs: np.ndarray) -> int | np.ndarray:
+        """`act` for one episode's observation (a row): its action, an int for a Discrete space.
+
+        A rollout of one `Policy()` (lifetime "rollout") sends only these, and each of its steps waits for the round
+        trip, so after an episode's first step they take a short path: the same message, limits and checks as
+        `act`, without building the batch's arrays (on a busy machine, where the two processes take turns on one CPU
+        with cold caches, each step of `act` cost several times a bare pipe round trip). Anything unusual (a new
+        episode or layout, batches in flight, a reply other than one valid action) goes the way of `act`.
+        """
+        if type(obs) is not np.ndarray:
+            obs = np.asarray(obs)
+        layout = self._layout
+        if (episode_id != self._one_episode or self._pending or self._buffer or not self._finalizer.alive
+                or layout is None or obs.dtype is not layout[0] or obs.shape != layout[1]):
+            action = self.act(np.array([episode_id]), obs[None])[0]
+            token = self._tokens[episode_id].to_bytes(8, "little", signed=True)
+            self._one_episode = episode_id
+            self._one_prefixes = (ACT_HEADER.pack(1, 0, False) + token, ACT_HEADER.pack(1, 0, True) + token)
+            return action.item() if self._discrete else action
+        sent_at = time.monotonic()
+        if sent_at - self._room_checked >= _ROOM_SECONDS:
+            self._spin()
+        limits = self.limits
+        deadline = sent_at + limits.act_seconds + _DEADLINE_MARGIN
+        self._send(self._one_prefixes[self._spinner.enabled] + obs.tobytes(), deadline, "acting", episode_id)
+        self._sent += 1
+        reply = b""
+        if not self._spinner.enabled:  # blocking: the woken worker ran in this process's stead, its answer is here
+            try:
+                reply = os.read(self._read_fd, 1 << 16)  # one system call where poll and read would take two
+            except BlockingIOError:
+                pass
+        if reply or self._spinner.wait(math.ceil((deadline - sent_at) * 1000)):
+            reply = reply or os.read(self._read_fd, 1 << 16)
+            action = self._one_action(reply) if len(reply) == self._one_reply_size else None
+            if action is not None:
+                now = time.monotonic()
+                total = self._episode_seconds.get(episode_id, 0.0) + (now - sent_at)
+                if total <= limits.episode_seconds:  # else `receive` below accounts for the time, and fails
+                    self._last_answer, self._episode_seconds[episode_id] = now, total
+                    return action
+            self._buffer += reply
+        self._pending.append(([episode_id], 0, sent_at))
+        action = self.receive()[0]
+        return action.item() if self._discrete else action
+
+    def _one_action(self, reply: bytes) -> int | np.ndarray | None:
+        """The action in `act_one`'s usual reply (one row of raw values, valid), else None."""
+        if not reply.startswith(self._one_reply):
+            return None
+        if self._discrete:
+            action = int.from_bytes(reply[REPLY.size:], "little", signed=True)
+            low, high = self._action_range
+            return action if low <= action < high else None
+        try:
+            row = np.frombuffer(reply, "<f8", offset=REPLY.size).reshape(1, *self._action_shape)
+            return self._validate(row)[0]
+        except _InvalidAction:
+            return None
 
     def _admit(self, ids: np.ndarray, key: bytes) -> tuple[list[int], bytes, int]:
         """A batch's episode ids as a list, the tokens the worker sees for them, and how many start a `Policy()`:

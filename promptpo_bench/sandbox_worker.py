@@ -714,29 +714,42 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
     int_reply = REPLY.pack(8, INT_ROWS)
+    # A message of one observation in the known layout (the parent's `act_one`), read whole and parsed in place
+    one_prefix, one_size, in_fd = ACT_HEADER.pack(1, 0, 0)[:8], 0, rfile.fileno()
     # One periodic timer for the whole loop instead of arming one per message (a system call saved per message): each
     # alarm ends the call it interrupts only once `alarm["deadline"]` has passed, so a call runs at most one period
     # past its limit before the worker reports it, still within the parent's `_DEADLINE_MARGIN`.
     alarm["live"] = False
     setitimer(real, ALARM_PERIOD, ALARM_PERIOD)
     while True:
+        message = None
         if not rfile.buffer:
-            spin()  # then `read` blocks on the pipe if nothing came
-        header = read(ACT_HEADER.size)
-        if len(header) < ACT_HEADER.size:
-            setitimer(real, 0)  # the parent is gone: no alarm may end this process on its way out
-            return
-        count, layout_size, spinner.enabled = unpack(header)
-        if layout_size:
-            dtype, row_shape = pickle.loads(read(layout_size))
-            dtype, row_size = np.dtype(dtype), math.prod(row_shape)
-        body = read(count * (8 + dtype.itemsize * row_size))
-        if count == 1:  # one observation per message (lifetime "rollout"): the cheapest way through
-            episode_ids = [int.from_bytes(body[:8], "little", signed=True)]
-            observations = (np.frombuffer(body, dtype, row_size, 8).reshape(row_shape),)
+            spin()  # then the read blocks on the pipe if nothing came
+            message = os.read(in_fd, 1 << 16)  # usually one whole message: a pipe write of up to 4 KiB is atomic
+            if len(message) != one_size or not message.startswith(one_prefix):
+                rfile.buffer += message
+                message = None
+        if message is not None:  # one observation (lifetime "rollout"): the cheapest way through
+            count, spinner.enabled = 1, message[8]
+            episode_ids = [int.from_bytes(message[9:17], "little", signed=True)]
+            observations = (np.frombuffer(message, dtype, row_size, 17).reshape(row_shape),)
         else:
-            episode_ids = np.frombuffer(body, "<i8", count).tolist()
-            observations = np.frombuffer(body, dtype, count * row_size, 8 * count).reshape(count, *row_shape)
+            header = read(ACT_HEADER.size)
+            if len(header) < ACT_HEADER.size:
+                setitimer(real, 0)  # the parent is gone: no alarm may end this process on its way out
+                return
+            count, layout_size, spinner.enabled = unpack(header)
+            if layout_size:
+                dtype, row_shape = pickle.loads(read(layout_size))
+                dtype, row_size = np.dtype(dtype), math.prod(row_shape)
+                one_size = ACT_HEADER.size + 8 + dtype.itemsize * row_size
+            body = read(count * (8 + dtype.itemsize * row_size))
+            if count == 1:
+                episode_ids = [int.from_bytes(body[:8], "little", signed=True)]
+                observations = (np.frombuffer(body, dtype, row_size, 8).reshape(row_shape),)
+            else:
+                episode_ids = np.frombuffer(body, "<i8", count).tolist()
+                observations = np.frombuffer(body, dtype, count * row_size, 8 * count).reshape(count, *row_shape)
         actions = []
         index = None
         phase, seconds = acting, act_seconds

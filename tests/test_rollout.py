@@ -269,6 +269,51 @@ def test_a_policy_with_max_batch_runs_its_episodes_one_after_another(double_task
     assert episodes.lengths.tolist() == expected(SEEDS)[1] and len(double_task) == 1
 
 
+class OneByOneDouble:
+    """Test double of a policy with the sandbox's `act_one` (one episode's observation in, its action out) and
+    `max_batch` 1: the same rule, each episode's step counted here; fails with ValueError on call `fail_at`."""
+
+    max_batch = 1
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at = fail_at
+        self.seen: list[tuple[int, list]] = []
+
+    def act(self, episode_ids, obs, steps):
+        raise AssertionError("a policy with act_one and max_batch 1 gets act_one calls only")
+
+    def act_one(self, episode_id, obs):
+        if len(self.seen) == self.fail_at:
+            raise ValueError("bad action")
+        step = sum(1 for i, _ in self.seen if i == episode_id)
+        self.seen.append((episode_id, obs.tolist()))
+        return action_of(episode_id, step)
+
+
+@pytest.mark.parametrize("cls", [CountingEnvDouble, SideBySideEnvDouble])
+def test_a_policy_with_act_one_plays_each_episode_alone(double_task, cls):
+    """`act_one`'s loop gives what the batched loop gives: returns, lengths, successes, observations, a tick per
+    episode, the episodes in seed order on one env (one in a process of its own too), the same observations acted on."""
+    policy, ends = OneByOneDouble(), []
+    episodes = run_episodes(DOUBLE_ID, policy, SEEDS, env_kwargs={"cls": cls}, record_observations=True,
+                            on_episode_end=lambda: ends.append(1))
+    returns, lengths, successes, observations = expected(SEEDS)
+    np.testing.assert_allclose(episodes.returns, returns, rtol=0, atol=1e-12)
+    assert episodes.lengths.tolist() == lengths and episodes.successes.tolist() == successes
+    assert [[o.tolist() for o in episode] for episode in episodes.observations] == observations
+    assert len(ends) == len(SEEDS) and len(double_task) == 1
+    assert [obs for _, obs in policy.seen] == [o for episode in observations for o in episode[:-1]]
+    assert [i for i, _ in policy.seen] == sorted(i for i, _ in policy.seen)
+
+
+def test_a_policy_failure_in_act_one_keeps_the_steps_taken(double_task):
+    with pytest.raises(rollout.RolloutFailure) as error:
+        run_episodes(DOUBLE_ID, OneByOneDouble(fail_at=9), SEEDS)
+    assert isinstance(error.value.failure, ValueError) and str(error.value) == "bad action"
+    assert error.value.env_steps == 9 == error.value.partial.lengths.sum()
+    assert error.value.partial.lengths.tolist() == [4, 3, 2, 0, 0, 0, 0]  # lengths 4, 3, 6: the third cut short
+
+
 def test_a_policy_failure_keeps_the_steps_taken(double_task):
     class FailingDouble(RuleDouble):
         def act(self, episode_ids, obs, steps):

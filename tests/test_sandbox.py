@@ -928,6 +928,98 @@ def test_rollout_lifetime_one_policy_object_plays_the_episodes_in_order():
             run_episodes("NoiseWorld-Board0-v0", policy, [1, 2, 3])
 
 
+LATE = """
+class Policy:
+    def __init__(self):
+        self.calls = 0
+
+    def act(self, obs):
+        self.calls += 1
+        if self.calls == 4:
+            {late}
+        return {usual}
+"""
+
+
+def one_by_one(policy: SandboxedPolicy, received: list) -> None:
+    """Counts `receive` calls (the long way of `act_one`) into `received`."""
+    long_way = policy.receive
+    policy.receive = lambda: received.append(1) or long_way()
+
+
+@pytest.mark.parametrize("lifetime", ["rollout", "episode"])
+@pytest.mark.parametrize("space", [Discrete(10), Box(-50, 50, (2,), np.float64)])
+def test_act_one_answers_as_act_on_its_short_path(lifetime, space):
+    """After an episode's first step `act_one` takes its short path (no `receive`) and gets what `act` gets: the
+    same Policy() object, the actions of the space's type; a new episode or a new observation layout goes the long
+    way once, and a Discrete action is an int."""
+    usual = "self.calls" if isinstance(space, Discrete) else "[self.calls, -obs.array[0]]"
+    with SandboxedPolicy(LATE.format(late="pass", usual=usual), OBS, space, FAST, lifetime=lifetime) as policy:
+        received = []
+        one_by_one(policy, received)
+        answers = [policy.act_one(7, rows(step)[0]) for step in range(3)]
+        assert len(received) == 1  # the episode's first step only
+        answers.append(policy.act_one(7, np.zeros(3, dtype=np.float64)))  # another layout: the long way
+        answers.append(policy.act_one(7, np.ones(3, dtype=np.float64)))
+        answers.append(policy.act_one(8, rows(0)[0]))  # a new episode: the long way
+        assert len(received) == 3
+    if isinstance(space, Discrete):
+        assert answers == [1, 2, 3, 4, 5, 1 if lifetime == "episode" else 6]
+        assert all(type(action) is int for action in answers)
+    else:
+        assert [action.tolist() for action in answers] == [[1, 0], [2, -1], [3, -2], [4, 0], [5, -1],
+                                                           [1 if lifetime == "episode" else 6, 0]]
+
+
+@pytest.mark.parametrize("space, late", [(Discrete(4), "return 4"), (Discrete(4), "return 'up'"),
+                                         (Box(-1, 1, (2,), np.float64), "return [0.0, float('nan')]"),
+                                         (Box(-1, 1, (2,), np.float64), "return [0.0, 2.0]")])
+def test_act_one_rejects_an_invalid_action_after_the_first_step(space, late):
+    """An invalid action on the short path fails as on `act`'s: `invalid_action`, the episode named, the object
+    closed and its worker dead."""
+    usual = "0" if isinstance(space, Discrete) else "[0.0, 0.5]"
+    with SandboxedPolicy(LATE.format(late=late, usual=usual), OBS, space, FAST, lifetime="rollout") as policy:
+        for _ in range(3):
+            policy.act_one(3, rows(0)[0])
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act_one(3, rows(0)[0])
+        assert_group_dead(policy._proc)
+        with pytest.raises(PolicyFailure, match="the sandboxed policy is closed after"):
+            policy.act_one(3, rows(0)[0])
+    assert raised.value.kind == "invalid_action" and raised.value.episode_id == 3
+    assert "Policy.act returned" in raised.value.message
+
+
+@pytest.mark.parametrize("late, kind", [("import os\n            os._exit(3)", "worker_died"),
+                                        ("raise ValueError('late')", "crash"),
+                                        ("import signal\n            signal.setitimer(signal.ITIMER_REAL, 0)\n"
+                                         "            while True:\n                pass", "timeout")])
+def test_act_one_reports_a_failure_after_the_first_step(workers, late, kind):
+    """A worker that dies, a policy that raises, and one that stops its timer and never answers (killed at the
+    parent's hard deadline, act_seconds + 0.1 s) fail on the short path as on `act`'s, naming the episode."""
+    with SandboxedPolicy(LATE.format(late=late, usual="0"), OBS, Discrete(4), FAST, lifetime="rollout") as policy:
+        for _ in range(3):
+            policy.act_one(5, rows(0)[0])
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act_one(5, rows(0)[0])
+        assert time.monotonic() - start < FAST.act_seconds + 1.5
+        assert_group_dead(workers[0])
+    assert raised.value.kind == kind and (kind == "worker_died" or raised.value.episode_id == 5)
+    assert kind != "crash" or "ValueError: late" in raised.value.traceback
+
+
+def test_act_one_keeps_the_episode_time_budget():
+    """The short path adds each round trip to the episode's act time: a policy that sleeps 0.1 s a call runs out
+    of a 0.3 s budget by its fourth call, as through `act`."""
+    limits = Limits(act_seconds=1.0, episode_seconds=0.3)
+    with sandbox(acting("import time\ntime.sleep(0.1)"), limits=limits) as policy:
+        with pytest.raises(PolicyFailure) as raised:
+            for _ in range(10):
+                policy.act_one(5, rows(0)[0])
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.3 s" in raised.value.message
+
+
 @pytest.mark.parametrize("lifetime", ["rollout", "episode"])
 def test_episodes_per_worker_gives_each_chunk_a_fresh_worker(workers, lifetime):
     """Each 2 new episode ids get a fresh process: the module global that counts Policy() objects and act calls
