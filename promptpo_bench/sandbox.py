@@ -337,7 +337,7 @@ class SandboxedPolicy:
         self._write_fd = proc.stdin.fileno()
         self._read_fd = proc.stdout.fileno()
         os.set_blocking(self._write_fd, False)
-        os.set_blocking(self._read_fd, False)  # every read follows a poll, but `act_one`'s may try first
+        os.set_blocking(self._read_fd, False)  # `_read` tries a read before polling
         self._spinner = sandbox_worker.Spinner(self._read_fd)
         self._sent = 0  # act messages written to this worker
         self._room_checked = -math.inf
@@ -458,14 +458,8 @@ class SandboxedPolicy:
         deadline = sent_at + limits.act_seconds + _DEADLINE_MARGIN
         self._send(self._one_prefixes[self._spinner.enabled] + obs.tobytes(), deadline, "acting", episode_id)
         self._sent += 1
-        reply = b""
-        if not self._spinner.enabled:  # blocking: the woken worker ran in this process's stead, its answer is here
-            try:
-                reply = os.read(self._read_fd, 1 << 16)  # one system call where poll and read would take two
-            except BlockingIOError:
-                pass
-        if reply or self._spinner.wait(math.ceil((deadline - sent_at) * 1000)):
-            reply = reply or os.read(self._read_fd, 1 << 16)
+        reply = self._read(deadline)
+        if reply is not None:
             action = self._one_action(reply) if len(reply) == self._one_reply_size else None
             if action is not None:
                 now = time.monotonic()
@@ -673,17 +667,30 @@ class SandboxedPolicy:
                     except (ValueError, RecursionError):
                         pass
                     self._fail("worker_died", f"the worker sent a malformed reply while {doing}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._spinner.wait(math.ceil(remaining * 1000)):
+            chunk = self._read(deadline)
+            if chunk is None:
                 limits = self.limits
                 allowed = {"starting": f"{_STARTUP_SECONDS:g} s", "loading the policy": f"{limits.load_seconds:g} s"}
                 within = allowed.get(doing, f"{limits.act_seconds:g} s per observation")
                 self._fail("timeout", f"no answer from the policy within {within} while {doing}; killed",
                            episode_id=episode_id)
-            chunk = os.read(self._read_fd, 1 << 16)
             if not chunk:
                 self._worker_gone(doing)
             buffer += chunk
+
+    def _read(self, deadline: float) -> bytes | None:
+        """What the worker has written (b"" once it has closed its pipe), or None if nothing came by `deadline`.
+        Blocking, a woken worker runs in this process's stead, so its answer is usually there when this process runs
+        again: one non-blocking read is tried first, one system call where poll and read would take two."""
+        if not self._spinner.enabled:
+            try:
+                return os.read(self._read_fd, 1 << 16)
+            except BlockingIOError:
+                pass
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not self._spinner.wait(math.ceil(remaining * 1000)):
+            return None
+        return os.read(self._read_fd, 1 << 16)
 
     def _reported_failure(self, reply: object, id_list: list) -> NoReturn:
         """Raise the failure the worker reported (validated: the worker is not trusted)."""

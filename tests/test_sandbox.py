@@ -441,6 +441,7 @@ def test_uninterruptible_wait_for_an_answer_lasts_until_the_deadline_exactly(mon
     class NeverAnswering:
         def __init__(self):
             self.waits = []
+            self.enabled = True  # a spinning channel's: it waits at once, without trying a read first
 
         def wait(self, timeout_ms: int) -> bool:
             self.waits.append(timeout_ms)
