@@ -1010,6 +1010,22 @@ def test_act_one_reports_a_failure_after_the_first_step(workers, late, kind):
     assert kind != "crash" or "ValueError: late" in raised.value.traceback
 
 
+def test_act_one_moves_to_the_next_worker_with_each_chunk_of_episodes(workers):
+    """With 2 episodes per worker, `run_episodes`' one-by-one loop of a rollout-lifetime policy plays 5 episodes on
+    three workers, one after another (a spare started ahead of each), with the episodes of one worker for all."""
+    from promptpo_bench.rollout import run_episodes
+
+    code = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 1.0 else 3\n"
+    played = {}
+    for per_worker in (None, 2):
+        with SandboxedPolicy(code, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4), FAST,
+                             lifetime="rollout", episodes_per_worker=per_worker) as policy:
+            played[per_worker] = run_episodes("NoiseWorld-Board1-v0", policy, [1, 2, 3, 4, 5])
+    assert len(workers) == 1 + 4
+    assert played[2].returns.tolist() == played[None].returns.tolist()
+    assert played[2].lengths.tolist() == played[None].lengths.tolist()
+
+
 def test_act_one_keeps_the_episode_time_budget():
     """The short path adds each round trip to the episode's act time: a policy that sleeps 0.1 s a call runs out
     of a 0.3 s budget by its fourth call, as through `act`."""
