@@ -715,7 +715,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
     int_reply = REPLY.pack(8, INT_ROWS)
     # A message of one observation in the known layout (the parent's `act_one`), read whole and parsed in place
-    one_prefix, one_size, in_fd = ACT_HEADER.pack(1, 0, 0)[:8], 0, rfile.fileno()
+    one_prefix, one_size, in_fd, flat = ACT_HEADER.pack(1, 0, 0)[:8], 0, rfile.fileno(), False
     # One periodic timer for the whole loop instead of arming one per message (a system call saved per message): each
     # alarm ends the call it interrupts only once `alarm["deadline"]` has passed, so a call runs at most one period
     # past its limit before the worker reports it, still within the parent's `_DEADLINE_MARGIN`.
@@ -724,7 +724,8 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     while True:
         message = None
         if not rfile.buffer:
-            spin()  # then the read blocks on the pipe if nothing came
+            if spinner.enabled:
+                spin()  # then the read blocks on the pipe if nothing came
             message = os.read(in_fd, 1 << 16)  # usually one whole message: a pipe write of up to 4 KiB is atomic
             if len(message) != one_size or not message.startswith(one_prefix):
                 rfile.buffer += message
@@ -732,7 +733,8 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
         if message is not None:  # one observation (lifetime "rollout"): the cheapest way through
             count, spinner.enabled = 1, message[8]
             episode_ids = [int.from_bytes(message[9:17], "little", signed=True)]
-            observations = (np.frombuffer(message, dtype, row_size, 17).reshape(row_shape),)
+            row = np.frombuffer(message, dtype, row_size, 17)
+            observations = (row if flat else row.reshape(row_shape),)
         else:
             header = read(ACT_HEADER.size)
             if len(header) < ACT_HEADER.size:
@@ -743,6 +745,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                 dtype, row_shape = pickle.loads(read(layout_size))
                 dtype, row_size = np.dtype(dtype), math.prod(row_shape)
                 one_size = ACT_HEADER.size + 8 + dtype.itemsize * row_size
+                flat = row_shape == (row_size,)  # a row as read needs no reshape
             body = read(count * (8 + dtype.itemsize * row_size))
             if count == 1:
                 episode_ids = [int.from_bytes(body[:8], "little", signed=True)]
@@ -788,7 +791,9 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
             actions.clear()
             _write(out_fd, _failure(exc, phase, seconds, setup, index, reserve))
             return
-        write_all(out_fd, reply)
+        written = os.write(out_fd, reply)  # almost always all of it
+        if written < len(reply):
+            write_all(out_fd, reply[written:])
 
 
 def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
