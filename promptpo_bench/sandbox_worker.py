@@ -246,7 +246,8 @@ class _ImportGuard:
 def _write_all(fd: int, data: bytes) -> None:
     """Write all of `data`: a pipe write of more than PIPE_BUF bytes that a signal (the act loop's periodic alarm)
     interrupts while the pipe is full returns short, and a frame cut short would desynchronise the protocol. The
-    first write takes the bytes as they are: the act loop's every reply passes here, and almost always in one write."""
+    first write takes the bytes as they are (the act loop writes each reply itself, and hands this only what a
+    short first write left)."""
     written = os.write(fd, data)
     view = memoryview(data)[written:] if written < len(data) else None
     while view:
