@@ -246,6 +246,21 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
         except Exception as failure:
             raise RolloutFailure(failure, outcome()) from failure
 
+    def account(i: int, obs: np.ndarray, reward: float, terminated: bool, truncated: bool, info: dict) -> bool:
+        """Add a step to episode i (its reward, length, success); at its end record its last observation and tick.
+        Whether it ended."""
+        returns[i] += float(reward)
+        lengths[i] += 1
+        if successes is not None and info.get(success_key):
+            successes[i] = True
+        if not (terminated or truncated):
+            return False
+        if observations is not None:
+            observations[i].append(obs.copy())
+        if on_episode_end is not None:
+            on_episode_end()
+        return True
+
     def play_alone(env: gym.Env, i: int) -> None:
         """Episode i with one observation a message: `run_episodes`' bookkeeping, without the batch's arrays."""
         act_one, step = policy.act_one, env.step
@@ -258,15 +273,7 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
             except Exception as failure:
                 raise RolloutFailure(failure, outcome()) from failure
             obs, reward, terminated, truncated, info = step(action)
-            returns[i] += float(reward)
-            lengths[i] += 1
-            if successes is not None and info.get(success_key):
-                successes[i] = True
-            if terminated or truncated:
-                if observations is not None:
-                    observations[i].append(obs.copy())
-                if on_episode_end is not None:
-                    on_episode_end()
+            if account(i, obs, reward, terminated, truncated, info):
                 return
 
     envs = _borrow_envs(env_id, env_kwargs, variant, min(batch_size, len(seeds)))
@@ -296,16 +303,8 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                     for k, (env, i, action) in enumerate(zip(group.envs, group.ids.tolist(), actions)):
                         rows[k], reward, terminated, truncated, info = (
                             env.step_receive() if side_by_side else env.step(action))
-                        returns[i] += float(reward)
-                        lengths[i] += 1
-                        if successes is not None and info.get(success_key):
-                            successes[i] = True
-                        if terminated or truncated:
-                            if observations is not None:
-                                observations[i].append(rows[k].copy())
+                        if account(i, rows[k], reward, terminated, truncated, info):
                             ended.append(k)
-                            if on_episode_end is not None:
-                                on_episode_end()
                     if ended:
                         group = group.without(ended)
                     # Decide after two warm-up steps (the first built each Policy()).
