@@ -439,12 +439,15 @@ class SandboxedPolicy:
         trip, so after an episode's first step they take a short path: the same message, limits and checks as
         `act`, without building the batch's arrays (on a busy machine, where the two processes take turns on one CPU
         with cold caches, each step of `act` cost several times a bare pipe round trip). Anything unusual (a new
-        episode or layout, batches in flight, a reply other than one valid action) goes the way of `act`.
+        episode or layout, a reply other than one valid action) goes the way of `act`. Not while a `send` waits for
+        its `receive`: this answers the observation it is given, not the oldest one in flight.
         """
+        if self._pending:
+            raise ValueError("act_one with a batch in flight: receive its actions first")
         if type(obs) is not np.ndarray:
             obs = np.asarray(obs)
         layout = self._layout
-        if (episode_id != self._one_episode or self._pending or self._buffer or not self._finalizer.alive
+        if (episode_id != self._one_episode or self._buffer or not self._finalizer.alive
                 or layout is None or obs.dtype is not layout[0] or obs.shape != layout[1]):
             action = self.act(np.array([episode_id]), obs[None])[0]
             token = self._tokens[episode_id].to_bytes(8, "little", signed=True)

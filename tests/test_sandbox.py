@@ -964,6 +964,10 @@ def test_act_one_answers_as_act_on_its_short_path(lifetime, space):
         answers.append(policy.act_one(7, np.ones(3, dtype=np.float64)))
         answers.append(policy.act_one(8, rows(0)[0]))  # a new episode: the long way
         assert len(received) == 3
+        policy.send(np.array([9]), rows(0))
+        with pytest.raises(ValueError, match="batch in flight"):
+            policy.act_one(9, rows(0)[0])
+        policy.receive()
     if isinstance(space, Discrete):
         assert answers == [1, 2, 3, 4, 5, 1 if lifetime == "episode" else 6]
         assert all(type(action) is int for action in answers)
