@@ -463,7 +463,7 @@ class SandboxedPolicy:
         self._sent += 1
         reply = self._read(deadline)
         if reply is not None:
-            action = self._one_action(reply) if len(reply) == self._one_reply_size else None
+            action = self._one_action(reply)
             if action is not None:
                 now = time.monotonic()
                 total = self._episode_seconds.get(episode_id, 0.0) + (now - sent_at)
@@ -477,7 +477,7 @@ class SandboxedPolicy:
 
     def _one_action(self, reply: bytes) -> int | np.ndarray | None:
         """The action in `act_one`'s usual reply (one row of raw values, valid), else None."""
-        if not reply.startswith(self._one_reply):
+        if len(reply) != self._one_reply_size or not reply.startswith(self._one_reply):
             return None
         if self._discrete:
             action = int.from_bytes(reply[REPLY.size:], "little", signed=True)
