@@ -198,6 +198,7 @@ FLOOR_SCRIPT = """
 import importlib.util, json, sys, time
 import gymnasium as gym, numpy as np, torch
 from torch.utils.flop_counter import FlopCounterMode
+from promptpo_bench.torch_policy import HandGradMLP
 spec = importlib.util.spec_from_file_location("sac", sys.argv[1])
 sac = sys.modules["sac"] = importlib.util.module_from_spec(spec)  # registered first: its dataclasses need it
 spec.loader.exec_module(sac)
@@ -210,13 +211,12 @@ qf1, qf2, qf1_target, qf2_target = (sac.SoftQNetwork(obs_dim, act_dim, args.hidd
 batch = (torch.randn(n, obs_dim), torch.rand(n, act_dim) * 2 - 1, torch.randn(n, obs_dim), torch.randn(n, 1),
          torch.zeros(n, 1))
 log_alpha = torch.zeros(1, requires_grad=True)
-q_params = [*qf1.parameters(), *qf2.parameters()]
+nets = [HandGradMLP(net.network) for net in (actor, qf1, qf2, qf1_target, qf2_target)]
+scale, bias = actor.action_scale, actor.action_bias
 with FlopCounterMode(display=False) as counter:  # one update: a critic, an actor and a temperature step on average
-    qf1_loss, qf2_loss, _, _ = sac.critic_losses(actor, qf1, qf2, qf1_target, qf2_target, batch, 0.2, args.gamma)
-    (qf1_loss + qf2_loss).backward()
-    with sac.no_weight_grads(q_params):
-        sac.compute_actor_loss(actor, qf1, qf2, batch[0], 0.2).backward()
-    sac.compute_alpha_loss(actor, log_alpha, batch[0], -act_dim).backward()
+    sac.critic_step(*nets, batch, 0.2, args.gamma, scale, bias)
+    sac.actor_step(*nets[:3], batch[0], 0.2, scale, bias)
+    sac.alpha_step(nets[0], log_alpha, batch[0], -act_dim, scale, bias)
 a, b = torch.randn(256, 256), torch.randn(256, 256)
 out = torch.empty(256, 256)
 for _ in range(200):

@@ -229,19 +229,6 @@ def soft_update(target_params: list[torch.Tensor], online_params: list[torch.Ten
         torch._foreach_add_(target_params, online_params, alpha=tau)
 
 
-@contextlib.contextmanager
-def no_weight_grads(params: list[torch.nn.Parameter]):
-    """Gradients flow through these parameters' modules but are not computed for the parameters themselves (SAC's
-    actor loss differentiates through the Q-networks, whose weight gradients it would only discard)."""
-    for param in params:
-        param.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for param in params:
-            param.requires_grad_(True)
-
-
 def set_up(script: str, args: Any, algorithm: str, env_kwargs: dict) -> tuple[gym.vector.VectorEnv, BaselineRun,
                                                                              torch.device]:
     """The envs, the run (directory, W&B, evaluations, record) and the seeded device: every baseline's set-up."""

@@ -2,7 +2,8 @@
 
 Unit tests, a few seconds in all: the functions of algorithms/dqn.py, sac.py, ppo.py and promptpo_bench/baselines.py
 that decide what a baseline learns and what its record says (the TD targets, the target networks' soft update, SAC's
-critic, actor and temperature losses, PPO's GAE, truncation bootstrap, clipped losses and schedules, the replay
+critic, actor and temperature losses and their hand-written gradients against CleanRL's losses through autograd, the
+flat parameters its optimizers step, PPO's GAE, truncation bootstrap, clipped losses and schedules, the replay
 buffer, the evaluation schedule and totals of a run). Whole runs are in tests/e2e/test_baselines.py.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+F = torch.nn.functional
 pytest.importorskip("tyro")
 
 from algorithm_files import load_algorithm  # noqa: E402
@@ -24,7 +26,8 @@ from promptpo_bench.baselines import BaselineArgs, BaselineRun, ReplayBuffer, re
 from promptpo_bench.records import load_record  # noqa: E402
 from promptpo_bench.registry import ReferenceScores  # noqa: E402
 from promptpo_bench.rollout import Episodes, heldout_seeds  # noqa: E402
-from promptpo_bench.torch_policy import mlp  # noqa: E402
+from promptpo_bench.errors import BenchError  # noqa: E402
+from promptpo_bench.torch_policy import HandGradMLP, NumpyMLP, flat_parameters, mlp  # noqa: E402
 
 ppo, dqn, sac = load_algorithm("ppo"), load_algorithm("dqn"), load_algorithm("sac")
 
@@ -118,77 +121,192 @@ def test_dqn_target_network_soft_update(tau):
 # --- SAC -----------------------------------------------------------------------------------------------------------
 
 
-class AffineQ(torch.nn.Module):
-    """Test double of a soft Q-network: Q(s, a) = s . wx + a . wa."""
-
-    def __init__(self, wx, wa):
-        super().__init__()
-        self.wx = torch.nn.Parameter(torch.tensor(wx, dtype=torch.float32))
-        self.wa = torch.nn.Parameter(torch.tensor(wa, dtype=torch.float32))
-
-    def forward(self, x, a):
-        return (x @ self.wx + a @ self.wa).unsqueeze(1)
+def sac_networks(hidden=(8,), obs_dim=3, act_dim=2, seed=0):
+    """A small actor, two soft Q-networks and their targets (apart from them), as sac.py builds them."""
+    torch.manual_seed(seed)
+    space = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))
+    actor = sac.Actor(obs_dim, space, hidden)
+    return actor, *(sac.SoftQNetwork(obs_dim, act_dim, hidden) for _ in range(4))
 
 
-class ScriptedActor:
-    """Test double of SAC's actor: at s = (x0, x1) it 'samples' a = 0.5 * x0 with log pi(a|s) = x1."""
-
-    def get_action(self, x):
-        return 0.5 * x[:, :1], x[:, 1:2], torch.zeros_like(x[:, :1])
-
-
-def test_sac_critic_losses_by_hand():
-    """Each Q-network against r + gamma * (1 - terminated) * (min(Q1', Q2')(s', a') - alpha * log pi(a'|s'))."""
-    qf1, qf2 = AffineQ([1.0, 0.0], [1.0]), AffineQ([0.0, 1.0], [-1.0])
-    qf1_target, qf2_target = AffineQ([2.0, 0.0], [0.0]), AffineQ([0.0, 2.0], [1.0])
-    obs, actions = tensor([1.0, 2.0], [3.0, -1.0]), tensor([0.5], [-1.0])
-    next_obs, rewards, terminations = tensor([2.0, 0.5], [-1.0, 4.0]), tensor(1.0, 2.0), tensor(0.0, 1.0)
-    batch = (obs, actions, next_obs, rewards, terminations)
-    qf1_loss, qf2_loss, qf1_values, qf2_values = sac.critic_losses(ScriptedActor(), qf1, qf2, qf1_target,
-                                                                   qf2_target, batch, 0.1, 0.9)
-    # a' = (1.0, -0.5), log pi = (0.5, 4); Q1' = (4, -2), Q2' = (2, 7.5): the smaller is Q2' then Q1'
-    # targets: 1 + 0.9 * (2 - 0.1 * 0.5) = 2.755, and 2 (terminated)
-    np.testing.assert_allclose(qf1_values.detach().numpy(), [1.5, 2.0])
-    np.testing.assert_allclose(qf2_values.detach().numpy(), [1.5, 0.0])
-    assert qf1_loss.item() == pytest.approx(((1.5 - 2.755) ** 2 + 0.0) / 2)
-    assert qf2_loss.item() == pytest.approx(((1.5 - 2.755) ** 2 + (0.0 - 2.0) ** 2) / 2)
-    (qf1_loss + qf2_loss).backward()  # the critics learn; the targets only give the target
-    assert qf1.wx.grad is not None and qf2.wx.grad is not None
-    assert qf1_target.wx.grad is None and qf2_target.wx.grad is None
+def sac_batch(n=6, obs_dim=3, act_dim=2):
+    g = torch.Generator().manual_seed(7)
+    terminations = tensor(*[[float(i % 3 == 0)] for i in range(n)])  # some transitions do not bootstrap
+    return (torch.randn(n, obs_dim, generator=g), torch.rand(n, act_dim, generator=g),
+            torch.randn(n, obs_dim, generator=g), torch.randn(n, 1, generator=g), terminations)
 
 
-def test_sac_actor_loss_by_hand():
-    """alpha * log pi(a|s) - min(Q1, Q2)(s, a), averaged over the batch, at the actor's own actions."""
-    qf1, qf2 = AffineQ([1.0, 0.0], [1.0]), AffineQ([0.0, 1.0], [-1.0])
-    obs = tensor([1.0, 3.0], [3.0, -1.0])  # a = (0.5, 1.5), log pi = (3, -1); Q1 = (1.5, 4.5), Q2 = (2.5, -2.5)
-    loss = sac.compute_actor_loss(ScriptedActor(), qf1, qf2, obs, 0.1)
-    assert loss.item() == pytest.approx(((0.1 * 3 - 1.5) + (0.1 * -1 + 2.5)) / 2)
+def hand(*nets, dtype=torch.float32):
+    return [HandGradMLP(net.network, dtype) for net in nets]
 
 
-def test_sac_alpha_loss_by_hand_and_its_direction():
-    """-alpha * (log pi + target entropy), averaged: a step on it raises alpha while the policy's entropy (-log pi)
-    is below the target and lowers it above."""
-    obs = tensor([0.0, 3.0], [0.0, -1.0])  # log pi = (3, -1)
-    log_alpha = torch.tensor([math.log(0.5)], requires_grad=True)
-    loss = sac.compute_alpha_loss(ScriptedActor(), log_alpha, obs, -2.0)
-    assert loss.item() == pytest.approx((-0.5 * (3 - 2) - 0.5 * (-1 - 2)) / 2)
-    for entropy, target_entropy, rises in ((-3.0, -1.0, True), (3.0, 1.0, False)):  # log pi = -entropy
-        log_alpha = torch.zeros(1, requires_grad=True)
-        optimizer = torch.optim.SGD([log_alpha], lr=0.1)
-        loss = sac.compute_alpha_loss(ScriptedActor(), log_alpha, tensor([0.0, -entropy]), target_entropy)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        assert (log_alpha.item() > 0) == rises
+# CleanRL's three losses (sac_continuous_action.py), through Actor.get_action and the networks' forward, with autograd:
+# what sac.py's hand-written steps must equal in values and gradients.
+
+def cleanrl_critic_losses(actor, qf1, qf2, qf1_target, qf2_target, batch, alpha, gamma):
+    obs, actions, next_obs, rewards, terminations = batch
+    with torch.no_grad():
+        next_state_actions, next_state_log_pi, _ = actor.get_action(next_obs)
+        min_qf_next_target = torch.min(qf1_target(next_obs, next_state_actions),
+                                       qf2_target(next_obs, next_state_actions)) - alpha * next_state_log_pi
+        next_q_value = rewards.flatten() + (1 - terminations.flatten()) * gamma * min_qf_next_target.view(-1)
+    qf1_a_values, qf2_a_values = qf1(obs, actions).view(-1), qf2(obs, actions).view(-1)
+    return F.mse_loss(qf1_a_values, next_q_value), F.mse_loss(qf2_a_values, next_q_value), qf1_a_values, qf2_a_values
 
 
-def test_sac_actor_loss_reaches_the_actor_only_through_its_actions():
+def cleanrl_actor_loss(actor, qf1, qf2, obs, alpha):
+    pi, log_pi, _ = actor.get_action(obs)
+    return ((alpha * log_pi) - torch.min(qf1(obs, pi), qf2(obs, pi))).mean()
+
+
+def cleanrl_alpha_loss(actor, log_alpha, obs, target_entropy):
+    with torch.no_grad():
+        _, log_pi, _ = actor.get_action(obs)
+    return (-log_alpha.exp() * (log_pi + target_entropy)).mean()
+
+
+def grads(net: torch.nn.Module) -> list[torch.Tensor | None]:
+    return [None if p.grad is None else p.grad.clone() for p in net.parameters()]
+
+
+def assert_grads_close(ours, theirs):
+    assert len(ours) == len(theirs)
+    for mine, expected in zip(ours, theirs):
+        assert mine is not None and expected is not None
+        torch.testing.assert_close(mine, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("hidden", [(8,), (16, 16)])
+def test_hand_grad_mlp_is_the_networks_forward_and_autograds_backward(hidden):
     torch.manual_seed(0)
-    actor = sac.Actor(3, gym.spaces.Box(-2.0, 2.0, (2,)), (8,))
-    qf1, qf2 = sac.SoftQNetwork(3, 2, (8,)), sac.SoftQNetwork(3, 2, (8,))
-    loss = sac.compute_actor_loss(actor, qf1, qf2, torch.randn(5, 3), 0.2)
+    net = mlp(5, hidden, 3, "relu")
+    x = torch.randn(7, 5, requires_grad=True)
+    upstream = torch.randn(7, 3)
+    (net(x) * upstream).sum().backward()
+    theirs, their_input_grad = grads(net), x.grad.clone()
+    for p in net.parameters():
+        p.grad = None
+    acts = HandGradMLP(net).forward(x.detach())
+    torch.testing.assert_close(acts[-1], net(x).detach(), rtol=0, atol=0)
+    input_grad = HandGradMLP(net).backward(acts, upstream, input_grad=True)
+    assert_grads_close(grads(net), theirs)
+    torch.testing.assert_close(input_grad, their_input_grad, rtol=1e-5, atol=1e-6)
+    for p in net.parameters():  # weight_grads=False leaves the parameters' gradients alone
+        p.grad = None
+    HandGradMLP(net).backward(acts, upstream, weight_grads=False, input_grad=True)
+    assert all(p.grad is None for p in net.parameters())
+    with pytest.raises(BenchError, match="Linear layers and ReLUs"):
+        HandGradMLP(mlp(5, hidden, 3, "tanh"))
+
+
+def test_squashed_gaussian_is_get_action():
+    """The same draw, action and log pi(a|s) as CleanRL's get_action (torch.distributions.Normal, rsample)."""
+    actor = sac_networks()[0]
+    obs = torch.randn(9, 3)
+    torch.manual_seed(3)
+    action, log_pi, _ = actor.get_action(obs)
+    torch.manual_seed(3)
+    pi = sac.SquashedGaussian(actor.network(obs).detach(), actor.action_scale, actor.action_bias)
+    torch.testing.assert_close(pi.action, action.detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(pi.log_pi, log_pi.detach(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+def test_sac_critic_step_is_cleanrls_critic_losses(alpha):
+    """Each Q-network against r + gamma * (1 - terminated) * (min(Q1', Q2')(s', a') - alpha * log pi(a'|s')): the
+    same losses and Q-values as CleanRL's, and the same gradients in the critics only (not the targets)."""
+    networks, batch = sac_networks(), sac_batch()
+    torch.manual_seed(5)
+    losses = cleanrl_critic_losses(*networks, batch, alpha, 0.9)
+    (losses[0] + losses[1]).backward()
+    theirs = [grads(q) for q in networks[1:3]]
+    for q in networks:
+        q.zero_grad(set_to_none=True)
+    torch.manual_seed(5)
+    ours = sac.critic_step(*hand(*networks), batch, alpha, 0.9, networks[0].action_scale, networks[0].action_bias)
+    for mine, expected in zip(ours, losses):
+        torch.testing.assert_close(mine, expected.detach(), rtol=1e-5, atol=1e-6)
+    for q, expected in zip(networks[1:3], theirs):
+        assert_grads_close(grads(q), expected)
+    assert all(g is None for net in (networks[0], *networks[3:]) for g in grads(net))
+
+
+def test_sac_critic_step_targets_by_hand():
+    """Single-layer critics (Q = s . wx + a . wa): the targets' min, the entropy bonus and a terminated transition
+    worked out by hand from the draw the step makes."""
+    actor, *critics = sac_networks(hidden=(), obs_dim=2, act_dim=2)
+    weights = ([1.0, 0.0, 1.0, 0.0], [0.0, 1.0, -1.0, 0.0], [2.0, 0.0, 0.0, 0.0], [0.0, 2.0, 1.0, 1.0])
+    for q, w in zip(critics, weights):
+        q.network[0].weight.data = tensor(w)
+        q.network[0].bias.data.zero_()
+    obs, actions = tensor([1.0, 2.0], [3.0, -1.0]), tensor([0.5, 0.0], [-1.0, 0.0])
+    next_obs, rewards, terminations = tensor([2.0, 0.5], [-1.0, 4.0]), tensor([1.0], [2.0]), tensor([0.0], [1.0])
+    torch.manual_seed(11)
+    q1_loss, q2_loss, q1_values, q2_values = sac.critic_step(
+        *hand(actor, *critics), (obs, actions, next_obs, rewards, terminations), 0.1, 0.9, actor.action_scale,
+        actor.action_bias)
+    torch.manual_seed(11)
+    pi = sac.SquashedGaussian(actor.network(next_obs).detach(), actor.action_scale, actor.action_bias)
+    a, log_pi = pi.action.numpy(), pi.log_pi.numpy()[:, 0]
+    q1_next = 2 * next_obs.numpy()[:, 0]
+    q2_next = 2 * next_obs.numpy()[:, 1] + a[:, 0] + a[:, 1]
+    target0 = 1.0 + 0.9 * (min(q1_next[0], q2_next[0]) - 0.1 * log_pi[0])
+    np.testing.assert_allclose(q1_values.numpy(), [1.5, 2.0])
+    np.testing.assert_allclose(q2_values.numpy(), [1.5, 0.0])
+    assert q1_loss.item() == pytest.approx(((1.5 - target0) ** 2 + (2.0 - 2.0) ** 2) / 2, rel=1e-5)
+    assert q2_loss.item() == pytest.approx(((1.5 - target0) ** 2 + (0.0 - 2.0) ** 2) / 2, rel=1e-5)
+
+
+def test_sac_actor_step_is_cleanrls_actor_loss():
+    """alpha * log pi(a|s) - min(Q1, Q2)(s, a) averaged: CleanRL's value, and its gradient in the actor only (it
+    flows through the Q-networks, whose own weight gradients are not computed)."""
+    networks, obs = sac_networks(hidden=(16, 16)), sac_batch()[0]
+    actor, qf1, qf2 = networks[:3]
+    torch.manual_seed(5)
+    loss = cleanrl_actor_loss(actor, qf1, qf2, obs, 0.2)
     loss.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in actor.parameters())
+    theirs = grads(actor)
+    for net in networks:
+        net.zero_grad(set_to_none=True)
+    torch.manual_seed(5)
+    ours = sac.actor_step(*hand(actor, qf1, qf2), obs, 0.2, actor.action_scale, actor.action_bias)
+    torch.testing.assert_close(ours, loss.detach(), rtol=1e-5, atol=1e-6)
+    assert_grads_close(grads(actor), theirs)
+    assert all(p.grad.abs().sum() > 0 for p in actor.parameters())
+    assert all(g is None for net in (qf1, qf2) for g in grads(net))
+
+
+def test_min_grads_split_ties_as_autograd():
+    a, b = tensor([1.0], [2.0], [3.0]), tensor([2.0], [2.0], [1.0])
+    upstream = tensor([1.0], [1.0], [1.0])
+    a_auto, b_auto = a.clone().requires_grad_(), b.clone().requires_grad_()
+    (torch.min(a_auto, b_auto) * upstream).sum().backward()
+    ga, gb = sac.min_grads(a, b, upstream)
+    assert torch.equal(ga, a_auto.grad) and torch.equal(gb, b_auto.grad)
+    assert ga.flatten().tolist() == [1.0, 0.5, 0.0]
+
+
+def test_sac_alpha_step_is_cleanrls_and_its_direction():
+    """-alpha * (log pi + target entropy), averaged: CleanRL's value and gradient; a step on it raises alpha while the
+    policy's entropy (-log pi) is below the target and lowers it above."""
+    actor, obs = sac_networks()[0], sac_batch()[0]
+    log_alpha = torch.tensor([math.log(0.5)], requires_grad=True)
+    torch.manual_seed(5)
+    loss = cleanrl_alpha_loss(actor, log_alpha, obs, -2.0)
+    loss.backward()
+    theirs = log_alpha.grad.clone()
+    log_alpha.grad = None
+    torch.manual_seed(5)
+    ours = sac.alpha_step(HandGradMLP(actor.network), log_alpha, obs, -2.0, actor.action_scale, actor.action_bias)
+    torch.testing.assert_close(ours, loss.detach())
+    torch.testing.assert_close(log_alpha.grad, theirs)
+    for target_entropy, rises in ((100.0, True), (-100.0, False)):  # far above / below any entropy this policy has
+        log_alpha = torch.zeros(1, requires_grad=True)
+        sac.alpha_step(HandGradMLP(actor.network), log_alpha, obs, target_entropy, actor.action_scale,
+                       actor.action_bias)
+        torch.optim.SGD([log_alpha], lr=0.1).step()
+        assert (log_alpha.item() > 0) == rises
+    assert all(p.grad is None for p in actor.parameters())
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.0])
@@ -204,24 +322,58 @@ def test_sac_target_networks_soft_update(tau):
         assert not same(parameters(qf), old)  # they started apart
 
 
-def test_sac_bf16_multiplies_in_bfloat16_but_the_output_layers():
-    """--bf16's autocast runs the hidden layers' products in bfloat16 while Q-values and the Gaussian's parameters
-    come from float32 output layers; without autocast the networks are their plain float32 selves."""
+def test_flat_parameters_step_as_the_separate_tensors_would():
+    """One flat Parameter per optimizer: the layers' weights and gradients become views of it, a fused Adam step on it
+    moves every weight as per-tensor Adam does, the NumPy twin follows, and the state dict stays the modules' own."""
     torch.manual_seed(0)
-    actor = sac.Actor(3, gym.spaces.Box(-2.0, 2.0, (2,)), (16, 16))
-    qf = sac.SoftQNetwork(3, 2, (16, 16))
-    obs, actions = torch.randn(8, 3), torch.rand(8, 2)
-    hidden_dtypes = []
-    qf.network[2].register_forward_hook(lambda module, inputs, output: hidden_dtypes.append(output.dtype))
-    plain_q, plain_mean = qf(obs, actions), actor(obs)[0]
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        q, (mean, log_std) = qf(obs, actions), actor(obs)
-    assert hidden_dtypes == [torch.float32, torch.bfloat16]
-    assert q.dtype == mean.dtype == log_std.dtype == torch.float32
-    assert torch.equal(plain_q, qf.network(torch.cat([obs, actions], 1)))
-    assert torch.equal(plain_mean, actor.network(obs)[:, :2])
-    # bfloat16's 8-bit mantissa: close to float32, not equal
-    assert torch.allclose(q, plain_q, rtol=0.05, atol=0.05) and not torch.equal(q, plain_q)
+    nets = [mlp(5, [16], 3, "relu"), mlp(5, [16], 2, "relu")]
+    plain = [mlp(5, [16], 3, "relu"), mlp(5, [16], 2, "relu")]
+    for net, copy in zip(nets, plain):
+        copy.load_state_dict(net.state_dict())
+    flat = flat_parameters(*nets)
+    twin = NumpyMLP(nets[0])
+    assert flat.numel() == sum(p.numel() for net in nets for p in net.parameters())
+    x = torch.randn(7, 5)
+    ours, theirs = torch.optim.Adam([flat], lr=0.1, fused=True), torch.optim.Adam(
+        [p for net in plain for p in net.parameters()], lr=0.1, fused=True)
+    for _ in range(3):
+        for group, optimizer in ((nets, None), (plain, theirs)):
+            loss = sum(net(x).pow(2).mean() for net in group)
+            if optimizer is None:
+                grads = torch.autograd.grad(loss, [p for net in nets for p in net.parameters()])
+                for p, g in zip((p for net in nets for p in net.parameters()), grads):
+                    p.grad.copy_(g)  # into the views of flat.grad
+            else:
+                optimizer.zero_grad()
+                loss.backward()
+        ours.step()
+        theirs.step()
+    for net, copy in zip(nets, plain):
+        for (name, a), b in zip(net.state_dict().items(), copy.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
+    np.testing.assert_allclose(twin(x.numpy()), nets[0](x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    target = flat_parameters(mlp(5, [16], 3, "relu"), grad=False)
+    assert target.grad is None
+
+
+def test_sac_bf16_multiplies_in_bfloat16_but_the_output_layers():
+    """--bf16 runs the hidden layers' products in bfloat16 while Q-values and the Gaussian's parameters come from
+    float32 output layers; the gradients come back in float32, close to float32's but not equal."""
+    networks, batch = sac_networks(hidden=(16, 16)), sac_batch()
+    acts = HandGradMLP(networks[1].network, torch.bfloat16).forward(torch.cat(batch[:2], 1))
+    assert [a.dtype for a in acts] == [torch.float32, torch.bfloat16, torch.bfloat16, torch.float32]
+    plain = networks[1](*batch[:2]).detach()
+    assert torch.allclose(acts[-1], plain, rtol=0.05, atol=0.05) and not torch.equal(acts[-1], plain)
+    found = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.manual_seed(5)
+        sac.critic_step(*hand(*networks, dtype=dtype), batch, 0.2, 0.9, networks[0].action_scale,
+                        networks[0].action_bias)
+        found[dtype] = grads(networks[1])
+    assert all(g.dtype == torch.float32 for g in found[torch.bfloat16])
+    for bf, f32 in zip(found[torch.bfloat16], found[torch.float32]):
+        assert torch.allclose(bf, f32, rtol=0.1, atol=0.05)
+    assert not all(torch.equal(bf, f32) for bf, f32 in zip(found[torch.bfloat16], found[torch.float32]))
 
 
 # --- PPO -----------------------------------------------------------------------------------------------------------
