@@ -1,5 +1,5 @@
-"""Torch policies of the classical baselines: the one MLP builder, its NumPy twin for acting, and `model.pt` back to
-a BatchPolicy.
+"""Torch policies of the classical baselines: the one MLP builder, its NumPy twin for acting, its hand-written
+gradients and flat parameters for SAC's update, and `model.pt` back to a BatchPolicy.
 
 `algorithms/ppo.py`, `dqn.py` and `sac.py` build the network that acts (PPO's actor, DQN's Q-network,
 SAC's actor) with `mlp` below and save a self-describing checkpoint, so any run of any algorithm is
@@ -123,7 +123,7 @@ class HandGradMLP:
         """Backpropagate d loss / d output through the layers: each weight's and bias's gradient into its `.grad`
         (unless `weight_grads` is False), and d loss / d input returned if `input_grad`."""
         for k in range(len(self.layers) - 1, -1, -1):
-            weight, bias = self._operands(k)
+            weight = self._operands(k)[0]
             grad = grad.to(weight.dtype)
             if weight_grads:
                 _write_grad(self.layers[k][0], grad.t(), acts[k].to(weight.dtype))
