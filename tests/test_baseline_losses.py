@@ -195,6 +195,7 @@ def test_hand_grad_mlp_is_the_networks_forward_and_autograds_backward(hidden):
         p.grad = None
     HandGradMLP(net).backward(acts, upstream, weight_grads=False, input_grad=True)
     assert all(p.grad is None for p in net.parameters())
+    assert HandGradMLP(net).backward(acts, upstream) is None  # no input gradient unless asked (a product saved)
     with pytest.raises(BenchError, match="Linear layers and ReLUs"):
         HandGradMLP(mlp(5, hidden, 3, "tanh"))
 
