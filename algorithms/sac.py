@@ -237,8 +237,9 @@ def alpha_step(actor, log_alpha, obs, target_entropy, action_scale, action_bias)
     its gradient goes into log_alpha's `.grad`."""
     with torch.no_grad():
         log_pi = SquashedGaussian(actor.forward(obs)[-1], action_scale, action_bias).log_pi
-        log_alpha.grad = -log_alpha.exp() * (log_pi + target_entropy).mean()
-        return (-log_alpha.exp() * (log_pi + target_entropy)).mean()
+        alpha, gap = log_alpha.exp(), log_pi + target_entropy
+        log_alpha.grad = -alpha * gap.mean()
+        return (-alpha * gap).mean()
 
 
 def checkpoint(args: Args, env_kwargs: dict, actor: Actor, action_space, obs_shape) -> dict:

@@ -99,18 +99,16 @@ class HandGradMLP:
         self.layers = [(m.weight, m.bias) for m in net if isinstance(m, nn.Linear)]
         self.dtype = hidden_dtype
 
-    def _operands(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        weight, bias = self.layers[k]
-        if k == len(self.layers) - 1 or self.dtype == weight.dtype:
-            return weight, bias
-        return weight.to(self.dtype), bias.to(self.dtype)
+    def _cast(self, k: int, tensor: torch.Tensor) -> torch.Tensor:
+        """A hidden layer's operand in `hidden_dtype` (itself when it is already); the output layer's as it is."""
+        return tensor if k == len(self.layers) - 1 else tensor.to(self.dtype)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """[input, each hidden layer's relu output, the output]; the output is acts[-1], in float32."""
         acts, last = [x], len(self.layers) - 1
         for k in range(len(self.layers)):
-            weight, bias = self._operands(k)
+            weight, bias = (self._cast(k, t) for t in self.layers[k])
             x = torch.addmm(bias, x.to(weight.dtype), weight.t())
             if k < last:
                 x.relu_()
@@ -123,7 +121,7 @@ class HandGradMLP:
         """Backpropagate d loss / d output through the layers: each weight's and bias's gradient into its `.grad`
         (unless `weight_grads` is False), and d loss / d input returned if `input_grad`."""
         for k in range(len(self.layers) - 1, -1, -1):
-            weight = self._operands(k)[0]
+            weight = self._cast(k, self.layers[k][0])
             grad = grad.to(weight.dtype)
             if weight_grads:
                 _write_grad(self.layers[k][0], grad.t(), acts[k].to(weight.dtype))
