@@ -731,11 +731,15 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
             if len(message) != one_size or not message.startswith(one_prefix):
                 rfile.buffer += message
                 message = None
+        known = None  # the Policy() of the episode a one-observation message continues
         if message is not None:  # one observation (lifetime "rollout"): the cheapest way through
             count, spinner.enabled = 1, message[8]
-            episode_ids = [int.from_bytes(message[9:17], "little", signed=True)]
+            episode_id = int.from_bytes(message[9:17], "little", signed=True)
             row = np.frombuffer(message, dtype, row_size, 17)
-            observations = (row if flat else row.reshape(row_shape),)
+            if not flat:
+                row = row.reshape(row_shape)
+            known = instances.get(episode_id)
+            episode_ids, observations = [episode_id], (row,)
         else:
             header = read(ACT_HEADER.size)
             if len(header) < ACT_HEADER.size:
@@ -757,28 +761,32 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
         actions = []
         index = None
         phase, seconds = acting, act_seconds
-        if count == 1:
-            new = episode_ids[0] not in instances
-        else:
-            new = sum(1 for episode_id in episode_ids if episode_id not in instances)
         try:
             # One deadline for the calls of the batch, the sum of their limits: the alarm ends a call only once some
             # call is over its own limit, and a call that ends over its limit before then is caught by the clock
             # after it. Between batches `_ALARM["live"]` makes the periodic alarm harmless.
             mark = clock()
-            alarm["deadline"] = mark + act_seconds * count + load_seconds * new
-            alarm["live"] = True
-            for index, (episode_id, row) in enumerate(zip(episode_ids, observations)):
-                policy = instances.get(episode_id)
-                if policy is None:
-                    phase, seconds = constructor, load_seconds
-                    policy = instances[episode_id] = spare.pop() if spare else policy_class()
-                    mark = _within(mark, load_seconds)
-                    new -= 1
-                    alarm["deadline"] = mark + act_seconds * (count - index) + load_seconds * new  # their time back
-                    phase, seconds = acting, act_seconds
-                actions.append(policy.act(from_array(row)))
-                mark = _within(mark, act_seconds)
+            if known is not None:  # a known episode's next observation (lifetime "rollout": every message after
+                index = 0          # the first): one call, without the batch loop's bookkeeping
+                alarm["deadline"] = mark + act_seconds
+                alarm["live"] = True
+                actions.append(known.act(from_array(row)))
+                _within(mark, act_seconds)
+            else:
+                new = sum(1 for episode_id in episode_ids if episode_id not in instances)
+                alarm["deadline"] = mark + act_seconds * count + load_seconds * new
+                alarm["live"] = True
+                for index, (episode_id, row) in enumerate(zip(episode_ids, observations)):
+                    policy = instances.get(episode_id)
+                    if policy is None:
+                        phase, seconds = constructor, load_seconds
+                        policy = instances[episode_id] = spare.pop() if spare else policy_class()
+                        mark = _within(mark, load_seconds)
+                        new -= 1
+                        alarm["deadline"] = mark + act_seconds * (count - index) + load_seconds * new  # time back
+                        phase, seconds = acting, act_seconds
+                    actions.append(policy.act(from_array(row)))
+                    mark = _within(mark, act_seconds)
             alarm["live"] = False
             if count == 1 and type(actions[0]) is int and action_shape == () and -(1 << 63) <= actions[0] < 1 << 63:
                 reply = int_reply + actions[0].to_bytes(8, "little", signed=True)

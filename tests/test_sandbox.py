@@ -866,6 +866,21 @@ def test_an_endless_act_is_interrupted_at_its_limit_measured_on_the_call_alone()
     assert FAST.act_seconds <= elapsed < FAST.act_seconds + 1.0
 
 
+@pytest.mark.parametrize("ids", [[0], [0, 1]])
+def test_a_call_that_outlasts_its_limit_with_the_alarm_cancelled_is_caught_by_the_clock(ids):
+    """A known episode's next observation (the one-observation message's short way) and a batch alike: a call that
+    cancels the worker's alarm and returns 0.05 s over its limit, inside the parent's margin, is reported by the
+    worker's clock after the call as a timeout, not answered."""
+    code = acting("import signal, time\nif obs.array[0]:\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
+                  "    time.sleep(0.55)")
+    with sandbox(code) as policy:
+        assert policy.act(np.array(ids), rows(*[0] * len(ids))).tolist() == [0] * len(ids)
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array(ids), rows(*[1] * len(ids)))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == ids[0]
+    assert "took longer than 0.5 s" in raised.value.message  # the worker's report: not "killed"
+
+
 def test_an_endless_act_in_a_batch_of_new_episodes_is_stopped_by_the_worker():
     """A batch of two new episodes (act 0.2 s, Policy() 1 s each): the worker's deadline is the batch's own limits,
     0.4 s of act calls and the 1 s of the one construction still to come (1.4 s after the first), so it reports
