@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import promptpo_bench  # noqa: F401  (registers the tasks)
 from promptpo_bench.descriptions.noiseworld import Observation
-from promptpo_bench.rollout import RandomPolicy, make_env, reusing_envs, run_episodes
+from promptpo_bench.rollout import RandomPolicy, make_env, make_rollout_env, reusing_envs, run_episodes
 from promptpo_bench.sandbox import SandboxedPolicy
 from promptpo_bench.sandbox_worker import RawObservation
 
@@ -96,11 +96,12 @@ def promptpo(run_dir: Path, base_url: str, *args: str) -> dict:
 
 
 def in_process_sps(env_id: str, code: str, observation: type, steps: int) -> float:
-    """The paper's loop: build the observation object, call act, step, all in one process."""
+    """The paper's loop: build the observation object, call act, step, all in one process (the env as the rollout
+    harness makes it)."""
     namespace: dict = {}
     exec(code, namespace)
     policy = namespace["Policy"]()
-    env = make_env(env_id)
+    env = make_rollout_env(env_id)
     obs, _ = env.reset(seed=0)
     start = time.perf_counter()
     for _ in range(steps):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from gymnasium.spaces import Discrete
 
-from promptpo_bench.rollout import make_env
+from promptpo_bench.rollout import make_rollout_env
 from promptpo_bench.sandbox import SandboxedPolicy
 from promptpo_bench.sandbox_worker import ACT_HEADER, REPLY
 from promptpo_bench.descriptions.noiseworld import Observation
@@ -44,7 +44,7 @@ def step_us(way: str, steps: int) -> float:
     if way == "run_episodes":  # as benchmarks/promptpo_speed.py times it, one episode per message
         return 1e6 / sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, 1, "rollout").sps
     with SandboxedPolicy(TRIVIAL, NOISEWORLD_OBS, Discrete(4), lifetime="rollout") as policy:
-        env = make_env(TASK)
+        env = make_rollout_env(TASK)  # as run_episodes steps it
         obs, _ = env.reset(seed=0)
         ids = np.zeros(1, dtype=np.int64)
         policy.act(ids, obs[None])  # the layout sent, the Policy() built

@@ -97,23 +97,26 @@ def heldout_seeds(episodes: int) -> list[int]:
     return episode_seeds(HELDOUT_SEED_BASE, episodes)
 
 
-def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, variant: str | None = None) -> gym.Env:
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, variant: str | None = None, *,
+             checks: bool = True) -> gym.Env:
     """A suite task through the registry (one-line errors), observed as the description `variant` reads it
-    (`registry.make_for_policy`; None: the env's own observation), or any other Gymnasium id as it is."""
+    (`registry.make_for_policy`; None: the env's own observation), or any other Gymnasium id as it is; `checks=False`
+    leaves out Gymnasium's per-call checking wrappers (`registry.without_checks`)."""
     if registry.is_registered(env_id) or env_id not in gym.registry:
-        return registry.make_for_policy(env_id, variant, **(env_kwargs or {}))
+        return registry.make_for_policy(env_id, variant, checks=checks, **(env_kwargs or {}))
     if variant is not None:
         raise ValueError(f"{env_id} is not a suite task, so it has no description variant {variant!r}")
-    return gym.make(env_id, **(env_kwargs or {}))
+    return gym.make(env_id if checks else registry.without_checks(env_id), **(env_kwargs or {}))
 
 
 def make_rollout_env(env_id: str, env_kwargs: dict[str, Any] | None = None, variant: str | None = None) -> gym.Env:
-    """An env for `run_episodes`: as `make_env`, in a process of its own where the task asks for it."""
+    """An env for `run_episodes`: as `make_env` without the per-call checks (the harness resets before it steps), in
+    a process of its own where the task asks for it."""
     if registry.is_registered(env_id) and registry.get(env_id).env_per_process:
         from .env_process import EnvProcess
 
         return EnvProcess(env_id, env_kwargs, variant)
-    return make_env(env_id, env_kwargs, variant)
+    return make_env(env_id, env_kwargs, variant, checks=False)
 
 
 # envs kept for reuse inside `reusing_envs()`, by task, kwargs and description variant

@@ -22,8 +22,8 @@ def made(monkeypatch: pytest.MonkeyPatch) -> list:
     envs = []
     make = rollout.make_env
 
-    def recording_make_env(env_id, env_kwargs=None, variant=None):
-        env = make(env_id, env_kwargs, variant)
+    def recording_make_env(env_id, env_kwargs=None, variant=None, **options):
+        env = make(env_id, env_kwargs, variant, **options)
         env.closed, close = False, env.close
 
         def recording_close():
@@ -398,6 +398,33 @@ def test_make_env_takes_suite_tasks_and_other_gymnasium_ids():
     assert cartpole.spec.max_episode_steps == 7
     with pytest.raises(BenchError, match="unknown env id 'NoWorld-v0'"):
         rollout.make_env("NoWorld-v0")
+
+
+def wrappers(env: gym.Env) -> list[str]:
+    names = []
+    while isinstance(env, gym.Wrapper):
+        names.append(type(env).__name__)
+        env = env.env
+    return names
+
+
+@pytest.mark.parametrize("env_id, kwargs", [("NoiseWorld-Board1-v0", {}), ("CartPole-v1", {"max_episode_steps": 7})])
+def test_rollout_envs_leave_out_only_the_per_call_checks(env_id, kwargs):
+    """The harness resets before it steps: its envs skip OrderEnforcing and PassiveEnvChecker, and nothing else."""
+    checked = rollout.make_env(env_id, kwargs)
+    assert {"OrderEnforcing", "PassiveEnvChecker"} <= set(wrappers(checked))
+    unchecked = rollout.make_rollout_env(env_id, kwargs)
+    assert wrappers(unchecked) == [name for name in wrappers(checked)
+                                   if name not in ("OrderEnforcing", "PassiveEnvChecker")]
+    assert unchecked.spec.max_episode_steps == checked.spec.max_episode_steps
+    assert gym.spec(env_id).order_enforce and not gym.spec(env_id).disable_env_checker  # the registry's untouched
+
+
+def test_a_variant_keeps_its_observation_without_the_checks():
+    pytest.importorskip("mujoco")
+    paper = rollout.make_rollout_env("HalfCheetah-v5", None, "paper")
+    assert wrappers(paper) == ["SimulatorState", "TimeLimit"]
+    assert paper.observation_space == rollout.make_env("HalfCheetah-v5", None, "paper").observation_space
 
 
 def test_env_per_process_tasks_get_an_env_process(monkeypatch):
