@@ -396,6 +396,8 @@ def test_make_env_takes_suite_tasks_and_other_gymnasium_ids():
     assert board.unwrapped.board.name == registry.make("NoiseWorld-Board2-v0").unwrapped.board.name
     cartpole = rollout.make_env("CartPole-v1", {"max_episode_steps": 7})
     assert cartpole.spec.max_episode_steps == 7
+    assert rollout.make_env(env_id="CartPole-v1", env_kwargs={"max_episode_steps": 7}, variant=None,
+                            checks=False).spec.max_episode_steps == 7  # every parameter by name
     with pytest.raises(BenchError, match="unknown env id 'NoWorld-v0'"):
         rollout.make_env("NoWorld-v0")
 
