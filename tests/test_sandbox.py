@@ -881,6 +881,26 @@ def test_a_call_that_outlasts_its_limit_with_the_alarm_cancelled_is_caught_by_th
     assert "took longer than 0.5 s" in raised.value.message  # the worker's report: not "killed"
 
 
+@pytest.mark.parametrize("body, answered", [("import time\nif obs.array[0]:\n    time.sleep(0.3)", True),
+                                            ("if obs.array[0]:\n    while True:\n        pass", False)])
+def test_a_new_episodes_first_observation_alone_gets_its_act_limit(body, answered):
+    """A new episode's first observation, alone in its message (the one-observation way, not the batch's): its act
+    gets its own limit after the Policy() is built, so a call of 0.3 s (limit 0.5 s) is answered and an endless one is
+    stopped by the worker at that limit ("took longer than"; not at twice it, nor killed at the parent's deadline)."""
+    with sandbox(acting(body)) as policy:
+        assert policy.act(np.array([0]), rows(0)).tolist() == [0]  # the layout sent: later messages are one row
+        if answered:
+            assert policy.act(np.array([1]), rows(1)).tolist() == [0]
+            return
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([1]), rows(1))
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 1
+    assert "took longer than 0.5 s" in raised.value.message
+    assert FAST.act_seconds <= elapsed < FAST.act_seconds + 0.35  # a trivial Policy(), then one 20 ms alarm period
+
+
 def test_an_endless_act_in_a_batch_of_new_episodes_is_stopped_by_the_worker():
     """A batch of two new episodes (act 0.2 s, Policy() 1 s each): the worker's deadline is the batch's own limits,
     0.4 s of act calls and the 1 s of the one construction still to come (1.4 s after the first), so it reports
