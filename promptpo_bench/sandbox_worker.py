@@ -739,7 +739,8 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
             if not flat:
                 row = row.reshape(row_shape)
             known = instances.get(episode_id)
-            episode_ids, observations = [episode_id], (row,)
+            if known is None:  # the episode's first observation: through the batch loop
+                episode_ids, observations = [episode_id], (row,)
         else:
             header = read(ACT_HEADER.size)
             if len(header) < ACT_HEADER.size:
