@@ -12,7 +12,8 @@ The differences say how much of a step the trusted side's Python costs, and so w
 
 With --one-cpu, instead: this process and its worker on one CPU, a busy process on the other (what `promptpo_speed.py
 --busy 1` comes to): each process's CPU time a step at five and at one episode per message, beside the in-process
-loops and a bare pipe round trip between two Python processes on that CPU, the floor of any two-process channel.
+loops, a bare pipe round trip between two Python processes on that CPU (the floor of a pipe channel) and one through
+a shared page where each side hands the CPU over with `sched_yield` (the floor of one without system calls to wait).
 Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--repeats K] [--one-cpu
 [--reference-checkout DIR]]
 """
@@ -20,6 +21,7 @@ Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import select
 import time
@@ -99,6 +101,30 @@ def pipe_round_trip_us(count: int = 50_000) -> float:
     return elapsed / count * 1e6
 
 
+def yield_round_trip_us(count: int = 50_000) -> float:
+    """Microseconds per round trip through a shared page between this process and a forked copy on the same CPU, each
+    side handing the CPU over with `sched_yield` until the other's counter moves: two process switches and two system
+    calls, the floor of a channel that keeps the pipe out of a busy machine's messages (not what the sandbox does)."""
+    page = mmap.mmap(-1, mmap.PAGESIZE)  # shared with the child: [0] this process's counter, [1] the child's echo
+    pid = os.fork()
+    if pid == 0:
+        seen = 0
+        for _ in range(count):
+            while page[0] == seen:
+                os.sched_yield()
+            seen = page[1] = page[0]
+        os._exit(0)
+    start = time.perf_counter()
+    for i in range(count):
+        page[0] = i % 255 + 1
+        while page[1] != page[0]:
+            os.sched_yield()
+    elapsed = time.perf_counter() - start
+    os.waitpid(pid, 0)
+    page.close()
+    return elapsed / count * 1e6
+
+
 def one_cpu(steps: int, checkout: Path | None) -> None:
     """Print where a sandboxed step's CPU goes when this process and its worker share one CPU, a busy process on the
     other: then the two processes' CPU times add up, and the sum is what a loaded machine's figures come to."""
@@ -122,7 +148,8 @@ def one_cpu(steps: int, checkout: Path | None) -> None:
                 versus = f" = {reference * timing.sps / 1e6:.2f}x the reference's loop" if reference else ""
                 print(f"sandboxed, {batch} per message:        {1e6 / timing.sps:6.2f} us/step{versus}; CPU a step: "
                       f"this process {timing.parent_us:.2f} us, the worker {timing.worker_us:.2f} us")
-            print(f"a bare pipe round trip between two Python processes on one CPU: {pipe_round_trip_us():.2f} us")
+            print(f"a bare pipe round trip between two Python processes on one CPU: {pipe_round_trip_us():.2f} us; "
+                  f"through a shared page, handing the CPU over with sched_yield: {yield_round_trip_us():.2f} us")
     finally:
         os.sched_setaffinity(0, cpus)
 
