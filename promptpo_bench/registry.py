@@ -108,19 +108,20 @@ def get(env_id: str) -> TaskSpec:
         raise BenchError(f"unknown env id {env_id!r}{hint}") from None
 
 
-def without_checks(env_id: str) -> gym.envs.registration.EnvSpec:
-    """The Gymnasium spec of `env_id` less the wrappers that check each call (OrderEnforcing, PassiveEnvChecker):
-    what the rollout harness makes, since it resets before it steps and the tests run `check_env` on every task;
-    the two cost ~0.5 us a step (a NoiseWorld step: 1.3 us with them, 0.8 without)."""
-    return replace(gym.spec(env_id), order_enforce=False, disable_env_checker=True)
+def make_target(env_id: str, *, checks: bool = True) -> str | gym.envs.registration.EnvSpec:
+    """What `gym.make` should build for `env_id`: the id, or with `checks=False` its spec less the wrappers that check
+    each call (OrderEnforcing, PassiveEnvChecker): what the rollout harness makes, since it resets before it steps and
+    the tests run `check_env` on every task; the two cost ~0.5 us a step (a NoiseWorld step: 1.3 us with them, 0.8
+    without)."""
+    return env_id if checks else replace(gym.spec(env_id), order_enforce=False, disable_env_checker=True)
 
 
 def make(env_id: str, *, checks: bool = True, **kwargs: Any) -> gym.Env:
-    """`gym.make` of a suite task, turning bad kwargs into a one-line error with the valid range; `checks=False`:
-    `without_checks`."""
+    """`gym.make` of a suite task, turning bad kwargs into a one-line error with the valid range; `checks=False`: without
+    the per-call checks (`make_target`)."""
     spec = get(env_id)
     try:
-        return gym.make(env_id if checks else without_checks(env_id), **kwargs)
+        return gym.make(make_target(env_id, checks=checks), **kwargs)
     except gym.error.DependencyNotInstalled as e:
         raise BenchError(f"{env_id}: {e}".splitlines()[0]) from None
     except (TypeError, ValueError) as e:

@@ -101,12 +101,12 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, variant: str
              checks: bool = True) -> gym.Env:
     """A suite task through the registry (one-line errors), observed as the description `variant` reads it
     (`registry.make_for_policy`; None: the env's own observation), or any other Gymnasium id as it is; `checks=False`
-    leaves out Gymnasium's per-call checking wrappers (`registry.without_checks`)."""
+    leaves out Gymnasium's per-call checking wrappers (`registry.make_target`)."""
     if registry.is_registered(env_id) or env_id not in gym.registry:
         return registry.make_for_policy(env_id, variant, checks=checks, **(env_kwargs or {}))
     if variant is not None:
         raise ValueError(f"{env_id} is not a suite task, so it has no description variant {variant!r}")
-    return gym.make(env_id if checks else registry.without_checks(env_id), **(env_kwargs or {}))
+    return gym.make(registry.make_target(env_id, checks=checks), **(env_kwargs or {}))
 
 
 def make_rollout_env(env_id: str, env_kwargs: dict[str, Any] | None = None, variant: str | None = None) -> gym.Env:
