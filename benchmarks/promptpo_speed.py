@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 
-import promptpo_bench  # noqa: F401  (registers the tasks)
-from promptpo_bench.descriptions.noiseworld import Observation
+from promptpo_bench import registry  # importing the package registers the tasks
 from promptpo_bench.rollout import RandomPolicy, make_env, make_rollout_env, reusing_envs, run_episodes
 from promptpo_bench.sandbox import SandboxedPolicy
-from promptpo_bench.sandbox_worker import RawObservation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +72,6 @@ print(steps / (time.perf_counter() - start))
 TRIVIAL = "class Policy:\n    def act(self, obs):\n        return 1 if obs.agent_row < 1.0 else 3\n"
 ZERO_TORQUE = "class Policy:\n    def act(self, obs):\n        return [0.0] * 6\n"
 NOISEWORLD_OBS = "promptpo_bench.descriptions.noiseworld:Observation"
-RAW_OBS = "promptpo_bench.sandbox_worker:RawObservation"
 FEEDBACK = ("```python\nclass Feedback:\n    def summarize_trajectory(self, traj):\n"
             "        return f'{len(traj) - 1} steps'\n```")
 
@@ -95,13 +92,13 @@ def promptpo(run_dir: Path, base_url: str, *args: str) -> dict:
     return json.loads((run_dir / "record.json").read_text())
 
 
-def in_process_sps(env_id: str, code: str, observation: type, steps: int) -> float:
+def in_process_sps(env_id: str, code: str, observation: type, steps: int, variant: str | None = None) -> float:
     """The paper's loop: build the observation object, call act, step, all in one process (the env as the rollout
-    harness makes it)."""
+    harness makes it, observed as the description `variant` reads it)."""
     namespace: dict = {}
     exec(code, namespace)
     policy = namespace["Policy"]()
-    env = make_rollout_env(env_id)
+    env = make_rollout_env(env_id, None, variant)
     obs, _ = env.reset(seed=0)
     start = time.perf_counter()
     for _ in range(steps):
@@ -139,9 +136,10 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes_per_batch: int,
-                  lifetime: str = "episode") -> Timing:
+                  lifetime: str = "episode", variant: str | None = None) -> Timing:
     """The same policy in the sandbox through the rollout harness, `episodes_per_batch` episodes side by side
-    (lifetime "rollout": one Policy() for all episodes, so one observation per message)."""
+    (lifetime "rollout": one Policy() for all episodes, so one observation per message), the observations as the
+    description `variant` reads them."""
     env = make_env(env_id)
     env.reset(seed=0)
     typical = run_episodes(env_id, RandomPolicy(env.action_space, 0), [0]).env_steps  # steps per episode, roughly
@@ -149,11 +147,11 @@ def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes
     with reusing_envs():
         # make the envs first (PromptPO's candidates after the first find them made), then time the rollout only
         run_episodes(env_id, RandomPolicy(env.action_space, 0), seeds[:episodes_per_batch],
-                     batch_size=episodes_per_batch)
+                     batch_size=episodes_per_batch, variant=variant)
         with SandboxedPolicy(code, observation, env.action_space, lifetime=lifetime) as policy:
             worker = policy._proc.child_pid  # the confined process that runs the policy
             worker_cpu, parent_cpu, start = _cpu_seconds(worker), time.process_time(), time.perf_counter()
-            done = run_episodes(env_id, policy, seeds, batch_size=episodes_per_batch).env_steps
+            done = run_episodes(env_id, policy, seeds, batch_size=episodes_per_batch, variant=variant).env_steps
             wall, parent_cpu = time.perf_counter() - start, time.process_time() - parent_cpu
             worker_cpu = _cpu_seconds(worker) - worker_cpu
             return Timing(done / wall, policy.spun_share, parent_cpu / done * 1e6, worker_cpu / done * 1e6)
@@ -168,14 +166,18 @@ def spread(values: list[float], digits: int = 2, unit: str = "x") -> str:
 MESSAGE_SIZES = ((5, "episode"), (1, "rollout"))  # episodes per message, and the policy lifetime that sends them
 
 
-def time_task(got: dict[tuple, list[float]], task: str, code: str, observation: type, observation_path: str,
-              steps: int) -> None:
+def time_task(got: dict[tuple, list[float]], task: str, code: str, steps: int) -> None:
     """One repeat of a task's timings, appended to `got`: the in-process loop, then the sandboxed rollout at each of
-    MESSAGE_SIZES (steps/s, the ratio to this repeat's in-process loop, the share of replies caught spinning)."""
-    raw = in_process_sps(task, code, observation, steps)
+    MESSAGE_SIZES (steps/s, the ratio to this repeat's in-process loop, the share of replies caught spinning). Both
+    as a PromptPO run plays the task: its description's `Observation`, read from the observation of its default
+    (the paper's) variant (HalfCheetah's carries the simulator state after the env's 17 numbers, 38 in all)."""
+    variant = registry.default_variant(task)
+    observation = registry.description_module(task).Observation
+    raw = in_process_sps(task, code, observation, steps, variant)
     got[task, "in-process"].append(raw)
     for batch, lifetime in MESSAGE_SIZES:
-        timing = sandboxed_sps(task, code, observation_path, steps, batch, lifetime)
+        timing = sandboxed_sps(task, code, f"{registry.get(task).description}:Observation", steps, batch, lifetime,
+                               variant)
         for what, value in (("sps", timing.sps), ("ratio", timing.sps / raw), ("spun", timing.spun)):
             got[task, what, batch].append(value)
 
@@ -190,13 +192,13 @@ def rollout_speeds(steps: int, checkout: Path | None, repeats: int = 1) -> None:
     got: dict[tuple, list[float]] = collections.defaultdict(list)
     for _ in range(repeats):
         reference = reference_sps(checkout, steps) if checkout else None
-        time_task(got, board, TRIVIAL, Observation, NOISEWORLD_OBS, steps)
+        time_task(got, board, TRIVIAL, steps)
         if reference:
             got["reference"].append(reference)
             for batch, _ in MESSAGE_SIZES:
                 got["reference", batch].append(got[board, "sps", batch][-1] / reference)
         if mujoco:
-            time_task(got, cheetah, ZERO_TORQUE, RawObservation, RAW_OBS, steps // 10)
+            time_task(got, cheetah, ZERO_TORQUE, steps // 10)
     print(f"in-process loop (Observation, act, step), board 1:  {spread(got[board, 'in-process'], 0, ' steps/s')}")
     if checkout:
         print(f"the reference's in-process loop, board 1:           {spread(got['reference'], 0, ' steps/s')}")
@@ -211,9 +213,10 @@ def rollout_speeds(steps: int, checkout: Path | None, repeats: int = 1) -> None:
         return
     for batch, _ in MESSAGE_SIZES:
         sps, spun = spread(got[cheetah, "sps", batch], 0, " steps/s"), statistics.median(got[cheetah, "spun", batch])
-        print(f"HalfCheetah-v5, in-process {spread(got[cheetah, 'in-process'], 0, ' steps/s')}, sandboxed ({batch} "
-              f"episode(s) per message) {sps} = {spread(got[cheetah, 'ratio', batch])} in-process (goal >= 0.8x); "
-              f"{spun:.0%} caught spinning")
+        inside = spread(got[cheetah, "in-process"], 0, " steps/s")
+        print(f"HalfCheetah-v5 (its description's Observation), in-process {inside}, sandboxed ({batch} episode(s) "
+              f"per message) {sps} = {spread(got[cheetah, 'ratio', batch])} in-process (goal >= 0.8x); {spun:.0%} "
+              "caught spinning")
 
 
 @contextlib.contextmanager

@@ -2,7 +2,8 @@
 policy in-process and through the PromptPO sandbox.
 
 raw: one env from `gym.make`, uniformly random actions (drawn before the clock starts), resets included.
-in-process / sandboxed: the loops of benchmarks/promptpo_speed.py (Observation.from_array, act, step; the
+in-process / sandboxed: the loops of benchmarks/promptpo_speed.py (Observation.from_array, act, step, the
+observation as the task's default description variant reads it; the
 sandboxed one is `SandboxedPolicy` + `rollout.run_episodes`, 5 episodes per message as PromptPO does), with a
 policy that returns one fixed valid action (the middle of a Box, the first of a Discrete).
 Reproduce with:  .venv/bin/python benchmarks/task_speed.py [--family mujoco] [--ids Hopper-v5 ...]
@@ -86,9 +87,10 @@ def main() -> None:
             code = fixed_action_policy(env.action_space)
             env.close()
             steps = int(min(max(raw * args.seconds / 4, 2_000), 200_000))
-            observation = registry.description_module(spec.id).Observation
-            local = in_process_sps(spec.id, code, observation, steps)
-            sandboxed = sandboxed_sps(spec.id, code, f"{spec.description}:Observation", min(steps, 20_000), 5).sps
+            observation, variant = registry.description_module(spec.id).Observation, registry.default_variant(spec.id)
+            local = in_process_sps(spec.id, code, observation, steps, variant)
+            sandboxed = sandboxed_sps(spec.id, code, f"{spec.description}:Observation", min(steps, 20_000), 5,
+                                      variant=variant).sps
             row += f" {local:>11,.0f} {sandboxed:>10,.0f} {sandboxed / local:>6.2f}"
         print(row, flush=True)
     print("\nraw: random actions, one env from gym.make; in-process: Observation + act + step in one process;\n"
