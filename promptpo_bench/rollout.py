@@ -209,9 +209,9 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
 
     A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) may get the live episodes in two halves,
     one in flight while the environments of the other step, so the policy's process and this one work at once:
-    from the third step on, when the wait for an answer was at least half the time the environments took to step,
-    unless the policy says its process cannot work beside this one now (`overlaps` False: the sandbox's channel
-    blocks on a busy machine, and halves then only add messages).
+    from the third step on, when the wait for an answer was longer than twice the time sending the batch took (what
+    a second message a step costs), unless the policy says its process cannot work beside this one now (`overlaps`
+    False: the sandbox's channel blocks on a busy machine, and halves then only add messages).
     A policy with `max_batch` (a sandboxed policy whose one `Policy()` serves the whole rollout: 1) gets at most that
     many live episodes at once, so its episodes run one after another, in seed order; with 1 and an
     `act_one(episode_id, obs)` (the sandbox's short path for one observation), through a loop of its own that does
@@ -233,15 +233,18 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
         return Episodes(list(seeds), np.array(returns, dtype=np.float64), np.array(lengths, dtype=np.int64),
                         None if successes is None else np.array(successes, dtype=bool), observations)
 
-    def send(group: _Group) -> None:
+    def send(group: _Group) -> float:
+        """Hand the group's observations to the policy; the seconds that took (a message's price, for halves)."""
         if observations is not None:
             for i, row in zip(group.ids.tolist(), group.obs):
                 observations[i].append(row.copy())
         steps = None if pipelined else np.array([lengths[i] for i in group.ids.tolist()])  # the sandbox needs none
+        start = time.perf_counter()
         try:
             channel.send(group.ids, group.obs, steps)
         except Exception as failure:
             raise RolloutFailure(failure, outcome()) from failure
+        return time.perf_counter() - start
 
     def receive() -> np.ndarray:
         try:
@@ -291,7 +294,7 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                 ids = range(start, min(start + batch_size, len(seeds)))
                 first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
                 groups = [_Group(envs[:len(ids)], np.array(ids), np.stack(first))]
-                send(groups[0])
+                send_s = send(groups[0])
                 trial = pipelined  # whether the next whole-batch step still decides on halves
                 while groups:
                     group = groups.pop(0)  # answers come back in the order the groups were sent
@@ -313,16 +316,17 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                     # Decide after two warm-up steps (the first built each Policy()).
                     if trial and len(group.ids) and lengths[group.ids[0]] == 3:
                         trial = False
-                        # Halves pay a second message per step; they win when waiting for an answer takes at least
-                        # half as long as stepping the environments (NoiseWorld: yes; MuJoCo with a light policy: no).
+                        # Halves pay a second message a step, about twice what sending one took (its send and its
+                        # answer's checks), and save most of the wait for an answer, during which the envs of the
+                        # other half step (NoiseWorld, and MuJoCo with its description's Observation: yes).
                         if len(group.ids) > 1 and getattr(policy, "overlaps", True) \
-                                and answered - asked > (time.perf_counter() - answered) / 2:
+                                and answered - asked > 2 * send_s:
                             groups = list(group.halves())
                             for part in groups:
                                 send(part)
                             continue
                     if len(group.ids):
-                        send(group)
+                        send_s = send(group)
                         groups.append(group)
         healthy = True
     except RolloutFailure:  # the policy failed, not the envs

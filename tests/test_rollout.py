@@ -156,16 +156,18 @@ class RuleDouble:
 
 class PipelinedDouble:
     """Test double of a pipelined policy (the sandbox's send/receive): the same rule, with the step of each live
-    episode counted here (a pipelined policy gets no `steps`); each receive advances `clock` by `wait_s`."""
+    episode counted here (a pipelined policy gets no `steps`); each send advances `clock` by `send_s`, each receive
+    by `wait_s`."""
 
-    def __init__(self, clock: FakeClock, wait_s: float, fail_at: int | None = None) -> None:
-        self.clock, self.wait_s, self.fail_at = clock, wait_s, fail_at
+    def __init__(self, clock: FakeClock, wait_s: float, fail_at: int | None = None, send_s: float = 0.0) -> None:
+        self.clock, self.wait_s, self.fail_at, self.send_s = clock, wait_s, fail_at, send_s
         self.counts: dict[int, int] = {}
         self.sizes: list[int] = []
         self.pending: list[np.ndarray] = []
 
     def send(self, episode_ids, obs, steps):
         assert steps is None
+        self.clock.now += self.send_s
         self.sizes.append(len(episode_ids))
         actions = []
         for i in episode_ids.tolist():
@@ -334,17 +336,19 @@ def test_a_policy_failure_keeps_the_steps_taken(double_task):
     assert error.value.partial.lengths.tolist()[3:] == [0, 0, 0, 0]  # the second batch never started
 
 
-@pytest.mark.parametrize("wait_s, split", [(1.0, True), (0.2, False)])
+@pytest.mark.parametrize("wait_s, step_s, split", [(1.0, 1.0, True), (0.4, 0.1, False)])
 @pytest.mark.parametrize("cls", [CountingEnvDouble, SideBySideEnvDouble])
-def test_a_pipelined_policy_gets_halves_when_waiting_dominates(double_task, monkeypatch, wait_s, split, cls):
-    """Each env step takes 0.1 (fake) s, so 5 live episodes step in 0.5 s: an answer that takes 1 s is worth
-    halving for, one that takes 0.2 s is not."""
+def test_a_pipelined_policy_gets_halves_when_waiting_outweighs_a_message(double_task, monkeypatch, wait_s, step_s,
+                                                                         split, cls):
+    """Sending a batch takes 0.25 (fake) s, so a second message a step would cost about 0.5 s: an answer that takes
+    1 s is worth halving for even beside 5 envs that step in 5 s (MuJoCo's case), one that takes 0.4 s is not even
+    beside envs that step in 0.5 s."""
     clock = FakeClock()
     monkeypatch.setattr(rollout, "time", clock)
     seeds = [5, 10, 11, 4, 3]  # lengths 6, 5, 6, 5, 4
-    policy = PipelinedDouble(clock, wait_s)
+    policy = PipelinedDouble(clock, wait_s, send_s=0.25)
     episodes = run_episodes(DOUBLE_ID, policy, seeds, env_kwargs={"cls": cls, "clock": {"clock": clock,
-                                                                                        "step_s": 0.1}},
+                                                                                        "step_s": step_s}},
                             record_observations=True)
     returns, lengths, successes, observations = expected(seeds)
     np.testing.assert_allclose(episodes.returns, returns, rtol=0, atol=1e-12)
@@ -526,13 +530,13 @@ def test_groups_split_and_shrink_without_changing_the_original():
         episodes.returns = np.ones(1)
 
 
-def test_an_answer_taking_exactly_half_the_stepping_time_is_not_worth_halves(double_task, monkeypatch):
-    """4 envs of 0.125 (fake) s each step in 0.5 s: halves need an answer slower than 0.25 s (exact binary
-    fractions, so the comparison is exact)."""
-    for wait_s, split in ((0.25, False), (0.375, True)):
+def test_an_answer_taking_exactly_twice_the_send_is_not_worth_halves(double_task, monkeypatch):
+    """Sending takes 0.0625 (fake) s: halves need an answer slower than 0.125 s (exact binary fractions, so the
+    comparison is exact), whether or not it is slower than the 4 envs' 0.5 s of stepping."""
+    for wait_s, split in ((0.125, False), (0.1875, True), (0.75, True)):
         clock = FakeClock()
         monkeypatch.setattr(rollout, "time", clock)
-        policy = PipelinedDouble(clock, wait_s)
+        policy = PipelinedDouble(clock, wait_s, send_s=0.0625)
         run_episodes(DOUBLE_ID, policy, [5, 11, 17, 23], env_kwargs={"clock": {"clock": clock, "step_s": 0.125}})
         assert policy.sizes[3:5] == ([2, 2] if split else [4, 4]), wait_s
 
