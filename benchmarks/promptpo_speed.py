@@ -99,13 +99,16 @@ def in_process_sps(env_id: str, code: str, observation: type, steps: int, varian
     exec(code, namespace)
     policy = namespace["Policy"]()
     env = make_rollout_env(env_id, None, variant)
-    obs, _ = env.reset(seed=0)
-    start = time.perf_counter()
-    for _ in range(steps):
-        obs, _, terminated, truncated, _ = env.step(policy.act(observation.from_array(obs)))
-        if terminated or truncated:
-            obs, _ = env.reset()
-    return steps / (time.perf_counter() - start)
+    try:
+        obs, _ = env.reset(seed=0)
+        start = time.perf_counter()
+        for _ in range(steps):
+            obs, _, terminated, truncated, _ = env.step(policy.act(observation.from_array(obs)))
+            if terminated or truncated:
+                obs, _ = env.reset()
+        return steps / (time.perf_counter() - start)
+    finally:
+        env.close()
 
 
 def reference_sps(checkout: Path, steps: int) -> float:

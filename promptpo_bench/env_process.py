@@ -83,7 +83,8 @@ def _serve(conn: Connection) -> None:
     while True:
         try:
             command, args = conn.recv()
-        except EOFError:
+        except EOFError:  # the parent is gone (it exited without `close`): nothing is left to answer
+            command = None
             break
         try:
             if command == "make":
@@ -102,7 +103,8 @@ def _serve(conn: Connection) -> None:
             conn.send((False, traceback.format_exc()))
     if env is not None:
         env.close()
-    conn.send((True, None))
+    if command is not None:  # `close`, answered
+        conn.send((True, None))
 
 
 if __name__ == "__main__":

@@ -433,6 +433,18 @@ def test_a_variant_keeps_its_observation_without_the_checks():
     assert paper.observation_space == rollout.make_env("HalfCheetah-v5", None, "paper").observation_space
 
 
+def test_an_env_process_whose_parent_is_gone_exits_quietly(capfd):
+    """A parent that exits without `close` (a benchmark's last env, a killed run) leaves its env process an ended
+    pipe: it closes its env and exits 0, with no traceback of a reply it can no longer send."""
+    from promptpo_bench.env_process import EnvProcess
+
+    env = EnvProcess("NoiseWorld-Board1-v0")
+    env.reset(seed=0)
+    env._conn.close()  # what the parent's exit does to its end
+    assert env._proc.wait(timeout=30) == 0
+    assert capfd.readouterr().err == ""
+
+
 def test_env_per_process_tasks_get_an_env_process(monkeypatch):
     from promptpo_bench import env_process
 
