@@ -25,6 +25,7 @@ import mmap
 import os
 import select
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,24 +82,40 @@ def step_us(way: str, steps: int) -> float:
         return (time.perf_counter() - start) / steps * 1e6
 
 
+def _round_trip_us(child: Callable[[], None], parent: Callable[[int], None], count: int) -> float:
+    """Microseconds per round trip: a forked copy of this process runs `child()` (its side of all `count` round
+    trips), while this one times `parent(i)` for each i."""
+    pid = os.fork()
+    if pid == 0:
+        child()
+        os._exit(0)
+    start = time.perf_counter()
+    for i in range(count):
+        parent(i)
+    elapsed = time.perf_counter() - start
+    os.waitpid(pid, 0)
+    return elapsed / count * 1e6
+
+
 def pipe_round_trip_us(count: int = 50_000) -> float:
     """Microseconds per round trip of a few bytes through a pipe pair between this process and a forked copy that
     echoes them (blocking `os.read`, no checks): on one CPU, two process switches and four system calls."""
     to_child, from_child = os.pipe(), os.pipe()
-    pid = os.fork()
-    if pid == 0:
+    message = bytes(24)
+
+    def echo() -> None:
         for _ in range(count):
             os.write(from_child[1], os.read(to_child[0], 64))
-        os._exit(0)
-    message, start = bytes(24), time.perf_counter()
-    for _ in range(count):
+
+    def ask(_: int) -> None:
         os.write(to_child[1], message)
         os.read(from_child[0], 64)
-    elapsed = time.perf_counter() - start
-    os.waitpid(pid, 0)
-    for fd in (*to_child, *from_child):
-        os.close(fd)
-    return elapsed / count * 1e6
+
+    try:
+        return _round_trip_us(echo, ask, count)
+    finally:
+        for fd in (*to_child, *from_child):
+            os.close(fd)
 
 
 def yield_round_trip_us(count: int = 50_000) -> float:
@@ -106,23 +123,23 @@ def yield_round_trip_us(count: int = 50_000) -> float:
     side handing the CPU over with `sched_yield` until the other's counter moves: two process switches and two system
     calls, the floor of a channel that keeps the pipe out of a busy machine's messages (not what the sandbox does)."""
     page = mmap.mmap(-1, mmap.PAGESIZE)  # shared with the child: [0] this process's counter, [1] the child's echo
-    pid = os.fork()
-    if pid == 0:
+
+    def echo() -> None:
         seen = 0
         for _ in range(count):
             while page[0] == seen:
                 os.sched_yield()
             seen = page[1] = page[0]
-        os._exit(0)
-    start = time.perf_counter()
-    for i in range(count):
+
+    def ask(i: int) -> None:
         page[0] = i % 255 + 1
         while page[1] != page[0]:
             os.sched_yield()
-    elapsed = time.perf_counter() - start
-    os.waitpid(pid, 0)
-    page.close()
-    return elapsed / count * 1e6
+
+    try:
+        return _round_trip_us(echo, ask, count)
+    finally:
+        page.close()
 
 
 def one_cpu(steps: int, checkout: Path | None) -> None:
