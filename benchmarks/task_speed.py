@@ -3,9 +3,9 @@ policy in-process and through the PromptPO sandbox.
 
 raw: one env from `gym.make`, uniformly random actions (drawn before the clock starts), resets included.
 in-process / sandboxed: the loops of benchmarks/promptpo_speed.py (Observation.from_array, act, step, the
-observation as the task's default description variant reads it; the
-sandboxed one is `SandboxedPolicy` + `rollout.run_episodes`, 5 episodes per message as PromptPO does), with a
-policy that returns one fixed valid action (the middle of a Box, the first of a Discrete).
+observation as the task's default description variant reads it; the sandboxed one is `SandboxedPolicy` +
+`rollout.run_episodes`, 5 episodes per message as PromptPO does), with a policy that returns one fixed valid action
+(the middle of a Box, the first of a Discrete).
 Reproduce with:  .venv/bin/python benchmarks/task_speed.py [--family mujoco] [--ids Hopper-v5 ...]
 """
 
@@ -71,7 +71,8 @@ def main() -> None:
     specs = [s for s in registry.specs()
              if (not args.family or s.family == args.family) and (not args.ids or s.id in args.ids)]
     if not specs:
-        raise SystemExit(f"task_speed.py: error: no registered task matches (known: {', '.join(s.id for s in registry.specs())})")
+        known = ", ".join(s.id for s in registry.specs())
+        raise SystemExit(f"task_speed.py: error: no registered task matches (known: {known})")
 
     header = f"{'id':<28} {'family':<11} {'raw steps/s':>12} {'in-process':>11} {'sandboxed':>10} {'ratio':>6}"
     print(header + "\n" + "-" * len(header))
