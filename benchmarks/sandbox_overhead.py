@@ -13,7 +13,8 @@ The differences say how much of a step the trusted side's Python costs, and so w
 With --one-cpu, instead: this process and its worker on one CPU, a busy process on the other (what `promptpo_speed.py
 --busy 1` comes to): each process's CPU time a step at five and at one episode per message, beside the in-process
 loops, a bare pipe round trip between two Python processes on that CPU (the floor of a pipe channel) and one through
-a shared page where each side hands the CPU over with `sched_yield` (the floor of one without system calls to wait).
+a shared page where each side hands the CPU over with `sched_yield` (the floor of one without system calls to wait);
+then the same split for HalfCheetah-v5 as a run plays it, at a tenth of the steps.
 Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--repeats K] [--one-cpu
 [--reference-checkout DIR]]
 """
@@ -21,6 +22,7 @@ Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import mmap
 import os
 import select
@@ -31,14 +33,16 @@ from pathlib import Path
 import numpy as np
 from gymnasium.spaces import Discrete
 
+from promptpo_bench import registry
 from promptpo_bench.rollout import make_rollout_env
 from promptpo_bench.sandbox import SandboxedPolicy
 from promptpo_bench.sandbox_worker import ACT_HEADER, REPLY
 from promptpo_bench.descriptions.noiseworld import Observation
-from promptpo_speed import (NOISEWORLD_OBS, TRIVIAL, busy, in_process_sps,  # this folder's: the same policy, load
-                            reference_sps, sandboxed_sps)                  # and timings
+from promptpo_speed import (NOISEWORLD_OBS, TRIVIAL, ZERO_TORQUE, busy,  # this folder's: the same policies, load
+                            in_process_sps, reference_sps, sandboxed_sps)  # and timings
 
 TASK = "NoiseWorld-Board1-v0"
+CHEETAH = "HalfCheetah-v5"
 WAYS = ("bare", "send", "receive", "act", "act_one", "run_episodes")
 
 
@@ -142,6 +146,20 @@ def yield_round_trip_us(count: int = 50_000) -> float:
         page.close()
 
 
+def cheetah_cpu(steps: int) -> None:
+    """HalfCheetah-v5 as a PromptPO run plays it (its description's `Observation`, its default variant), on the CPU
+    `one_cpu` pinned: the in-process loop, and each process's CPU a step at five and at one episode per message."""
+    variant, observation = registry.default_variant(CHEETAH), registry.description_module(CHEETAH).Observation
+    in_process = 1e6 / in_process_sps(CHEETAH, ZERO_TORQUE, observation, steps, variant)
+    print(f"{CHEETAH}, {steps:,} steps a timing: our in-process loop {in_process:.1f} us/step")
+    for batch, lifetime in ((5, "episode"), (1, "rollout")):
+        timing = sandboxed_sps(CHEETAH, ZERO_TORQUE, f"{registry.get(CHEETAH).description}:Observation", steps, batch,
+                               lifetime, variant)
+        print(f"sandboxed, {batch} per message:        {1e6 / timing.sps:6.1f} us/step = "
+              f"{in_process * timing.sps / 1e6:.2f}x in-process; CPU a step: this process {timing.parent_us:.1f} us, "
+              f"the worker {timing.worker_us:.1f} us")
+
+
 def one_cpu(steps: int, checkout: Path | None) -> None:
     """Print where a sandboxed step's CPU goes when this process and its worker share one CPU, a busy process on the
     other: then the two processes' CPU times add up, and the sum is what a loaded machine's figures come to."""
@@ -167,6 +185,8 @@ def one_cpu(steps: int, checkout: Path | None) -> None:
                       f"this process {timing.parent_us:.2f} us, the worker {timing.worker_us:.2f} us")
             print(f"a bare pipe round trip between two Python processes on one CPU: {pipe_round_trip_us():.2f} us; "
                   f"through a shared page, handing the CPU over with sched_yield: {yield_round_trip_us():.2f} us")
+            if importlib.util.find_spec("mujoco") is not None:
+                cheetah_cpu(steps // 10)
     finally:
         os.sched_setaffinity(0, cpus)
 
@@ -177,7 +197,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the six ways, alternating; medians shown")
     parser.add_argument("--one-cpu", action="store_true",
                         help="instead: this process and its worker on one CPU, a busy process on the other; each "
-                             "process's CPU time a step")
+                             "process's CPU time a step (NoiseWorld board 1, then HalfCheetah-v5)")
     parser.add_argument("--reference-checkout", type=Path, default=None,
                         help="with --one-cpu: a local clone of github.com/Stephanehk/PromptPO, to time its in-process "
                              "loop on the same CPU")
