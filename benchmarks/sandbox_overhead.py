@@ -91,8 +91,10 @@ def _round_trip_us(child: Callable[[], None], parent: Callable[[int], None], cou
     trips), while this one times `parent(i)` for each i."""
     pid = os.fork()
     if pid == 0:
-        child()
-        os._exit(0)
+        try:
+            child()
+        finally:
+            os._exit(0)  # never back into this process's code, even after an error
     start = time.perf_counter()
     for i in range(count):
         parent(i)
