@@ -169,18 +169,32 @@ def spread(values: list[float], digits: int = 2, unit: str = "x") -> str:
 MESSAGE_SIZES = ((5, "episode"), (1, "rollout"))  # episodes per message, and the policy lifetime that sends them
 
 
+class RunObservation(NamedTuple):
+    """How a PromptPO run observes a task: its description's `Observation` class, that class as the sandbox names it,
+    and the default (the paper's) description variant, whose observation it reads (HalfCheetah's carries the
+    simulator state after the env's 17 numbers, 38 in all)."""
+
+    observation: type
+    path: str
+    variant: str
+
+
+def run_observation(task: str) -> RunObservation:
+    """`task` observed as a PromptPO run observes it (see RunObservation)."""
+    module = registry.get(task).description
+    return RunObservation(registry.description_module(task).Observation, f"{module}:Observation",
+                          registry.default_variant(task))
+
+
 def time_task(got: dict[tuple, list[float]], task: str, code: str, steps: int) -> None:
     """One repeat of a task's timings, appended to `got`: the in-process loop, then the sandboxed rollout at each of
     MESSAGE_SIZES (steps/s, the ratio to this repeat's in-process loop, the share of replies caught spinning). Both
-    as a PromptPO run plays the task: its description's `Observation`, read from the observation of its default
-    (the paper's) variant (HalfCheetah's carries the simulator state after the env's 17 numbers, 38 in all)."""
-    variant = registry.default_variant(task)
-    observation = registry.description_module(task).Observation
+    as a PromptPO run plays the task (`run_observation`)."""
+    observation, path, variant = run_observation(task)
     raw = in_process_sps(task, code, observation, steps, variant)
     got[task, "in-process"].append(raw)
     for batch, lifetime in MESSAGE_SIZES:
-        timing = sandboxed_sps(task, code, f"{registry.get(task).description}:Observation", steps, batch, lifetime,
-                               variant)
+        timing = sandboxed_sps(task, code, path, steps, batch, lifetime, variant)
         for what, value in (("sps", timing.sps), ("ratio", timing.sps / raw), ("spun", timing.spun)):
             got[task, what, batch].append(value)
 

@@ -33,13 +33,13 @@ from pathlib import Path
 import numpy as np
 from gymnasium.spaces import Discrete
 
-from promptpo_bench import registry
 from promptpo_bench.rollout import make_rollout_env
 from promptpo_bench.sandbox import SandboxedPolicy
 from promptpo_bench.sandbox_worker import ACT_HEADER, REPLY
 from promptpo_bench.descriptions.noiseworld import Observation
-from promptpo_speed import (NOISEWORLD_OBS, TRIVIAL, ZERO_TORQUE, busy,  # this folder's: the same policies, load
-                            in_process_sps, reference_sps, sandboxed_sps)  # and timings
+from promptpo_speed import (MESSAGE_SIZES, NOISEWORLD_OBS, TRIVIAL, ZERO_TORQUE,  # this folder's: the same
+                            busy, in_process_sps, reference_sps, run_observation,  # policies, load, timings
+                            sandboxed_sps)
 
 TASK = "NoiseWorld-Board1-v0"
 CHEETAH = "HalfCheetah-v5"
@@ -151,12 +151,11 @@ def yield_round_trip_us(count: int = 50_000) -> float:
 def cheetah_cpu(steps: int) -> None:
     """HalfCheetah-v5 as a PromptPO run plays it (its description's `Observation`, its default variant), on the CPU
     `one_cpu` pinned: the in-process loop, and each process's CPU a step at five and at one episode per message."""
-    variant, observation = registry.default_variant(CHEETAH), registry.description_module(CHEETAH).Observation
+    observation, path, variant = run_observation(CHEETAH)
     in_process = 1e6 / in_process_sps(CHEETAH, ZERO_TORQUE, observation, steps, variant)
     print(f"{CHEETAH}, {steps:,} steps a timing: our in-process loop {in_process:.1f} us/step")
-    for batch, lifetime in ((5, "episode"), (1, "rollout")):
-        timing = sandboxed_sps(CHEETAH, ZERO_TORQUE, f"{registry.get(CHEETAH).description}:Observation", steps, batch,
-                               lifetime, variant)
+    for batch, lifetime in MESSAGE_SIZES:
+        timing = sandboxed_sps(CHEETAH, ZERO_TORQUE, path, steps, batch, lifetime, variant)
         print(f"sandboxed, {batch} per message:        {1e6 / timing.sps:6.1f} us/step = "
               f"{in_process * timing.sps / 1e6:.2f}x in-process; CPU a step: this process {timing.parent_us:.1f} us, "
               f"the worker {timing.worker_us:.1f} us")
@@ -180,7 +179,7 @@ def one_cpu(steps: int, checkout: Path | None) -> None:
                 print(f"the reference's in-process loop:   {reference:6.2f} us/step")
             in_process = 1e6 / in_process_sps(TASK, TRIVIAL, Observation, steps)
             print(f"our in-process loop:               {in_process:6.2f} us/step")
-            for batch, lifetime in ((5, "episode"), (1, "rollout")):
+            for batch, lifetime in MESSAGE_SIZES:
                 timing = sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
                 versus = f" = {reference * timing.sps / 1e6:.2f}x the reference's loop" if reference else ""
                 print(f"sandboxed, {batch} per message:        {1e6 / timing.sps:6.2f} us/step{versus}; CPU a step: "

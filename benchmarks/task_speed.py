@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from promptpo_speed import in_process_sps, sandboxed_sps  # noqa: E402
+from promptpo_speed import in_process_sps, run_observation, sandboxed_sps  # noqa: E402
 
 from promptpo_bench import registry  # noqa: E402
 from promptpo_bench.errors import BenchError  # noqa: E402
@@ -88,10 +88,9 @@ def main() -> None:
             code = fixed_action_policy(env.action_space)
             env.close()
             steps = int(min(max(raw * args.seconds / 4, 2_000), 200_000))
-            observation, variant = registry.description_module(spec.id).Observation, registry.default_variant(spec.id)
+            observation, path, variant = run_observation(spec.id)
             local = in_process_sps(spec.id, code, observation, steps, variant)
-            sandboxed = sandboxed_sps(spec.id, code, f"{spec.description}:Observation", min(steps, 20_000), 5,
-                                      variant=variant).sps
+            sandboxed = sandboxed_sps(spec.id, code, path, min(steps, 20_000), 5, variant=variant).sps
             row += f" {local:>11,.0f} {sandboxed:>10,.0f} {sandboxed / local:>6.2f}"
         print(row, flush=True)
     print("\nraw: random actions, one env from gym.make; in-process: Observation + act + step in one process;\n"
