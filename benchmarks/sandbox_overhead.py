@@ -12,9 +12,10 @@ The differences say how much of a step the trusted side's Python costs, and so w
 
 With --one-cpu, instead: this process and its worker on one CPU, a busy process on the other (what `promptpo_speed.py
 --busy 1` comes to): each process's CPU time a step at five and at one episode per message, beside the in-process
-loops, a bare pipe round trip between two Python processes on that CPU (the floor of a pipe channel) and one through
-a shared page where each side hands the CPU over with `sched_yield` (the floor of one without system calls to wait);
-then the same split for HalfCheetah-v5 as a run plays it, at a tenth of the steps.
+loops and a bare two-process rollout (no checks, no isolation: the floor of any sandbox that runs the policy in a
+process of its own), for NoiseWorld board 1 and for HalfCheetah-v5 as a run plays it (a tenth of the steps); then a
+bare pipe round trip between two Python processes on that CPU and one through a shared page where each side hands
+the CPU over with `sched_yield` (the floor of a channel without system calls to wait).
 Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--repeats K] [--one-cpu
 [--reference-checkout DIR]]
 """
@@ -22,10 +23,12 @@ Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib.util
 import mmap
 import os
 import select
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,10 +39,9 @@ from gymnasium.spaces import Discrete
 from promptpo_bench.rollout import make_rollout_env
 from promptpo_bench.sandbox import SandboxedPolicy
 from promptpo_bench.sandbox_worker import ACT_HEADER, REPLY
-from promptpo_bench.descriptions.noiseworld import Observation
 from promptpo_speed import (MESSAGE_SIZES, NOISEWORLD_OBS, TRIVIAL, ZERO_TORQUE,  # this folder's: the same
                             busy, in_process_sps, reference_sps, run_observation,  # policies, load, timings
-                            sandboxed_sps)
+                            sandboxed_sps, spread)
 
 TASK = "NoiseWorld-Board1-v0"
 CHEETAH = "HalfCheetah-v5"
@@ -148,65 +150,129 @@ def yield_round_trip_us(count: int = 50_000) -> float:
         page.close()
 
 
-def cheetah_cpu(steps: int) -> None:
-    """HalfCheetah-v5 as a PromptPO run plays it (its description's `Observation`, its default variant), on the CPU
-    `one_cpu` pinned: the in-process loop, and each process's CPU a step at five and at one episode per message."""
-    observation, path, variant = run_observation(CHEETAH)
-    in_process = 1e6 / in_process_sps(CHEETAH, ZERO_TORQUE, observation, steps, variant)
-    print(f"{CHEETAH}, {steps:,} steps a timing: our in-process loop {in_process:.1f} us/step")
-    for batch, lifetime in MESSAGE_SIZES:
-        timing = sandboxed_sps(CHEETAH, ZERO_TORQUE, path, steps, batch, lifetime, variant)
-        print(f"sandboxed, {batch} per message:        {1e6 / timing.sps:6.1f} us/step = "
-              f"{in_process * timing.sps / 1e6:.2f}x in-process; CPU a step: this process {timing.parent_us:.1f} us, "
-              f"the worker {timing.worker_us:.1f} us")
+def bare_rollout_us(task: str, code: str, steps: int, batch: int) -> float:
+    """Microseconds per env step of the least a rollout with its policy in another process can do: `batch` episodes
+    side by side, their observations' raw rows through a pipe to a forked copy of this process that builds each
+    `Observation` (as a PromptPO run observes `task`) and calls `act`, the actions back as raw rows; no checks, limits
+    or isolation on either side. What any sandbox of that shape costs at least."""
+    observation, _, variant = run_observation(task)
+    envs = [make_rollout_env(task, None, variant) for _ in range(batch)]
+    first = envs[0].reset(seed=0)[0]
+    discrete = isinstance(envs[0].action_space, Discrete)
+    to_child, from_child = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(to_child[1])  # so that the parent's close ends the loop below
+            namespace: dict = {}
+            exec(code, namespace)
+            policy, from_array = namespace["Policy"](), observation.from_array
+            while message := os.read(to_child[0], 1 << 16):  # one whole message: at most 4 KiB, written at once
+                rows = np.frombuffer(message, first.dtype).reshape(-1, *first.shape)
+                actions = [policy.act(from_array(row)) for row in rows]
+                os.write(from_child[1], np.asarray(actions, np.int64 if discrete else np.float64).tobytes())
+        finally:
+            os._exit(0)  # never back into this process's code, even after an error
+    rows, done, seed = np.empty((batch, *first.shape), first.dtype), 0, 0
+    start = time.perf_counter()
+    while done < steps:
+        live = envs
+        for k, env in enumerate(live):
+            rows[k] = env.reset(seed=seed + k)[0]
+        seed += batch
+        while live:
+            os.write(to_child[1], rows[:len(live)].tobytes())
+            reply = np.frombuffer(os.read(from_child[0], 1 << 16), np.int64 if discrete else np.float64)
+            actions = reply.tolist() if discrete else reply.reshape(len(live), -1)
+            ended = []
+            for k, (env, action) in enumerate(zip(live, actions)):
+                rows[k], _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    ended.append(k)
+            done += len(live)
+            if ended:
+                kept = [k for k in range(len(live)) if k not in ended]
+                rows[:len(kept)], live = rows[kept], [live[k] for k in kept]
+    elapsed = time.perf_counter() - start
+    os.close(to_child[1])
+    os.waitpid(pid, 0)
+    for fd in (to_child[0], *from_child):
+        os.close(fd)
+    for env in envs:
+        env.close()
+    return elapsed / done * 1e6
 
 
-def one_cpu(steps: int, checkout: Path | None) -> None:
+def one_cpu(steps: int, checkout: Path | None, repeats: int) -> None:
     """Print where a sandboxed step's CPU goes when this process and its worker share one CPU, a busy process on the
-    other: then the two processes' CPU times add up, and the sum is what a loaded machine's figures come to."""
+    other: then the two processes' CPU times add up, and the sum is what a loaded machine's figures come to. Beside
+    it, the in-process loops and `bare_rollout_us`, the floor of any two-process rollout; NoiseWorld board 1, then
+    HalfCheetah-v5 as a run plays it at a tenth of the steps; medians of `repeats` alternating rounds."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         print("--one-cpu needs two CPUs (one for the busy process)")
         return
+    tasks = [(TASK, TRIVIAL, steps)] + ([(CHEETAH, ZERO_TORQUE, steps // 10)]
+                                       if importlib.util.find_spec("mujoco") is not None else [])
+    got: dict[tuple, list[float]] = collections.defaultdict(list)
     os.sched_setaffinity(0, {cpus[0]})  # the worker, started later, inherits it
     try:
         with busy(1) as (hog,):
             os.sched_setaffinity(hog.pid, {cpus[1]})
-            print(f"CPU {cpus[0]} for this process and its worker, the busy process on CPU {cpus[1]}; {TASK}, "
-                  f"{steps:,} steps a timing")
-            reference = 1e6 / reference_sps(checkout, steps) if checkout else None
-            if reference:
-                print(f"the reference's in-process loop:   {reference:6.2f} us/step")
-            in_process = 1e6 / in_process_sps(TASK, TRIVIAL, Observation, steps)
-            print(f"our in-process loop:               {in_process:6.2f} us/step")
-            for batch, lifetime in MESSAGE_SIZES:
-                timing = sandboxed_sps(TASK, TRIVIAL, NOISEWORLD_OBS, steps, batch, lifetime)
-                versus = f" = {reference * timing.sps / 1e6:.2f}x the reference's loop" if reference else ""
-                print(f"sandboxed, {batch} per message:        {1e6 / timing.sps:6.2f} us/step{versus}; CPU a step: "
-                      f"this process {timing.parent_us:.2f} us, the worker {timing.worker_us:.2f} us")
-            print(f"a bare pipe round trip between two Python processes on one CPU: {pipe_round_trip_us():.2f} us; "
-                  f"through a shared page, handing the CPU over with sched_yield: {yield_round_trip_us():.2f} us")
-            if importlib.util.find_spec("mujoco") is not None:
-                cheetah_cpu(steps // 10)
+            for _ in range(repeats):
+                if checkout:
+                    got["reference"].append(1e6 / reference_sps(checkout, steps))
+                for task, code, count in tasks:
+                    observation, path, variant = run_observation(task)
+                    got[task].append(1e6 / in_process_sps(task, code, observation, count, variant))
+                    for batch, lifetime in MESSAGE_SIZES:
+                        got[task, "bare", batch].append(bare_rollout_us(task, code, count, batch))
+                        timing = sandboxed_sps(task, code, path, count, batch, lifetime, variant)
+                        got[task, batch].append(1e6 / timing.sps)
+                        got[task, "parent", batch].append(timing.parent_us)
+                        got[task, "worker", batch].append(timing.worker_us)
+            pipe, handed = pipe_round_trip_us(), yield_round_trip_us()
     finally:
         os.sched_setaffinity(0, cpus)
+    print(f"CPU {cpus[0]} for this process and its worker, the busy process on CPU {cpus[1]}; medians of {repeats} "
+          "alternating rounds, their range in brackets; the ratios are steps/s against the loop named, in each round")
+    if checkout:
+        print(f"the reference's in-process loop, {TASK}: {spread(got['reference'], 2, ' us/step')}")
+    for task, _, count in tasks:
+        against = "the reference's loop" if task == TASK and checkout else "our in-process loop"
+        base = got["reference"] if task == TASK and checkout else got[task]
+        print(f"{task}, {count:,} steps a timing: our in-process loop {spread(got[task], 2, ' us/step')}")
+        for batch, _ in MESSAGE_SIZES:
+            for what in ("bare", "sandboxed"):
+                times = got[task, "bare", batch] if what == "bare" else got[task, batch]
+                ratios = [b / t for b, t in zip(base, times)]
+                cpu = "" if what == "bare" else (f"; CPU a step: this process "
+                                                 f"{statistics.median(got[task, 'parent', batch]):.2f} us, the worker "
+                                                 f"{statistics.median(got[task, 'worker', batch]):.2f} us")
+                print(f"  {what:>9}, {batch} per message: {spread(times, 2, ' us/step')} = {spread(ratios)} "
+                      f"{against}{cpu}")
+    print(f"a bare pipe round trip between two Python processes on one CPU: {pipe:.2f} us; through a shared page, "
+          f"handing the CPU over with sched_yield: {handed:.2f} us")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per timing")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of the six ways, alternating; medians shown")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of the six ways (with --one-cpu: of its timings), alternating; medians shown")
     parser.add_argument("--one-cpu", action="store_true",
                         help="instead: this process and its worker on one CPU, a busy process on the other; each "
-                             "process's CPU time a step (NoiseWorld board 1, then HalfCheetah-v5)")
+                             "process's CPU time a step beside a bare two-process rollout (NoiseWorld board 1, then "
+                             "HalfCheetah-v5)")
     parser.add_argument("--reference-checkout", type=Path, default=None,
                         help="with --one-cpu: a local clone of github.com/Stephanehk/PromptPO, to time its in-process "
                              "loop on the same CPU")
     args = parser.parse_args()
     if args.one_cpu:
-        one_cpu(args.steps, args.reference_checkout)
+        one_cpu(args.steps, args.reference_checkout, args.repeats)
         checkout = f" --reference-checkout {args.reference_checkout}" if args.reference_checkout else ""
-        print(f"reproduce: .venv/bin/python benchmarks/sandbox_overhead.py --one-cpu --steps {args.steps}{checkout}")
+        print(f"reproduce: .venv/bin/python benchmarks/sandbox_overhead.py --one-cpu --steps {args.steps} "
+              f"--repeats {args.repeats}{checkout}")
         return
     times: dict[str, list[float]] = {way: [] for way in WAYS}
     for _ in range(args.repeats):
