@@ -708,31 +708,43 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     instances: dict[int, object] = {}
     act_seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     setitimer, real = signal.setitimer, signal.ITIMER_REAL
-    read, write_all, pack, unpack = rfile.read, _write_all, REPLY.pack, ACT_HEADER.unpack
+    read, write_all, pack = rfile.read, _write_all, REPLY.pack
+    unpack, unpack_from = ACT_HEADER.unpack, ACT_HEADER.unpack_from
     action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
     dtype, row_shape, row_size = np.dtype(np.float64), (), 1
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
     int_reply = REPLY.pack(8, INT_ROWS)
-    # A message of one observation in the known layout (the parent's `act_one`), read whole and parsed in place
-    one_prefix, one_size, in_fd, flat = ACT_HEADER.pack(1, 0, 0)[:8], 0, rfile.fileno(), False
+    # A message of one observation in the known layout (the parent's `act_one`), read whole and parsed in place; a
+    # batch in the known layout read whole is parsed in place too (`row_bytes`: a token and a row, 0 before a layout)
+    one_prefix, one_size, in_fd, flat, row_bytes = ACT_HEADER.pack(1, 0, 0)[:8], 0, rfile.fileno(), False, 0
     # One periodic timer for the whole loop instead of arming one per message (a system call saved per message): each
     # alarm ends the call it interrupts only once `alarm["deadline"]` has passed, so a call runs at most one period
     # past its limit before the worker reports it, still within the parent's `_DEADLINE_MARGIN`.
     alarm["live"] = False
     setitimer(real, ALARM_PERIOD, ALARM_PERIOD)
     while True:
-        message = None
+        message = batch = None
         if not rfile.buffer:
             if spinner.enabled:
                 spin()  # then the read blocks on the pipe if nothing came
             message = os.read(in_fd, 1 << 16)  # usually one whole message: a pipe write of up to 4 KiB is atomic
             if len(message) != one_size or not message.startswith(one_prefix):
-                rfile.buffer += message
-                message = None
+                if row_bytes and len(message) > ACT_HEADER.size:
+                    count, layout_size, flag = unpack_from(message)
+                    if not layout_size and len(message) == ACT_HEADER.size + count * row_bytes:
+                        batch, message = message, None
+                if message is not None:
+                    rfile.buffer += message
+                    message = None
         known = None  # the Policy() of the episode a one-observation message continues
-        if message is not None:  # one observation (lifetime "rollout"): the cheapest way through
+        if batch is not None:  # a whole batch in the known layout: its ids and rows read in place
+            spinner.enabled = flag
+            episode_ids = np.frombuffer(batch, "<i8", count, ACT_HEADER.size).tolist()
+            observations = np.frombuffer(batch, dtype, count * row_size, ACT_HEADER.size + 8 * count).reshape(
+                count, *row_shape)
+        elif message is not None:  # one observation (lifetime "rollout"): the cheapest way through
             count, spinner.enabled = 1, message[8]
             episode_id = int.from_bytes(message[9:17], "little", signed=True)
             row = np.frombuffer(message, dtype, row_size, 17)
@@ -750,7 +762,8 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
             if layout_size:
                 dtype, row_shape = pickle.loads(read(layout_size))
                 dtype, row_size = np.dtype(dtype), math.prod(row_shape)
-                one_size = ACT_HEADER.size + 8 + dtype.itemsize * row_size
+                row_bytes = 8 + dtype.itemsize * row_size
+                one_size = ACT_HEADER.size + row_bytes
                 flat = row_shape == (row_size,)  # a row as read needs no reshape
             body = read(count * (8 + dtype.itemsize * row_size))
             if count == 1:
