@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -9,6 +10,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import textwrap
 import time
 import types
@@ -733,6 +735,30 @@ def test_a_reply_the_full_pipe_cuts_short_is_completed_by_the_worker():
         first, second = policy.receive(), policy.receive()
     assert first.shape == second.shape == (1, BIG)
     assert (first == 1.0).all() and (second == 2.0).all()
+
+
+def wait_for_bytes(fd: int, count: int, seconds: float = 10.0) -> None:
+    """Wait until at least `count` bytes wait unread in the pipe `fd` (FIONREAD), so a test knows what one read gets."""
+    deadline = time.monotonic() + seconds
+    waiting = bytearray(4)
+    while fcntl.ioctl(fd, termios.FIONREAD, waiting) or struct.unpack("i", waiting)[0] < count:
+        assert time.monotonic() < deadline, f"fewer than {count} bytes arrived"
+        time.sleep(0.005)
+
+
+def test_answers_that_arrive_together_are_received_in_order():
+    """Two answers read in one piece leave the second in the buffer, and the next `receive` takes it from there, not
+    a later answer of the same size that came in the meantime (two half-batches in flight)."""
+    with sandbox(acting("", "int(obs.array[0])"), Discrete(10)) as policy:
+        policy.act(np.arange(6), rows(0, 0, 0, 0, 0, 0))  # every episode's Policy() built, the layout known
+        policy.send(np.array([0, 1]), rows(1, 2))
+        policy.send(np.array([2, 3]), rows(3, 4))
+        wait_for_bytes(policy._read_fd, 2 * (5 + 2 * 8))  # both answers (header and two int64s each) in the pipe
+        assert policy.receive().tolist() == [1, 2]
+        policy.send(np.array([4, 5]), rows(5, 6))
+        wait_for_bytes(policy._read_fd, 5 + 2 * 8)  # the third answer waits in the pipe, the second in the buffer
+        assert policy.receive().tolist() == [3, 4]
+        assert policy.receive().tolist() == [5, 6]
 
 
 def test_close_is_idempotent_and_kills_the_worker(workers):
