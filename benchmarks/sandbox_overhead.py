@@ -12,8 +12,9 @@ The differences say how much of a step the trusted side's Python costs, and so w
 
 With --one-cpu, instead: this process and its worker on one CPU, a busy process on the other (what `promptpo_speed.py
 --busy 1` comes to): each process's CPU time a step at five and at one episode per message, beside the in-process
-loops and a bare two-process rollout (no checks, no isolation: the floor of any sandbox that runs the policy in a
-process of its own), for NoiseWorld board 1 and for HalfCheetah-v5 as a run plays it (a tenth of the steps); then a
+loops and a bare two-process rollout (no checks, no isolation, a forked child: the floor of a sandbox that runs the
+policy in a process of its own, optimistic for a worker started on its own, which shares no memory pages with its
+caller), for NoiseWorld board 1 and for HalfCheetah-v5 as a run plays it (a tenth of the steps); then a
 bare pipe round trip between two Python processes on that CPU and one through a shared page where each side hands
 the CPU over with `sched_yield` (the floor of a channel without system calls to wait).
 Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--repeats K] [--one-cpu
@@ -154,7 +155,8 @@ def bare_rollout_us(task: str, code: str, steps: int, batch: int) -> float:
     """Microseconds per env step of the least a rollout with its policy in another process can do: `batch` episodes
     side by side, their observations' raw rows through a pipe to a forked copy of this process that builds each
     `Observation` (as a PromptPO run observes `task`) and calls `act`, the actions back as raw rows; no checks, limits
-    or isolation on either side. What any sandbox of that shape costs at least."""
+    or isolation on either side. What a sandbox of that shape costs at least (the sandbox's worker is started on its
+    own, not forked: a fork would carry this process's memory, and the pages a fork shares make this bound optimistic)."""
     observation, _, variant = run_observation(task)
     envs = [make_rollout_env(task, None, variant) for _ in range(batch)]
     first = envs[0].reset(seed=0)[0]
