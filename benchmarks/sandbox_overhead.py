@@ -156,7 +156,8 @@ def bare_rollout_us(task: str, code: str, steps: int, batch: int) -> float:
     side by side, their observations' raw rows through a pipe to a forked copy of this process that builds each
     `Observation` (as a PromptPO run observes `task`) and calls `act`, the actions back as raw rows; no checks, limits
     or isolation on either side. What a sandbox of that shape costs at least (the sandbox's worker is started on its
-    own, not forked: a fork would carry this process's memory, and the pages a fork shares make this bound optimistic)."""
+    own, not forked: a fork would carry this process's memory, and the pages a fork shares make this floor
+    optimistic)."""
     observation, _, variant = run_observation(task)
     envs = [make_rollout_env(task, None, variant) for _ in range(batch)]
     first = envs[0].reset(seed=0)[0]
