@@ -89,15 +89,21 @@ def step_us(way: str, steps: int) -> float:
         return (time.perf_counter() - start) / steps * 1e6
 
 
-def _round_trip_us(child: Callable[[], None], parent: Callable[[int], None], count: int) -> float:
-    """Microseconds per round trip: a forked copy of this process runs `child()` (its side of all `count` round
-    trips), while this one times `parent(i)` for each i."""
+def _fork(child: Callable[[], None]) -> int:
+    """Run `child()` in a forked copy of this process, which then exits; the copy's pid."""
     pid = os.fork()
     if pid == 0:
         try:
             child()
         finally:
             os._exit(0)  # never back into this process's code, even after an error
+    return pid
+
+
+def _round_trip_us(child: Callable[[], None], parent: Callable[[int], None], count: int) -> float:
+    """Microseconds per round trip: a forked copy of this process runs `child()` (its side of all `count` round
+    trips), while this one times `parent(i)` for each i."""
+    pid = _fork(child)
     start = time.perf_counter()
     for i in range(count):
         parent(i)
@@ -163,19 +169,18 @@ def bare_rollout_us(task: str, code: str, steps: int, batch: int) -> float:
     first = envs[0].reset(seed=0)[0]
     discrete = isinstance(envs[0].action_space, Discrete)
     to_child, from_child = os.pipe(), os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(to_child[1])  # so that the parent's close ends the loop below
-            namespace: dict = {}
-            exec(code, namespace)
-            policy, from_array = namespace["Policy"](), observation.from_array
-            while message := os.read(to_child[0], 1 << 16):  # one whole message: at most 4 KiB, written at once
-                rows = np.frombuffer(message, first.dtype).reshape(-1, *first.shape)
-                actions = [policy.act(from_array(row)) for row in rows]
-                os.write(from_child[1], np.asarray(actions, np.int64 if discrete else np.float64).tobytes())
-        finally:
-            os._exit(0)  # never back into this process's code, even after an error
+
+    def serve() -> None:
+        os.close(to_child[1])  # so that the parent's close ends the loop below
+        namespace: dict = {}
+        exec(code, namespace)
+        policy, from_array = namespace["Policy"](), observation.from_array
+        while message := os.read(to_child[0], 1 << 16):  # one whole message: at most 4 KiB, written at once
+            rows = np.frombuffer(message, first.dtype).reshape(-1, *first.shape)
+            actions = [policy.act(from_array(row)) for row in rows]
+            os.write(from_child[1], np.asarray(actions, np.int64 if discrete else np.float64).tobytes())
+
+    pid = _fork(serve)
     rows, done, seed = np.empty((batch, *first.shape), first.dtype), 0, 0
     start = time.perf_counter()
     while done < steps:
