@@ -12,11 +12,12 @@ The differences say how much of a step the trusted side's Python costs, and so w
 
 With --one-cpu, instead: this process and its worker on one CPU, a busy process on the other (what `promptpo_speed.py
 --busy 1` comes to): each process's CPU time a step at five and at one episode per message, beside the in-process
-loops and a bare two-process rollout (no checks, no isolation, a forked child: the floor of a sandbox that runs the
-policy in a process of its own, optimistic for a worker started on its own, which shares no memory pages with its
-caller), for NoiseWorld board 1 and for HalfCheetah-v5 as a run plays it (a tenth of the steps); then a
-bare pipe round trip between two Python processes on that CPU and one through a shared page where each side hands
-the CPU over with `sched_yield` (the floor of a channel without system calls to wait).
+loops and a bare two-process rollout (no checks, no isolation) whose policy runs in a forked child, and in a newly
+started interpreter: the floors of a sandbox that runs the policy in a process of its own, the second the one for a
+worker that, like the sandbox's, shares no memory pages with its caller; for NoiseWorld board 1 and for
+HalfCheetah-v5 as a run plays it (a tenth of the steps). Then a bare pipe round trip between two Python processes on
+that CPU and one through a shared page where each side hands the CPU over with `sched_yield` (the floor of a channel
+without system calls to wait).
 Reproduce with:  .venv/bin/python benchmarks/sandbox_overhead.py [--steps N] [--repeats K] [--one-cpu
 [--reference-checkout DIR]]
 """
@@ -25,11 +26,15 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib
 import importlib.util
+import json
 import mmap
 import os
 import select
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -157,30 +162,46 @@ def yield_round_trip_us(count: int = 50_000) -> float:
         page.close()
 
 
-def bare_rollout_us(task: str, code: str, steps: int, batch: int) -> float:
+def serve_rows(code: str, observation: str, dtype: str, shape: tuple[int, ...], discrete: bool, read_fd: int,
+               write_fd: int) -> None:
+    """The policy's side of `bare_rollout_us`: loads `code` and the `observation` class ("module:Class"), writes one
+    byte once ready, then answers each message of raw rows with the raw actions of `act` on each row's
+    `Observation`, until the pipe closes; no checks, limits or isolation."""
+    module, name = observation.split(":")
+    from_array = getattr(importlib.import_module(module), name).from_array
+    namespace: dict = {}
+    exec(code, namespace)
+    policy = namespace["Policy"]()
+    os.write(write_fd, b".")
+    while message := os.read(read_fd, 1 << 16):  # one whole message: at most 4 KiB, written at once
+        rows = np.frombuffer(message, dtype).reshape(-1, *shape)
+        actions = [policy.act(from_array(row)) for row in rows]
+        os.write(write_fd, np.asarray(actions, np.int64 if discrete else np.float64).tobytes())
+
+
+def bare_rollout_us(task: str, code: str, steps: int, batch: int, spawned: bool = False) -> float:
     """Microseconds per env step of the least a rollout with its policy in another process can do: `batch` episodes
-    side by side, their observations' raw rows through a pipe to a forked copy of this process that builds each
-    `Observation` (as a PromptPO run observes `task`) and calls `act`, the actions back as raw rows; no checks, limits
-    or isolation on either side. What a sandbox of that shape costs at least (the sandbox's worker is started on its
-    own, not forked: a fork would carry this process's memory, and the pages a fork shares make this floor
-    optimistic)."""
-    observation, _, variant = run_observation(task)
+    side by side, their observations' raw rows through a pipe to `serve_rows` (as a PromptPO run observes `task`),
+    the actions back as raw rows; no checks, limits or isolation on either side. The policy's process is a forked
+    copy of this one, or with `spawned` a new interpreter, as the sandbox's worker must be (a fork would carry this
+    process's memory, API key included; the pages a fork shares with its parent make the forked floor optimistic)."""
+    _, path, variant = run_observation(task)
     envs = [make_rollout_env(task, None, variant) for _ in range(batch)]
     first = envs[0].reset(seed=0)[0]
     discrete = isinstance(envs[0].action_space, Discrete)
     to_child, from_child = os.pipe(), os.pipe()
+    serving = (code, path, first.dtype.str, first.shape, discrete, to_child[0], from_child[1])
+    if spawned:
+        child = subprocess.Popen([sys.executable, "-E", "-s", "-c", SPAWNED_CHILD, str(Path(__file__).parent),
+                                  json.dumps(serving)], pass_fds=(to_child[0], from_child[1]), cwd="/",
+                                 env={"PATH": "/usr/bin:/bin"})
+    else:
+        def serve() -> None:
+            os.close(to_child[1])  # so that the parent's close ends the loop
+            serve_rows(*serving)
 
-    def serve() -> None:
-        os.close(to_child[1])  # so that the parent's close ends the loop below
-        namespace: dict = {}
-        exec(code, namespace)
-        policy, from_array = namespace["Policy"](), observation.from_array
-        while message := os.read(to_child[0], 1 << 16):  # one whole message: at most 4 KiB, written at once
-            rows = np.frombuffer(message, first.dtype).reshape(-1, *first.shape)
-            actions = [policy.act(from_array(row)) for row in rows]
-            os.write(from_child[1], np.asarray(actions, np.int64 if discrete else np.float64).tobytes())
-
-    pid = _fork(serve)
+        pid = _fork(serve)
+    os.read(from_child[0], 1)  # loaded
     rows, done, seed = np.empty((batch, *first.shape), first.dtype), 0, 0
     start = time.perf_counter()
     while done < steps:
@@ -203,7 +224,10 @@ def bare_rollout_us(task: str, code: str, steps: int, batch: int) -> float:
                 rows[:len(kept)], live = rows[kept], [live[k] for k in kept]
     elapsed = time.perf_counter() - start
     os.close(to_child[1])
-    os.waitpid(pid, 0)
+    if spawned:
+        child.wait()
+    else:
+        os.waitpid(pid, 0)
     for fd in (to_child[0], *from_child):
         os.close(fd)
     for env in envs:
@@ -211,11 +235,17 @@ def bare_rollout_us(task: str, code: str, steps: int, batch: int) -> float:
     return elapsed / done * 1e6
 
 
+# `bare_rollout_us`'s spawned child: this folder on the path, then `serve_rows` with the parent's arguments
+SPAWNED_CHILD = "import json, sys; sys.path.insert(0, sys.argv[1]); import sandbox_overhead; " \
+                "sandbox_overhead.serve_rows(*json.loads(sys.argv[2]))"
+
+
 def one_cpu(steps: int, checkout: Path | None, repeats: int) -> None:
     """Print where a sandboxed step's CPU goes when this process and its worker share one CPU, a busy process on the
     other: then the two processes' CPU times add up, and the sum is what a loaded machine's figures come to. Beside
-    it, the in-process loops and `bare_rollout_us`, the floor of any two-process rollout; NoiseWorld board 1, then
-    HalfCheetah-v5 as a run plays it at a tenth of the steps; medians of `repeats` alternating rounds."""
+    it, the in-process loops and `bare_rollout_us` (forked and spawned), the floors of any two-process rollout;
+    NoiseWorld board 1, then HalfCheetah-v5 as a run plays it at a tenth of the steps; medians of `repeats`
+    alternating rounds."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         print("--one-cpu needs two CPUs (one for the busy process)")
@@ -234,7 +264,8 @@ def one_cpu(steps: int, checkout: Path | None, repeats: int) -> None:
                     observation, path, variant = run_observation(task)
                     got[task].append(1e6 / in_process_sps(task, code, observation, count, variant))
                     for batch, lifetime in MESSAGE_SIZES:
-                        got[task, "bare", batch].append(bare_rollout_us(task, code, count, batch))
+                        got[task, "forked", batch].append(bare_rollout_us(task, code, count, batch))
+                        got[task, "spawned", batch].append(bare_rollout_us(task, code, count, batch, spawned=True))
                         timing = sandboxed_sps(task, code, path, count, batch, lifetime, variant)
                         got[task, batch].append(1e6 / timing.sps)
                         got[task, "parent", batch].append(timing.parent_us)
@@ -251,10 +282,10 @@ def one_cpu(steps: int, checkout: Path | None, repeats: int) -> None:
         base = got["reference"] if task == TASK and checkout else got[task]
         print(f"{task}, {count:,} steps a timing: our in-process loop {spread(got[task], 2, ' us/step')}")
         for batch, _ in MESSAGE_SIZES:
-            for what in ("bare", "sandboxed"):
-                times = got[task, "bare", batch] if what == "bare" else got[task, batch]
+            for what in ("forked", "spawned", "sandboxed"):
+                times = got[task, batch] if what == "sandboxed" else got[task, what, batch]
                 ratios = [b / t for b, t in zip(base, times)]
-                cpu = "" if what == "bare" else (f"; CPU a step: this process "
+                cpu = "" if what != "sandboxed" else (f"; CPU a step: this process "
                                                  f"{statistics.median(got[task, 'parent', batch]):.2f} us, the worker "
                                                  f"{statistics.median(got[task, 'worker', batch]):.2f} us")
                 print(f"  {what:>9}, {batch} per message: {spread(times, 2, ' us/step')} = {spread(ratios)} "
