@@ -294,7 +294,7 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                 ids = range(start, min(start + batch_size, len(seeds)))
                 first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
                 groups = [_Group(envs[:len(ids)], np.array(ids), np.stack(first))]
-                send_s = send(groups[0])
+                send(groups[0])
                 trial = pipelined  # whether the next whole-batch step still decides on halves
                 while groups:
                     group = groups.pop(0)  # answers come back in the order the groups were sent

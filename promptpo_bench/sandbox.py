@@ -319,10 +319,10 @@ class SandboxedPolicy:
         self._action_shape = action_space.shape
         self._action_size = math.prod(action_space.shape)
         self._reply_bytes_per_action = 64 * (self._action_size + 1)  # generous JSON size bound
-        # `act_one`'s reply when all is well: the header of one row of raw action values, then the row
         self._raw_kind, self._raw_dtype = (INT_ROWS, "<i8") if self._discrete else (FLOAT_ROWS, "<f8")  # usual replies
-        self._one_reply = REPLY.pack(8 * self._action_size, self._raw_kind)
-        self._one_reply_size = REPLY.size + 8 * self._action_size
+        # `act_one`'s usual reply in a Discrete space: the header of one raw action, then the action
+        self._one_reply = REPLY.pack(8, INT_ROWS)
+        self._one_reply_size = REPLY.size + 8
         self._workers: list[subprocess.Popen] = []  # the worker in use, then a spare started ahead (if any)
         self._finalizer = weakref.finalize(self, _terminate_all, self._workers)
         try:
@@ -478,17 +478,14 @@ class SandboxedPolicy:
 
     def _one_action(self, reply: bytes) -> int | np.ndarray | None:
         """The action in `act_one`'s usual reply (one row of raw values, valid), else None."""
+        if not self._discrete:
+            rows = self._raw_rows(reply, 1)
+            return None if rows is None else rows[0]
         if len(reply) != self._one_reply_size or not reply.startswith(self._one_reply):
             return None
-        if self._discrete:
-            action = int.from_bytes(reply[REPLY.size:], "little", signed=True)
-            low, high = self._action_range
-            return action if low <= action < high else None
-        try:
-            row = np.frombuffer(reply, "<f8", offset=REPLY.size).reshape(1, *self._action_shape)
-            return self._validate(row)[0]
-        except _InvalidAction:
-            return None
+        action = int.from_bytes(reply[REPLY.size:], "little", signed=True)
+        low, high = self._action_range
+        return action if low <= action < high else None
 
     def _admit(self, ids: np.ndarray, key: bytes) -> tuple[list[int], bytes, int]:
         """A batch's episode ids as a list, the tokens the worker sees for them, and how many start a `Policy()`:
@@ -578,15 +575,22 @@ class SandboxedPolicy:
         reply = self._read(deadline)
         if reply is None:
             return None
+        actions = self._raw_rows(reply, count)
+        if actions is None:
+            self._buffer += reply
+        return actions
+
+    def _raw_rows(self, reply: bytes, count: int) -> np.ndarray | None:
+        """The validated actions in `reply` if it is exactly the usual answer to `count` observations (its header and
+        `count` raw rows of valid actions); else None."""
         size = count * self._action_size
-        if len(reply) == REPLY.size + 8 * size and reply.startswith(REPLY.pack(8 * size, self._raw_kind)):
-            rows = np.frombuffer(reply, self._raw_dtype, size, REPLY.size)
-            try:
-                return self._validate(rows.reshape(count, *self._action_shape) if self._action_shape else rows)
-            except _InvalidAction:
-                pass
-        self._buffer += reply
-        return None
+        if len(reply) != REPLY.size + 8 * size or not reply.startswith(REPLY.pack(8 * size, self._raw_kind)):
+            return None
+        rows = np.frombuffer(reply, self._raw_dtype, size, REPLY.size)
+        try:
+            return self._validate(rows.reshape(count, *self._action_shape) if self._action_shape else rows)
+        except _InvalidAction:
+            return None
 
     def _message(self, tokens: bytes, obs: np.ndarray) -> bytes:
         """One act/summarize message: header, the observation layout when it changed, int64 tokens and raw rows."""

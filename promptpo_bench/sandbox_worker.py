@@ -187,6 +187,41 @@ class Reader:
         return self.read(self.buffer.index(b"\n") + 1)
 
 
+class Layout:
+    """The observation layout the parent sent last (a row's dtype and shape), and the messages it decodes.
+
+    An act or summarize message is `ACT_HEADER`, the pickled layout where it changed, then the rows' int64 tokens and
+    the raw rows; the parent's first message to a worker always carries the layout.
+    """
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    size: int  # values in a row
+    flat: bool  # whether a row as read needs no reshape
+
+    def __init__(self) -> None:
+        self.row_bytes = 0  # a token and a row; 0 before a layout is known
+
+    def read(self, rfile: Reader) -> tuple[int, int, bytes] | None:
+        """The next message from `rfile`, after the layout it carries (if any): its row count, spin flag and body of
+        tokens and rows; None at the end of the input."""
+        header = rfile.read(ACT_HEADER.size)
+        if len(header) < ACT_HEADER.size:
+            return None
+        count, layout_size, flag = ACT_HEADER.unpack(header)
+        if layout_size:
+            dtype, self.shape = pickle.loads(rfile.read(layout_size))
+            self.dtype, self.size = np.dtype(dtype), math.prod(self.shape)
+            self.row_bytes = 8 + self.dtype.itemsize * self.size
+            self.flat = self.shape == (self.size,)
+        return count, flag, rfile.read(count * self.row_bytes)
+
+    def decode(self, body: bytes, count: int, at: int = 0) -> tuple[list[int], np.ndarray]:
+        """The tokens and the rows of the `count` observations in `body` from offset `at`."""
+        rows = np.frombuffer(body, self.dtype, count * self.size, at + 8 * count).reshape(count, *self.shape)
+        return np.frombuffer(body, "<i8", count, at).tolist(), rows
+
+
 class RawObservation:
     """A minimal observation class: the raw row as a float64 array in `.array` (tests; tasks without a description)."""
 
@@ -708,17 +743,16 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     instances: dict[int, object] = {}
     act_seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     setitimer, real = signal.setitimer, signal.ITIMER_REAL
-    read, write_all, pack = rfile.read, _write_all, REPLY.pack
-    unpack, unpack_from = ACT_HEADER.unpack, ACT_HEADER.unpack_from
+    write_all, pack, unpack_from = _write_all, REPLY.pack, ACT_HEADER.unpack_from
     action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
-    dtype, row_shape, row_size = np.dtype(np.float64), (), 1
+    layout = Layout()
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
     int_reply = REPLY.pack(8, INT_ROWS)
-    # A message of one observation in the known layout (the parent's `act_one`), read whole and parsed in place; a
-    # batch in the known layout read whole is parsed in place too (`row_bytes`: a token and a row, 0 before a layout)
-    one_prefix, one_size, in_fd, flat, row_bytes = ACT_HEADER.pack(1, 0, 0)[:8], 0, rfile.fileno(), False, 0
+    # A message of one observation in the known layout (the parent's `act_one`), read whole, is parsed in place; so is
+    # a batch in the known layout read whole
+    one_prefix, one_size, in_fd = ACT_HEADER.pack(1, 0, 0)[:8], 0, rfile.fileno()
     # One periodic timer for the whole loop instead of arming one per message (a system call saved per message): each
     # alarm ends the call it interrupts only once `alarm["deadline"]` has passed, so a call runs at most one period
     # past its limit before the worker reports it, still within the parent's `_DEADLINE_MARGIN`.
@@ -731,6 +765,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                 spin()  # then the read blocks on the pipe if nothing came
             message = os.read(in_fd, 1 << 16)  # usually one whole message: a pipe write of up to 4 KiB is atomic
             if len(message) != one_size or not message.startswith(one_prefix):
+                row_bytes = layout.row_bytes
                 if row_bytes and len(message) > ACT_HEADER.size:
                     count, layout_size, flag = unpack_from(message)
                     if not layout_size and len(message) == ACT_HEADER.size + count * row_bytes:
@@ -741,37 +776,24 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
         known = None  # the Policy() of the episode a one-observation message continues
         if batch is not None:  # a whole batch in the known layout: its ids and rows read in place
             spinner.enabled = flag
-            episode_ids = np.frombuffer(batch, "<i8", count, ACT_HEADER.size).tolist()
-            observations = np.frombuffer(batch, dtype, count * row_size, ACT_HEADER.size + 8 * count).reshape(
-                count, *row_shape)
+            episode_ids, observations = layout.decode(batch, count, ACT_HEADER.size)
         elif message is not None:  # one observation (lifetime "rollout"): the cheapest way through
             count, spinner.enabled = 1, message[8]
             episode_id = int.from_bytes(message[9:17], "little", signed=True)
-            row = np.frombuffer(message, dtype, row_size, 17)
-            if not flat:
-                row = row.reshape(row_shape)
+            row = np.frombuffer(message, layout.dtype, layout.size, 17)
+            if not layout.flat:
+                row = row.reshape(layout.shape)
             known = instances.get(episode_id)
             if known is None:  # the episode's first observation: through the batch loop
                 episode_ids, observations = [episode_id], (row,)
         else:
-            header = read(ACT_HEADER.size)
-            if len(header) < ACT_HEADER.size:
+            read = layout.read(rfile)
+            if read is None:
                 setitimer(real, 0)  # the parent is gone: no alarm may end this process on its way out
                 return
-            count, layout_size, spinner.enabled = unpack(header)
-            if layout_size:
-                dtype, row_shape = pickle.loads(read(layout_size))
-                dtype, row_size = np.dtype(dtype), math.prod(row_shape)
-                row_bytes = 8 + dtype.itemsize * row_size
-                one_size = ACT_HEADER.size + row_bytes
-                flat = row_shape == (row_size,)  # a row as read needs no reshape
-            body = read(count * (8 + dtype.itemsize * row_size))
-            if count == 1:
-                episode_ids = [int.from_bytes(body[:8], "little", signed=True)]
-                observations = (np.frombuffer(body, dtype, row_size, 8).reshape(row_shape),)
-            else:
-                episode_ids = np.frombuffer(body, "<i8", count).tolist()
-                observations = np.frombuffer(body, dtype, count * row_size, 8 * count).reshape(count, *row_shape)
+            count, spinner.enabled, body = read
+            one_size = ACT_HEADER.size + layout.row_bytes  # the layout may have changed
+            episode_ids, observations = layout.decode(body, count)
         actions = []
         index = None
         phase, seconds = acting, act_seconds
@@ -827,17 +849,13 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
     spare = [first]
     seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     summarize = f"{setup['class_name']}.{setup['method']}"
-    dtype, row_shape, row_size = np.dtype(np.float64), (), 1
+    layout = Layout()
     while True:
-        header = rfile.read(ACT_HEADER.size)
-        if len(header) < ACT_HEADER.size:
+        read = layout.read(rfile)
+        if read is None:
             return
-        count, layout_size, _ = ACT_HEADER.unpack(header)
-        if layout_size:
-            dtype, row_shape = pickle.loads(rfile.read(layout_size))
-            dtype, row_size = np.dtype(dtype), math.prod(row_shape)
-        body = rfile.read(count * (8 + dtype.itemsize * row_size))
-        rows = np.frombuffer(body, dtype, count * row_size, 8 * count).reshape(count, *row_shape)
+        count, _, body = read
+        _, rows = layout.decode(body, count)
         phase, limit = f"{setup['class_name']}()", load_seconds
         try:
             signal.setitimer(signal.ITIMER_REAL, load_seconds)
