@@ -437,7 +437,8 @@ def main() -> None:
               f"(default threads {torch.get_num_threads()}), Python {platform.python_version()}")
         print(f"CleanRL {commit} from {args.cleanrl}, copied to a temporary directory with these patches:")
         for why, old, new in PATCHES:
-            print(f"  - {why}: {old.strip()!r} -> {new.strip().splitlines()[0]!r}{' ...' if new.count(chr(10)) > 1 else ''}")
+            more = " ..." if new.count("\n") > 1 else ""
+            print(f"  - {why}: {old.strip()!r} -> {new.strip().splitlines()[0]!r}{more}")
         print()
         if not args.no_speed:
             speed(work, [PAIRS[p] for p in args.pairs], args.threads, args.repeats)
