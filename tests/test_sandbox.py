@@ -1162,7 +1162,8 @@ def test_a_channel_that_stops_spinning_looks_again_5_ms_later(monkeypatch):
 
 def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch):
     """A spin that catches every reply (a test double of the Spinner: it waits blocking and counts the catch) gives a
-    share of exactly 1: the start-up's replies are not counted."""
+    share of exactly 1: the start-up's replies are not counted. (A CPU free for each side whatever the machine's load:
+    on a busy machine the channel would block and never spin.)"""
     from promptpo_bench import sandbox as sandbox_module
     from promptpo_bench.sandbox_worker import Spinner
 
@@ -1172,6 +1173,7 @@ def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch):
             return bool(self.poller.poll(-1))
 
     monkeypatch.setattr(sandbox_module.sandbox_worker, "Spinner", CatchingSpinner)
+    monkeypatch.setattr(sandbox_module, "_CPUS", 64)
     with sandbox(acting("", "0"), Discrete(2)) as policy:
         for _ in range(4):
             policy.act(np.arange(2), rows(0, 0))
