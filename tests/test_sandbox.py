@@ -209,6 +209,16 @@ def test_box_accepts_and_clips_within_tolerance():
     assert actions.dtype == np.float32 and actions.tolist() == [[0.5, -0.25], [1.0, -1.0]]
 
 
+def test_box_integer_actions_arrive_as_their_values():
+    """Integers for a Box (the worker sends them as int64 rows, not the float64 rows the parent expects): each is taken
+    as the number it is, in a batch and alone, never as the bits of a float."""
+    code = acting("", "[[1, 0], [0, 2]][int(obs.array[0])]")  # as float64 bits: tiny numbers, within the bounds
+    with sandbox(code, Box(-2, 2, (2,), np.float64)) as policy:
+        actions = policy.act(np.array([0, 1]), rows(0, 1))
+        alone = policy.act(np.array([2]), rows(1))
+    assert actions.tolist() == [[1.0, 0.0], [0.0, 2.0]] and alone.tolist() == [[0.0, 2.0]]
+
+
 def test_box_with_bounds_of_its_own_per_dimension():
     """Bounds that differ by dimension: values on them pass as they are, values within tolerance beyond them are
     clipped, and a value beyond the other dimension's bound (inside this one's) is refused."""
