@@ -286,8 +286,8 @@ def one_cpu(steps: int, checkout: Path | None, repeats: int) -> None:
                 times = got[task, batch] if what == "sandboxed" else got[task, what, batch]
                 ratios = [b / t for b, t in zip(base, times)]
                 cpu = "" if what != "sandboxed" else (f"; CPU a step: this process "
-                                                 f"{statistics.median(got[task, 'parent', batch]):.2f} us, the worker "
-                                                 f"{statistics.median(got[task, 'worker', batch]):.2f} us")
+                                                      f"{statistics.median(got[task, 'parent', batch]):.2f} us, the "
+                                                      f"worker {statistics.median(got[task, 'worker', batch]):.2f} us")
                 print(f"  {what:>9}, {batch} per message: {spread(times, 2, ' us/step')} = {spread(ratios)} "
                       f"{against}{cpu}")
     print(f"a bare pipe round trip between two Python processes on one CPU: {pipe:.2f} us; through a shared page, "

@@ -31,7 +31,8 @@ import numpy as np
 
 from promptpo_bench import sandbox_worker
 from promptpo_bench.errors import BenchError, one_line
-from promptpo_bench.sandbox_worker import ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY, REPORTED_KINDS
+from promptpo_bench.sandbox_worker import (ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, ONE_INT_REPLY, REPLY,
+                                          REPORTED_KINDS)
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
                  "worker_died")
@@ -320,9 +321,6 @@ class SandboxedPolicy:
         self._action_size = math.prod(action_space.shape)
         self._reply_bytes_per_action = 64 * (self._action_size + 1)  # generous JSON size bound
         self._raw_kind, self._raw_dtype = (INT_ROWS, "<i8") if self._discrete else (FLOAT_ROWS, "<f8")  # usual replies
-        # `act_one`'s usual reply in a Discrete space: the header of one raw action, then the action
-        self._one_reply = REPLY.pack(8, INT_ROWS)
-        self._one_reply_size = REPLY.size + 8
         self._workers: list[subprocess.Popen] = []  # the worker in use, then a spare started ahead (if any)
         self._finalizer = weakref.finalize(self, _terminate_all, self._workers)
         try:
@@ -481,7 +479,7 @@ class SandboxedPolicy:
         if not self._discrete:
             rows = self._raw_rows(reply, 1)
             return None if rows is None else rows[0]
-        if len(reply) != self._one_reply_size or not reply.startswith(self._one_reply):
+        if len(reply) != REPLY.size + 8 or not reply.startswith(ONE_INT_REPLY):
             return None
         action = int.from_bytes(reply[REPLY.size:], "little", signed=True)
         low, high = self._action_range

@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 
 REPLY = struct.Struct("<IB")  # header of a worker -> parent reply: payload length, payload format (below)
 JSON_REPLY, INT_ROWS, FLOAT_ROWS = 0, 1, 2  # payload formats: JSON text, little-endian int64 / float64 actions
+ONE_INT_REPLY = REPLY.pack(8, INT_ROWS)  # the header of the usual answer to one observation in a Discrete space
 ACT_HEADER = struct.Struct("<IIB")  # batch size B, size of the pickled layout that follows (0: unchanged), spin flag
 POLICY_FILE = "policy.py"
 SUMMARY_CHARS = 4000  # longest Feedback text passed on
@@ -749,7 +750,6 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     layout = Layout()
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
-    int_reply = REPLY.pack(8, INT_ROWS)
     # A message of one observation in the known layout (the parent's `act_one`), read whole, is parsed in place; so is
     # a batch in the known layout read whole
     one_prefix, one_size, in_fd = ACT_HEADER.pack(1, 0, 0)[:8], 0, rfile.fileno()
@@ -825,7 +825,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                     mark = _within(mark, act_seconds)
             alarm["live"] = False
             if count == 1 and type(actions[0]) is int and action_shape == () and -(1 << 63) <= actions[0] < 1 << 63:
-                reply = int_reply + actions[0].to_bytes(8, "little", signed=True)
+                reply = ONE_INT_REPLY + actions[0].to_bytes(8, "little", signed=True)
             else:
                 kind, data = _encode_actions(actions, action_shape)
                 reply = pack(len(data), kind) + data
