@@ -217,10 +217,10 @@ class Layout:
             self.flat = self.shape == (self.size,)
         return count, flag, rfile.read(count * self.row_bytes)
 
-    def decode(self, body: bytes, count: int, at: int = 0) -> tuple[list[int], np.ndarray]:
-        """The tokens and the rows of the `count` observations in `body` from offset `at`."""
+    def decode(self, body: bytes, count: int, at: int = 0) -> tuple[bytes, np.ndarray]:
+        """The int64 tokens (as bytes) and the rows of the `count` observations in `body` from offset `at`."""
         rows = np.frombuffer(body, self.dtype, count * self.size, at + 8 * count).reshape(count, *self.shape)
-        return np.frombuffer(body, "<i8", count, at).tolist(), rows
+        return body[at:at + 8 * count], rows
 
 
 class RawObservation:
@@ -742,6 +742,10 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     policy_class, first = loaded
     spare = [first]  # the object built while loading: the first episode's
     instances: dict[int, object] = {}
+    # the Policy() objects of the last batch, row by row, and that batch's tokens: a rollout's batch comes again step
+    # after step, and then needs no look-ups
+    policies: list[object] = []
+    policies_for = b""
     act_seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     setitimer, real = signal.setitimer, signal.ITIMER_REAL
     write_all, pack, unpack_from = _write_all, REPLY.pack, ACT_HEADER.unpack_from
@@ -774,9 +778,9 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                     rfile.buffer += message
                     message = None
         known = None  # the Policy() of the episode a one-observation message continues
-        if batch is not None:  # a whole batch in the known layout: its ids and rows read in place
+        if batch is not None:  # a whole batch in the known layout: its tokens and rows read in place
             spinner.enabled = flag
-            episode_ids, observations = layout.decode(batch, count, ACT_HEADER.size)
+            tokens, observations = layout.decode(batch, count, ACT_HEADER.size)
         elif message is not None:  # one observation (lifetime "rollout"): the cheapest way through
             count, spinner.enabled = 1, message[8]
             episode_id = int.from_bytes(message[9:17], "little", signed=True)
@@ -785,7 +789,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                 row = row.reshape(layout.shape)
             known = instances.get(episode_id)
             if known is None:  # the episode's first observation: through the batch loop
-                episode_ids, observations = [episode_id], (row,)
+                tokens, observations = message[9:17], (row,)
         else:
             read = layout.read(rfile)
             if read is None:
@@ -793,7 +797,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                 return
             count, spinner.enabled, body = read
             one_size = ACT_HEADER.size + layout.row_bytes  # the layout may have changed
-            episode_ids, observations = layout.decode(body, count)
+            tokens, observations = layout.decode(body, count)
         actions = []
         index = None
         phase, seconds = acting, act_seconds
@@ -809,18 +813,24 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                 actions.append(known.act(from_array(row)))
                 _within(mark, act_seconds)
             else:
-                new = sum(1 for episode_id in episode_ids if episode_id not in instances)
-                alarm["deadline"] = mark + act_seconds * count + load_seconds * new
+                if tokens != policies_for:  # other episodes than the last batch's: find or build each one's Policy()
+                    episode_ids = np.frombuffer(tokens, "<i8").tolist()
+                    new = sum(1 for episode_id in dict.fromkeys(episode_ids) if episode_id not in instances)
+                    alarm["deadline"] = mark + load_seconds * new + act_seconds * count
+                    alarm["live"] = True
+                    phase, seconds = constructor, load_seconds
+                    policies = []
+                    for index, episode_id in enumerate(episode_ids):
+                        policy = instances.get(episode_id)
+                        if policy is None:
+                            policy = instances[episode_id] = spare.pop() if spare else policy_class()
+                            mark = _within(mark, load_seconds)
+                        policies.append(policy)
+                    policies_for = tokens
+                    phase, seconds = acting, act_seconds
+                alarm["deadline"] = mark + act_seconds * count  # the constructors' time given back
                 alarm["live"] = True
-                for index, (episode_id, row) in enumerate(zip(episode_ids, observations)):
-                    policy = instances.get(episode_id)
-                    if policy is None:
-                        phase, seconds = constructor, load_seconds
-                        policy = instances[episode_id] = spare.pop() if spare else policy_class()
-                        mark = _within(mark, load_seconds)
-                        new -= 1
-                        alarm["deadline"] = mark + act_seconds * (count - index) + load_seconds * new  # time back
-                        phase, seconds = acting, act_seconds
+                for index, (policy, row) in enumerate(zip(policies, observations)):
                     actions.append(policy.act(from_array(row)))
                     mark = _within(mark, act_seconds)
             alarm["live"] = False

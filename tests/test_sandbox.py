@@ -116,7 +116,8 @@ def test_one_policy_instance_per_episode_id():
 
 def test_a_batch_sent_again_reaches_the_same_policy_objects():
     """`send` packs a batch's tokens once and reuses them while the same ids come again (a rollout's group, step
-    after step): each episode keeps its own Policy() through repeats, reorderings and subsets of a batch."""
+    after step), and the worker keeps that batch's Policy() objects: each episode keeps its own Policy() through
+    repeats, reorderings and subsets of a batch."""
     with sandbox(COUNTING, Discrete(10)) as policy:
         assert policy.act(np.array([0, 1, 2]), rows(0, 0, 0)).tolist() == [0, 0, 0]
         assert policy.act(np.array([0, 1, 2]), rows(0, 0, 0)).tolist() == [1, 1, 1]
@@ -124,6 +125,7 @@ def test_a_batch_sent_again_reaches_the_same_policy_objects():
         assert policy.act(np.array([2, 0]), rows(0, 0)).tolist() == [3, 3]
         assert policy.act(np.array([0, 1, 2]), rows(0, 0, 0)).tolist() == [4, 2, 4]
         assert policy.act(np.array([3, 1]), rows(0, 0)).tolist() == [0, 3]
+        assert policy.act(np.array([1, 3]), rows(0, 0)).tolist() == [4, 1]  # as many rows, in another order
 
 
 @pytest.mark.parametrize("lifetime", ["rollout", "episode"])
