@@ -5,7 +5,7 @@ worker and NoiseWorld board 1 driven six ways, from a bare loop to `run_episodes
   floor that the worker, the pipe and `env.step` set for any parent;
 - send / receive: `SandboxedPolicy.send` or `.receive` in place of one bare half (its checks, deadlines, tokens);
 - act: both halves of `SandboxedPolicy`;
-- act_one: its short path for one episode's observation (the same checks, without the batch's arrays);
+- act_group: its short path for the same episodes step after step (the same checks, without the batch's arrays);
 - run_episodes: the rollout harness around it, as PromptPO's candidates run.
 
 The differences say how much of a step the trusted side's Python costs, and so what a faster channel could gain.
@@ -51,7 +51,7 @@ from promptpo_speed import (MESSAGE_SIZES, NOISEWORLD_OBS, TRIVIAL, ZERO_TORQUE,
 
 TASK = "NoiseWorld-Board1-v0"
 CHEETAH = "HalfCheetah-v5"
-WAYS = ("bare", "send", "receive", "act", "act_one", "run_episodes")
+WAYS = ("bare", "send", "receive", "act", "act_group", "run_episodes")
 
 
 def step_us(way: str, steps: int) -> float:
@@ -68,9 +68,10 @@ def step_us(way: str, steps: int) -> float:
         header, token = ACT_HEADER.pack(1, 0, 1), bytes(8)  # one row, layout unchanged, spin
         bare_send, bare_receive = way in ("bare", "receive"), way in ("bare", "send")
         start = time.perf_counter()
+        one = [0]
         for _ in range(steps):
-            if way == "act_one":
-                obs, _, terminated, truncated, _ = env.step(policy.act_one(0, obs))
+            if way == "act_group":
+                obs, _, terminated, truncated, _ = env.step(policy.act_group(one, obs[None])[0])
                 if terminated or truncated:
                     obs, _ = env.reset()
                 continue

@@ -210,12 +210,13 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
     A policy with `send(episode_ids, obs)` and `receive()` (the sandbox) may get the live episodes in two halves,
     one in flight while the environments of the other step, so the policy's process and this one work at once:
     from the third step on, when the wait for an answer was longer than twice the time sending the batch took (what
-    a second message a step costs), unless the policy says its process cannot work beside this one now (`overlaps`
-    False: the sandbox's channel blocks on a busy machine, and halves then only add messages).
+    a second message a step costs). A policy with `act_group(episode_ids, obs)` (the sandbox's short path for the
+    same episodes step after step) plays in turn through it instead, a round trip a step with the least work around
+    it, where halves cannot pay: while it says its process cannot work beside this one (`overlaps` False: the
+    sandbox's channel blocks on a busy machine, and halves would only add messages), and with one episode at a time
+    (through a loop of its own, without the group's arrays).
     A policy with `max_batch` (a sandboxed policy whose one `Policy()` serves the whole rollout: 1) gets at most that
-    many live episodes at once, so its episodes run one after another, in seed order; with 1 and an
-    `act_one(episode_id, obs)` (the sandbox's short path for one observation), through a loop of its own that does
-    the least work a step, since every step waits for a round trip to the policy's process.
+    many live episodes at once, so its episodes run one after another, in seed order.
     A policy exception is re-raised as `RolloutFailure` so callers can still count the steps taken.
     `on_episode_end` is called as each episode ends (a progress bar's tick). `variant`: the description variant a
     code policy reads, whose `Observation` may carry more than the env's array (`registry.make_for_policy`); None
@@ -268,30 +269,58 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
         return True
 
     def play_alone(env: gym.Env, i: int) -> None:
-        """Episode i with one observation a message: `run_episodes`' bookkeeping, without the batch's arrays."""
-        act_one, step = policy.act_one, env.step
+        """Episode i with one observation a message through `act_group`: the bookkeeping of `play_in_turn`, without
+        its loop over the group (a step of a rollout of one `Policy()` is little more than its round trip)."""
+        act_group, step, one = policy.act_group, env.step, [i]
         obs = env.reset(seed=int(seeds[i]))[0]
         while True:
             if observations is not None:
                 observations[i].append(obs.copy())
             try:
-                action = act_one(i, obs)
+                action = act_group(one, obs[None])[0]
             except Exception as failure:
                 raise RolloutFailure(failure, outcome()) from failure
             obs, reward, terminated, truncated, info = step(action)
             if account(i, obs, reward, terminated, truncated, info):
                 return
 
+    def play_in_turn(ids: list[int]) -> None:
+        """Episodes `ids` side by side through `act_group`, each step waiting for its answer: the same bookkeeping as
+        the loop below, without its halves and timings."""
+        act_group, live = policy.act_group, envs[:len(ids)]
+        obs = np.stack([env.reset(seed=int(seeds[i]))[0] for env, i in zip(live, ids)])
+        while ids:
+            if observations is not None:
+                for i, row in zip(ids, obs):
+                    observations[i].append(row.copy())
+            try:
+                actions = act_group(ids, obs)
+            except Exception as failure:
+                raise RolloutFailure(failure, outcome()) from failure
+            if side_by_side:
+                for env, action in zip(live, actions):
+                    env.step_send(action)
+            ended = []
+            for k, (env, i, action) in enumerate(zip(live, ids, actions)):
+                row, reward, terminated, truncated, info = env.step_receive() if side_by_side else env.step(action)
+                obs[k] = row
+                if account(i, row, reward, terminated, truncated, info):
+                    ended.append(k)
+            if ended:
+                kept = [k for k in range(len(ids)) if k not in ended]
+                ids, live, obs = [ids[k] for k in kept], [live[k] for k in kept], obs[kept]
+
     envs = _borrow_envs(env_id, env_kwargs, variant, min(batch_size, len(seeds)))
     side_by_side = bool(envs) and hasattr(envs[0], "step_send")  # envs in processes of their own: stepped at once
     healthy = False  # whether no env raised: then the envs may be reused
     try:
-        if batch_size == 1 and hasattr(policy, "act_one"):
-            for i in range(len(seeds)):
-                play_alone(envs[0], i)
-        else:
-            for start in range(0, len(seeds), batch_size):
-                ids = range(start, min(start + batch_size, len(seeds)))
+        for start in range(0, len(seeds), batch_size):
+            ids = range(start, min(start + batch_size, len(seeds)))
+            if batch_size == 1 and hasattr(policy, "act_group"):
+                play_alone(envs[0], start)
+            elif hasattr(policy, "act_group") and not getattr(policy, "overlaps", True):
+                play_in_turn(list(ids))
+            else:
                 first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
                 groups = [_Group(envs[:len(ids)], np.array(ids), np.stack(first))]
                 send(groups[0])

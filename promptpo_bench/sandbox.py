@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from promptpo_bench import sandbox_worker
 from promptpo_bench.errors import BenchError, one_line
-from promptpo_bench.sandbox_worker import (ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, ONE_INT_REPLY, REPLY,
+from promptpo_bench.sandbox_worker import (ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY,
                                           REPORTED_KINDS)
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
@@ -347,8 +347,10 @@ class SandboxedPolicy:
         self._last_answer = 0.0
         self._buffer.clear()
         self._layout: tuple[np.dtype, tuple[int, ...]] | None = None  # the observation dtype, row shape it knows
-        self._one_episode: int | None = None  # the episode `act_one` may send on its short path, with its messages'
-        self._one_prefixes = (b"", b"")  # header and token, without and with the spin flag
+        # the episodes `act_group` may send on its short path: their ids, its messages' header and tokens (without and
+        # with the spin flag), the observations' shape and dtype, the episode a failure names, the seconds the worker
+        # is allowed, the usual answer's header and the unpacker of its integer actions
+        self._group: tuple | None = None
         self._start(self._code, self._observation, self.class_name)
         if self.episodes_per_worker is not None:
             self._workers.append(spawn_worker())  # the next chunk's, starting up (niced) while this one plays
@@ -431,59 +433,71 @@ class SandboxedPolicy:
             self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
             self._sent += 1
 
-    def act_one(self, episode_id: int, obs: np.ndarray) -> int | np.ndarray:
-        """`act` for one episode's observation (a row): its action, an int for a Discrete space.
+    def act_group(self, episode_ids: list[int], obs: np.ndarray) -> Sequence:
+        """`act` for the rows `obs` of a rollout's live episodes `episode_ids` (a list): their actions, ints for a
+        Discrete space, rows for a Box.
 
-        A rollout of one `Policy()` (lifetime "rollout") sends only these, and each of its steps waits for the round
-        trip, so after an episode's first step they take a short path: the same message, limits and checks as
-        `act`, without building the batch's arrays (on a busy machine, where the two processes take turns on one CPU
-        with cold caches, each step of `act` cost several times a bare pipe round trip). Anything unusual (a new
-        episode or layout, a reply other than one valid action) goes the way of `act`. Not while a `send` waits for
-        its `receive`: this answers the observation it is given, not the oldest one in flight.
+        A rollout played in turn (one `Policy()` for its episodes, or a busy machine) sends the same episodes step after
+        step and each step waits for the round trip, so after a group's first step this takes a short path: the same
+        message, limits and checks as `act`, without building the batch's arrays (on a busy machine, where the two
+        processes take turns on one CPU with cold caches, each step of `act` cost several times a bare pipe round
+        trip). Anything unusual (other episodes or layout, a reply other than valid actions) goes the way of `act`.
+        Not while a `send` waits for its `receive`: this answers the observations it is given, not the oldest ones in
+        flight.
         """
         if self._pending:
-            raise ValueError("act_one with a batch in flight: receive its actions first")
+            raise ValueError("act_group with a batch in flight: receive its actions first")
         if type(obs) is not np.ndarray:
             obs = np.asarray(obs)
-        layout = self._layout
-        if (episode_id != self._one_episode or self._buffer or not self._finalizer.alive
-                or layout is None or obs.dtype is not layout[0] or obs.shape != layout[1]):
-            action = self.act(np.array([episode_id]), obs[None])[0]
-            token = self._tokens[episode_id].to_bytes(8, "little", signed=True)
-            self._one_episode = episode_id
-            self._one_prefixes = (ACT_HEADER.pack(1, 0, False) + token, ACT_HEADER.pack(1, 0, True) + token)
-            return action.item() if self._discrete else action
+        group = self._group
+        if (group is None or episode_ids != group[0] or obs.shape != group[2] or obs.dtype is not group[3]
+                or self._buffer or not self._finalizer.alive):
+            ids = np.array(episode_ids, dtype="<i8")
+            actions = self.act(ids, obs)
+            count, (_, tokens) = len(ids), self._steady[ids.tobytes()]
+            self._group = (list(episode_ids), (ACT_HEADER.pack(count, 0, False) + tokens,
+                                               ACT_HEADER.pack(count, 0, True) + tokens),
+                           obs.shape, obs.dtype, episode_ids[0] if count == 1 else None,
+                           self.limits.act_seconds * count + _DEADLINE_MARGIN,
+                           REPLY.pack(8 * count * self._action_size, self._raw_kind),
+                           struct.Struct(f"<{count}q").unpack_from)
+            return actions.tolist() if self._discrete else actions
+        ids, prefixes, _, _, only, allowance, _, _ = group
         sent_at = time.monotonic()
         if sent_at - self._room_checked >= _ROOM_SECONDS:
             self._spin()
-        limits = self.limits
-        deadline = sent_at + limits.act_seconds + _DEADLINE_MARGIN
-        self._send(self._one_prefixes[self._spinner.enabled] + obs.tobytes(), deadline, "acting", episode_id)
+        deadline = sent_at + allowance
+        self._send(prefixes[self._spinner.enabled] + obs.tobytes(), deadline, "acting", only)
         self._sent += 1
         reply = self._read(deadline)
         if reply is not None:
-            action = self._one_action(reply)
-            if action is not None:
+            actions = self._group_actions(reply, group)
+            if actions is not None:
                 now = time.monotonic()
-                total = self._episode_seconds.get(episode_id, 0.0) + (now - sent_at)
-                if total <= limits.episode_seconds:  # else `receive` below accounts for the time, and fails
-                    self._last_answer, self._episode_seconds[episode_id] = now, total
-                    return action
+                share, spent, limit = (now - sent_at) / len(ids), self._episode_seconds, self.limits.episode_seconds
+                for episode_id in ids:
+                    if spent[episode_id] + share > limit:
+                        break  # `receive` below accounts for the time, and fails
+                else:
+                    for episode_id in ids:
+                        spent[episode_id] += share
+                    self._last_answer = now
+                    return actions
             self._buffer += reply
-        self._pending.append(([episode_id], 0, sent_at))
-        action = self.receive()[0]
-        return action.item() if self._discrete else action
+        self._pending.append((ids, 0, sent_at))
+        actions = self.receive()
+        return actions.tolist() if self._discrete else actions
 
-    def _one_action(self, reply: bytes) -> int | np.ndarray | None:
-        """The action in `act_one`'s usual reply (one row of raw values, valid), else None."""
+    def _group_actions(self, reply: bytes, group: tuple) -> Sequence | None:
+        """The actions in the usual answer to `act_group`'s message for `group` (raw rows of valid actions, one per
+        episode), else None."""
         if not self._discrete:
-            rows = self._raw_rows(reply, 1)
-            return None if rows is None else rows[0]
-        if len(reply) != REPLY.size + 8 or not reply.startswith(ONE_INT_REPLY):
+            return self._raw_rows(reply, len(group[0]))
+        if len(reply) != REPLY.size + 8 * len(group[0]) or not reply.startswith(group[6]):
             return None
-        action = int.from_bytes(reply[REPLY.size:], "little", signed=True)
+        actions = group[7](reply, REPLY.size)
         low, high = self._action_range
-        return action if low <= action < high else None
+        return actions if low <= min(actions) and max(actions) < high else None
 
     def _admit(self, ids: np.ndarray, key: bytes) -> tuple[list[int], bytes, int]:
         """A batch's episode ids as a list, the tokens the worker sees for them, and how many start a `Policy()`:
@@ -596,6 +610,7 @@ class SandboxedPolicy:
         if layout is not None and obs.dtype is layout[0] and obs.shape[1:] == layout[1]:
             return ACT_HEADER.pack(len(obs), 0, self._spin()) + tokens + obs.tobytes()
         self._layout = obs.dtype, obs.shape[1:]
+        self._group = None  # its messages assume the layout the worker knew
         pickled = pickle.dumps((obs.dtype.str, obs.shape[1:]))
         return ACT_HEADER.pack(len(obs), len(pickled), self._spin()) + pickled + tokens + obs.tobytes()
 
@@ -633,9 +648,9 @@ class SandboxedPolicy:
     def overlaps(self) -> bool:
         """Whether the worker can compute one batch while the caller steps the environments of another (what makes
         two half-batches in flight pay, see `rollout.run_episodes`): only while both sides spin, each on a CPU of its
-        own. Blocking, a woken worker runs on the caller's CPU in its stead, and halves only add messages (measured
-        here: ~30% more CPU per step, both sides together)."""
-        return self._spinner.enabled
+        own (sampled as `_spin` samples it). Blocking, a woken worker runs on the caller's CPU in its stead, and
+        halves only add messages (measured here: ~30% more CPU per step, both sides together)."""
+        return self._spin()
 
     @property
     def spun_share(self) -> float:

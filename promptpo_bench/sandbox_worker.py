@@ -754,8 +754,8 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     layout = Layout()
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
-    # A message of one observation in the known layout (the parent's `act_one`), read whole, is parsed in place; so is
-    # a batch in the known layout read whole
+    # A message of one observation in the known layout (the parent's `act_group` for one episode), read whole, is
+    # parsed in place; so is a batch in the known layout read whole
     one_prefix, one_size, in_fd = ACT_HEADER.pack(1, 0, 0)[:8], 0, rfile.fileno()
     # One periodic timer for the whole loop instead of arming one per message (a system call saved per message): each
     # alarm ends the call it interrupts only once `alarm["deadline"]` has passed, so a call runs at most one period

@@ -271,46 +271,62 @@ def test_a_policy_with_max_batch_runs_its_episodes_one_after_another(double_task
     assert episodes.lengths.tolist() == expected(SEEDS)[1] and len(double_task) == 1
 
 
-class OneByOneDouble:
-    """Test double of a policy with the sandbox's `act_one` (one episode's observation in, its action out) and
-    `max_batch` 1: the same rule, each episode's step counted here; fails with ValueError on call `fail_at`."""
+class InTurnDouble:
+    """Test double of a policy with the sandbox's `act_group` (the live episodes' ids and rows in, their actions out)
+    and `overlaps` False (a busy machine's channel), so that every batch plays in turn through `act_group`: the same
+    rule, each episode's steps counted here; fails with ValueError at row `fail_at`."""
 
-    max_batch = 1
+    overlaps = False
 
-    def __init__(self, fail_at: int | None = None) -> None:
-        self.fail_at = fail_at
+    def __init__(self, fail_at: int | None = None, max_batch: int | None = None) -> None:
+        self.fail_at, self.max_batch = fail_at, max_batch
         self.seen: list[tuple[int, list]] = []
+        self.groups: list[list[int]] = []
 
     def act(self, episode_ids, obs, steps):
-        raise AssertionError("a policy with act_one and max_batch 1 gets act_one calls only")
+        raise AssertionError("a policy with act_group that cannot overlap gets act_group calls only")
 
-    def act_one(self, episode_id, obs):
-        if len(self.seen) == self.fail_at:
-            raise ValueError("bad action")
-        step = sum(1 for i, _ in self.seen if i == episode_id)
-        self.seen.append((episode_id, obs.tolist()))
-        return action_of(episode_id, step)
+    def act_group(self, episode_ids, obs):
+        self.groups.append(list(episode_ids))
+        actions = []
+        for episode_id, row in zip(episode_ids, obs):
+            if len(self.seen) == self.fail_at:
+                raise ValueError("bad action")
+            step = sum(1 for i, _ in self.seen if i == episode_id)
+            self.seen.append((episode_id, row.tolist()))
+            actions.append(action_of(episode_id, step))
+        return actions
 
 
 @pytest.mark.parametrize("cls", [CountingEnvDouble, SideBySideEnvDouble])
-def test_a_policy_with_act_one_plays_each_episode_alone(double_task, cls):
-    """`act_one`'s loop gives what the batched loop gives: returns, lengths, successes, observations, a tick per
-    episode, the episodes in seed order on one env (one in a process of its own too), the same observations acted on."""
-    policy, ends = OneByOneDouble(), []
-    episodes = run_episodes(DOUBLE_ID, policy, SEEDS, env_kwargs={"cls": cls}, record_observations=True,
-                            on_episode_end=lambda: ends.append(1))
+@pytest.mark.parametrize("max_batch, batch_size", [(1, 64), (None, 3)])
+def test_a_policy_with_act_group_plays_in_turn(double_task, cls, max_batch, batch_size):
+    """`act_group`'s loop gives what the pipelined loop gives: returns, lengths, successes, observations, a tick per
+    episode, the same observations acted on, the ended episodes left out of the next step's group; with max_batch 1
+    the episodes one by one in seed order on one env (one in a process of its own too)."""
+    policy, ends = InTurnDouble(max_batch=max_batch), []
+    episodes = run_episodes(DOUBLE_ID, policy, SEEDS, batch_size=batch_size, env_kwargs={"cls": cls},
+                            record_observations=True, on_episode_end=lambda: ends.append(1))
     returns, lengths, successes, observations = expected(SEEDS)
     np.testing.assert_allclose(episodes.returns, returns, rtol=0, atol=1e-12)
     assert episodes.lengths.tolist() == lengths and episodes.successes.tolist() == successes
     assert [[o.tolist() for o in episode] for episode in episodes.observations] == observations
-    assert len(ends) == len(SEEDS) and len(double_task) == 1
-    assert [obs for _, obs in policy.seen] == [o for episode in observations for o in episode[:-1]]
-    assert [i for i, _ in policy.seen] == sorted(i for i, _ in policy.seen)
+    assert len(ends) == len(SEEDS) and len(double_task) == min(max_batch or batch_size, len(SEEDS))
+    for i, episode in enumerate(observations):
+        assert [obs for seen, obs in policy.seen if seen == i] == episode[:-1]
+    assert all(len(group) <= (max_batch or batch_size) for group in policy.groups)
+    assert [i for group in policy.groups for i in group] == [i for i, _ in policy.seen]
+    if max_batch == 1:
+        assert [i for i, _ in policy.seen] == sorted(i for i, _ in policy.seen)
+    else:  # each group holds the episodes of its batch still going, in seed order
+        for group in policy.groups:
+            assert group == sorted(group) and len({i // batch_size for i in group}) == 1
+        assert len(policy.groups) == sum(max(lengths[i:i + batch_size]) for i in range(0, len(SEEDS), batch_size))
 
 
-def test_a_policy_failure_in_act_one_keeps_the_steps_taken(double_task):
+def test_a_policy_failure_in_act_group_keeps_the_steps_taken(double_task):
     with pytest.raises(rollout.RolloutFailure) as error:
-        run_episodes(DOUBLE_ID, OneByOneDouble(fail_at=9), SEEDS)
+        run_episodes(DOUBLE_ID, InTurnDouble(fail_at=9, max_batch=1), SEEDS)
     assert isinstance(error.value.failure, ValueError) and str(error.value) == "bad action"
     assert error.value.env_steps == 9 == error.value.partial.lengths.sum()
     assert error.value.partial.lengths.tolist() == [4, 3, 2, 0, 0, 0, 0]  # lengths 4, 3, 6: the third cut short

@@ -1016,30 +1016,30 @@ class Policy:
 
 
 def one_by_one(policy: SandboxedPolicy, received: list) -> None:
-    """Counts `receive` calls (the long way of `act_one`) into `received`."""
+    """Counts `receive` calls (the long way of `act_group`) into `received`."""
     long_way = policy.receive
     policy.receive = lambda: received.append(1) or long_way()
 
 
 @pytest.mark.parametrize("lifetime", ["rollout", "episode"])
 @pytest.mark.parametrize("space", [Discrete(10), Box(-50, 50, (2,), np.float64)])
-def test_act_one_answers_as_act_on_its_short_path(lifetime, space):
-    """After an episode's first step `act_one` takes its short path (no `receive`) and gets what `act` gets: the
+def test_act_group_answers_as_act_on_its_short_path(lifetime, space):
+    """After an episode's first step `act_group` takes its short path (no `receive`) and gets what `act` gets: the
     same Policy() object, the actions of the space's type; a new episode or a new observation layout goes the long
     way once, and a Discrete action is an int."""
     usual = "self.calls" if isinstance(space, Discrete) else "[self.calls, -obs.array[0]]"
     with SandboxedPolicy(LATE.format(late="pass", usual=usual), OBS, space, FAST, lifetime=lifetime) as policy:
         received = []
         one_by_one(policy, received)
-        answers = [policy.act_one(7, rows(step)[0]) for step in range(3)]
+        answers = [policy.act_group([7], rows(step))[0] for step in range(3)]
         assert len(received) == 1  # the episode's first step only
-        answers.append(policy.act_one(7, np.zeros(3, dtype=np.float64)))  # another layout: the long way
-        answers.append(policy.act_one(7, np.ones(3, dtype=np.float64)))
-        answers.append(policy.act_one(8, rows(0)[0]))  # a new episode: the long way
+        answers.append(policy.act_group([7], np.zeros((1, 3), dtype=np.float64))[0])  # another layout: the long way
+        answers.append(policy.act_group([7], np.ones((1, 3), dtype=np.float64))[0])
+        answers.append(policy.act_group([8], rows(0))[0])  # a new episode: the long way
         assert len(received) == 3
         policy.send(np.array([9]), rows(0))
         with pytest.raises(ValueError, match="batch in flight"):
-            policy.act_one(9, rows(0)[0])
+            policy.act_group([9], rows(0))[0]
         policy.receive()
     if isinstance(space, Discrete):
         assert answers == [1, 2, 3, 4, 5, 1 if lifetime == "episode" else 6]
@@ -1049,21 +1049,45 @@ def test_act_one_answers_as_act_on_its_short_path(lifetime, space):
                                                            [1 if lifetime == "episode" else 6, 0]]
 
 
+@pytest.mark.parametrize("space", [Discrete(10), Box(-50, 50, (2,), np.float64)])
+def test_act_group_plays_several_episodes_on_its_short_path(space):
+    """A group of episodes takes the short path from its second step on, each row reaching its own episode's
+    Policy() in the order given; other episodes, or the same ones in another order, go the long way once."""
+    usual = "self.calls" if isinstance(space, Discrete) else "[self.calls, -obs.array[0]]"
+    with SandboxedPolicy(LATE.format(late="pass", usual=usual), OBS, space, FAST) as policy:
+        received = []
+        one_by_one(policy, received)
+        answers = [policy.act_group([3], rows(0))]
+        answers += [policy.act_group([3, 5, 8], rows(1, 2, 3)) for _ in range(2)]
+        assert len(received) == 2  # each group's first step
+        answers += [policy.act_group([8, 3], rows(4, 5)) for _ in range(2)]  # an episode ended
+        answers.append(policy.act_group([3, 8], rows(6, 7)))  # as many rows, in another order
+        assert len(received) == 4
+    calls = [[1], [2, 1, 1], [3, 2, 2], [3, 4], [4, 5], [6, 5]]
+    if isinstance(space, Discrete):
+        assert [list(actions) for actions in answers] == calls
+        assert all(type(action) is int for actions in answers for action in actions)
+    else:
+        firsts = [[0], [1, 2, 3], [1, 2, 3], [4, 5], [4, 5], [6, 7]]
+        assert [actions.tolist() for actions in answers] == [
+            [[n, -first] for n, first in zip(step, step_firsts)] for step, step_firsts in zip(calls, firsts)]
+
+
 @pytest.mark.parametrize("space, late", [(Discrete(4), "return 4"), (Discrete(4), "return 'up'"),
                                          (Box(-1, 1, (2,), np.float64), "return [0.0, float('nan')]"),
                                          (Box(-1, 1, (2,), np.float64), "return [0.0, 2.0]")])
-def test_act_one_rejects_an_invalid_action_after_the_first_step(space, late):
+def test_act_group_rejects_an_invalid_action_after_the_first_step(space, late):
     """An invalid action on the short path fails as on `act`'s: `invalid_action`, the episode named, the object
     closed and its worker dead."""
     usual = "0" if isinstance(space, Discrete) else "[0.0, 0.5]"
     with SandboxedPolicy(LATE.format(late=late, usual=usual), OBS, space, FAST, lifetime="rollout") as policy:
         for _ in range(3):
-            policy.act_one(3, rows(0)[0])
+            policy.act_group([3], rows(0))[0]
         with pytest.raises(PolicyFailure) as raised:
-            policy.act_one(3, rows(0)[0])
+            policy.act_group([3], rows(0))[0]
         assert_group_dead(policy._proc)
         with pytest.raises(PolicyFailure, match="the sandboxed policy is closed after"):
-            policy.act_one(3, rows(0)[0])
+            policy.act_group([3], rows(0))[0]
     assert raised.value.kind == "invalid_action" and raised.value.episode_id == 3
     assert "Policy.act returned" in raised.value.message
 
@@ -1072,22 +1096,22 @@ def test_act_one_rejects_an_invalid_action_after_the_first_step(space, late):
                                         ("raise ValueError('late')", "crash"),
                                         ("import signal\n            signal.setitimer(signal.ITIMER_REAL, 0)\n"
                                          "            while True:\n                pass", "timeout")])
-def test_act_one_reports_a_failure_after_the_first_step(workers, late, kind):
+def test_act_group_reports_a_failure_after_the_first_step(workers, late, kind):
     """A worker that dies, a policy that raises, and one that stops its timer and never answers (killed at the
     parent's hard deadline, act_seconds + 0.1 s) fail on the short path as on `act`'s, naming the episode."""
     with SandboxedPolicy(LATE.format(late=late, usual="0"), OBS, Discrete(4), FAST, lifetime="rollout") as policy:
         for _ in range(3):
-            policy.act_one(5, rows(0)[0])
+            policy.act_group([5], rows(0))[0]
         start = time.monotonic()
         with pytest.raises(PolicyFailure) as raised:
-            policy.act_one(5, rows(0)[0])
+            policy.act_group([5], rows(0))[0]
         assert time.monotonic() - start < FAST.act_seconds + 1.5
         assert_group_dead(workers[0])
     assert raised.value.kind == kind and (kind == "worker_died" or raised.value.episode_id == 5)
     assert kind != "crash" or "ValueError: late" in raised.value.traceback
 
 
-def test_act_one_moves_to_the_next_worker_with_each_chunk_of_episodes(workers):
+def test_act_group_moves_to_the_next_worker_with_each_chunk_of_episodes(workers):
     """With 2 episodes per worker, `run_episodes`' one-by-one loop of a rollout-lifetime policy plays 5 episodes on
     three workers, one after another (a spare started ahead of each), with the episodes of one worker for all."""
     from promptpo_bench.rollout import run_episodes
@@ -1103,14 +1127,14 @@ def test_act_one_moves_to_the_next_worker_with_each_chunk_of_episodes(workers):
     assert played[2].lengths.tolist() == played[None].lengths.tolist()
 
 
-def test_act_one_keeps_the_episode_time_budget():
+def test_act_group_keeps_the_episode_time_budget():
     """The short path adds each round trip to the episode's act time: a policy that sleeps 0.1 s a call runs out
     of a 0.3 s budget by its fourth call, as through `act`."""
     limits = Limits(act_seconds=1.0, episode_seconds=0.3)
     with sandbox(acting("import time\ntime.sleep(0.1)"), limits=limits) as policy:
         with pytest.raises(PolicyFailure) as raised:
             for _ in range(10):
-                policy.act_one(5, rows(0)[0])
+                policy.act_group([5], rows(0))[0]
     assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.3 s" in raised.value.message
 
 
