@@ -269,6 +269,20 @@ def discard_worker(worker: subprocess.Popen) -> None:
     _terminate(worker)
 
 
+@dataclass(frozen=True, slots=True)
+class _ShortPath:
+    """What `SandboxedPolicy.act_group` needs to send a group's next message and check its usual answer."""
+
+    ids: list[int]  # the group's episodes, in the order of their rows
+    prefixes: tuple[bytes, bytes]  # the message's header and tokens, without and with the spin flag
+    shape: tuple[int, ...]  # of the observations, and their dtype: what the worker's layout reads
+    dtype: np.dtype
+    only: int | None  # the episode a failure names (a group of one)
+    allowance: float  # the seconds the worker has for the message, with the parent's margin
+    reply_header: bytes  # of the usual answer
+    unpack: Callable[[bytes, int], tuple[int, ...]]  # its integer actions (a Discrete space)
+
+
 class SandboxedPolicy:
     """A `Policy` class from untrusted source, run in a separate resource-limited process.
 
@@ -347,10 +361,7 @@ class SandboxedPolicy:
         self._last_answer = 0.0
         self._buffer.clear()
         self._layout: tuple[np.dtype, tuple[int, ...]] | None = None  # the observation dtype, row shape it knows
-        # the episodes `act_group` may send on its short path: their ids, its messages' header and tokens (without and
-        # with the spin flag), the observations' shape and dtype, the episode a failure names, the seconds the worker
-        # is allowed, the usual answer's header and the unpacker of its integer actions
-        self._group: tuple | None = None
+        self._short_path: _ShortPath | None = None  # the group of episodes `act_group` may send the short way
         self._start(self._code, self._observation, self.class_name)
         if self.episodes_per_worker is not None:
             self._workers.append(spawn_worker())  # the next chunk's, starting up (niced) while this one plays
@@ -449,29 +460,28 @@ class SandboxedPolicy:
             raise ValueError("act_group with a batch in flight: receive its actions first")
         if type(obs) is not np.ndarray:
             obs = np.asarray(obs)
-        group = self._group
-        if (group is None or episode_ids != group[0] or obs.shape != group[2] or obs.dtype is not group[3]
+        path = self._short_path
+        if (path is None or episode_ids != path.ids or obs.shape != path.shape or obs.dtype is not path.dtype
                 or self._buffer or not self._finalizer.alive):
             ids = np.array(episode_ids, dtype="<i8")
             actions = self.act(ids, obs)
             count, (_, tokens) = len(ids), self._steady[ids.tobytes()]
-            self._group = (list(episode_ids), (ACT_HEADER.pack(count, 0, False) + tokens,
-                                               ACT_HEADER.pack(count, 0, True) + tokens),
-                           obs.shape, obs.dtype, episode_ids[0] if count == 1 else None,
-                           self.limits.act_seconds * count + _DEADLINE_MARGIN,
-                           REPLY.pack(8 * count * self._action_size, self._raw_kind),
-                           struct.Struct(f"<{count}q").unpack_from)
+            prefixes = ACT_HEADER.pack(count, 0, False) + tokens, ACT_HEADER.pack(count, 0, True) + tokens
+            self._short_path = _ShortPath(
+                list(episode_ids), prefixes, obs.shape, obs.dtype, episode_ids[0] if count == 1 else None,
+                self.limits.act_seconds * count + _DEADLINE_MARGIN,
+                REPLY.pack(8 * count * self._action_size, self._raw_kind), struct.Struct(f"<{count}q").unpack_from)
             return actions.tolist() if self._discrete else actions
-        ids, prefixes, _, _, only, allowance, _, _ = group
+        ids = path.ids
         sent_at = time.monotonic()
         if sent_at - self._room_checked >= _ROOM_SECONDS:
             self._spin()
-        deadline = sent_at + allowance
-        self._send(prefixes[self._spinner.enabled] + obs.tobytes(), deadline, "acting", only)
+        deadline = sent_at + path.allowance
+        self._send(path.prefixes[self._spinner.enabled] + obs.tobytes(), deadline, "acting", path.only)
         self._sent += 1
         reply = self._read(deadline)
         if reply is not None:
-            actions = self._group_actions(reply, group)
+            actions = self._group_actions(reply, path)
             if actions is not None:
                 now = time.monotonic()
                 share, spent, limit = (now - sent_at) / len(ids), self._episode_seconds, self.limits.episode_seconds
@@ -488,14 +498,14 @@ class SandboxedPolicy:
         actions = self.receive()
         return actions.tolist() if self._discrete else actions
 
-    def _group_actions(self, reply: bytes, group: tuple) -> Sequence | None:
-        """The actions in the usual answer to `act_group`'s message for `group` (raw rows of valid actions, one per
+    def _group_actions(self, reply: bytes, path: _ShortPath) -> Sequence | None:
+        """The actions in the usual answer to `act_group`'s message on `path` (raw rows of valid actions, one per
         episode), else None."""
         if not self._discrete:
-            return self._raw_rows(reply, len(group[0]))
-        if len(reply) != REPLY.size + 8 * len(group[0]) or not reply.startswith(group[6]):
+            return self._raw_rows(reply, len(path.ids))
+        if len(reply) != REPLY.size + 8 * len(path.ids) or not reply.startswith(path.reply_header):
             return None
-        actions = group[7](reply, REPLY.size)
+        actions = path.unpack(reply, REPLY.size)
         low, high = self._action_range
         return actions if low <= min(actions) and max(actions) < high else None
 
@@ -610,7 +620,7 @@ class SandboxedPolicy:
         if layout is not None and obs.dtype is layout[0] and obs.shape[1:] == layout[1]:
             return ACT_HEADER.pack(len(obs), 0, self._spin()) + tokens + obs.tobytes()
         self._layout = obs.dtype, obs.shape[1:]
-        self._group = None  # its messages assume the layout the worker knew
+        self._short_path = None  # its messages assume the layout the worker knew
         pickled = pickle.dumps((obs.dtype.str, obs.shape[1:]))
         return ACT_HEADER.pack(len(obs), len(pickled), self._spin()) + pickled + tokens + obs.tobytes()
 
