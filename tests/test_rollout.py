@@ -273,13 +273,11 @@ def test_a_policy_with_max_batch_runs_its_episodes_one_after_another(double_task
 
 class InTurnDouble:
     """Test double of a policy with the sandbox's `act_group` (the live episodes' ids and rows in, their actions out)
-    and `overlaps` False (a busy machine's channel), so that every batch plays in turn through `act_group`: the same
-    rule, each episode's steps counted here; fails with ValueError at row `fail_at`."""
+    and, by default, `overlaps` False (a busy machine's channel), so that every batch plays in turn through
+    `act_group`: the same rule, each episode's steps counted here; fails with ValueError at row `fail_at`."""
 
-    overlaps = False
-
-    def __init__(self, fail_at: int | None = None, max_batch: int | None = None) -> None:
-        self.fail_at, self.max_batch = fail_at, max_batch
+    def __init__(self, fail_at: int | None = None, max_batch: int | None = None, overlaps: bool = False) -> None:
+        self.fail_at, self.max_batch, self.overlaps = fail_at, max_batch, overlaps
         self.seen: list[tuple[int, list]] = []
         self.groups: list[list[int]] = []
 
@@ -303,8 +301,9 @@ class InTurnDouble:
 def test_a_policy_with_act_group_plays_in_turn(double_task, cls, max_batch, batch_size):
     """`act_group`'s loop gives what the pipelined loop gives: returns, lengths, successes, observations, a tick per
     episode, the same observations acted on, the ended episodes left out of the next step's group; with max_batch 1
-    the episodes one by one in seed order on one env (one in a process of its own too)."""
-    policy, ends = InTurnDouble(max_batch=max_batch), []
+    the episodes one by one in seed order on one env (one in a process of its own too), even where the policy's
+    process could work beside this one."""
+    policy, ends = InTurnDouble(max_batch=max_batch, overlaps=max_batch == 1), []
     episodes = run_episodes(DOUBLE_ID, policy, SEEDS, batch_size=batch_size, env_kwargs={"cls": cls},
                             record_observations=True, on_episode_end=lambda: ends.append(1))
     returns, lengths, successes, observations = expected(SEEDS)
@@ -324,12 +323,27 @@ def test_a_policy_with_act_group_plays_in_turn(double_task, cls, max_batch, batc
         assert len(policy.groups) == sum(max(lengths[i:i + batch_size]) for i in range(0, len(SEEDS), batch_size))
 
 
-def test_a_policy_failure_in_act_group_keeps_the_steps_taken(double_task):
+@pytest.mark.parametrize("max_batch, batch_size, taken",
+                         [(1, 64, [4, 3, 2, 0, 0, 0, 0]), (None, 3, [3, 3, 3, 0, 0, 0, 0])])
+def test_a_policy_failure_in_act_group_keeps_the_steps_taken(double_task, max_batch, batch_size, taken):
+    """A failure at the tenth row asked for keeps the steps taken before it: one episode at a time, lengths 4, 3 and 6,
+    the third cut short; in turn, three at a time, at the fourth step, the second episode having ended at the third."""
     with pytest.raises(rollout.RolloutFailure) as error:
-        run_episodes(DOUBLE_ID, InTurnDouble(fail_at=9, max_batch=1), SEEDS)
+        run_episodes(DOUBLE_ID, InTurnDouble(fail_at=9, max_batch=max_batch), SEEDS, batch_size=batch_size)
     assert isinstance(error.value.failure, ValueError) and str(error.value) == "bad action"
-    assert error.value.env_steps == 9 == error.value.partial.lengths.sum()
-    assert error.value.partial.lengths.tolist() == [4, 3, 2, 0, 0, 0, 0]  # lengths 4, 3, 6: the third cut short
+    assert error.value.env_steps == sum(taken) == error.value.partial.lengths.sum()
+    assert error.value.partial.lengths.tolist() == taken
+
+
+def test_a_policy_with_act_group_that_can_overlap_gets_batches_the_general_way(double_task):
+    """Without `overlaps` (or with it True) a batch of several episodes goes through `act` (or `send` and `receive`,
+    where halves may pay): `act_group` then serves one episode at a time only."""
+    class RuleAndGroupDouble(RuleDouble):
+        def act_group(self, episode_ids, obs):
+            raise AssertionError("a batch goes through act while the policy's process may work beside this one")
+
+    episodes = run_episodes(DOUBLE_ID, RuleAndGroupDouble(), SEEDS, batch_size=3)
+    assert episodes.lengths.tolist() == expected(SEEDS)[1]
 
 
 def test_a_policy_failure_keeps_the_steps_taken(double_task):
