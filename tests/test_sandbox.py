@@ -1037,16 +1037,19 @@ def test_act_group_answers_as_act_on_its_short_path(lifetime, space):
         answers.append(policy.act_group([7], np.ones((1, 3), dtype=np.float64))[0])
         answers.append(policy.act_group([8], rows(0))[0])  # a new episode: the long way
         assert len(received) == 3
+        answers.append(policy.act_group([8], rows(0, width=5))[0])  # another width, the same dtype: the long way
+        assert len(received) == 4
         policy.send(np.array([9]), rows(0))
         with pytest.raises(ValueError, match="batch in flight"):
             policy.act_group([9], rows(0))[0]
         policy.receive()
     if isinstance(space, Discrete):
-        assert answers == [1, 2, 3, 4, 5, 1 if lifetime == "episode" else 6]
+        assert answers == [1, 2, 3, 4, 5, 1 if lifetime == "episode" else 6, 2 if lifetime == "episode" else 7]
         assert all(type(action) is int for action in answers)
     else:
         assert [action.tolist() for action in answers] == [[1, 0], [2, -1], [3, -2], [4, 0], [5, -1],
-                                                           [1 if lifetime == "episode" else 6, 0]]
+                                                           [1 if lifetime == "episode" else 6, 0],
+                                                           [2 if lifetime == "episode" else 7, 0]]
 
 
 @pytest.mark.parametrize("space", [Discrete(10), Box(-50, 50, (2,), np.float64)])
@@ -1073,7 +1076,26 @@ def test_act_group_plays_several_episodes_on_its_short_path(space):
             [[n, -first] for n, first in zip(step, step_firsts)] for step, step_firsts in zip(calls, firsts)]
 
 
+@pytest.mark.parametrize("space, usual, expected", [(Discrete(4), "1.0", 1),
+                                                     (Box(-5, 5, (2,), np.float64), "[1, 2]", [1.0, 2.0])])
+def test_act_group_answers_in_the_space_s_type_when_an_answer_goes_the_long_way(space, usual, expected):
+    """A valid answer the short path does not read (a Discrete action as the float 1.0, a Box action as integers)
+    goes `receive`'s way, step after step, and comes back as the short path's would: a list of ints, or an array."""
+    with SandboxedPolicy(LATE.format(late="pass", usual=usual), OBS, space, FAST) as policy:
+        received = []
+        one_by_one(policy, received)
+        answers = [policy.act_group([3, 4], rows(0, 1)) for _ in range(3)]
+        assert len(received) == 3  # every step the long way
+    for actions in answers:
+        if isinstance(space, Discrete):
+            assert type(actions) is list and all(type(action) is int for action in actions)
+            assert actions == [expected, expected]
+        else:
+            assert type(actions) is np.ndarray and actions.tolist() == [expected, expected]
+
+
 @pytest.mark.parametrize("space, late", [(Discrete(4), "return 4"), (Discrete(4), "return 'up'"),
+                                         (Discrete(4), "return 5e-324"),  # as raw float rows: the bits of int 1
                                          (Box(-1, 1, (2,), np.float64), "return [0.0, float('nan')]"),
                                          (Box(-1, 1, (2,), np.float64), "return [0.0, 2.0]")])
 def test_act_group_rejects_an_invalid_action_after_the_first_step(space, late):
@@ -1125,6 +1147,59 @@ def test_act_group_moves_to_the_next_worker_with_each_chunk_of_episodes(workers)
     assert len(workers) == 1 + 4
     assert played[2].returns.tolist() == played[None].returns.tolist()
     assert played[2].lengths.tolist() == played[None].lengths.tolist()
+
+
+def test_act_group_takes_observations_as_nested_lists():
+    with sandbox(acting("", "int(obs.array[0])"), Discrete(10)) as policy:
+        assert list(policy.act_group([0, 1], [[2.0] * 3, [5.0] * 3])) == [2, 5]
+        assert list(policy.act_group([0, 1], [[3.0] * 3, [4.0] * 3])) == [3, 4]  # the short path
+
+
+def test_act_group_s_short_path_leaves_each_call_its_limit_before_the_parent_s_deadline():
+    """A call that never ends on the short path (the second row of a group of two) is stopped by the worker's own
+    timer, whose report names the episode and keeps the call's traceback, before the parent's deadline for the
+    message (the limits of its calls, and a margin) would kill the worker."""
+    code = LATE.format(late="while obs.array[0]:\n                pass", usual="0")
+    with SandboxedPolicy(code, OBS, Discrete(4), FAST) as policy:
+        for _ in range(3):
+            policy.act_group([3, 4], rows(0, 1))
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act_group([3, 4], rows(0, 1))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 4
+    assert "took longer than 0.5 s" in raised.value.message and "policy.py" in raised.value.traceback
+
+
+def test_act_group_charges_each_episode_its_share_of_a_message():
+    """Two episodes whose calls take 0.05 s each share each message's 0.1 s: an episode budget of 0.45 s lasts about
+    nine steps, not two (the whole message charged to each, twice over) or forever, and no answer comes back once an
+    episode's time is over its budget."""
+    limits = Limits(act_seconds=1.0, episode_seconds=0.45)
+    with sandbox(acting("import time\ntime.sleep(0.05)"), limits=limits) as policy:
+        for _ in range(6):
+            policy.act_group([5, 6], rows(0, 0))
+        with pytest.raises(PolicyFailure) as raised:
+            for _ in range(10):
+                policy.act_group([5, 6], rows(0, 0))
+                assert max(policy._episode_seconds.values()) <= limits.episode_seconds
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.45 s" in raised.value.message
+
+
+def test_a_batch_alarm_leaves_each_new_policy_its_load_limit():
+    """Policy() objects built on one message may each take up to load_seconds: two that take 0.8 s each against a
+    limit of 1 s are not cut short by the message's alarm, whose deadline counts every constructor's limit and every
+    call's; one that never returns is stopped by the worker's own timer, before the parent's deadline."""
+    limits = Limits(act_seconds=0.5, load_seconds=1.0)
+    slow = ("import time\n\nclass Policy:\n    def __init__(self):\n        time.sleep(0.8)\n\n"
+            "    def act(self, obs):\n        return 1\n")
+    with sandbox(slow, limits=limits) as policy:  # the first Policy() is built while loading
+        assert policy.act(np.arange(3), rows(0, 0, 0)).tolist() == [1, 1, 1]
+    endless = ("N = [0]\n\nclass Policy:\n    def __init__(self):\n        N[0] += 1\n        while N[0] == 2:\n"
+               "            pass\n\n    def act(self, obs):\n        return 1\n")
+    with sandbox(endless, limits=limits) as policy:
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.arange(2), rows(0, 0))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 1
+    assert raised.value.message == "Policy() took longer than 1 s" and "policy.py" in raised.value.traceback
 
 
 def test_act_group_keeps_the_episode_time_budget():
@@ -1196,10 +1271,11 @@ def test_a_channel_that_stops_spinning_looks_again_5_ms_later(monkeypatch):
     assert decisions == [False, False, True, True]
 
 
-def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch):
+@pytest.mark.parametrize("way", ["act", "act_group"])
+def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch, way):
     """A spin that catches every reply (a test double of the Spinner: it waits blocking and counts the catch) gives a
-    share of exactly 1: the start-up's replies are not counted. (A CPU free for each side whatever the machine's load:
-    on a busy machine the channel would block and never spin.)"""
+    share of exactly 1, through `act` and `act_group`'s short path alike: the start-up's replies are not counted. (A
+    CPU free for each side whatever the machine's load: on a busy machine the channel would block and never spin.)"""
     from promptpo_bench import sandbox as sandbox_module
     from promptpo_bench.sandbox_worker import Spinner
 
@@ -1212,7 +1288,10 @@ def test_spun_share_counts_only_the_replies_to_act_messages(monkeypatch):
     monkeypatch.setattr(sandbox_module, "_CPUS", 64)
     with sandbox(acting("", "0"), Discrete(2)) as policy:
         for _ in range(4):
-            policy.act(np.arange(2), rows(0, 0))
+            if way == "act":
+                policy.act(np.arange(2), rows(0, 0))
+            else:
+                policy.act_group([0, 1], rows(0, 0))
         assert policy.spun_share == 1
 
 
