@@ -67,8 +67,8 @@ def step_us(way: str, steps: int) -> float:
         ready.register(policy._read_fd, select.POLLIN)
         header, token = ACT_HEADER.pack(1, 0, 1), bytes(8)  # one row, layout unchanged, spin
         bare_send, bare_receive = way in ("bare", "receive"), way in ("bare", "send")
+        one = [0]  # act_group's episode ids
         start = time.perf_counter()
-        one = [0]
         for _ in range(steps):
             if way == "act_group":
                 obs, _, terminated, truncated, _ = env.step(policy.act_group(one, obs[None])[0])

@@ -31,8 +31,7 @@ import numpy as np
 
 from promptpo_bench import sandbox_worker
 from promptpo_bench.errors import BenchError, one_line
-from promptpo_bench.sandbox_worker import (ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY,
-                                          REPORTED_KINDS)
+from promptpo_bench.sandbox_worker import ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY, REPORTED_KINDS
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
                  "worker_died")
