@@ -45,6 +45,7 @@ _CPUS = len(os.sched_getaffinity(0))
 _STEADY_BATCHES = 64  # admitted batches remembered for `send`'s fast path (a rollout has one or two groups in flight)
 _MESSAGE_CHARS = sandbox_worker.MESSAGE_CHARS
 _TRACEBACK_CHARS = sandbox_worker.TRACEBACK_CHARS + 2 * sandbox_worker.MESSAGE_CHARS
+_SUMMARY_BYTES = 12 * sandbox_worker.SUMMARY_CHARS + 2  # a Feedback text as JSON: 12 bytes a character at most
 LIFETIMES = ("rollout", "episode")  # one Policy() for all the episodes of a rollout (the paper's), or one per episode
 _NAMESPACES = ("run as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000 and, on "
                "Debian/Ubuntu, kernel.unprivileged_userns_clone=1 / kernel.apparmor_restrict_unprivileged_userns=0)")
@@ -400,7 +401,7 @@ class SandboxedPolicy:
         self._send(pickle.dumps({"code": code}), time.monotonic() + _STARTUP_SECONDS, "starting")
         reply = self._receive(time.monotonic() + limits.load_seconds + _DEADLINE_MARGIN, "loading the policy",
                               1 << 20)
-        if reply != {"loaded": True}:
+        if type(reply) is not dict or reply != {"loaded": True}:  # a forged frame may be an array
             self._reported_failure(reply, [])
         self._spinner.caught = 0  # `spun_share` counts the replies to act messages, not the start-up's
 
@@ -750,10 +751,11 @@ class SandboxedPolicy:
         """Raise the failure the worker reported (validated: the worker is not trusted)."""
         if type(reply) is not dict:
             self._fail("worker_died", f"the worker sent an unexpected reply: {one_line(reply, 200)}")
-        kind = reply.get("kind")
+        kind = reply.get("kind")  # any JSON value: a list or an object is not even hashable
         index = reply.get("index")
         traceback = reply.get("traceback")
-        self._fail(kind if kind in REPORTED_KINDS else "crash", one_line(reply.get("message", ""), _MESSAGE_CHARS),
+        self._fail(kind if type(kind) is str and kind in REPORTED_KINDS else "crash",
+                   one_line(reply.get("message", ""), _MESSAGE_CHARS),
                    traceback[-_TRACEBACK_CHARS:] if isinstance(traceback, str) else None,
                    id_list[index] if type(index) is int and 0 <= index < len(id_list) else None)
 
@@ -822,7 +824,7 @@ class SandboxedFeedback(SandboxedPolicy):
         limits = self.limits
         deadline = time.monotonic() + limits.load_seconds + limits.act_seconds * max(1, len(rows)) + _DEADLINE_MARGIN
         self._send(self._message(bytes(8 * len(rows)), rows), deadline, "summarizing")
-        reply = self._receive(deadline, "summarizing", 1 << 20)
+        reply = self._receive(deadline, "summarizing", _SUMMARY_BYTES)
         if type(reply) is not str:
             self._reported_failure(reply, [])
-        return reply
+        return reply[:sandbox_worker.SUMMARY_CHARS]  # the worker cuts it too, unless the code wrote its own reply

@@ -310,6 +310,60 @@ def alive(pid: int) -> bool:
         return False
 
 
+# -- forged frames --------------------------------------------------------------------------------------------------
+
+FORGE = """
+import json, os, struct, sys
+
+def forge(payload, kind):
+    frame = sys._getframe()
+    while "out_fd" not in frame.f_locals:  # the worker's own reply pipe, a local of its main loop
+        frame = frame.f_back
+    os.write(frame.f_locals["out_fd"], struct.pack("<IB", len(payload), kind) + payload)
+
+def report(**fields):
+    forge(json.dumps(fields).encode(), 0)
+"""
+
+
+@pytest.mark.parametrize("forgery", ['report(kind=[], message="x")', 'report(kind={"a": 1}, message=[1, 2])',
+                                     'forge(bytes(16), 1)', 'forge(b"", 1)'])
+@pytest.mark.parametrize("where", ["loading", "act", "feedback"])
+def test_a_forged_frame_is_a_failure_of_that_candidate_not_of_the_run(where, forgery):
+    """A frame written on the worker's reply pipe by the code itself (a failure report whose kind is not a string,
+    rows while loading) ends that candidate with a `PolicyFailure`, the one exception its callers expect."""
+    body = {"loading": f"{forgery}\nclass Policy:\n    def act(self, obs):\n        return 0\n",
+            "act": f"class Policy:\n    def act(self, obs):\n        {forgery}\n        return 0\n",
+            "feedback": f"class Feedback:\n    def summarize_trajectory(self, traj):\n        {forgery}\n"
+                        "        return 'x'\n"}[where]
+    if where == "act":
+        failure = contained(FORGE + body)
+    else:
+        with pytest.raises(PolicyFailure) as raised:
+            if where == "feedback":
+                with SandboxedFeedback(FORGE + body, NOISEWORLD, LIMITS) as feedback:
+                    feedback.summarize(np.zeros((2, 29), dtype=np.float32))
+            else:
+                SandboxedPolicy(FORGE + body, NOISEWORLD, Discrete(2), LIMITS)
+        failure = raised.value
+    assert failure is not None and failure.kind in ("crash", "worker_died", "invalid_action")
+
+
+@pytest.mark.parametrize("chars", [sandbox.sandbox_worker.SUMMARY_CHARS * 2, 1_000_000])
+def test_a_feedback_text_written_on_the_pipe_is_bounded_by_the_parent(chars):
+    """The worker cuts a Feedback's text to SUMMARY_CHARS; a text the code writes as its own reply is cut by the parent
+    (or, past what such a text can take in bytes, refused), so the prompt never gets more."""
+    code = FORGE + ("class Feedback:\n    def summarize_trajectory(self, traj):\n"
+                    f"        forge(json.dumps('y' * {chars}).encode(), 0)\n        return 'x'\n")
+    with SandboxedFeedback(code, NOISEWORLD, LIMITS) as feedback:
+        try:
+            text = feedback.summarize(np.zeros((2, 29), dtype=np.float32))
+        except PolicyFailure as failure:
+            assert chars > 12 * sandbox.sandbox_worker.SUMMARY_CHARS and "oversized" in failure.message
+        else:
+            assert text == "y" * sandbox.sandbox_worker.SUMMARY_CHARS
+
+
 # -- fail closed ---------------------------------------------------------------------------------------------------
 
 def test_a_missing_layer_stops_before_any_untrusted_code(monkeypatch, tmp_path):
