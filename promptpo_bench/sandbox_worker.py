@@ -89,7 +89,7 @@ _SYSCALLS = (  # everything a NumPy policy and this worker's loop need once the 
     "rt_sigreturn", "sigaltstack", "setitimer", "getitimer", "alarm", "clock_gettime", "clock_getres",
     "clock_nanosleep", "nanosleep", "gettimeofday", "time", "times", "getpid", "gettid", "getppid", "getuid",
     "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid", "getpgrp", "getpgid", "getsid",
-    "getrusage", "getrlimit", "sysinfo", "uname", "getpriority", "futex", "set_robust_list", "get_robust_list",
+    "getrusage", "getrlimit", "uname", "getpriority", "futex", "set_robust_list", "get_robust_list",
     "rseq", "set_tid_address", "sched_yield", "sched_getaffinity", "sched_getparam", "sched_getscheduler",
     "sched_get_priority_max", "sched_get_priority_min", "poll", "ppoll", "select", "pselect6", "getrandom",
     "restart_syscall", "exit", "exit_group", "membarrier",

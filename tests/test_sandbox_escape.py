@@ -187,6 +187,13 @@ def test_unbounded_mkdir_in_tmp_is_bounded_and_the_host_untouched():
     assert not {name for name in os.listdir("/tmp") if name.startswith("d") and name[1:].isdigit()} - before
 
 
+def test_the_hosts_process_count_and_free_memory_are_not_visible():
+    """`sysinfo` would show the host's process count (higher while a spare worker starts: the final evaluation),
+    its free memory and uptime: a policy has no use for them."""
+    attack = "info = ctypes.create_string_buffer(128)\nreturn ctypes.CDLL(None).sysinfo(info) == 0"
+    assert contained(hostile(attack)) is None
+
+
 # -- privileges -----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("attack", [
