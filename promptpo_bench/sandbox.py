@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import importlib.util
 import json
 import math
@@ -253,6 +254,23 @@ def _observation_file(observation: str) -> str | None:
     return os.path.realpath(spec.origin)
 
 
+@functools.cache
+def _minimal_root() -> tuple[list[str], list[str]]:
+    """`sandbox_worker.minimal_root()`, every file of it read once first, in the first call of this process: then each
+    page a worker can reach is in the host's page cache before any untrusted line runs, and a policy that times its
+    reads learns nothing of which pages an earlier worker read (short of memory pressure evicting pages again)."""
+    kept, hidden = sandbox_worker.minimal_root()
+    chunk = bytearray(1 << 20)
+    for top in kept:
+        for directory, dirs, names in os.walk(top) if os.path.isdir(top) else [("", [], [top])]:
+            dirs[:] = [name for name in dirs if os.path.join(directory, name) not in hidden]
+            for name in names:
+                with contextlib.suppress(OSError), open(os.path.join(directory, name), "rb", buffering=0) as file:
+                    while file.readinto(chunk):
+                        pass
+    return kept, hidden
+
+
 def spawn_worker() -> subprocess.Popen:
     """Start a worker process that waits for its code: start-up (interpreter, NumPy) can overlap an LLM request.
 
@@ -376,7 +394,7 @@ class SandboxedPolicy:
         setup = {"observation": observation, "observation_file": _observation_file(observation),
                  "class_name": class_name, "method": self.method, "action_shape": list(self.action_space.shape),
                  "act_seconds": limits.act_seconds, "load_seconds": limits.load_seconds,
-                 "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb)}
+                 "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb), "root": _minimal_root()}
         deadline = time.monotonic() + _STARTUP_SECONDS
         try:
             self._send(pickle.dumps(setup), deadline, "starting")

@@ -346,31 +346,88 @@ def _check(result: int, what: str) -> None:
         raise OSError(error, f"{what}: {os.strerror(error)}")
 
 
-def _kept_paths(observation_file: str | None) -> list[str]:
-    """What the minimal root holds, read-only: the stdlib, NumPy and the directories of every shared library this
-    process has loaded (libc, libpython, NumPy's OpenBLAS, lib-dynload), each once (none below another)."""
-    paths = {sysconfig.get_paths()["stdlib"], os.path.dirname(np.__file__)}
-    numpy_libs = os.path.dirname(np.__file__) + ".libs"
-    if os.path.isdir(numpy_libs):
-        paths.add(numpy_libs)
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split(maxsplit=5)
-            if len(fields) == 6 and fields[5].startswith("/") and ".so" in fields[5]:
-                paths.add(os.path.dirname(fields[5].strip()))
+def _needed(path: str) -> tuple[list[str], list[str]]:
+    """The libraries an ELF64 shared object names (DT_NEEDED) and the directories of its RUNPATH/RPATH, `$ORIGIN`
+    expanded: what the dynamic loader opens along with it. ([], []) for anything else."""
+    with open(path, "rb") as elf:
+        head = elf.read(64)
+        if len(head) < 64 or head[:6] != b"\x7fELF\x02\x01":
+            return [], []
+        (table_at,), (size, count) = struct.unpack_from("<Q", head, 0x20), struct.unpack_from("<HH", head, 0x36)
+        elf.seek(table_at)
+        table = elf.read(size * count)
+        # each program header's type, offset, virtual address and size in the file
+        segments = [struct.unpack_from("<I4xQQ8xQ", table, i * size) for i in range(count)]
+        dynamic = [(offset, length) for kind, offset, _, length in segments if kind == 2]  # PT_DYNAMIC
+        if not dynamic:
+            return [], []
+        elf.seek(dynamic[0][0])
+        raw = elf.read(dynamic[0][1])
+        entries = [struct.unpack_from("<qQ", raw, at) for at in range(0, len(raw) - 15, 16)]
+        strings = next((value for tag, value in entries if tag == 5), -1)  # DT_STRTAB, an address: in a PT_LOAD
+        base = next((offset + strings - address for kind, offset, address, length in segments
+                     if kind == 1 and address <= strings < address + length), None)
+        if base is None:
+            return [], []
+
+        def string(at: int) -> str:
+            elf.seek(base + at)
+            return elf.read(4096).split(b"\0", 1)[0].decode()
+
+        names = [string(value) for tag, value in entries if tag == 1]  # DT_NEEDED
+        origin = os.path.dirname(path)
+        runpath = [directory.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
+                   for tag, value in entries if tag in (15, 29) for directory in string(value).split(":")]
+    return names, runpath
+
+
+def minimal_root() -> tuple[list[str], list[str]]:
+    """What a worker's root holds, read-only, and the directories in it covered again, empty.
+
+    Held: the stdlib, NumPy and its bundled libraries, and each shared library the interpreter, the stdlib's extension
+    modules and NumPy's may load (their DT_NEEDED, transitively), file by file rather than the directories they sit in
+    (a host's library directory holds hundreds of megabytes nobody reads: a policy that times a read of a page of it
+    could tell whether an earlier worker read it first). Covered: the stdlib's installed packages, its tests, IDLE and
+    its static library. The parent reads every file once before any worker runs (`sandbox._minimal_root`)."""
+    stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
+    numpy_dir = os.path.realpath(os.path.dirname(np.__file__))
+    dirs = [path for path in (stdlib, numpy_dir, numpy_dir + ".libs") if os.path.isdir(path)]
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    objects = [os.path.join(libdir, sysconfig.get_config_var("INSTSONAME") or "")]  # libpython, if shared
+    for top in (os.path.join(stdlib, "lib-dynload"), numpy_dir):  # the extension modules a policy may import
+        for directory, _, names in os.walk(top):
+            objects += [os.path.join(directory, name) for name in sorted(names) if ".so" in name]
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    system = [libdir, f"/lib/{multiarch}", f"/usr/lib/{multiarch}", "/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+    libraries: set[str] = set()
+    waiting = [path for path in objects if os.path.isfile(path)]
+    while waiting:
+        names, runpath = _needed(waiting.pop())
+        for name in names:
+            for directory in runpath + system:
+                if os.path.isfile(os.path.join(directory, name)):
+                    found = os.path.join(os.path.realpath(directory), name)  # where the loader finds it by name
+                    if found not in libraries:
+                        libraries.add(found)
+                        waiting.append(found)
+                    break
     kept: list[str] = []
-    for path in sorted(os.path.realpath(p) for p in paths if os.path.exists(p)):
+    for path in sorted(dirs) + sorted(libraries):
         if not any(path == k or path.startswith(k + os.sep) for k in kept):
             kept.append(path)
     if os.path.isfile("/etc/ld.so.cache"):  # where the dynamic loader finds a library it loads later
         kept.append("/etc/ld.so.cache")
-    return kept
+    hidden = [os.path.join(stdlib, name) for name in sorted(os.listdir(stdlib))
+              if name in ("site-packages", "dist-packages", "test", "idlelib") or name.startswith("config-")]
+    return kept, hidden
 
 
-def _enter_minimal_root(libc: ctypes.CDLL, observation_file: str | None, observation_source: str | None) -> None:
-    """Pivot into a fresh tmpfs that holds only read-only binds of `_kept_paths`, a copy of the description
-    module, /dev/{null,zero,urandom} and small private /tmp and /dev/shm; the old root is detached."""
-    kept = _kept_paths(observation_file)
+def _enter_minimal_root(libc: ctypes.CDLL, root: tuple[list[str], list[str]], observation_file: str | None,
+                        observation_source: str | None) -> None:
+    """Pivot into a fresh tmpfs that holds only read-only binds of the parent's `minimal_root` (its kept paths, its
+    hidden directories covered), a copy of the description module, /dev/{null,zero,urandom} and small private /tmp
+    and /dev/shm; the old root is detached."""
+    kept, hidden = root
     sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in kept + list(_DEVICES)}
     # read before the new root's tmpfs covers _NEW_ROOT, which may hold kept paths (a checkout in /tmp)
     is_dir = {path: os.path.isdir(path) for path in sources}
@@ -399,12 +456,11 @@ def _enter_minimal_root(libc: ctypes.CDLL, observation_file: str | None, observa
             flags |= mount_flags[path] & (_MS_NOEXEC | _MS_NOATIME | _MS_NODIRATIME)  # kept, not lifted
             _check(libc.mount(None, target.encode(), None, flags, None), f"making {path} read-only")
         os.close(fd)
-    stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
-    for packages in ("site-packages", "dist-packages"):  # a base interpreter's installed packages stay out
-        target = f"{new}{stdlib}/{packages}"
-        if os.path.isdir(target):
-            _check(libc.mount(b"tmpfs", target.encode(), b"tmpfs", _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                              b"size=4k,nr_inodes=4"), f"hiding {stdlib}/{packages}")
+    for path in hidden:  # a base interpreter's installed packages stay out, and what no policy needs
+        if os.path.isdir(new + path):
+            flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+            _check(libc.mount(b"tmpfs", (new + path).encode(), b"tmpfs", flags, b"size=4k,nr_inodes=4"),
+                   f"hiding {path}")
     if observation_file and observation_source is not None:  # the one description module, as a copy
         os.makedirs(os.path.dirname(new + observation_file), exist_ok=True)
         with open(new + observation_file, "w") as copy:
@@ -510,7 +566,7 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
     filesystem = False
     if namespaces:
         try:
-            _enter_minimal_root(libc, observation_file, observation_source)
+            _enter_minimal_root(libc, setup["root"], observation_file, observation_source)
             filesystem = True
         except OSError:
             pass

@@ -8,6 +8,7 @@ or end the candidate with a `PolicyFailure`."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -524,3 +526,53 @@ def test_a_policy_cannot_tell_the_final_evaluation_from_a_rollout(tmp_path, life
                             str(run_dir), "--seed", str(seeds[0]), "--episodes", "20", "--json"],
                            check=True, capture_output=True, text=True, cwd=REPO)
     assert json.loads(rerun.stdout)["returns"] == innocent_returns(seeds)
+
+
+def test_only_the_libraries_a_worker_may_load_are_in_its_root():
+    """The host's library directory is bound file by file (`sandbox_worker.minimal_root`): its hundreds of megabytes
+    nobody reads are not there to be timed, while every stdlib extension module still finds its libraries."""
+    library_dir = Path("/usr/lib") / sysconfig.get_config_var("MULTIARCH")
+    kept = {Path(path).name for path in sandbox.sandbox_worker.minimal_root()[0] if Path(path).parent == library_dir}
+    assert "libc.so.6" in kept and len(list(library_dir.iterdir())) > len(kept)  # the test can fail
+    code = f"""
+import importlib, os
+for name in ("zlib", "hashlib", "ssl", "ctypes", "decimal", "sqlite3", "bz2", "lzma", "uuid", "pyexpat", "curses"):
+    importlib.import_module(name)
+class Policy:
+    def act(self, obs):
+        return int(set(os.listdir({str(library_dir)!r})) != {kept!r})
+"""
+    assert contained(code) is None
+
+
+def test_every_page_a_worker_can_read_is_in_the_page_cache_before_it_runs():
+    """A page nobody read is slow to read once and fast ever after, in any process: a policy timing one read could
+    tell whether an earlier worker ran (its own rollout: this is the final evaluation). The parent reads every file of
+    the root before the first worker runs any code, so none is cold."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype, libc.mmap.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                                              ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    page = os.sysconf("SC_PAGE_SIZE")
+    contained("class Policy:\n    def act(self, obs):\n        return 0\n")
+    kept, hidden = sandbox.sandbox_worker.minimal_root()
+    cold, files = [], 0
+    for top in kept:
+        for directory, dirs, names in os.walk(top) if os.path.isdir(top) else [("", [], [top])]:
+            dirs[:] = [name for name in dirs if os.path.join(directory, name) not in hidden]
+            for name in names:
+                path = os.path.join(directory, name)
+                size = os.path.getsize(path)
+                if not size or not os.path.isfile(path):
+                    continue
+                files += 1
+                fd = os.open(path, os.O_RDONLY)
+                address = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+                os.close(fd)
+                pages = ctypes.create_string_buffer((size + page - 1) // page)
+                assert libc.mincore(ctypes.c_void_p(address), size, pages) == 0  # root: the page cache's own view
+                libc.munmap(ctypes.c_void_p(address), size)
+                if any(not byte & 1 for byte in pages.raw):
+                    cold.append(path)
+    assert files > 1000 and not cold, cold[:5]
