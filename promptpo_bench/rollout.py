@@ -287,8 +287,10 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
     def play_in_turn(ids: list[int]) -> None:
         """Episodes `ids` side by side through `act_group`, each step waiting for its answer: the same bookkeeping as
         the loop below, without its halves and timings."""
-        act_group, live = policy.act_group, envs[:len(ids)]
-        obs = np.stack([env.reset(seed=int(seeds[i]))[0] for env, i in zip(live, ids)])
+        act_group = policy.act_group
+        first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
+        group = _Group(envs[:len(ids)], np.array(ids), np.stack(first))
+        live, obs = group.envs, group.obs
         while ids:
             if observations is not None:
                 for i, row in zip(ids, obs):
@@ -307,8 +309,8 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
                 if account(i, row, reward, terminated, truncated, info):
                     ended.append(k)
             if ended:
-                kept = [k for k in range(len(ids)) if k not in ended]
-                ids, live, obs = [ids[k] for k in kept], [live[k] for k in kept], obs[kept]
+                group = group.without(ended)
+                ids, live, obs = group.ids.tolist(), group.envs, group.obs
 
     envs = _borrow_envs(env_id, env_kwargs, variant, min(batch_size, len(seeds)))
     side_by_side = bool(envs) and hasattr(envs[0], "step_send")  # envs in processes of their own: stepped at once
