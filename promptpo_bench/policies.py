@@ -74,10 +74,11 @@ def _run_config(path: str | Path) -> dict | None:
 
 def load_policy(path: str | Path, env_id: str, env: gym.Env, act_seconds: float = 1.0,
                 memory_mb: int = 2048, lifetime: str = "episode", unsafe: bool = False,
-                episodes_per_worker: int | None = None) -> Any:
+                episodes_per_worker: int | None = None, episode_seconds: float = 120.0) -> Any:
     """A BatchPolicy for `env` from a run directory, a policy.py (sandboxed, one `Policy()` per `lifetime`:
-    "rollout" or "episode"; a fresh worker per `episodes_per_worker` episodes) or a model.pt; `close()` it after.
-    `unsafe` runs code without a missing sandbox layer."""
+    "rollout" or "episode"; a fresh worker per `episodes_per_worker` episodes, within `act_seconds` per observation,
+    `episode_seconds` per episode and `memory_mb`) or a model.pt; `close()` it after. `unsafe` runs code without a
+    missing sandbox layer."""
     file, kind = policy_file(path)
     if kind == "torch":
         from .torch_policy import load_torch_policy
@@ -87,6 +88,6 @@ def load_policy(path: str | Path, env_id: str, env: gym.Env, act_seconds: float 
         raise BenchError(f"{env_id} has no description module, so a code policy cannot run on it")
     from .sandbox import Limits, SandboxedPolicy  # the sandbox is only needed for user code
 
-    limits = Limits(act_seconds=act_seconds, memory_mb=memory_mb)
+    limits = Limits(act_seconds=act_seconds, episode_seconds=episode_seconds, memory_mb=memory_mb)
     return SandboxedPolicy(file.read_text(), f"{registry.get(env_id).description}:Observation", env.action_space,
                            limits, lifetime=lifetime, unsafe=unsafe, episodes_per_worker=episodes_per_worker)

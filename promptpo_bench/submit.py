@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -37,6 +38,8 @@ from .tracking import start_wandb
 EPISODE_RTOL, EPISODE_ATOL = 1e-9, 1e-6  # float tolerance of one episode's return in an exact reproduction
 ALPHA = 1e-3  # significance level of the statistical reproduction test (false rejections of honest runs: 0.1%)
 MIN_EPISODES = 10  # fewer held-out episodes are not a final evaluation anyone should rank by
+ALGORITHM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")  # part of the entry's directory name
+LIMIT_CAPS = {"act_timeout": 10.0, "episode_timeout": 1200.0, "memory_mb": 8192}  # what a re-evaluation grants at most
 
 
 class Rejected(BenchError):
@@ -60,6 +63,8 @@ def _policy_path(run_dir: Path, record: dict[str, Any]) -> Path:
 
 
 def _check_final_eval(record: dict[str, Any]) -> None:
+    """The claimed final evaluation is well formed: the held-out seeds, the mean of its returns, and where the task
+    reports success (the board may rank by it) one success per episode and their mean as its success rate."""
     final = record["final_eval"]
     seeds, returns = final["episode_seeds"], final["returns"]
     if len(seeds) != len(returns):
@@ -72,7 +77,13 @@ def _check_final_eval(record: dict[str, Any]) -> None:
         raise Rejected(f"final_eval.mean_return {final['mean_return']:.6g} is not the mean of its returns "
                        f"({np.mean(returns):.6g})")
     successes = final.get("successes")
-    if successes is not None:
+    if successes is None:
+        env_id = record["env_id"]
+        if registry.is_registered(env_id) and registry.get(env_id).success_key:
+            raise Rejected(f"final_eval has no successes, but {env_id} reports success per episode")
+        if final.get("success_rate") is not None:
+            raise Rejected("final_eval has a success_rate but no successes")
+    else:
         if len(successes) != len(returns):
             raise Rejected(f"final_eval has {len(successes)} successes for {len(returns)} episodes")
         if final.get("success_rate") is None or not np.isclose(final["success_rate"], np.mean(successes)):
@@ -127,8 +138,10 @@ def check_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
         raise BenchError(f"{run_dir} is not a run directory")
     try:
         record = load_record(run_dir)
-    except (BenchError, ValueError) as e:
-        raise Rejected(str(e).splitlines()[0]) from None
+    except (BenchError, ValueError, RecursionError) as e:
+        raise Rejected((str(e).splitlines() or [type(e).__name__])[0]) from None
+    if not ALGORITHM_NAME.fullmatch(record["algorithm"]):
+        raise Rejected(f"algorithm {record['algorithm'][:80]!r} is not a name (letters, digits and _.+-, at most 64)")
     policy = _policy_path(run_dir, record)
     if (record.get("config") or {}).get("unsafe_sandbox"):
         raise Rejected("the run was made with --unsafe-sandbox: its generated code may have run unconfined")
@@ -136,6 +149,19 @@ def check_run(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
     _check_curve(record)
     _check_early_stop(record)
     return record, policy
+
+
+def _run_limits(config: dict[str, Any]) -> dict[str, float]:
+    """The sandbox limits the run's own final evaluation had (PromptPO's --act-timeout, --episode-timeout,
+    --memory-mb; the defaults where a record has none): a policy can read its limits, so it gets the same here, or the
+    run is refused where they exceed what a re-evaluation grants (`LIMIT_CAPS`)."""
+    limits = {"act_timeout": config.get("act_timeout", 1.0), "episode_timeout": config.get("episode_timeout", 120.0),
+              "memory_mb": config.get("memory_mb", 2048)}
+    for name, value in limits.items():
+        if type(value) not in (int, float) or not 0 < value <= LIMIT_CAPS[name]:
+            raise Rejected(f"config.{name} {value!r} is not a limit a re-evaluation grants (0 < {name} <= "
+                           f"{LIMIT_CAPS[name]:g})")
+    return limits
 
 
 def _evaluate(policy_file: Path, record: dict[str, Any]):
@@ -155,8 +181,11 @@ def _evaluate(policy_file: Path, record: dict[str, Any]):
             threads = torch.get_num_threads()
             torch.set_num_threads(max(1, int(record["config"].get("torch_threads") or 1)))
         config = record.get("config") or {}
-        policy = load_policy(policy_file, env_id, env, lifetime=config.get("policy_lifetime") or "episode",
-                             episodes_per_worker=config.get("eval_episodes_per_worker"))
+        limits = _run_limits(config)
+        policy = load_policy(policy_file, env_id, env, limits["act_timeout"], limits["memory_mb"],
+                             lifetime=config.get("policy_lifetime") or "episode",
+                             episodes_per_worker=config.get("eval_episodes_per_worker"),
+                             episode_seconds=limits["episode_timeout"])
         seeds = record["final_eval"]["episode_seeds"]
         variant = recorded_variant(config, record["policy"]["kind"], env_id)  # the observation it was scored on
         with Progress(len(seeds), f"re-evaluating {env_id}", unit="episode") as progress:
@@ -164,7 +193,7 @@ def _evaluate(policy_file: Path, record: dict[str, Any]):
     except (PolicyFailure, RolloutFailure) as error:
         failure = getattr(error, "failure", error)
         raise Rejected(f"the policy failed on re-evaluation: {failure}") from None
-    except BenchError as error:
+    except (BenchError, ValueError) as error:  # ValueError: a config the sandbox refuses (a lifetime, a chunk size)
         raise Rejected(str(error)) from None
     finally:
         getattr(policy, "close", lambda: None)()
@@ -188,8 +217,9 @@ def verify(run_dir: str | Path) -> tuple[dict[str, Any], Path, dict[str, Any]]:
     final = record["final_eval"]
     claimed = np.asarray(final["returns"], dtype=np.float64)
     first = _evaluate(policy, record)
-    same_successes = (final.get("successes") is None or first.successes is None
-                      or np.array_equal(first.successes, final["successes"]))
+    claimed_successes = final.get("successes")  # present wherever the task reports success (check_run)
+    same_successes = (claimed_successes is None or first.successes is None
+                      or np.array_equal(first.successes, claimed_successes))
     p_value, reevaluated = None, first.returns
     if np.allclose(first.returns, claimed, rtol=EPISODE_RTOL, atol=EPISODE_ATOL) and same_successes:
         mode = "exact"
@@ -206,6 +236,11 @@ def verify(run_dir: str | Path) -> tuple[dict[str, Any], Path, dict[str, Any]]:
             raise Rejected(f"final_eval does not reproduce: claimed mean {claimed.mean():.6g}, re-evaluated mean "
                            f"{reevaluated.mean():.6g} over {len(reevaluated)} episodes (Welch's t-test p = "
                            f"{p_value:.2g} < {ALPHA})")
+        if claimed_successes is not None and first.successes is not None:  # the success rate: the board's score
+            rate = np.concatenate([first.successes, second.successes]).astype(np.float64)
+            if not welch_p_value(np.asarray(claimed_successes, dtype=np.float64), rate) >= ALPHA:
+                raise Rejected(f"final_eval does not reproduce: claimed success rate {np.mean(claimed_successes):.3g}"
+                               f", re-evaluated {rate.mean():.3g} over {len(rate)} episodes (Welch's t-test)")
         mode = "statistical"
     verification = {
         "verified_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

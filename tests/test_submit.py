@@ -133,6 +133,11 @@ def _curve_key(key, values, total):
     (_with_successes([True] * 49, 1.0), "final_eval has 49 successes for 50 episodes"),
     (_with_successes([True] * 50, None), "final_eval.success_rate None is not the mean of its successes"),
     (_with_successes([True] * 25 + [False] * 25, 0.52), "final_eval.success_rate 0.52 is not the mean"),
+    (_with_successes(None, 1.0), "final_eval has a success_rate but no successes"),
+    (lambda record: record.update(env_id="MetaWorld-ButtonPress-v0"),  # ranked by success: a claim without them
+     "final_eval has no successes, but MetaWorld-ButtonPress-v0 reports success per episode"),
+    (_set(["algorithm"], "../../../../tmp/planted/x"), "algorithm '../../../../tmp/planted/x' is not a name"),
+    (_set(["algorithm"], ""), "algorithm '' is not a name"),
     (_set(["curve"], []), "the curve is empty"),
     (_curve_key("prompt_tokens", [0, 5, 4], 10), "prompt_tokens falls from 5 to 4 at point 2"),
     (_curve_key("completion_tokens", [3, 2], 10), "completion_tokens falls from 3 to 2 at point 1"),
@@ -172,6 +177,7 @@ def _success_scored(record, rates):
     expert's 562, so a return target would hold)."""
     _stopped_early(fraction=0.9, held=(10_000.0,) * len(rates))(record)
     record["env_id"] = "MetaWorld-ButtonPress-v0"
+    _with_successes([False] * 50, 0.0)(record)  # a task that reports success has successes in its final_eval
     for point, rate in zip(record["curve"][-len(rates) - 1:-1], rates):
         point["success_rate"] = rate
 
@@ -228,6 +234,8 @@ def test_a_record_that_does_not_load_is_rejected_in_one_line(ppo_copy, tmp_path)
     (ppo_copy / "record.json").write_text("{}")
     message = rejection(ppo_copy)
     assert message == "rejected: record.json is invalid at (top level): 'schema_version' is a required property"
+    (ppo_copy / "record.json").write_text("[" * 100_000)  # nested beyond the JSON decoder's recursion limit
+    assert rejection(ppo_copy).startswith("rejected: maximum recursion depth exceeded")
     odd = tmp_path / "odd\nname"  # a directory name with a line break: the first line of the reason is kept
     odd.mkdir()
     assert rejection(odd) == f"rejected: {tmp_path}/odd"
@@ -309,6 +317,14 @@ def test_verify_judges_a_stochastic_policy_by_welchs_test(ppo_copy, monkeypatch)
     monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first - 1, None), (second - 1, None)))
     with pytest.raises(Rejected, match=r"over 100 episodes \(Welch's t-test p = .* < 0\.001\)"):
         submit_module.verify(ppo_copy)
+    # the returns reproduce, the claimed success rate does not: Welch's test of the successes too
+    edit_record(ppo_copy, _with_successes([True] * 50, 1.0))
+    half = [True, False] * 25
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first, half), (second, half)))
+    with pytest.raises(Rejected, match=r"claimed success rate 1, re-evaluated 0\.5 over 100 episodes"):
+        submit_module.verify(ppo_copy)
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first, [True] * 50), (second, [False] + [True] * 49)))
+    assert submit_module.verify(ppo_copy)[2]["mode"] == "statistical"  # 99 of 100 against 50 of 50: p > 0.001
 
 
 def test_submit_writes_the_entry_in_one_rename(ppo_copy, tmp_path, monkeypatch):
@@ -354,8 +370,10 @@ def test_submit_refuses_a_task_outside_the_suite(ppo_copy, tmp_path, monkeypatch
 class PolicyDouble:
     """Test double of a loaded policy: remembers how it was loaded and whether it was closed."""
 
-    def __init__(self, path, env_id, env, lifetime="episode", episodes_per_worker=None):
+    def __init__(self, path, env_id, env, act_seconds=1.0, memory_mb=2048, lifetime="episode",
+                 episodes_per_worker=None, episode_seconds=120.0):
         self.lifetime, self.episodes_per_worker, self.closed = lifetime, episodes_per_worker, False
+        self.limits = (act_seconds, episode_seconds, memory_mb)
 
     def close(self):
         self.closed = True
@@ -419,8 +437,24 @@ def test_evaluate_gives_a_code_policy_the_observation_of_the_description_it_read
     assert evaluate_doubles["variant"] == "paper"
 
 
+def test_evaluate_gives_a_code_policy_the_limits_of_its_run(ppo_copy, evaluate_doubles):
+    """A policy can read its own limits (its memory as RLIMIT_AS): it gets those of its run's final evaluation, so
+    they cannot tell it that submit is scoring it, and an honest run made with more time or memory is not refused."""
+    record, policy = check_run(ppo_copy)
+    submit_module._evaluate(policy, record)
+    assert evaluate_doubles["policy"].limits == (1.0, 120.0, 2048)  # PromptPO's defaults, for records without them
+    record["config"].update(act_timeout=2.5, episode_timeout=300.0, memory_mb=4096)
+    submit_module._evaluate(policy, record)
+    assert evaluate_doubles["policy"].limits == (2.5, 300.0, 4096)
+    for name, value in (("memory_mb", 1 << 20), ("act_timeout", 0), ("episode_timeout", "120")):
+        with pytest.raises(Rejected, match=f"config.{name} .* is not a limit a re-evaluation grants"):
+            submit_module._evaluate(policy, {**record, "config": {**record["config"], name: value}})
+
+
 @pytest.mark.parametrize("failure, reason", [
     (PolicyFailure("crash", "boom"), "the policy failed on re-evaluation: crash: boom"),
+    (ValueError("lifetime must be one of ('rollout', 'episode'), not 'forever'"),
+     "rejected: lifetime must be one of ('rollout', 'episode'), not 'forever'"),
     (RolloutFailure(PolicyFailure("timeout", "too slow", episode_id=3),
                     Episodes([], np.zeros(0), np.zeros(0, dtype=np.int64), None)),
      "the policy failed on re-evaluation: timeout: too slow (episode 3)"),
