@@ -29,9 +29,19 @@ def template(name: str) -> str:
     return resources.files("promptpo_bench").joinpath("templates", name).read_text()
 
 
+_MARKDOWN_CELL = str.maketrans({"\\": "\\\\", "|": "\\|", "*": "\\*", "_": "\\_", "`": "\\`", "<": "&lt;",
+                                ">": "&gt;", "\n": " ", "\r": " "})
+
+
+def markdown_cell(text: str) -> str:
+    """`text` as plain text in a Markdown table cell: a submitted record's strings (a model name, flags) cannot
+    end the cell, start a row, or make emphasis, code, HTML, a link or an image."""
+    return text.translate(_MARKDOWN_CELL).replace("](", "]\\(")
+
+
 def markdown_table(table: Table) -> str:
-    lines = ["| " + " | ".join(table.headers) + " |", "|" + "---|" * len(table.headers)]
-    lines += ["| " + " | ".join(text for text, _ in row) + " |" for row in table.rows]
+    lines = ["| " + " | ".join(map(markdown_cell, table.headers)) + " |", "|" + "---|" * len(table.headers)]
+    lines += ["| " + " | ".join(markdown_cell(text) for text, _ in row) + " |" for row in table.rows]
     return "\n".join(lines)
 
 

@@ -192,6 +192,21 @@ def small_board(tmp_path_factory) -> Path:
     return board
 
 
+def test_a_records_strings_stay_plain_text_in_the_markdown_tables():
+    """A submitted record's model name (or algorithm, flags) is text in its cell: it cannot end the cell, start a
+    forged row, or put a link, an image, HTML or emphasis on the board's README."""
+    import re
+
+    from promptpo_bench.render import Table, markdown_table
+
+    model = "gpt-4o | 1k |\n| FORGED *SOTA* | [![v](https://evil.example/p.png)](https://evil.example/x) <b>_x_</b> `c`"
+    text = markdown_table(Table("t", ["method", "score"], [[(f"promptpo ({model})", None), ("1.000", 1.0)]]))
+    header, rule, row = text.split("\n")
+    assert len(re.findall(r"(?<!\\)\|", row)) == 3  # its two cells' edges: every pipe of the name is escaped
+    assert "](" not in row and "<b>" not in row and re.search(r"(?<!\\)[*_`]", row) is None
+    assert row.endswith("| 1.000 |") and "FORGED" in row and "evil.example" in row  # all of it, as text
+
+
 def test_build_writes_tables_and_plots_from_the_entries(small_board):
     readme = (small_board / "README.md").read_text()
     assert "### NoiseWorld-Board0-v0" in readme and "### noiseworld: aggregate over tasks" in readme
