@@ -88,7 +88,7 @@ def summarize(run_dir: str | Path, code_lines: int = 12) -> dict[str, Any]:
         "totals": totals,
         "final_eval": {"episodes": len(final["returns"]), "mean_return": final["mean_return"],
                        "ci95": ci95(final["returns"]), "success_rate": final.get("success_rate"),
-                       "normalised_score": None if reference is None
+                       "normalised_score": None if reference is None or final.get("failure")  # failed: no score
                        else registry.normalised(final["mean_return"], reference),
                        "failure": final.get("failure")},
         "reference": None if reference is None else {"random": reference.random, "optimal": reference.optimal},
@@ -132,7 +132,7 @@ def format_summary(s: dict[str, Any]) -> str:
              f"  budget     {budget}",
              f"  final      held-out mean return {final['mean_return']:,.2f} {spread} over {final['episodes']} "
              "episodes" + (f", success rate {final['success_rate']:.2f}" if final["success_rate"] is not None else "")]
-    if s["reference"]:
+    if final["normalised_score"] is not None:
         lines.append(f"  score      {final['normalised_score']:.3f} normalised (random {s['reference']['random']:,.2f}"
                      f" = 0, optimal {s['reference']['optimal']:,.2f} = 1)")
     if final.get("failure"):

@@ -434,6 +434,9 @@ def summarize(runs: list[SweepRun]) -> list[dict[str, Any]]:
             if (run.run_dir / "failed.json").is_file():
                 row["failed"].append(run.seed)
             continue
+        if record["final_eval"].get("failure"):  # its policy failed in the held-out evaluation: no score
+            row["failed"].append(run.seed)
+            continue
         score, normalised = _score(record, references)
         row["seeds"].append(run.seed)
         row["scores"].append(score)

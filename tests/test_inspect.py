@@ -141,6 +141,19 @@ def test_show_a_baseline_run_in_text_and_json(runs, capsys):
     assert "no record.json" in capsys.readouterr().err
 
 
+def test_show_gives_no_score_to_a_final_evaluation_that_failed(runs, capsys):
+    """Partial returns with 0 for the episodes never played are no score (on Reacher they beat the optimum)."""
+    run_dir = runs / "NoiseWorld-Board1-v0__ppo__2"
+    record = load_record(run_dir)
+    record["final_eval"]["failure"] = {"kind": "crash", "message": "boom", "traceback": None, "episode_id": 3}
+    (run_dir / "record.json").write_text(json.dumps(record))
+    assert cli.main(["show", str(run_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["final_eval"]["normalised_score"] is None
+    assert cli.main(["show", str(run_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "normalised" not in text and "the final policy failed during evaluation: crash: boom" in text
+
+
 def test_show_a_promptpo_run_made_against_the_scripted_server(tmp_path, capsys):
     from scripted_server import ScriptedLLMServer
     from test_promptpo import DOWN_THEN_RIGHT, FEEDBACK, REFLECTION, kind, run

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scripted_server import Scripted, ScriptedLLMServer
 from test_promptpo import DOWN_THEN_RIGHT, FEEDBACK, REFLECTION, kind
@@ -158,6 +159,29 @@ def test_a_run_is_scored_by_success_rate_where_its_task_is_scored_by_success():
     assert sweep._score(board, {}) == (pytest.approx(sweep.registry.normalised(100.0, reference)), True)
     plain = {"env_id": "CartPole-v1", "env_kwargs": {}, "final_eval": {"mean_return": 100.0}}
     assert sweep._score(plain, {}) == (100.0, False)  # not a suite task: its raw return, marked as such
+
+
+def test_a_run_whose_final_evaluation_failed_is_counted_failed_not_scored(tmp_path):
+    """A policy that crashes in the held-out evaluation leaves partial returns, 0 for every episode it never played:
+    on a task whose returns are negative that mean would beat the optimum, so such a run gets no score."""
+    from promptpo_bench.records import RunRecorder, final_eval
+    from promptpo_bench.rollout import Episodes, heldout_seeds
+
+    runs = sweep.build_sweep({"algos": "ppo", "tasks": "NoiseWorld-Board0-v0", "seeds": "1-2", "out": str(tmp_path),
+                              "budget": "5000"}).runs()
+    for run, failure in zip(runs, (None, {"kind": "crash", "message": "boom", "traceback": None,
+                                          "episode_id": 0})):
+        recorder = RunRecorder(run.run_dir, algorithm="ppo", env_id=run.env_id, env_kwargs={}, seed=run.seed,
+                               config={})
+        recorder.add_point(5000, -25.0)
+        (run.run_dir / "model.pt").write_bytes(b"placeholder")
+        returns = [-25.0] * 10 if failure is None else [0.0] * 10
+        episodes = Episodes(heldout_seeds(10), np.array(returns), np.full(10, 50), None)
+        recorder.finish(totals={"env_steps": 5000, "episodes": 10, "llm_calls": 0, "prompt_tokens": 0,
+                                "completion_tokens": 0, "cost_usd": None},
+                        final_eval=final_eval(episodes, failure), policy_path="model.pt", policy_kind="torch")
+    (row,) = sweep.summarize(runs)
+    assert row["seeds"] == [1] and row["failed"] == [2] and len(row["scores"]) == 1
 
 
 def test_a_directory_holding_another_run_is_refused(tmp_path):
