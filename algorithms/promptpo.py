@@ -649,15 +649,20 @@ def main(args: Args) -> int:
                     "feedback_sha256": sha256_file(run_dir / "feedback.py") if (run_dir / "feedback.py").exists()
                     else None}
     atomic_write_json(run_dir / "summary.json", record_extra)
-    reference = registry.reference_scores(args.env_id, **algo.env_kwargs)
-    success = "" if episodes.success_rate is None else f", success rate {episodes.success_rate:.2f}"
-    print(f"final policy ({best.request_id}) on {len(seeds)} held-out episodes: mean return "
-          f"{episodes.mean_text()}{success}, normalised "
-          f"{registry.normalised(episodes.mean_return, reference):.3f} | {budget.env_steps} env steps, "
-          f"{tokens['prompt_tokens'] + tokens['completion_tokens']} tokens" + (f" | stopped: {stopped}" if stopped else ""))
+    if final_failure:  # partial returns, 0 for the episodes never played: no score (on Reacher, above the optimum)
+        outcome = f"failed ({final_failure['kind']}: {final_failure['message']}): no score"
+    else:
+        reference = registry.reference_scores(args.env_id, **algo.env_kwargs)
+        success = "" if episodes.success_rate is None else f", success rate {episodes.success_rate:.2f}"
+        outcome = (f"mean return {episodes.mean_text()}{success}, normalised "
+                   f"{registry.normalised(episodes.mean_return, reference):.3f}")
+    print(f"final policy ({best.request_id}) on {len(seeds)} held-out episodes: {outcome} | {budget.env_steps} env "
+          f"steps, {tokens['prompt_tokens'] + tokens['completion_tokens']} tokens"
+          + (f" | stopped: {stopped}" if stopped else ""))
     print(f"run directory: {run_dir}")
     if wandb:
-        wandb.log({"global_step": budget.env_steps, "charts/final_eval_return": record["final_eval"]["mean_return"]})
+        if not final_failure:
+            wandb.log({"global_step": budget.env_steps, "charts/final_eval_return": episodes.mean_return})
         wandb.finish()
     return 0
 

@@ -22,7 +22,8 @@ from promptpo_bench.errors import BenchError
 from promptpo_bench.llm import ContextLengthError, Journal, LLMClient, LLMConfig, LLMError, Reply
 from promptpo_bench.progress import Progress
 from promptpo_bench.records import load_record
-from promptpo_bench.rollout import HELDOUT_SEED_BASE
+from promptpo_bench.rollout import HELDOUT_SEED_BASE, RolloutFailure
+from promptpo_bench.sandbox import PolicyFailure
 
 promptpo = load_algorithm("promptpo")
 
@@ -385,6 +386,28 @@ def run_main(tmp_path, answers: list[str], feedback: str = NO_FEEDBACK, then=Non
         if then is not None:
             then(server)
     return record, summary, usage
+
+
+def test_a_final_evaluation_that_fails_is_printed_and_logged_as_no_score(tmp_path, monkeypatch, capsys):
+    """A policy that crashes on the held-out seeds (the red team's recognised them by replaying Reacher's reset)
+    leaves partial returns, 0 for the episodes never played: the record keeps them with the failure, and neither the
+    final line nor W&B shows them as a score."""
+    real = promptpo.run_episodes
+
+    def failing_on_held_out_seeds(env_id, policy, seeds, *args, **kwargs):  # a test double around the real rollout
+        episodes = real(env_id, policy, seeds, *args, **kwargs)
+        if seeds[0] >= HELDOUT_SEED_BASE:
+            raise RolloutFailure(PolicyFailure("crash", "boom", episode_id=1), episodes)
+        return episodes
+
+    monkeypatch.setattr(promptpo, "run_episodes", failing_on_held_out_seeds)
+    wandb = RecordingWandb()
+    monkeypatch.setattr(promptpo, "start_wandb", lambda *args: wandb)
+    record, _, _ = run_main(tmp_path, [DOWN_THEN_RIGHT], track=True)
+    assert record["final_eval"]["failure"]["kind"] == "crash"
+    final_line = [line for line in capsys.readouterr().out.splitlines() if line.startswith("final policy")]
+    assert final_line[0].startswith("final policy (r0/c0/a0) on 3 held-out episodes: failed (crash: boom): no score | ")
+    assert wandb.finished and not any("charts/final_eval_return" in row for row in wandb.rows)
 
 
 def test_a_worse_later_round_never_replaces_the_best_so_far(tmp_path, monkeypatch, capsys):
