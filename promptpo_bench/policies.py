@@ -18,14 +18,17 @@ from .errors import BenchError
 
 
 def policy_file(path: str | Path) -> tuple[Path, str]:
-    """The policy file of a run directory (as its record.json names it) or a file itself, and its kind."""
+    """The policy file of a run directory (as its record.json names it: a file inside the directory, also where it is
+    a link, so a downloaded run cannot point at the user's own files) or a file itself, and its kind."""
     path = Path(path)
     if path.is_dir():
         record = path / "record.json"
         policy = json.loads(record.read_text()).get("policy", {}) if record.is_file() else {}
         name = policy.get("path") or ("policy.py" if (path / "policy.py").is_file() else "model.pt")
         kind = policy.get("kind") or ("python" if name.endswith(".py") else "torch")
-        path = path / name
+        run_dir, path = path.resolve(), path / name
+        if not path.resolve().is_relative_to(run_dir):
+            raise BenchError(f"{record}: policy.path {name!r} must be a file inside the run directory")
     else:
         kind = "python" if path.suffix == ".py" else "torch"
     if not path.is_file():

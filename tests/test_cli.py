@@ -121,6 +121,19 @@ def test_rollout_of_a_policy_file_runs_in_the_sandbox(tmp_path):
     assert len(out["returns"]) == 20 and 900 < out["mean_return"] <= 974.91 + 30
 
 
+@pytest.mark.parametrize("name", ["../outside.py", "/etc/passwd", "linked.py"])
+def test_rollout_of_a_run_directory_reads_no_policy_outside_it(tmp_path, name):
+    """A downloaded run directory whose record names a policy outside it (or links to one) is refused in one line:
+    its code would otherwise be the user's own file, sent to the sandbox and echoed back in a failure."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "outside.py").write_text(POLICY)
+    (run / "linked.py").symlink_to(tmp_path / "outside.py")
+    (run / "record.json").write_text(json.dumps({"policy": {"path": name, "kind": "python"}}))
+    result = cli("rollout", "NoiseWorld-Board1-v0", "--policy", str(run), "--episodes", "1", check=False)
+    assert result.returncode == 2 and f"policy.path {name!r} must be a file inside the run directory" in result.stderr
+
+
 @pytest.mark.parametrize("code,kind", [
     ("class Policy:\n    def act(self, obs):\n        return 1 / 0\n", "crash"),
     ("class Policy:\n    def act(self, obs):\n        return 7\n", "invalid_action"),
