@@ -138,6 +138,7 @@ def _curve_key(key, values, total):
      "final_eval has no successes, but MetaWorld-ButtonPress-v0 reports success per episode"),
     (_set(["algorithm"], "../../../../tmp/planted/x"), "algorithm '../../../../tmp/planted/x' is not a name"),
     (_set(["algorithm"], ""), "algorithm '' is not a name"),
+    (_set(["algorithm"], "a" * 90), f"algorithm {'a' * 80!r} is not a name"),  # too long; quoted to 80 characters
     (_set(["curve"], []), "the curve is empty"),
     (_curve_key("prompt_tokens", [0, 5, 4], 10), "prompt_tokens falls from 5 to 4 at point 2"),
     (_curve_key("completion_tokens", [3, 2], 10), "completion_tokens falls from 3 to 2 at point 1"),
@@ -323,8 +324,23 @@ def test_verify_judges_a_stochastic_policy_by_welchs_test(ppo_copy, monkeypatch)
     monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first, half), (second, half)))
     with pytest.raises(Rejected, match=r"claimed success rate 1, re-evaluated 0\.5 over 100 episodes"):
         submit_module.verify(ppo_copy)
-    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first, [True] * 50), (second, [False] + [True] * 49)))
+    mostly = [False] + [True] * 49
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first, [True] * 50), (second, mostly)))
     assert submit_module.verify(ppo_copy)[2]["mode"] == "statistical"  # 99 of 100 against 50 of 50: p > 0.001
+    monkeypatch.setattr(submit_module, "welch_p_value", lambda claimed, reevaluated: ALPHA)  # the edge, both tests
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((first, half), (second, half)))
+    assert submit_module.verify(ppo_copy)[2]["p_value"] == ALPHA
+
+
+def test_verify_of_a_task_without_successes_tests_only_the_returns(ppo_copy, monkeypatch):
+    """NoiseWorld reports no success: the record has none, and a re-evaluation that had some is not held to them."""
+    rng = np.random.default_rng(1)
+    claimed = rng.normal(0, 1, 50)
+    edit_record(ppo_copy, lambda record: record["final_eval"].update(returns=claimed.tolist(),
+                                                                     mean_return=float(claimed.mean())))
+    monkeypatch.setattr(submit_module, "_evaluate", EvaluateDouble((rng.normal(0, 1, 50), [True] * 50),
+                                                                   (rng.normal(0, 1, 50), [False] * 50)))
+    assert submit_module.verify(ppo_copy)[2]["mode"] == "statistical"
 
 
 def test_submit_writes_the_entry_in_one_rename(ppo_copy, tmp_path, monkeypatch):
@@ -446,6 +462,9 @@ def test_evaluate_gives_a_code_policy_the_limits_of_its_run(ppo_copy, evaluate_d
     record["config"].update(act_timeout=2.5, episode_timeout=300.0, memory_mb=4096)
     submit_module._evaluate(policy, record)
     assert evaluate_doubles["policy"].limits == (2.5, 300.0, 4096)
+    record["config"].update(act_timeout=10.0, episode_timeout=1200, memory_mb=8192)  # the caps themselves: granted
+    submit_module._evaluate(policy, record)
+    assert evaluate_doubles["policy"].limits == (10.0, 1200, 8192)
     for name, value in (("memory_mb", 1 << 20), ("act_timeout", 0), ("episode_timeout", "120")):
         with pytest.raises(Rejected, match=f"config.{name} .* is not a limit a re-evaluation grants"):
             submit_module._evaluate(policy, {**record, "config": {**record["config"], name: value}})
