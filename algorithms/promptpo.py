@@ -123,7 +123,7 @@ class Args:
     """USD per million completion tokens, to report cost_usd"""
 
     act_timeout: float = 1.0
-    """seconds a policy may take for one act call"""
+    """seconds a policy may take for one act call (a Feedback class: for one summarize_trajectory call)"""
     episode_timeout: float = 120.0
     """seconds of act calls a policy may take in one episode"""
     memory_mb: int = 2048

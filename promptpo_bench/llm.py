@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import openai
 
-from .errors import BenchError, one_line
+from .errors import BenchError, clean_text, one_line
 
 LLM_ERROR_KINDS = ("no_api_key", "unreachable", "http", "timeout", "connection", "bad_response", "replay_miss",
                    "context_length")
@@ -160,7 +160,7 @@ class Journal:
 
 def _reply(entry: dict, cached: bool) -> Reply:
     usage = entry.get("usage") or {}
-    return Reply(text=entry["response"], prompt_tokens=usage.get("prompt_tokens", 0),
+    return Reply(text=clean_text(entry["response"]), prompt_tokens=usage.get("prompt_tokens", 0),
                  completion_tokens=usage.get("completion_tokens", 0), latency_s=entry["latency_s"], cached=cached)
 
 

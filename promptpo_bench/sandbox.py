@@ -31,7 +31,7 @@ import gymnasium
 import numpy as np
 
 from promptpo_bench import sandbox_worker
-from promptpo_bench.errors import BenchError, one_line
+from promptpo_bench.errors import BenchError, clean_text, one_line
 from promptpo_bench.sandbox_worker import ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY, REPORTED_KINDS
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
@@ -85,9 +85,10 @@ class PolicyFailure(Exception):
     def __init__(self, kind: str, message: str, traceback: str | None = None, episode_id: int | None = None) -> None:
         if kind not in FAILURE_KINDS:
             raise ValueError(f"unknown policy failure kind {kind!r}")
+        message, traceback = clean_text(message), None if traceback is None else clean_text(traceback)
         super().__init__(kind, message, traceback, episode_id)
         self.kind = kind
-        self.message = message
+        self.message = message  # the code's own text, cleaned: it goes into prompts, records and journal hashes
         self.traceback = traceback
         self.episode_id = episode_id
 
@@ -840,9 +841,10 @@ class SandboxedFeedback(SandboxedPolicy):
             raise PolicyFailure("worker_died", f"the sandboxed Feedback is closed after {self._failure}")
         rows = np.asarray(trajectory)
         limits = self.limits
-        deadline = time.monotonic() + limits.load_seconds + limits.act_seconds * max(1, len(rows)) + _DEADLINE_MARGIN
+        # the worker's limits: a Feedback() to build, then one summarize_trajectory call (not one per row)
+        deadline = time.monotonic() + limits.load_seconds + limits.act_seconds + _DEADLINE_MARGIN
         self._send(self._message(bytes(8 * len(rows)), rows), deadline, "summarizing")
         reply = self._receive(deadline, "summarizing", _SUMMARY_BYTES)
         if type(reply) is not str:
             self._reported_failure(reply, [])
-        return reply[:sandbox_worker.SUMMARY_CHARS]  # the worker cuts it too, unless the code wrote its own reply
+        return clean_text(reply[:sandbox_worker.SUMMARY_CHARS])  # cut here too: the code may write its own reply

@@ -91,6 +91,17 @@ def test_happy_path_reply_usage_and_journal_line(tmp_path):
     assert sleeps == []
 
 
+def test_a_lone_surrogate_in_an_answer_comes_back_escaped(tmp_path):
+    """JSON can carry "\\ud800", which UTF-8 cannot encode: the answer's text escapes it, so its code can be written
+    to a file and sent on in the next prompt (and hashed for the journal)."""
+    with ScriptedLLMServer(lambda request, i: "```python\nx = '" + chr(0xD800) + "'\n```") as server:
+        client, _ = make_client(server.base_url, tmp_path / "llm.jsonl")
+        reply = client.chat("r0/c0/a1", MESSAGES)
+    assert reply.text == "```python\nx = '\\ud800'\n```"
+    (tmp_path / "policy.py").write_text(reply.text)
+    messages_sha256(MESSAGES + [{"role": "assistant", "content": reply.text}])
+
+
 @pytest.mark.parametrize("first, kind, status", [
     (Scripted(text="boom", status=500), "http", 500),
     (Scripted(text="slow down", status=429, headers={"Retry-After": "0"}), "http", 429),

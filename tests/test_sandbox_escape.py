@@ -268,6 +268,38 @@ def test_a_timer_changed_in_one_call_does_not_stretch_a_later_one(timer):
         killed_at_the_parents_deadline(policy)
 
 
+SWALLOWS_ITS_TIMEOUT = """
+        while True:
+            try:
+                while True:
+                    pass
+            except BaseException:
+                pass
+"""
+
+
+def test_a_feedback_class_cannot_stretch_its_time_by_the_length_of_the_episode():
+    """A Feedback that swallows its timeout is killed at the worker's own limits (a Feedback() to build, one
+    summarize_trajectory call), not at act_seconds per observation of a long episode."""
+    code = f"class Feedback:\n    def summarize_trajectory(self, traj):{SWALLOWS_ITS_TIMEOUT}"
+    with SandboxedFeedback(code, NOISEWORLD, Limits(act_seconds=0.05, load_seconds=0.5)) as feedback:
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure, match="timeout"):
+            feedback.summarize(np.zeros((400, 29), dtype=np.float32))
+        assert time.monotonic() - start < 3.0  # 20.6 s before
+
+
+def test_a_lone_surrogate_in_a_failure_or_a_feedback_text_is_escaped_for_the_prompt():
+    """JSON carries a lone surrogate ("\\ud800") that UTF-8 cannot encode: a failure message, traceback or Feedback
+    text holding one would crash the run when its repair prompt is hashed or written; they come back escaped."""
+    failure = contained("class Policy:\n    def act(self, obs):\n        raise ValueError(chr(0xD800))\n")
+    assert failure.message.endswith("ValueError: \\ud800")
+    json.dumps(failure.to_dict(), ensure_ascii=False).encode()  # what a prompt and its journal hash take
+    code = "class Feedback:\n    def summarize_trajectory(self, traj):\n        return 'fine ' + chr(0xD800)\n"
+    with SandboxedFeedback(code, NOISEWORLD, LIMITS) as feedback:
+        assert feedback.summarize(np.zeros((2, 29), dtype=np.float32)) == "fine \\ud800"
+
+
 def test_a_huge_exception_message_comes_back_as_a_crash_with_its_traceback():
     code = "def deep(n):\n    if n == 0:\n        raise ValueError('x' * 5_000_000)\n    return deep(n - 1)\n\n" \
            "class Policy:\n    def act(self, obs):\n        return deep(3)\n"
