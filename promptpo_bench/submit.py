@@ -51,13 +51,16 @@ class Rejected(BenchError):
 
 
 def _policy_path(run_dir: Path, record: dict[str, Any]) -> Path:
-    """The policy file the record names, which must lie inside the run directory and have the recorded sha256."""
+    """The policy file the record names, which must lie inside the run directory (links too) and have the recorded
+    sha256."""
     relative = PurePosixPath(record["policy"]["path"])
     if relative.is_absolute() or ".." in relative.parts:
         raise Rejected(f"policy.path {str(relative)!r} must be a path inside the run directory")
     path = run_dir / relative
     if not path.is_file():
         raise Rejected(f"the policy file {relative} named by record.json is missing")
+    if not path.resolve().is_relative_to(run_dir.resolve()):  # a link: the entry would copy what it points at
+        raise Rejected(f"the policy file {relative} is a link out of the run directory")
     if sha256_file(path) != record["policy"]["sha256"]:
         raise Rejected(f"{relative} does not match the sha256 in record.json (the policy file was changed)")
     return path

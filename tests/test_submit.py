@@ -83,6 +83,18 @@ def rejection(run: Path) -> str:
     return str(error.value)
 
 
+def test_a_policy_file_that_links_out_of_the_run_is_rejected(ppo_copy, tmp_path):
+    """Even with the sha256 right (the attacker knows the file): the entry would copy a file from outside the run."""
+    outside = tmp_path / "outside.pt"
+    (ppo_copy / "model.pt").rename(outside)
+    (ppo_copy / "model.pt").symlink_to(outside)
+    assert rejection(ppo_copy) == "rejected: the policy file model.pt is a link out of the run directory"
+    (ppo_copy / "model.pt").unlink()
+    (ppo_copy / "inside.pt").write_bytes(outside.read_bytes())
+    (ppo_copy / "model.pt").symlink_to(ppo_copy / "inside.pt")  # a link within the run is its own file
+    check_run(ppo_copy)
+
+
 def test_check_run_accepts_the_genuine_record(ppo_copy):
     record, policy = check_run(ppo_copy)
     assert policy == ppo_copy / "model.pt" and record["algorithm"] == "ppo"
