@@ -284,12 +284,15 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
             if account(i, obs, reward, terminated, truncated, info):
                 return
 
+    def reset_group(ids: Sequence[int]) -> _Group:
+        """Episodes `ids` started, each in its env reset to its seed: the group a batch begins as."""
+        first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
+        return _Group(envs[:len(ids)], np.array(ids), np.stack(first))
+
     def play_in_turn(ids: list[int]) -> None:
         """Episodes `ids` side by side through `act_group`, each step waiting for its answer: the same bookkeeping as
         the loop below, without its halves and timings."""
-        act_group = policy.act_group
-        first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
-        group = _Group(envs[:len(ids)], np.array(ids), np.stack(first))
+        act_group, group = policy.act_group, reset_group(ids)
         live, obs = group.envs, group.obs
         while ids:
             if observations is not None:
@@ -323,8 +326,7 @@ def run_episodes(env_id: str, policy: BatchPolicy, seeds: Sequence[int], env_kwa
             elif hasattr(policy, "act_group") and not getattr(policy, "overlaps", True):
                 play_in_turn(list(ids))
             else:
-                first = [env.reset(seed=int(seeds[i]))[0] for env, i in zip(envs, ids)]
-                groups = [_Group(envs[:len(ids)], np.array(ids), np.stack(first))]
+                groups = [reset_group(ids)]
                 send(groups[0])
                 trial = pipelined  # whether the next whole-batch step still decides on halves
                 while groups:
