@@ -159,8 +159,12 @@ def _run_limits(config: dict[str, Any]) -> dict[str, float]:
     """The sandbox limits the run's own final evaluation had (PromptPO's --act-timeout, --episode-timeout,
     --memory-mb; the defaults where a record has none): a policy can read its limits, so it gets the same here, or the
     run is refused where they exceed what a re-evaluation grants (`LIMIT_CAPS`)."""
-    limits = {"act_timeout": config.get("act_timeout", 1.0), "episode_timeout": config.get("episode_timeout", 120.0),
-              "memory_mb": config.get("memory_mb", 2048)}
+    from .sandbox import Limits  # here, not at the top: only code policies need the sandbox
+
+    default = Limits()  # PromptPO's defaults are the sandbox's
+    limits = {"act_timeout": config.get("act_timeout", default.act_seconds),
+              "episode_timeout": config.get("episode_timeout", default.episode_seconds),
+              "memory_mb": config.get("memory_mb", default.memory_mb)}
     for name, value in limits.items():
         if type(value) not in (int, float) or not 0 < value <= LIMIT_CAPS[name]:
             raise Rejected(f"config.{name} {value!r} is not a limit a re-evaluation grants (0 < {name} <= "
