@@ -529,7 +529,8 @@ class SandboxedPolicy:
         return actions if low <= min(actions) and max(actions) < high else None
 
     def _admit(self, ids: np.ndarray, key: bytes) -> tuple[list[int], bytes, int]:
-        """A batch's episode ids as a list, the tokens the worker sees for them, and how many start a `Policy()`:
+        """A batch's episode ids as a list, the tokens the worker sees for them, and how many `Policy()` objects the
+        worker builds for it:
         checks the batch against `max_batch` and `episodes_per_worker` (moving to the next worker when it starts the
         next worker's episodes) and remembers it in `_steady` under `key`, the ids' bytes (after this message every
         episode in it has its `Policy()`)."""
@@ -553,11 +554,11 @@ class SandboxedPolicy:
         self._worker_episodes += len(fresh)
         count = len(id_list)
         if self.lifetime == "rollout":  # one Policy() per worker, built while loading; every token is 0
-            new = int(first)
+            new = 0
             tokens.update(dict.fromkeys(fresh, 0))
             token_bytes = bytes(8 * count)
-        else:  # their Policy() is built on this batch
-            new = len(fresh)
+        else:  # their Policy() is built on this batch, but for a worker's first, built while loading
+            new = max(len(fresh) - first, 0)
             for episode_id in fresh:
                 tokens[episode_id] = int(self._token_source.integers(1 << 62))
             token_bytes = struct.pack(f"<{count}q", *[tokens[episode_id] for episode_id in id_list])
@@ -575,7 +576,10 @@ class SandboxedPolicy:
         # The worker answers in order: it started on this batch when it was sent or when the previous answer came.
         start = sent_at if sent_at > self._last_answer else self._last_answer
         limits = self.limits
-        deadline = start + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
+        if new:  # it builds the new Policy() objects first and says so: the calls' deadline starts then
+            self._built(start + limits.load_seconds * new + _DEADLINE_MARGIN, id_list)
+            start = time.monotonic()
+        deadline = start + limits.act_seconds * count + _DEADLINE_MARGIN
         actions = self._whole_rows(count, deadline)
         if actions is None:  # the long way: a reply in pieces, a failure report, JSON, an invalid action
             only = id_list[0] if count == 1 else None
@@ -605,6 +609,15 @@ class SandboxedPolicy:
         except _InvalidAction as invalid:
             index, message = invalid.args
             self._fail("invalid_action", f"{self.class_name}.act {message}", episode_id=id_list[index])
+
+    def _built(self, deadline: float, id_list: list) -> None:
+        """Wait for the worker's word that the objects a message needs are built; its failure report is raised."""
+        caught = self._spinner.caught  # `spun_share` counts answers only
+        reply = self._receive(deadline, f"building {self.class_name}() objects", 1 << 20,
+                              id_list[0] if len(id_list) == 1 else None)
+        self._spinner.caught = caught
+        if type(reply) is not dict or reply != sandbox_worker.BUILT:  # a forged frame may be an array
+            self._reported_failure(reply, id_list)
 
     def _whole_rows(self, count: int, deadline: float) -> np.ndarray | None:
         """The usual answer to a batch of `count` observations, read in one piece: raw rows of valid actions, the
@@ -744,7 +757,8 @@ class SandboxedPolicy:
             chunk = self._read(deadline)
             if chunk is None:
                 limits = self.limits
-                allowed = {"starting": f"{_STARTUP_SECONDS:g} s", "loading the policy": f"{limits.load_seconds:g} s"}
+                allowed = {"starting": f"{_STARTUP_SECONDS:g} s", "loading the policy": f"{limits.load_seconds:g} s",
+                           f"building {self.class_name}() objects": f"{limits.load_seconds:g} s per object"}
                 within = allowed.get(doing, f"{limits.act_seconds:g} s per observation")
                 self._fail("timeout", f"no answer from the policy within {within} while {doing}; killed",
                            episode_id=episode_id)
@@ -841,10 +855,13 @@ class SandboxedFeedback(SandboxedPolicy):
             raise PolicyFailure("worker_died", f"the sandboxed Feedback is closed after {self._failure}")
         rows = np.asarray(trajectory)
         limits = self.limits
-        # the worker's limits: a Feedback() to build, then one summarize_trajectory call (not one per row)
-        deadline = time.monotonic() + limits.load_seconds + limits.act_seconds + _DEADLINE_MARGIN
-        self._send(self._message(bytes(8 * len(rows)), rows), deadline, "summarizing")
-        reply = self._receive(deadline, "summarizing", _SUMMARY_BYTES)
+        # the worker's limits: a Feedback() to build, then one summarize_trajectory call (not one per row), which
+        # starts when the worker says the object is built
+        start = time.monotonic()
+        self._send(self._message(bytes(8 * len(rows)), rows),
+                   start + limits.load_seconds + limits.act_seconds + _DEADLINE_MARGIN, "summarizing")
+        self._built(start + limits.load_seconds + _DEADLINE_MARGIN, [])
+        reply = self._receive(time.monotonic() + limits.act_seconds + _DEADLINE_MARGIN, "summarizing", _SUMMARY_BYTES)
         if type(reply) is not str:
             self._reported_failure(reply, [])
         return clean_text(reply[:sandbox_worker.SUMMARY_CHARS])  # cut here too: the code may write its own reply

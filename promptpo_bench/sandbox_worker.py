@@ -15,9 +15,10 @@ untrusted code goes nowhere):
   B observation rows as raw bytes;
   worker -> parent, frames of a `REPLY` header (little-endian uint32 length, format byte) and a payload that is
   JSON or raw rows (never pickle, as the parent trusts nothing the worker says): `{"child": pid}` (from the waiter,
-  before anything untrusted), `{"isolation": ...}` or `{"setup_error": ...}`, then `{"loaded": true}`, then the actions of each act call, as raw int64 or float64 rows
-  when they form a numeric array of the action shape, else as a JSON list (whose odd values the parent names in
-  its error message). A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
+  before anything untrusted), `{"isolation": ...}` or `{"setup_error": ...}`, then `{"loaded": true}`, then for
+  each act call `{"built": true}` where it built new `Policy()` objects (for each summarize call always, after its
+  `Feedback()`), then its actions, as raw int64 or float64 rows when they form a numeric array of the action shape,
+  else as a JSON list (whose odd values the parent names in its error message). A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
   after which the worker exits.
 """
 
@@ -53,6 +54,8 @@ REPLY = struct.Struct("<IB")  # header of a worker -> parent reply: payload leng
 JSON_REPLY, INT_ROWS, FLOAT_ROWS = 0, 1, 2  # payload formats: JSON text, little-endian int64 / float64 actions
 ONE_INT_REPLY = REPLY.pack(8, INT_ROWS)  # the header of the usual answer to one observation in a Discrete space
 ACT_HEADER = struct.Struct("<IIB")  # batch size B, size of the pickled layout that follows (0: unchanged), spin flag
+BUILT = {"built": True}  # the worker's word that a message's new objects are built: the parent's deadline for its
+# calls starts there, so the time a construction may take is never time an untrusted call can spend
 POLICY_FILE = "policy.py"
 SUMMARY_CHARS = 4000  # longest Feedback text passed on
 MESSAGE_CHARS, TRACEBACK_CHARS = 500, 20_000  # bounds of a failure's message and traceback (its tail)
@@ -872,8 +875,10 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                 if tokens != policies_for:  # other episodes than the last batch's: find or build each one's Policy()
                     episode_ids = np.frombuffer(tokens, "<i8").tolist()
                     new = sum(1 for episode_id in dict.fromkeys(episode_ids) if episode_id not in instances)
-                    alarm["deadline"] = mark + load_seconds * new + act_seconds * count
-                    alarm["live"] = True
+                    builds = new - len(spare) if new > len(spare) else 0  # the first takes the one built while loading
+                    if builds:
+                        alarm["deadline"] = mark + load_seconds * builds
+                        alarm["live"] = True
                     phase, seconds = constructor, load_seconds
                     policies = []
                     for index, episode_id in enumerate(episode_ids):
@@ -884,7 +889,11 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                         policies.append(policy)
                     policies_for = tokens
                     phase, seconds = acting, act_seconds
-                alarm["deadline"] = mark + act_seconds * count  # the constructors' time given back
+                    if builds:  # the parent's deadline for the calls starts when it reads this
+                        alarm["live"] = False
+                        _write(out_fd, BUILT)
+                        mark = clock()
+                alarm["deadline"] = mark + act_seconds * count
                 alarm["live"] = True
                 for index, (policy, row) in enumerate(zip(policies, observations)):
                     actions.append(policy.act(from_array(row)))
@@ -928,6 +937,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
             instance = spare.pop() if spare else feedback_class()
             phase, limit = summarize, seconds
             signal.setitimer(signal.ITIMER_REAL, seconds)
+            _write(out_fd, BUILT)  # the parent's deadline for the call starts when it reads this
             text = str(getattr(instance, setup["method"])([from_array(row) for row in rows]))
             signal.setitimer(signal.ITIMER_REAL, 0)
             data = json.dumps(text[:SUMMARY_CHARS]).encode()

@@ -490,19 +490,87 @@ def test_uninterruptible_act_is_killed_at_the_hard_deadline(workers, lifetime):
     assert FAST.act_seconds < elapsed < FAST.act_seconds + 1.5  # the parent's slack is 0.1 s
 
 
+STOPS_ITS_TIMER = "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)\nwhile True:\n    pass"
+
+
 @pytest.mark.parametrize("lifetime", ["episode", "rollout"])
-def test_uninterruptible_first_act_has_the_time_of_a_policy_construction_too(lifetime):
-    """An episode's first message (in lifetime "rollout", the worker's first) may construct its Policy(): its deadline
-    is act_seconds + load_seconds + 0.1 s, even when the call stops the worker's timer."""
-    limits = Limits(act_seconds=0.2, load_seconds=1.0)
-    code = acting("import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)\nwhile True:\n    pass")
-    with SandboxedPolicy(code, OBS, Discrete(4), limits, lifetime=lifetime) as policy:
+def test_an_uninterruptible_first_act_has_only_its_own_limit(lifetime):
+    """An episode's first call (in lifetime "rollout", the worker's first) gets act_seconds + 0.1 s from the parent,
+    even when it stops the worker's timer: its Policy() was built while loading, so the load limit is not its to
+    spend (it was, 3.8 s for a 0.2 s limit, before the worker said when a message's objects were built)."""
+    limits = Limits(act_seconds=0.2, load_seconds=3.0)
+    with SandboxedPolicy(acting(STOPS_ITS_TIMER), OBS, Discrete(4), limits, lifetime=lifetime) as policy:
         start = time.monotonic()
         with pytest.raises(PolicyFailure) as raised:
             policy.act(np.array([0]), rows(0))
         elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout" and "killed" in raised.value.message and raised.value.episode_id == 0
+    assert limits.act_seconds <= elapsed < limits.load_seconds
+
+
+SLOW_SECOND_POLICY = """
+import signal, time
+
+class Policy:
+    built = 0
+
+    def __init__(self):
+        Policy.built += 1
+        if Policy.built == 2:  # the first built on a message
+            time.sleep(0.5)
+
+    def act(self, obs):
+        if obs.array[0]:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            while True:
+                pass
+        return 0
+"""
+
+
+def test_an_uninterruptible_act_after_a_construction_gets_no_time_from_it():
+    """A batch of two new episodes, one of whose Policy() is built on the message (0.5 s of a 3 s load limit): the
+    parent's deadline for the calls starts when the worker says the objects are built, so an act call that stops the
+    worker's timer is killed after the batch's act time (2 x 0.2 s + 0.1 s), not after the load limit as well."""
+    limits = Limits(act_seconds=0.2, load_seconds=3.0)
+    with SandboxedPolicy(SLOW_SECOND_POLICY, OBS, Discrete(4), limits) as policy:
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0, 1]), rows(1, 0))
+        elapsed = time.monotonic() - start
     assert raised.value.kind == "timeout" and "killed" in raised.value.message
-    assert elapsed >= limits.act_seconds + limits.load_seconds  # a lower bound only: a loaded machine adds to it
+    assert 0.5 + 2 * limits.act_seconds <= elapsed < limits.load_seconds
+
+
+def test_an_uninterruptible_construction_is_killed_after_its_load_limit():
+    """A Policy() built on a message that stops the worker's timer and never returns: the parent kills it at the
+    load limit of the objects the message builds + 0.1 s (one here), not at the batch's act time as well, and says
+    what it was doing."""
+    limits = Limits(act_seconds=2.0, load_seconds=0.5)
+    code = ("import signal\n\nclass Policy:\n    built = 0\n\n    def __init__(self):\n        Policy.built += 1\n"
+            f"        if Policy.built == 2:\n{textwrap.indent(STOPS_ITS_TIMER, ' ' * 12)}\n\n"
+            "    def act(self, obs):\n        return 0\n")
+    with SandboxedPolicy(code, OBS, Discrete(4), limits) as policy:
+        start = time.monotonic()
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act(np.array([0, 1]), rows(0, 0))
+        elapsed = time.monotonic() - start
+    assert raised.value.kind == "timeout"
+    assert raised.value.message == ("no answer from the policy within 0.5 s per object while building Policy() "
+                                    "objects; killed")
+    assert limits.load_seconds <= elapsed < limits.load_seconds + 2 * limits.act_seconds
+
+
+def test_a_construction_is_not_act_time_of_its_episode():
+    """The per-episode budget counts act calls only: a Policy() that takes 0.4 s to build (within its load limit)
+    leaves its episode's 0.3 s of act time untouched."""
+    code = "import time\n\nclass Policy:\n    def __init__(self):\n        time.sleep(0.4)\n\n" \
+           "    def act(self, obs):\n        return 1\n"
+    limits = Limits(act_seconds=0.2, episode_seconds=0.3, load_seconds=1.0)
+    with SandboxedPolicy(code, OBS, Discrete(4), limits) as policy:
+        policy.act(np.array([0]), rows(0))  # the Policy() built while loading
+        assert policy.act(np.array([1]), rows(0)).tolist() == [1]  # built on this message
+        assert policy._episode_seconds[1] < 0.2
 
 
 def test_endless_loading_is_interrupted():

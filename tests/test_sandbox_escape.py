@@ -278,15 +278,16 @@ SWALLOWS_ITS_TIMEOUT = """
 """
 
 
-def test_a_feedback_class_cannot_stretch_its_time_by_the_length_of_the_episode():
-    """A Feedback that swallows its timeout is killed at the worker's own limits (a Feedback() to build, one
-    summarize_trajectory call), not at act_seconds per observation of a long episode."""
+def test_a_feedback_class_cannot_stretch_its_time_by_the_length_of_the_episode_or_the_load_limit():
+    """A Feedback that swallows its timeout is killed at its call's own limit + 0.1 s, counted from when the worker
+    says its Feedback() is built: not at act_seconds per observation of a long episode (20.6 s once), nor with the
+    load limit on top (3.15 s here once)."""
     code = f"class Feedback:\n    def summarize_trajectory(self, traj):{SWALLOWS_ITS_TIMEOUT}"
-    with SandboxedFeedback(code, NOISEWORLD, Limits(act_seconds=0.05, load_seconds=0.5)) as feedback:
+    with SandboxedFeedback(code, NOISEWORLD, Limits(act_seconds=0.05, load_seconds=3.0)) as feedback:
         start = time.monotonic()
         with pytest.raises(PolicyFailure, match="timeout"):
             feedback.summarize(np.zeros((400, 29), dtype=np.float32))
-        assert time.monotonic() - start < 3.0  # 20.6 s before
+        assert time.monotonic() - start < 2.0
 
 
 def test_a_lone_surrogate_in_a_failure_or_a_feedback_text_is_escaped_for_the_prompt():
@@ -368,7 +369,7 @@ def report(**fields):
 
 
 @pytest.mark.parametrize("forgery", ['report(kind=[], message="x")', 'report(kind={"a": 1}, message=[1, 2])',
-                                     'forge(bytes(16), 1)', 'forge(b"", 1)'])
+                                     'forge(bytes(16), 1)', 'forge(b"", 1)', 'report(built=True)'])
 @pytest.mark.parametrize("where", ["loading", "act", "feedback"])
 def test_a_forged_frame_is_a_failure_of_that_candidate_not_of_the_run(where, forgery):
     """A frame written on the worker's reply pipe by the code itself (a failure report whose kind is not a string,
