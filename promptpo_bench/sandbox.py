@@ -32,7 +32,8 @@ import numpy as np
 
 from promptpo_bench import sandbox_worker
 from promptpo_bench.errors import BenchError, clean_text, one_line
-from promptpo_bench.sandbox_worker import ACT_HEADER, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY, REPORTED_KINDS
+from promptpo_bench.sandbox_worker import (ACT_HEADER, BUILD_MESSAGE, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY,
+                                           REPORTED_KINDS)
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
                  "worker_died")
@@ -343,11 +344,12 @@ class SandboxedPolicy:
         self.episodes_per_worker = episodes_per_worker
         self.max_batch = 1 if lifetime == "rollout" else episodes_per_worker
         self._code, self._observation = code, observation
-        self._tokens: dict[int, int] = {}  # episode id -> the opaque token the worker sees (lifetime "episode")
+        self._tokens: dict[int, int] = {}  # episode id -> the opaque token the worker in use sees
+        self._retired: set[int] = set()  # episode ids played by earlier workers (episodes_per_worker)
         self._steady: dict[bytes, tuple[list[int], bytes]] = {}  # admitted batches: int64 ids -> (ids, their tokens)
         self._token_source = np.random.default_rng()
         self._episode_seconds: dict[int, float] = {}
-        self._pending: collections.deque[tuple[list[int], int, float]] = collections.deque()  # sent, unanswered
+        self._pending: collections.deque[tuple[list[int], float]] = collections.deque()  # sent, unanswered
         self._failure: PolicyFailure | None = None
         self._buffer = bytearray()
         self._action_shape = action_space.shape
@@ -376,6 +378,8 @@ class SandboxedPolicy:
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
         self._worker_episodes = 0  # episode ids this worker has been sent
+        self._retired.update(self._tokens)
+        self._tokens.clear()
         self._steady.clear()
         self._last_answer = 0.0
         self._buffer.clear()
@@ -437,7 +441,9 @@ class SandboxedPolicy:
         """First half of `act`: hand the worker a batch and return at once; `receive` gets its actions.
 
         Batches are answered in the order they were sent, so a caller may keep two in flight and step the
-        environments of one while the worker computes the other (see `rollout.run_episodes`).
+        environments of one while the worker computes the other (see `rollout.run_episodes`). A batch that starts
+        episodes waits here while the worker builds their `Policy()` objects (see `_build`), so it must be sent with
+        no other in flight.
         """
         if self._failure is not None or not self._finalizer.alive:
             reason = f" after {self._failure}" if self._failure is not None else ""
@@ -451,17 +457,19 @@ class SandboxedPolicy:
         steady = self._steady.get(key)
         if steady is None:
             id_list, token_bytes, new = self._admit(ids, key)
+            if new:
+                self._build(token_bytes, new, id_list)
         else:  # a batch sent before (a rollout's group, step after step): its checks passed, its tokens are packed
             id_list, token_bytes = steady
-            new = 0
         count = len(id_list)
         sent_at = time.monotonic()
-        self._pending.append((id_list, new, sent_at))
         if count:
-            limits = self.limits
-            deadline = sent_at + limits.act_seconds * count + limits.load_seconds * new + _DEADLINE_MARGIN
+            # the worker reads this message once it has answered those ahead of it, each within its act time
+            ahead = sum(len(waiting) for waiting, _ in self._pending)
+            deadline = sent_at + self.limits.act_seconds * (count + ahead) + _DEADLINE_MARGIN
             self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
             self._sent += 1
+        self._pending.append((id_list, sent_at))
 
     def act_group(self, episode_ids: list[int], obs: np.ndarray) -> Sequence:
         """`act` for the rows `obs` of a rollout's live episodes `episode_ids` (a list): their actions, ints for a
@@ -513,7 +521,7 @@ class SandboxedPolicy:
                     self._last_answer = now
                     return actions
             self._buffer += reply
-        self._pending.append((ids, 0, sent_at))
+        self._pending.append((ids, sent_at))
         actions = self.receive()
         return actions.tolist() if self._discrete else actions
 
@@ -530,7 +538,7 @@ class SandboxedPolicy:
 
     def _admit(self, ids: np.ndarray, key: bytes) -> tuple[list[int], bytes, int]:
         """A batch's episode ids as a list, the tokens the worker sees for them, and how many `Policy()` objects the
-        worker builds for it:
+        worker must build for it (`_build`), before its observations:
         checks the batch against `max_batch` and `episodes_per_worker` (moving to the next worker when it starts the
         next worker's episodes) and remembers it in `_steady` under `key`, the ids' bytes (after this message every
         episode in it has its `Policy()`)."""
@@ -544,6 +552,10 @@ class SandboxedPolicy:
             fresh = [] if id_list[0] in tokens else id_list
         else:
             fresh = [episode_id for episode_id in dict.fromkeys(id_list) if episode_id not in tokens]
+        if fresh and self._retired and not self._retired.isdisjoint(fresh):
+            raise ValueError(f"episode {min(self._retired.intersection(fresh))} was played by an earlier worker")
+        if self._pending and self.lifetime != "rollout" and len(fresh) > (self._worker_episodes == 0):
+            raise ValueError("a batch whose Policy() objects must be built must be sent with no other in flight")
         per_worker = self.episodes_per_worker
         if per_worker is not None and fresh and self._worker_episodes + len(fresh) > per_worker:
             if len(fresh) < len(id_list) or len(fresh) > per_worker or self._pending:
@@ -569,16 +581,13 @@ class SandboxedPolicy:
 
     def receive(self) -> np.ndarray:
         """Second half of `act`: the validated actions of the oldest batch sent and not yet received."""
-        id_list, new, sent_at = self._pending.popleft()
+        id_list, sent_at = self._pending.popleft()
         count = len(id_list)
         if count == 0:
             return np.empty((0, *self._action_shape), dtype=self.action_space.dtype)
         # The worker answers in order: it started on this batch when it was sent or when the previous answer came.
         start = sent_at if sent_at > self._last_answer else self._last_answer
         limits = self.limits
-        if new:  # it builds the new Policy() objects first and says so: the calls' deadline starts then
-            self._built(start + limits.load_seconds * new + _DEADLINE_MARGIN, id_list)
-            start = time.monotonic()
         deadline = start + limits.act_seconds * count + _DEADLINE_MARGIN
         actions = self._whole_rows(count, deadline)
         if actions is None:  # the long way: a reply in pieces, a failure report, JSON, an invalid action
@@ -609,6 +618,15 @@ class SandboxedPolicy:
         except _InvalidAction as invalid:
             index, message = invalid.args
             self._fail("invalid_action", f"{self.class_name}.act {message}", episode_id=id_list[index])
+
+    def _build(self, tokens: bytes, new: int, id_list: list) -> None:
+        """Have the worker build the `Policy()` objects of a batch's `new` episodes (`tokens` names the batch's
+        episodes) and wait until it has, within their load limit: before it is sent their observations, which a
+        constructor could otherwise read from the worker's memory and do an act's work in a construction's time."""
+        deadline = time.monotonic() + self.limits.load_seconds * new + _DEADLINE_MARGIN
+        self._send(ACT_HEADER.pack(len(id_list), BUILD_MESSAGE, self._spin()) + tokens, deadline,
+                   f"building {self.class_name}() objects", id_list[0] if len(id_list) == 1 else None)
+        self._built(deadline, id_list)
 
     def _built(self, deadline: float, id_list: list) -> None:
         """Wait for the worker's word that the objects a message needs are built; its failure report is raised."""
@@ -758,7 +776,8 @@ class SandboxedPolicy:
             if chunk is None:
                 limits = self.limits
                 allowed = {"starting": f"{_STARTUP_SECONDS:g} s", "loading the policy": f"{limits.load_seconds:g} s",
-                           f"building {self.class_name}() objects": f"{limits.load_seconds:g} s per object"}
+                           f"building {self.class_name}() objects": f"{limits.load_seconds:g} s per object",
+                           "summarizing": f"{limits.act_seconds:g} s"}
                 within = allowed.get(doing, f"{limits.act_seconds:g} s per observation")
                 self._fail("timeout", f"no answer from the policy within {within} while {doing}; killed",
                            episode_id=episode_id)
@@ -769,14 +788,17 @@ class SandboxedPolicy:
     def _read(self, deadline: float) -> bytes | None:
         """What the worker has written (b"" once it has closed its pipe), or None if nothing came by `deadline`.
         Blocking, a woken worker runs in this process's stead, so its answer is usually there when this process runs
-        again: one non-blocking read is tried first, one system call where poll and read would take two."""
-        if not self._spinner.enabled:
+        again: one non-blocking read is tried first, one system call where poll and read would take two. An answer
+        already waiting when this process looks after the deadline is taken too: this process was busy (stepping
+        the envs of the other half in flight), not the worker."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not self._spinner.enabled:
             try:
                 return os.read(self._read_fd, 1 << 16)
             except BlockingIOError:
-                pass
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not self._spinner.wait(math.ceil(remaining * 1000)):
+                if remaining <= 0:
+                    return None
+        if not self._spinner.wait(math.ceil(remaining * 1000)):
             return None
         return os.read(self._read_fd, 1 << 16)
 
@@ -855,13 +877,12 @@ class SandboxedFeedback(SandboxedPolicy):
             raise PolicyFailure("worker_died", f"the sandboxed Feedback is closed after {self._failure}")
         rows = np.asarray(trajectory)
         limits = self.limits
-        # the worker's limits: a Feedback() to build, then one summarize_trajectory call (not one per row), which
-        # starts when the worker says the object is built
-        start = time.monotonic()
-        self._send(self._message(bytes(8 * len(rows)), rows),
-                   start + limits.load_seconds + limits.act_seconds + _DEADLINE_MARGIN, "summarizing")
-        self._built(start + limits.load_seconds + _DEADLINE_MARGIN, [])
-        reply = self._receive(time.monotonic() + limits.act_seconds + _DEADLINE_MARGIN, "summarizing", _SUMMARY_BYTES)
+        # the worker's limits: a Feedback() to build (before it is sent the rows, see `_build`), then one
+        # summarize_trajectory call (not one per row)
+        self._build(b"", 1, [])
+        deadline = time.monotonic() + limits.act_seconds + _DEADLINE_MARGIN
+        self._send(self._message(bytes(8 * len(rows)), rows), deadline, "summarizing")
+        reply = self._receive(deadline, "summarizing", _SUMMARY_BYTES)
         if type(reply) is not str:
             self._reported_failure(reply, [])
         return clean_text(reply[:sandbox_worker.SUMMARY_CHARS])  # cut here too: the code may write its own reply

@@ -11,14 +11,17 @@ Protocol, on the worker's original stdin/stdout pipes (fds 0, 1, 2 are then poin
 untrusted code goes nowhere):
   parent -> worker: first a pickled setup dict, then (after the isolation report) a pickled {"code": ...}, then per
   act call an `ACT_HEADER` (B, layout size, whether to spin waiting for the next message), the pickled
-  layout `(dtype.str, row_shape)` of the observations when it changed (else nothing), B int64 episode ids and the
-  B observation rows as raw bytes;
+  layout `(dtype.str, row_shape)` of the observations when it changed (else nothing), B int64 episode tokens and
+  the B observation rows as raw bytes. Before an act call whose episodes need new `Policy()` objects (and before
+  each summarize call, for its `Feedback()`), a build message: an `ACT_HEADER` whose layout size is
+  `BUILD_MESSAGE`, then the B tokens; the parent sends the observations only once the objects are built, so that no
+  constructor can read them (from this process's memory) and do an act's work in a construction's time;
   worker -> parent, frames of a `REPLY` header (little-endian uint32 length, format byte) and a payload that is
   JSON or raw rows (never pickle, as the parent trusts nothing the worker says): `{"child": pid}` (from the waiter,
-  before anything untrusted), `{"isolation": ...}` or `{"setup_error": ...}`, then `{"loaded": true}`, then for
-  each act call `{"built": true}` where it built new `Policy()` objects (for each summarize call always, after its
-  `Feedback()`), then its actions, as raw int64 or float64 rows when they form a numeric array of the action shape,
-  else as a JSON list (whose odd values the parent names in its error message). A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
+  before anything untrusted), `{"isolation": ...}` or `{"setup_error": ...}`, then `{"loaded": true}`, then
+  `{"built": true}` for each build message and for each act call its actions, as raw int64 or float64 rows when
+  they form a numeric array of the action shape, else as a JSON list (whose odd values the parent names in its
+  error message). A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
   after which the worker exits.
 """
 
@@ -54,8 +57,8 @@ REPLY = struct.Struct("<IB")  # header of a worker -> parent reply: payload leng
 JSON_REPLY, INT_ROWS, FLOAT_ROWS = 0, 1, 2  # payload formats: JSON text, little-endian int64 / float64 actions
 ONE_INT_REPLY = REPLY.pack(8, INT_ROWS)  # the header of the usual answer to one observation in a Discrete space
 ACT_HEADER = struct.Struct("<IIB")  # batch size B, size of the pickled layout that follows (0: unchanged), spin flag
-BUILT = {"built": True}  # the worker's word that a message's new objects are built: the parent's deadline for its
-# calls starts there, so the time a construction may take is never time an untrusted call can spend
+BUILD_MESSAGE = 0xFFFFFFFF  # in an `ACT_HEADER`'s layout size: a build message, B int64 tokens and no rows
+BUILT = {"built": True}  # the worker's answer to a build message: the objects are built
 POLICY_FILE = "policy.py"
 SUMMARY_CHARS = 4000  # longest Feedback text passed on
 MESSAGE_CHARS, TRACEBACK_CHARS = 500, 20_000  # bounds of a failure's message and traceback (its tail)
@@ -206,19 +209,22 @@ class Layout:
     def __init__(self) -> None:
         self.row_bytes = 0  # a token and a row; 0 before a layout is known
 
-    def read(self, rfile: Reader) -> tuple[int, int, bytes] | None:
-        """The next message from `rfile`, after the layout it carries (if any): its row count, spin flag and body of
-        tokens and rows; None at the end of the input."""
+    def read(self, rfile: Reader) -> tuple[int, int, bytes, bool] | None:
+        """The next message from `rfile`, after the layout it carries (if any): its row count, spin flag, body of
+        tokens and rows (of tokens only in a build message), and whether it is a build message; None at the end of
+        the input."""
         header = rfile.read(ACT_HEADER.size)
         if len(header) < ACT_HEADER.size:
             return None
         count, layout_size, flag = ACT_HEADER.unpack(header)
+        if layout_size == BUILD_MESSAGE:
+            return count, flag, rfile.read(8 * count), True
         if layout_size:
             dtype, self.shape = pickle.loads(rfile.read(layout_size))
             self.dtype, self.size = np.dtype(dtype), math.prod(self.shape)
             self.row_bytes = 8 + self.dtype.itemsize * self.size
             self.flat = self.shape == (self.size,)
-        return count, flag, rfile.read(count * self.row_bytes)
+        return count, flag, rfile.read(count * self.row_bytes), False
 
     def decode(self, body: bytes, count: int, at: int = 0) -> tuple[bytes, np.ndarray]:
         """The int64 tokens (as bytes) and the rows of the `count` observations in `body` from offset `at`."""
@@ -799,7 +805,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
            setup: dict, reserve: list) -> None:
     """Answer act messages until the parent closes the pipe or the untrusted code fails."""
     policy_class, first = loaded
-    spare = [first]  # the object built while loading: the first episode's
+    spare = [first]  # the object built while loading: the first episode's (the parent has the others built first)
     instances: dict[int, object] = {}
     # the Policy() objects of the last batch, row by row, and that batch's tokens: a rollout's batch comes again step
     # after step, and then needs no look-ups
@@ -810,6 +816,8 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     write_all, pack, unpack_from = _write_all, REPLY.pack, ACT_HEADER.unpack_from
     action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
+    built = json.dumps(BUILT).encode()
+    built_reply = pack(len(built), JSON_REPLY) + built
     layout = Layout()
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
@@ -837,6 +845,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                     rfile.buffer += message
                     message = None
         known = None  # the Policy() of the episode a one-observation message continues
+        building = False  # whether the message is a build message
         if batch is not None:  # a whole batch in the known layout: its tokens and rows read in place
             spinner.enabled = flag
             tokens, observations = layout.decode(batch, count, ACT_HEADER.size)
@@ -854,9 +863,10 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
             if read is None:
                 setitimer(real, 0)  # the parent is gone: no alarm may end this process on its way out
                 return
-            count, spinner.enabled, body = read
-            one_size = ACT_HEADER.size + layout.row_bytes  # the layout may have changed
-            tokens, observations = layout.decode(body, count)
+            count, spinner.enabled, body, building = read
+            if not building:
+                one_size = ACT_HEADER.size + layout.row_bytes  # the layout may have changed
+                tokens, observations = layout.decode(body, count)
         actions = []
         index = None
         phase, seconds = acting, act_seconds
@@ -865,41 +875,40 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
             # call is over its own limit, and a call that ends over its limit before then is caught by the clock
             # after it. Between batches `_ALARM["live"]` makes the periodic alarm harmless.
             mark = clock()
-            if known is not None:  # a known episode's next observation (lifetime "rollout": every message after
+            if building:  # the Policy() objects of a batch's new episodes, built before their observations are sent
+                phase, seconds = constructor, load_seconds
+                episode_ids = np.frombuffer(body, "<i8").tolist()
+                new = sum(1 for episode_id in dict.fromkeys(episode_ids) if episode_id not in instances)
+                alarm["deadline"] = mark + load_seconds * (new - len(spare) if new > len(spare) else 0)
+                alarm["live"] = True
+                for index, episode_id in enumerate(episode_ids):
+                    if episode_id not in instances:
+                        instances[episode_id] = spare.pop() if spare else policy_class()
+                        mark = _within(mark, load_seconds)
+            elif known is not None:  # a known episode's next observation (lifetime "rollout": every message after
                 index = 0          # the first): one call, without the batch loop's bookkeeping
                 alarm["deadline"] = mark + act_seconds
                 alarm["live"] = True
                 actions.append(known.act(from_array(row)))
                 _within(mark, act_seconds)
             else:
-                if tokens != policies_for:  # other episodes than the last batch's: find or build each one's Policy()
-                    episode_ids = np.frombuffer(tokens, "<i8").tolist()
-                    new = sum(1 for episode_id in dict.fromkeys(episode_ids) if episode_id not in instances)
-                    builds = new - len(spare) if new > len(spare) else 0  # the first takes the one built while loading
-                    if builds:
-                        alarm["deadline"] = mark + load_seconds * builds
-                        alarm["live"] = True
-                    phase, seconds = constructor, load_seconds
+                if tokens != policies_for:  # other episodes than the last batch's: find each one's Policy()
                     policies = []
-                    for index, episode_id in enumerate(episode_ids):
+                    for episode_id in np.frombuffer(tokens, "<i8").tolist():
                         policy = instances.get(episode_id)
-                        if policy is None:
-                            policy = instances[episode_id] = spare.pop() if spare else policy_class()
-                            mark = _within(mark, load_seconds)
+                        if policy is None:  # a worker's first episode: the object built while loading
+                            policy = instances[episode_id] = spare.pop()
                         policies.append(policy)
                     policies_for = tokens
-                    phase, seconds = acting, act_seconds
-                    if builds:  # the parent's deadline for the calls starts when it reads this
-                        alarm["live"] = False
-                        _write(out_fd, BUILT)
-                        mark = clock()
                 alarm["deadline"] = mark + act_seconds * count
                 alarm["live"] = True
                 for index, (policy, row) in enumerate(zip(policies, observations)):
                     actions.append(policy.act(from_array(row)))
                     mark = _within(mark, act_seconds)
             alarm["live"] = False
-            if count == 1 and type(actions[0]) is int and action_shape == () and -(1 << 63) <= actions[0] < 1 << 63:
+            if building:
+                reply = built_reply
+            elif count == 1 and type(actions[0]) is int and action_shape == () and -(1 << 63) <= actions[0] < 1 << 63:
                 reply = ONE_INT_REPLY + actions[0].to_bytes(8, "little", signed=True)
             else:
                 kind, data = _encode_actions(actions, action_shape)
@@ -918,10 +927,10 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
 
 def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
                      from_array: Callable[[np.ndarray], object], setup: dict, reserve: list) -> None:
-    """Answer summarize messages: the rows of one whole episode in, `summarize_trajectory`'s text out (a fresh
-    `Feedback()` for each; the first is the one built while loading)."""
+    """Answer summarize messages: the rows of one whole episode in, `summarize_trajectory`'s text out, each with a
+    fresh `Feedback()` built on the build message before it (the first is the one built while loading)."""
     feedback_class, first = loaded
-    spare = [first]
+    spare, instance = [first], None
     seconds, load_seconds = setup["act_seconds"], setup["load_seconds"]
     summarize = f"{setup['class_name']}.{setup['method']}"
     layout = Layout()
@@ -929,18 +938,22 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
         read = layout.read(rfile)
         if read is None:
             return
-        count, _, body = read
-        _, rows = layout.decode(body, count)
-        phase, limit = f"{setup['class_name']}()", load_seconds
+        count, _, body, building = read
         try:
-            signal.setitimer(signal.ITIMER_REAL, load_seconds)
-            instance = spare.pop() if spare else feedback_class()
-            phase, limit = summarize, seconds
-            signal.setitimer(signal.ITIMER_REAL, seconds)
-            _write(out_fd, BUILT)  # the parent's deadline for the call starts when it reads this
-            text = str(getattr(instance, setup["method"])([from_array(row) for row in rows]))
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            data = json.dumps(text[:SUMMARY_CHARS]).encode()
+            if building:
+                phase, limit = f"{setup['class_name']}()", load_seconds
+                signal.setitimer(signal.ITIMER_REAL, load_seconds)
+                instance = spare.pop() if spare else feedback_class()
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                reply = BUILT
+            else:
+                phase, limit = summarize, seconds
+                _, rows = layout.decode(body, count)
+                signal.setitimer(signal.ITIMER_REAL, seconds)
+                text = str(getattr(instance, setup["method"])([from_array(row) for row in rows]))
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                reply, instance = text[:SUMMARY_CHARS], None
+            data = json.dumps(reply).encode()
         except BaseException as exc:
             signal.setitimer(signal.ITIMER_REAL, 0)
             _write(out_fd, _failure(exc, phase, limit, setup, None, reserve))

@@ -288,6 +288,61 @@ def test_a_feedback_class_cannot_stretch_its_time_by_the_length_of_the_episode_o
         with pytest.raises(PolicyFailure, match="timeout"):
             feedback.summarize(np.zeros((400, 29), dtype=np.float32))
         assert time.monotonic() - start < 2.0
+    assert feedback._failure.message == "no answer from the policy within 0.05 s while summarizing; killed"
+
+
+SEES_ITS_ROWS = """
+import sys
+import numpy as np
+
+MARK = np.float32(12345.0).tobytes()  # in the rows of the message the object is built for
+
+
+def holds_mark(value, depth=0):
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return MARK in bytes(value)
+    if isinstance(value, np.ndarray):
+        return MARK in value.tobytes()
+    if depth < 3 and isinstance(value, (tuple, list)):
+        return any(holds_mark(item, depth + 1) for item in value)
+    if depth < 3 and hasattr(value, "__dict__") and not isinstance(value, (type(sys), type)):  # not this module
+        return any(holds_mark(item, depth + 1) for item in vars(value).values())
+    return False
+
+
+def seen():  # anything the worker's frames hold: its locals, its reader's buffer, the message as read
+    frame = sys._getframe()
+    while frame is not None:
+        if any(holds_mark(value) for value in frame.f_locals.values()):
+            return True
+        frame = frame.f_back
+    return False
+
+
+class {name}:
+    def __init__(self):
+        self.saw = seen()
+
+    def {method}(self, obs):
+        return {answer}
+"""
+
+
+def test_a_constructor_cannot_read_the_observations_its_object_is_built_for():
+    """A Policy() built on a message could once walk the worker's frames to the message's rows and do an act's work
+    in a construction's time (3.6 s for a 0.5 s batch limit, red team): the worker now builds the objects of a
+    batch's new episodes on a message of their own, before the parent sends their observations. Likewise a
+    Feedback() for the rows it is to summarise."""
+    marked = np.zeros((2, 104), dtype=np.float32)
+    marked[:, 7] = 12345.0
+    code = SEES_ITS_ROWS.format(name="Policy", method="act", answer="int(self.saw)")
+    with SandboxedPolicy(code, sandbox.sandbox_worker.__name__ + ":RawObservation", Discrete(2), LIMITS) as policy:
+        assert policy.act(np.array([0]), np.zeros((1, 104), dtype=np.float32)).tolist() == [0]
+        assert policy.act(np.array([1, 2]), marked).tolist() == [0, 0]
+    code = SEES_ITS_ROWS.format(name="Feedback", method="summarize_trajectory", answer="str(self.saw)")
+    with SandboxedFeedback(code, NOISEWORLD, LIMITS) as feedback:
+        assert feedback.summarize(np.zeros((2, 29), dtype=np.float32)) == "False"
+        assert feedback.summarize(np.full((2, 29), 12345.0, dtype=np.float32)) == "False"
 
 
 def test_a_lone_surrogate_in_a_failure_or_a_feedback_text_is_escaped_for_the_prompt():
