@@ -844,20 +844,19 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                 if message is not None:
                     rfile.buffer += message
                     message = None
-        known = None  # the Policy() of the episode a one-observation message continues
+        known = None  # the Policy() of the known episode a one-observation message continues
         building = False  # whether the message is a build message
         if batch is not None:  # a whole batch in the known layout: its tokens and rows read in place
             spinner.enabled = flag
             tokens, observations = layout.decode(batch, count, ACT_HEADER.size)
         elif message is not None:  # one observation (lifetime "rollout"): the cheapest way through
             count, spinner.enabled = 1, message[8]
-            episode_id = int.from_bytes(message[9:17], "little", signed=True)
+            # its episode is known: a message in the known layout comes after a worker's first, which carries it,
+            # and each other new episode's build message
+            known = instances[int.from_bytes(message[9:17], "little", signed=True)]
             row = np.frombuffer(message, layout.dtype, layout.size, 17)
             if not layout.flat:
                 row = row.reshape(layout.shape)
-            known = instances.get(episode_id)
-            if known is None:  # the episode's first observation: through the batch loop
-                tokens, observations = message[9:17], (row,)
         else:
             read = layout.read(rfile)
             if read is None:
@@ -879,7 +878,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                 phase, seconds = constructor, load_seconds
                 episode_ids = np.frombuffer(body, "<i8").tolist()
                 new = sum(1 for episode_id in dict.fromkeys(episode_ids) if episode_id not in instances)
-                alarm["deadline"] = mark + load_seconds * (new - len(spare) if new > len(spare) else 0)
+                alarm["deadline"] = mark + load_seconds * (new - len(spare))  # the parent asks only for builds
                 alarm["live"] = True
                 for index, episode_id in enumerate(episode_ids):
                     if episode_id not in instances:

@@ -543,20 +543,23 @@ def test_an_uninterruptible_act_after_a_construction_gets_no_time_from_it():
     assert 0.5 + 2 * limits.act_seconds <= elapsed < limits.load_seconds
 
 
-def test_an_uninterruptible_construction_is_killed_after_its_load_limit():
+@pytest.mark.parametrize("first, ids, episode_id", [([], [0, 1], None), ([0], [1], 1)])
+def test_an_uninterruptible_construction_is_killed_after_its_load_limit(first, ids, episode_id):
     """A Policy() built on a message that stops the worker's timer and never returns: the parent kills it at the
     load limit of the objects the message builds + 0.1 s (one here), not at the batch's act time as well, and says
-    what it was doing."""
+    what it was doing, for which episode where the message has one."""
     limits = Limits(act_seconds=2.0, load_seconds=0.5)
     code = ("import signal\n\nclass Policy:\n    built = 0\n\n    def __init__(self):\n        Policy.built += 1\n"
             f"        if Policy.built == 2:\n{textwrap.indent(STOPS_ITS_TIMER, ' ' * 12)}\n\n"
             "    def act(self, obs):\n        return 0\n")
     with SandboxedPolicy(code, OBS, Discrete(4), limits) as policy:
+        if first:
+            policy.act(np.array(first), rows(0))  # the Policy() built while loading
         start = time.monotonic()
         with pytest.raises(PolicyFailure) as raised:
-            policy.act(np.array([0, 1]), rows(0, 0))
+            policy.act(np.array(ids), rows(*[0] * len(ids)))
         elapsed = time.monotonic() - start
-    assert raised.value.kind == "timeout"
+    assert raised.value.kind == "timeout" and raised.value.episode_id == episode_id
     assert raised.value.message == ("no answer from the policy within 0.5 s per object while building Policy() "
                                     "objects; killed")
     assert limits.load_seconds <= elapsed < limits.load_seconds + 2 * limits.act_seconds
