@@ -811,12 +811,43 @@ def test_a_batch_that_starts_episodes_is_sent_alone():
     """Starting episodes waits for the worker to build their Policy() objects, so such a batch cannot follow another
     still in flight: a ValueError, and nothing was sent (the policy goes on)."""
     with sandbox(COUNTING) as policy:
-        policy.act(np.array([0]), rows(0))
+        policy.send(np.array([], dtype=np.int64), rows(0)[:0])  # nothing to answer, yet in flight
+        policy.send(np.array([0]), rows(0))  # the worker's first episode: its Policy() was built while loading
+        assert policy.receive().tolist() == [] and policy.receive().tolist() == [0]
         policy.send(np.array([0]), rows(0))
-        with pytest.raises(ValueError, match="no other in flight"):
-            policy.send(np.array([1, 2]), rows(0, 0))
+        for ids in ([1], [1, 2]):
+            with pytest.raises(ValueError, match="no other in flight"):
+                policy.send(np.array(ids), rows(*[0] * len(ids)))
         assert policy.receive().tolist() == [1]
         assert policy.act(np.array([1, 2]), rows(0, 0)).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("lifetime, batches, built", [
+    ("episode", [[0], [1, 2], [1, 2], [3]], [2, 1]),  # a worker's first episode takes the object built while loading
+    ("episode", [[0, 1]], [1]),
+    ("rollout", [[0], [1], [2]], []),  # one Policy() for the worker, built while loading
+])
+def test_only_the_objects_a_batch_lacks_are_built_before_it(monkeypatch, lifetime, batches, built):
+    """A build message (and its wait) precedes exactly the batches whose episodes lack a Policy() the worker has not
+    got yet, and asks for that many."""
+    asked = []
+    build = SandboxedPolicy._build
+    monkeypatch.setattr(SandboxedPolicy, "_build", lambda self, tokens, new, ids: (asked.append(new),
+                                                                                   build(self, tokens, new, ids)))
+    with SandboxedPolicy(COUNTING, OBS, Discrete(4), FAST, lifetime=lifetime) as policy:
+        for ids in batches:
+            policy.act(np.array(ids), rows(*[0] * len(ids)))
+    assert asked == built
+
+
+def test_a_batch_of_the_next_worker_is_sent_alone():
+    """With episodes_per_worker, the batch that moves to the next worker cannot follow one still in flight (its
+    answer would be lost with the retired worker), also in lifetime "rollout", where new episodes need no build."""
+    with SandboxedPolicy(COUNTING, OBS, Discrete(4), FAST, lifetime="rollout", episodes_per_worker=1) as policy:
+        policy.send(np.array([0]), rows(0))
+        with pytest.raises(ValueError, match="on their own"):
+            policy.send(np.array([1]), rows(0))
+        assert policy.receive().tolist() == [0]
 
 
 def test_an_episode_of_an_earlier_worker_is_the_callers_error():
