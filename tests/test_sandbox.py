@@ -498,7 +498,7 @@ STOPS_ITS_TIMER = "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0)\nwhile
 def test_an_uninterruptible_first_act_has_only_its_own_limit(lifetime):
     """An episode's first call (in lifetime "rollout", the worker's first) gets act_seconds + 0.1 s from the parent,
     even when it stops the worker's timer: its Policy() was built while loading, so the load limit is not its to
-    spend (it was, 3.8 s for a 0.2 s limit, before the worker said when a message's objects were built)."""
+    spend (it was, 3.8 s for a 0.2 s limit, before objects were built apart from the calls)."""
     limits = Limits(act_seconds=0.2, load_seconds=3.0)
     with SandboxedPolicy(acting(STOPS_ITS_TIMER), OBS, Discrete(4), limits, lifetime=lifetime) as policy:
         start = time.monotonic()
