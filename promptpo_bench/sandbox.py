@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import functools
 import importlib.util
 import json
@@ -25,7 +26,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 
 import gymnasium
 import numpy as np
@@ -257,10 +258,35 @@ def _observation_file(observation: str) -> str | None:
 
 
 @functools.cache
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype, libc.mmap.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                                              ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    return libc
+
+
+def _keep_resident(file: BinaryIO, chunk: bytearray) -> None:
+    """Bring a file's pages into the page cache and, where this process may (root), lock them there for its life (a
+    read-only shared mapping, never unmapped), so that no reclaim (memory pressure, or DAMON's, which pages out cold
+    page cache with memory free) makes them cold again; else read the file once."""
+    size = os.fstat(file.fileno()).st_size
+    libc = _libc()
+    address = libc.mmap(None, size, 1, 1, file.fileno(), 0) if size else None  # PROT_READ, MAP_SHARED
+    if address not in (None, ctypes.c_void_p(-1).value):
+        if libc.mlock(address, size) == 0:
+            return
+        libc.munmap(address, size)
+    while file.readinto(chunk):
+        pass
+
+
+@functools.cache
 def _minimal_root() -> tuple[list[str], list[str]]:
-    """`sandbox_worker.minimal_root()`, every file of it read once first, in the first call of this process: then each
-    page a worker can reach is in the host's page cache before any untrusted line runs, and a policy that times its
-    reads learns nothing of which pages an earlier worker read (short of memory pressure evicting pages again)."""
+    """`sandbox_worker.minimal_root()`, every file of it made resident first (`_keep_resident`), in the first call of
+    this process: then each page a worker can reach is in the host's page cache before any untrusted line runs, and a
+    policy that times its reads learns nothing of which pages an earlier worker read."""
     kept, hidden = sandbox_worker.minimal_root()
     chunk = bytearray(1 << 20)
     for top in kept:
@@ -268,8 +294,7 @@ def _minimal_root() -> tuple[list[str], list[str]]:
             dirs[:] = [name for name in dirs if os.path.join(directory, name) not in hidden]
             for name in names:
                 with contextlib.suppress(OSError), open(os.path.join(directory, name), "rb", buffering=0) as file:
-                    while file.readinto(chunk):
-                        pass
+                    _keep_resident(file, chunk)
     return kept, hidden
 
 

@@ -635,8 +635,9 @@ class Policy:
 
 def test_every_page_a_worker_can_read_is_in_the_page_cache_before_it_runs():
     """A page nobody read is slow to read once and fast ever after, in any process: a policy timing one read could
-    tell whether an earlier worker ran (its own rollout: this is the final evaluation). The parent reads every file of
-    the root before the first worker runs any code, so none is cold."""
+    tell whether an earlier worker ran (its own rollout: this is the final evaluation). The parent makes every file of
+    the root resident before the first worker runs any code, so none is cold, and (as root) locks their pages in
+    memory, so that no reclaim makes them cold again (DAMON pages out cold page cache on the development VM)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype, libc.mmap.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
                                                               ctypes.c_int, ctypes.c_int, ctypes.c_long]
@@ -645,7 +646,7 @@ def test_every_page_a_worker_can_read_is_in_the_page_cache_before_it_runs():
     page = os.sysconf("SC_PAGE_SIZE")
     contained("class Policy:\n    def act(self, obs):\n        return 0\n")
     kept, hidden = sandbox.sandbox_worker.minimal_root()
-    cold, files = [], 0
+    cold, files, total = [], 0, 0
     for top in kept:
         for directory, dirs, names in os.walk(top) if os.path.isdir(top) else [("", [], [top])]:
             dirs[:] = [name for name in dirs if os.path.join(directory, name) not in hidden]
@@ -655,6 +656,7 @@ def test_every_page_a_worker_can_read_is_in_the_page_cache_before_it_runs():
                 if not size or not os.path.isfile(path):
                     continue
                 files += 1
+                total += size
                 fd = os.open(path, os.O_RDONLY)
                 address = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
                 os.close(fd)
@@ -664,3 +666,6 @@ def test_every_page_a_worker_can_read_is_in_the_page_cache_before_it_runs():
                 if any(not byte & 1 for byte in pages.raw):
                     cold.append(path)
     assert files > 1000 and not cold, cold[:5]
+    locked = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
+                      if line.startswith("VmLck:")).split()[1]) * 1024
+    assert locked >= total  # this process's mappings of the root, each file's pages whole
