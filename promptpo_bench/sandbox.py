@@ -646,15 +646,12 @@ class SandboxedPolicy:
 
     def _build(self, tokens: bytes, new: int, id_list: list) -> None:
         """Have the worker build the `Policy()` objects of a batch's `new` episodes (`tokens` names the batch's
-        episodes) and wait until it has, within their load limit: before it is sent their observations, which a
-        constructor could otherwise read from the worker's memory and do an act's work in a construction's time."""
+        episodes) and wait for its word that it has, within their load limit (its failure report is raised): before
+        it is sent their observations, which a constructor could otherwise read from the worker's memory and do an
+        act's work in a construction's time."""
         deadline = time.monotonic() + self.limits.load_seconds * new + _DEADLINE_MARGIN
         self._send(ACT_HEADER.pack(len(id_list), BUILD_MESSAGE, self._spin()) + tokens, deadline,
                    f"building {self.class_name}() objects", id_list[0] if len(id_list) == 1 else None)
-        self._built(deadline, id_list)
-
-    def _built(self, deadline: float, id_list: list) -> None:
-        """Wait for the worker's word that the objects a message needs are built; its failure report is raised."""
         caught = self._spinner.caught  # `spun_share` counts answers only
         reply = self._receive(deadline, f"building {self.class_name}() objects", 1 << 20,
                               id_list[0] if len(id_list) == 1 else None)

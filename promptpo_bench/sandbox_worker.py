@@ -299,9 +299,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _write(fd: int, reply: object) -> None:
+def _frame(reply: object) -> bytes:
+    """A JSON reply as one frame: `REPLY` header, then the text."""
     data = json.dumps(reply, separators=(",", ":")).encode()
-    _write_all(fd, REPLY.pack(len(data), JSON_REPLY) + data)
+    return REPLY.pack(len(data), JSON_REPLY) + data
+
+
+def _write(fd: int, reply: object) -> None:
+    _write_all(fd, _frame(reply))
 
 
 def _import_observation(path: str, file: str | None) -> tuple[type, str, str | None]:
@@ -816,8 +821,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     write_all, pack, unpack_from = _write_all, REPLY.pack, ACT_HEADER.unpack_from
     action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
-    built = json.dumps(BUILT).encode()
-    built_reply = pack(len(built), JSON_REPLY) + built
+    built_reply = _frame(BUILT)
     layout = Layout()
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
@@ -952,12 +956,11 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
                 text = str(getattr(instance, setup["method"])([from_array(row) for row in rows]))
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 reply, instance = text[:SUMMARY_CHARS], None
-            data = json.dumps(reply).encode()
         except BaseException as exc:
             signal.setitimer(signal.ITIMER_REAL, 0)
             _write(out_fd, _failure(exc, phase, limit, setup, None, reserve))
             return
-        _write_all(out_fd, REPLY.pack(len(data), JSON_REPLY) + data)
+        _write(out_fd, reply)
 
 
 def main() -> None:
