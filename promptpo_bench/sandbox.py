@@ -63,6 +63,8 @@ REQUIRED_LAYERS = {  # what the worker must report as in effect before untrusted
                "(pip install pyseccomp)",
     "rlimits": "resource limits (memory, CPU, files, descriptors, processes) could not be set",
     "environment": "the worker's environment is not the minimal one (a wrapper adds variables to it)",
+    "randomized_layout": "address-space layout randomization (sysctl kernel.randomize_va_space=2): without it the "
+                         "worker's code sits at this process's addresses",
 }
 
 
@@ -257,22 +259,12 @@ def _observation_file(observation: str) -> str | None:
     return os.path.realpath(spec.origin)
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype, libc.mmap.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                                                              ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    return libc
-
-
 def _keep_resident(file: BinaryIO, chunk: bytearray) -> None:
     """Bring a file's pages into the page cache and, where this process may (root), lock them there for its life (a
     read-only shared mapping, never unmapped), so that no reclaim (memory pressure, or DAMON's, which pages out cold
     page cache with memory free) makes them cold again; else read the file once."""
     size = os.fstat(file.fileno()).st_size
-    libc = _libc()
+    libc = sandbox_worker._libc()
     address = libc.mmap(None, size, 1, 1, file.fileno(), 0) if size else None  # PROT_READ, MAP_SHARED
     if address not in (None, ctypes.c_void_p(-1).value):
         if libc.mlock(address, size) == 0:

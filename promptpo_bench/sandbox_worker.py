@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import importlib
 import importlib.util
 import json
@@ -75,6 +76,7 @@ _MS_NOATIME, _MS_NODIRATIME, _MS_BIND, _MS_REC, _MS_PRIVATE = 1024, 2048, 4096, 
 _MNT_DETACH = 2
 _PR_SET_PDEATHSIG, _PR_GET_SECCOMP, _PR_SET_NO_NEW_PRIVS, _PR_GET_NO_NEW_PRIVS = 1, 21, 38, 39
 _PR_GET_SECCOMP_FILTER = 2
+_ADDR_NO_RANDOMIZE, _PERSONALITY_QUERY = 0x0040000, 0xFFFFFFFF  # personality(2): its flag, and "read it"
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 _SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 _LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR, _LL_REMOVE_DIR, _LL_REMOVE_FILE = 2, 4, 8, 16, 32
@@ -347,11 +349,43 @@ def _set_limit(which: int, soft: int, hard: int) -> None:
     resource.setrlimit(which, (soft, hard))
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
+    """The C library with the signatures both sides call through it: this worker's isolation, and the parent's
+    locking of the minimal root's pages (`sandbox._keep_resident`)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     libc.syscall.restype = ctypes.c_long
+    libc.mmap.restype, libc.mmap.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                                                              ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.personality.argtypes = [ctypes.c_ulong]
     return libc
+
+
+def _randomize_layout() -> None:
+    """Start again with the address space laid out at random where this process was started without (a caller run
+    under `setarch -R` or a debugger passes ADDR_NO_RANDOMIZE on): the confined code must not share its caller's code
+    addresses, which alone keep it from steering the caller's indirect branches through the branch predictors two
+    processes on one CPU share (measured: with equal layouts a busy step costs a tenth less, docs/sandbox.md)."""
+    libc = _libc()
+    persona = libc.personality(_PERSONALITY_QUERY)
+    if persona != -1 and persona & _ADDR_NO_RANDOMIZE:
+        libc.personality(persona & ~_ADDR_NO_RANDOMIZE)
+        os.execv(sys.executable, sys.orig_argv)
+
+
+def _randomized_layout(libc: ctypes.CDLL) -> bool:
+    """Whether this process's libraries were placed at random: the kernel randomizes (kernel.randomize_va_space 1 or
+    2, read before the pivot hides /proc) and this process's personality does not ask it not to."""
+    try:
+        with open("/proc/sys/kernel/randomize_va_space") as setting:
+            kernel = setting.read().strip() in ("1", "2")
+    except OSError:
+        return False
+    persona = libc.personality(_PERSONALITY_QUERY)
+    return kernel and persona != -1 and not persona & _ADDR_NO_RANDOMIZE
 
 
 def _check(result: int, what: str) -> None:
@@ -569,6 +603,7 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
     """
     libc = _libc()
     seccomp_module = _seccomp_module()
+    randomized = _randomized_layout(libc)
     root = os.geteuid() == 0
     flags = _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWUTS
     uid, gid = os.getuid(), os.getgid()
@@ -642,6 +677,7 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
         "seccomp": seccomp,
         "rlimits": all(limits_set.values()),
         "environment": set(os.environ) <= ALLOWED_ENVIRONMENT,
+        "randomized_layout": randomized,
     }
 
 
@@ -965,6 +1001,7 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
 
 def main() -> None:
     """Run the worker: set-up, observation import, isolation and its report, then the code, loading, the act loop."""
+    _randomize_layout()
     if sys.path and sys.path[0] == os.path.dirname(_WORKER_FILE):
         del sys.path[0]  # run as a script: its directory must not make the package's modules importable directly
     in_fd, out_fd = os.dup(0), os.dup(1)

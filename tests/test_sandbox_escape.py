@@ -233,6 +233,34 @@ return not all(facts)
         assert policy.act(np.array([0]), OBS).tolist() == [0]
 
 
+def test_a_worker_does_not_share_the_code_addresses_of_a_caller_started_without_randomization(tmp_path):
+    """A caller run under `setarch -R` (or a debugger) passes ADDR_NO_RANDOMIZE on to its children, and a worker laid
+    out as its caller would know where the caller's code is (what steering the caller's indirect branches through
+    shared branch predictors needs): the worker lays itself out anew, says so, and the candidate finds its own code
+    elsewhere than the caller's."""
+    script = tmp_path / "caller.py"
+    script.write_text(textwrap.dedent(f"""
+        import ctypes
+        import numpy as np
+        from gymnasium.spaces import Box
+        from promptpo_bench.sandbox import SandboxedPolicy
+
+        def where():  # an address in the interpreter's library
+            return ctypes.cast(ctypes.pythonapi.Py_Initialize, ctypes.c_void_p).value
+
+        code = "import ctypes\\nclass Policy:\\n    def act(self, obs):\\n" \\
+               "        return [float(ctypes.cast(ctypes.pythonapi.Py_Initialize, ctypes.c_void_p).value)]\\n"
+        with SandboxedPolicy(code, {NOISEWORLD!r}, Box(0.0, 2.0 ** 48, (1,), np.float64)) as policy:
+            theirs = int(policy.act(np.array([0]), np.zeros((1, 29), dtype=np.float32))[0, 0])
+            print(ctypes.CDLL(None).personality(0xFFFFFFFF) & 0x40000, policy.isolation["randomized_layout"],
+                  theirs == where())
+    """))
+    personality = ctypes.CDLL(None).personality
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         preexec_fn=lambda: personality(0x0040000))  # ADDR_NO_RANDOMIZE, as `setarch -R` sets it
+    assert run.stdout.split() == ["262144", "True", "False"], run.stderr
+
+
 # -- time and size ----------------------------------------------------------------------------------------------------
 
 def test_a_cancelled_timer_does_not_stretch_the_limit():
