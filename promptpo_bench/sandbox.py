@@ -53,7 +53,7 @@ LIFETIMES = ("rollout", "episode")  # one Policy() for all the episodes of a rol
 _NAMESPACES = ("run as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000 and, on "
                "Debian/Ubuntu, kernel.unprivileged_userns_clone=1 / kernel.apparmor_restrict_unprivileged_userns=0)")
 REQUIRED_LAYERS = {  # what the worker must report as in effect before untrusted code runs, and how to get it
-    "filesystem": f"a minimal read-only root through a mount namespace: {_NAMESPACES}",
+    "filesystem": f"a minimal read-only root through a mount namespace (Linux 5.12 or later): {_NAMESPACES}",
     "pid_namespace": f"a PID namespace of its own: {_NAMESPACES}",
     "ipc_namespace": f"an IPC namespace of its own: {_NAMESPACES}",
     "network": f"a network namespace without interfaces: {_NAMESPACES}",
@@ -275,19 +275,17 @@ def _keep_resident(file: BinaryIO, chunk: bytearray) -> None:
 
 
 @functools.cache
-def _minimal_root() -> tuple[list[str], list[str]]:
+def _minimal_root() -> sandbox_worker.Root:
     """`sandbox_worker.minimal_root()`, every file of it made resident first (`_keep_resident`), in the first call of
     this process: then each page a worker can reach is in the host's page cache before any untrusted line runs, and a
     policy that times its reads learns nothing of which pages an earlier worker read."""
-    kept, hidden = sandbox_worker.minimal_root()
+    root = sandbox_worker.minimal_root()
     chunk = bytearray(1 << 20)
-    for top in kept:
-        for directory, dirs, names in os.walk(top) if os.path.isdir(top) else [("", [], [top])]:
-            dirs[:] = [name for name in dirs if os.path.join(directory, name) not in hidden]
-            for name in names:
-                with contextlib.suppress(OSError), open(os.path.join(directory, name), "rb", buffering=0) as file:
-                    _keep_resident(file, chunk)
-    return kept, hidden
+    for files in root.files.values():
+        for path in files:
+            with contextlib.suppress(OSError), open(path, "rb", buffering=0) as file:
+                _keep_resident(file, chunk)
+    return root
 
 
 def spawn_worker() -> subprocess.Popen:
@@ -413,10 +411,12 @@ class SandboxedPolicy:
 
     def _start(self, code: str, observation: str, class_name: str) -> None:
         limits = self.limits
+        # the root as a plain tuple: unpickling a `Root` would import the package (and its tasks) into the worker
         setup = {"observation": observation, "observation_file": _observation_file(observation),
                  "class_name": class_name, "method": self.method, "action_shape": list(self.action_space.shape),
                  "act_seconds": limits.act_seconds, "load_seconds": limits.load_seconds,
-                 "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb), "root": _minimal_root()}
+                 "cpu_seconds": int(limits.cpu_seconds), "memory_mb": int(limits.memory_mb),
+                 "root": tuple(_minimal_root())}
         deadline = time.monotonic() + _STARTUP_SECONDS
         try:
             self._send(pickle.dumps(setup), deadline, "starting")

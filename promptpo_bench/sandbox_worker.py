@@ -47,6 +47,7 @@ import time
 import traceback
 import types
 from collections.abc import Callable
+from typing import NamedTuple
 
 STARTUP_NICENESS = 10  # a worker spawned ahead of its code starts up without slowing the run's own threads
 if __name__ == "__main__":
@@ -71,9 +72,10 @@ ALLOWED_ENVIRONMENT = frozenset({"PATH", "LANG", "LC_ALL", "PYTHONNOUSERSITE", *
 
 _CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 _CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT = 1, 2, 4, 8, 32
-_MS_NOATIME, _MS_NODIRATIME, _MS_BIND, _MS_REC, _MS_PRIVATE = 1024, 2048, 4096, 16384, 1 << 18
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 _MNT_DETACH = 2
+_SYS_MOUNT_SETATTR, _AT_RECURSIVE = 442, 0x8000  # mount_setattr(2): the same number on every architecture
+_MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV = 1, 2, 4
 _PR_SET_PDEATHSIG, _PR_GET_SECCOMP, _PR_SET_NO_NEW_PRIVS, _PR_GET_NO_NEW_PRIVS = 1, 21, 38, 39
 _PR_GET_SECCOMP_FILTER = 2
 _ADDR_NO_RANDOMIZE, _PERSONALITY_QUERY = 0x0040000, 0xFFFFFFFF  # personality(2): its flag, and "read it"
@@ -429,14 +431,23 @@ def _needed(path: str) -> tuple[list[str], list[str]]:
     return names, runpath
 
 
-def minimal_root() -> tuple[list[str], list[str]]:
-    """What a worker's root holds, read-only, and the directories in it covered again, empty.
+class Root(NamedTuple):
+    """A worker's minimal root as the parent lists it: every directory to make in it, and every file to bind into it
+    read-only, by the kept path it lies under (each opened once). Files are bound one by one into directories of the
+    worker's own tmpfs, so a lookup of a name that is not there stays in that tmpfs: the host's directory cache never
+    learns of it, and no later worker can time whether an earlier one looked."""
 
-    Held: the stdlib, NumPy and its bundled libraries, and each shared library the interpreter, the stdlib's extension
-    modules and NumPy's may load (their DT_NEEDED, transitively), file by file rather than the directories they sit in
-    (a host's library directory holds hundreds of megabytes nobody reads: a policy that times a read of a page of it
-    could tell whether an earlier worker read it first). Covered: the stdlib's installed packages, its tests, IDLE and
-    its static library. The parent reads every file once before any worker runs (`sandbox._minimal_root`)."""
+    directories: list[str]
+    files: dict[str, list[str]]
+
+
+def minimal_root() -> Root:
+    """What a worker's root holds, read-only: the stdlib, NumPy and its bundled libraries, and each shared library the
+    interpreter, the stdlib's extension modules and NumPy's may load (their DT_NEEDED, transitively), not the
+    directories they sit in (a host's library directory holds hundreds of megabytes nobody reads: a policy that times a
+    read of a page of it could tell whether an earlier worker read it first). Left out: the stdlib's installed
+    packages, its tests, IDLE and its static library. The parent lists it once and makes every file resident before
+    any worker runs (`sandbox._minimal_root`)."""
     stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
     numpy_dir = os.path.realpath(os.path.dirname(np.__file__))
     dirs = [path for path in (stdlib, numpy_dir, numpy_dir + ".libs") if os.path.isdir(path)]
@@ -465,63 +476,88 @@ def minimal_root() -> tuple[list[str], list[str]]:
             kept.append(path)
     if os.path.isfile("/etc/ld.so.cache"):  # where the dynamic loader finds a library it loads later
         kept.append("/etc/ld.so.cache")
-    hidden = [os.path.join(stdlib, name) for name in sorted(os.listdir(stdlib))
-              if name in ("site-packages", "dist-packages", "test", "idlelib") or name.startswith("config-")]
-    return kept, hidden
+    hidden = {os.path.join(stdlib, name) for name in os.listdir(stdlib)
+              if name in ("site-packages", "dist-packages", "test", "idlelib") or name.startswith("config-")}
+    root = Root([], {})
+    for top in kept:
+        root.files[top] = files = []
+        if not os.path.isdir(top):  # a library, bound where the loader looks for it (a link there: its target's file)
+            files.append(top)
+            continue
+        for directory, subdirs, names in os.walk(top):
+            root.directories.append(directory)
+            files += [os.path.join(directory, name) for name in sorted(names)
+                      if os.path.isfile(os.path.join(directory, name))]  # a link to a file: that file, as above
+            subdirs[:] = sorted(name for name in subdirs if os.path.join(directory, name) not in hidden)
+    return root
 
 
-def _enter_minimal_root(libc: ctypes.CDLL, root: tuple[list[str], list[str]], observation_file: str | None,
+def _enter_minimal_root(libc: ctypes.CDLL, root: Root, observation_file: str | None,
                         observation_source: str | None) -> None:
-    """Pivot into a fresh tmpfs that holds only read-only binds of the parent's `minimal_root` (its kept paths, its
-    hidden directories covered), a copy of the description module, /dev/{null,zero,urandom} and small private /tmp
-    and /dev/shm; the old root is detached."""
-    kept, hidden = root
-    sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in kept + list(_DEVICES)}
-    # read before the new root's tmpfs covers _NEW_ROOT, which may hold kept paths (a checkout in /tmp)
-    is_dir = {path: os.path.isdir(path) for path in sources}
-    mount_flags = {path: os.statvfs(path).f_flag for path in kept}
-    links = {name: os.readlink(name) for name in ("/lib", "/lib64", "/lib32", "/libx32") if os.path.islink(name)}
-    _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
+    """Pivot into a fresh tmpfs that holds the parent's `minimal_root` (its directories made anew, each file a
+    read-only bind), a copy of the description module, /dev/{null,zero,urandom,random} and small private /tmp and
+    /dev/shm; the old root is detached."""
     new = _NEW_ROOT
-    _check(libc.mount(b"tmpfs", new.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=1m,nr_inodes=2048,mode=0755"),
-           "mounting the new root")
-    # the private /tmp and /dev/shm first: a kept path below them (a checkout or virtualenv in /tmp) is bound on top
-    for private in ("/tmp", "/dev/shm"):
-        os.makedirs(new + private, exist_ok=True)
-        _check(libc.mount(b"tmpfs", (new + private).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                          b"size=4m,nr_inodes=256,mode=1777"), f"mounting a private {private}")
-    for path, fd in sources.items():
-        target = new + path
-        if is_dir[path]:
-            os.makedirs(target, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
-        source = f"/proc/self/fd/{fd}".encode()
-        _check(libc.mount(source, target.encode(), None, _MS_BIND | _MS_REC, None), f"binding {path}")
-        if path not in _DEVICES:
-            flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
-            flags |= mount_flags[path] & (_MS_NOEXEC | _MS_NOATIME | _MS_NODIRATIME)  # kept, not lifted
-            _check(libc.mount(None, target.encode(), None, flags, None), f"making {path} read-only")
-        os.close(fd)
-    for path in hidden:  # a base interpreter's installed packages stay out, and what no policy needs
-        if os.path.isdir(new + path):
-            flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-            _check(libc.mount(b"tmpfs", (new + path).encode(), b"tmpfs", flags, b"size=4k,nr_inodes=4"),
-                   f"hiding {path}")
-    if observation_file and observation_source is not None:  # the one description module, as a copy
-        os.makedirs(os.path.dirname(new + observation_file), exist_ok=True)
-        with open(new + observation_file, "w") as copy:
-            copy.write(observation_source)
-    for name, target in links.items():
-        os.symlink(target, new + name)
-    os.makedirs(new + "/.old")
-    _check(libc.mount(None, new.encode(), None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, None),
-           "making the new root read-only")
+    # each kept path (and device) opened before the new root's tmpfs covers _NEW_ROOT, which may hold kept paths (a
+    # checkout in /tmp): its files are bound through it
+    tops: dict[str, int] = {}
+    try:
+        for top in [*root.files, *_DEVICES]:
+            tops[top] = os.open(top, os.O_PATH | os.O_CLOEXEC)
+        links = {name: os.readlink(name) for name in ("/lib", "/lib64", "/lib32", "/libx32") if os.path.islink(name)}
+        below_tmp = sum(path.startswith(new + os.sep) for path in root.directories) + sum(
+            path.startswith(new + os.sep) for files in root.files.values() for path in files)
+        _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
+        entries = len(root.directories) + sum(map(len, root.files.values())) + 256
+        _check(libc.mount(b"tmpfs", new.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                          f"size=1m,nr_inodes={entries},mode=0755".encode()), "mounting the new root")
+        # the private /tmp and /dev/shm first: a kept path below them (a checkout or virtualenv in /tmp) is made in it
+        for private in ("/tmp", "/dev/shm"):
+            os.makedirs(new + private, exist_ok=True)
+            inodes = 256 + (below_tmp if private == "/tmp" else 0)  # the policy's 256, beside the kept paths
+            _check(libc.mount(b"tmpfs", (new + private).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                              f"size=4m,nr_inodes={inodes},mode=1777".encode()), f"mounting a private {private}")
+        for directory in root.directories:
+            os.makedirs(new + directory, exist_ok=True)
+        for top, files in root.files.items():
+            through = f"/proc/self/fd/{tops[top]}"
+            for path in files:
+                if path == top:  # a kept file, in a directory of no kept directory's
+                    os.makedirs(os.path.dirname(new + path), exist_ok=True)
+                os.close(os.open(new + path, os.O_CREAT | os.O_WRONLY, 0o644))  # its mount point
+                _check(libc.mount((through + path[len(top):]).encode(), (new + path).encode(), None, _MS_BIND, None),
+                       f"binding {path}")
+        if observation_file and observation_source is not None:  # the one description module, as a copy
+            os.makedirs(os.path.dirname(new + observation_file), exist_ok=True)
+            with open(new + observation_file, "w") as copy:
+                copy.write(observation_source)
+        for name, target in links.items():
+            os.symlink(target, new + name)
+        os.makedirs(new + "/.old")
+        for device in _DEVICES:  # their mount points now, their binds once the rest is read-only and nodev
+            os.close(os.open(new + device, os.O_CREAT | os.O_WRONLY, 0o644))
+        # everything read-only (each bind keeps its source's noexec and noatime), but the private /tmp and /dev/shm
+        _mount_setattr(libc, new, _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV, 0, recursive=True)
+        for private in ("/tmp", "/dev/shm"):
+            _mount_setattr(libc, new + private, 0, _MOUNT_ATTR_RDONLY)
+        for device in _DEVICES:
+            _check(libc.mount(f"/proc/self/fd/{tops[device]}".encode(), (new + device).encode(), None, _MS_BIND,
+                              None), f"binding {device}")
+    finally:  # no descriptor of a host path may stay open in the worker, even where the root failed
+        for fd in tops.values():
+            os.close(fd)
     os.chdir(new)
     _check(libc.syscall(_SYS_PIVOT_ROOT, b".", b".old"), "pivot_root")
     os.chdir("/")
     _check(libc.umount2(b"/.old", _MNT_DETACH), "detaching the old root")
+
+
+def _mount_setattr(libc: ctypes.CDLL, path: str, set_flags: int, clear_flags: int, recursive: bool = False) -> None:
+    """mount_setattr(2) (Linux 5.12): set and clear MOUNT_ATTR_* flags on the mount at `path`, and with `recursive` on
+    every mount below it, in one call."""
+    attr = struct.pack("<4Q", set_flags, clear_flags, 0, 0)
+    _check(libc.syscall(_SYS_MOUNT_SETATTR, -100, path.encode(), _AT_RECURSIVE if recursive else 0, attr, len(attr)),
+           f"mount_setattr of {path}")
 
 
 def _landlock(libc: ctypes.CDLL) -> bool:
@@ -615,7 +651,7 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
     filesystem = False
     if namespaces:
         try:
-            _enter_minimal_root(libc, setup["root"], observation_file, observation_source)
+            _enter_minimal_root(libc, Root(*setup["root"]), observation_file, observation_source)
             filesystem = True
         except OSError:
             pass
