@@ -49,8 +49,25 @@ import types
 from collections.abc import Callable
 from typing import NamedTuple
 
+_ADDR_NO_RANDOMIZE, _PERSONALITY_QUERY = 0x0040000, 0xFFFFFFFF  # personality(2): its flag, and "read it"
+
+
+def _randomize_layout() -> None:
+    """Start again with the address space laid out at random where this process was started without (a caller run
+    under `setarch -R` or a debugger passes ADDR_NO_RANDOMIZE on): the confined code must not share its caller's code
+    addresses, which alone keep it from steering the caller's indirect branches through the branch predictors two
+    processes on one CPU share (measured: with equal layouts a busy step costs a tenth less, docs/sandbox.md)."""
+    personality = ctypes.CDLL(None).personality
+    personality.argtypes = [ctypes.c_ulong]
+    persona = personality(_PERSONALITY_QUERY)
+    if persona != -1 and persona & _ADDR_NO_RANDOMIZE:
+        personality(persona & ~_ADDR_NO_RANDOMIZE)
+        os.execv(sys.executable, sys.orig_argv)
+
+
 STARTUP_NICENESS = 10  # a worker spawned ahead of its code starts up without slowing the run's own threads
 if __name__ == "__main__":
+    _randomize_layout()  # first: the exec runs this file again from the top
     os.nice(STARTUP_NICENESS)
 
 import numpy as np  # noqa: E402
@@ -78,7 +95,6 @@ _SYS_MOUNT_SETATTR, _AT_RECURSIVE = 442, 0x8000  # mount_setattr(2): the same nu
 _MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV = 1, 2, 4
 _PR_SET_PDEATHSIG, _PR_GET_SECCOMP, _PR_SET_NO_NEW_PRIVS, _PR_GET_NO_NEW_PRIVS = 1, 21, 38, 39
 _PR_GET_SECCOMP_FILTER = 2
-_ADDR_NO_RANDOMIZE, _PERSONALITY_QUERY = 0x0040000, 0xFFFFFFFF  # personality(2): its flag, and "read it"
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 _SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 _LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR, _LL_REMOVE_DIR, _LL_REMOVE_FILE = 2, 4, 8, 16, 32
@@ -364,18 +380,6 @@ def _libc() -> ctypes.CDLL:
     libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     libc.personality.argtypes = [ctypes.c_ulong]
     return libc
-
-
-def _randomize_layout() -> None:
-    """Start again with the address space laid out at random where this process was started without (a caller run
-    under `setarch -R` or a debugger passes ADDR_NO_RANDOMIZE on): the confined code must not share its caller's code
-    addresses, which alone keep it from steering the caller's indirect branches through the branch predictors two
-    processes on one CPU share (measured: with equal layouts a busy step costs a tenth less, docs/sandbox.md)."""
-    libc = _libc()
-    persona = libc.personality(_PERSONALITY_QUERY)
-    if persona != -1 and persona & _ADDR_NO_RANDOMIZE:
-        libc.personality(persona & ~_ADDR_NO_RANDOMIZE)
-        os.execv(sys.executable, sys.orig_argv)
 
 
 def _randomized_layout(libc: ctypes.CDLL) -> bool:
@@ -1037,7 +1041,6 @@ def _serve_summaries(rfile: Reader, out_fd: int, loaded: tuple[type, object],
 
 def main() -> None:
     """Run the worker: set-up, observation import, isolation and its report, then the code, loading, the act loop."""
-    _randomize_layout()
     if sys.path and sys.path[0] == os.path.dirname(_WORKER_FILE):
         del sys.path[0]  # run as a script: its directory must not make the package's modules importable directly
     in_fd, out_fd = os.dup(0), os.dup(1)

@@ -241,6 +241,7 @@ def test_a_worker_does_not_share_the_code_addresses_of_a_caller_started_without_
     script = tmp_path / "caller.py"
     script.write_text(textwrap.dedent(f"""
         import ctypes
+        import os
         import numpy as np
         from gymnasium.spaces import Box
         from promptpo_bench.sandbox import SandboxedPolicy
@@ -252,13 +253,14 @@ def test_a_worker_does_not_share_the_code_addresses_of_a_caller_started_without_
                "        return [float(ctypes.cast(ctypes.pythonapi.Py_Initialize, ctypes.c_void_p).value)]\\n"
         with SandboxedPolicy(code, {NOISEWORLD!r}, Box(0.0, 2.0 ** 48, (1,), np.float64)) as policy:
             theirs = int(policy.act(np.array([0]), np.zeros((1, 29), dtype=np.float32))[0, 0])
+            niceness = os.getpriority(os.PRIO_PROCESS, policy._proc.child_pid)  # not niced twice by the new start
             print(ctypes.CDLL(None).personality(0xFFFFFFFF) & 0x40000, policy.isolation["randomized_layout"],
-                  theirs == where())
+                  theirs == where(), niceness == os.getpriority(os.PRIO_PROCESS, 0))
     """))
     personality = ctypes.CDLL(None).personality
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                          preexec_fn=lambda: personality(0x0040000))  # ADDR_NO_RANDOMIZE, as `setarch -R` sets it
-    assert run.stdout.split() == ["262144", "True", "False"], run.stderr
+    assert run.stdout.split() == ["262144", "True", "False", "True"], run.stderr
 
 
 # -- time and size ----------------------------------------------------------------------------------------------------
