@@ -263,6 +263,30 @@ def test_a_worker_does_not_share_the_code_addresses_of_a_caller_started_without_
     assert run.stdout.split() == ["262144", "True", "False", "True"], run.stderr
 
 
+def test_a_kernel_that_does_not_randomize_layouts_is_a_missing_layer(tmp_path):
+    """With the kernel's randomization off (`kernel.randomize_va_space=0`: here a "0" bound over it in a caller's mount
+    namespace of its own) every worker would sit at its caller's addresses: the report says so and nothing runs."""
+    setting = tmp_path / "randomize_va_space"
+    setting.write_text("0\n")
+    script = tmp_path / "caller.py"
+    script.write_text(textwrap.dedent(f"""
+        import ctypes
+        from promptpo_bench.sandbox import SandboxUnavailable, check_sandbox
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.unshare(0x00020000) == 0  # CLONE_NEWNS
+        assert libc.mount(None, b"/", None, 16384 | (1 << 18), None) == 0  # MS_REC | MS_PRIVATE
+        assert libc.mount({str(setting).encode()!r}, b"/proc/sys/kernel/randomize_va_space", None, 4096, None) == 0
+        print(check_sandbox(unsafe=True))
+        try:
+            check_sandbox()
+        except SandboxUnavailable as error:
+            print(error)
+    """))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.stdout.splitlines()[0] == "['randomized_layout']", run.stderr
+    assert "lacks its randomized_layout layer here (address-space layout randomization" in run.stdout
+
+
 # -- time and size ----------------------------------------------------------------------------------------------------
 
 def test_a_cancelled_timer_does_not_stretch_the_limit():
