@@ -63,8 +63,9 @@ REQUIRED_LAYERS = {  # what the worker must report as in effect before untrusted
                "(pip install pyseccomp)",
     "rlimits": "resource limits (memory, CPU, files, descriptors, processes) could not be set",
     "environment": "the worker's environment is not the minimal one (a wrapper adds variables to it)",
-    "randomized_layout": "address-space layout randomization (sysctl kernel.randomize_va_space=2): without it the "
-                         "worker's code sits at this process's addresses",
+    "randomized_layout": "address-space layout randomization for this process (sysctl kernel.randomize_va_space=2, "
+                         "and not run under `setarch -R` or a debugger): without it the worker can compute its code "
+                         "addresses",
 }
 
 

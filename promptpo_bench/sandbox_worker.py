@@ -49,25 +49,8 @@ import types
 from collections.abc import Callable
 from typing import NamedTuple
 
-_ADDR_NO_RANDOMIZE, _PERSONALITY_QUERY = 0x0040000, 0xFFFFFFFF  # personality(2): its flag, and "read it"
-
-
-def _randomize_layout() -> None:
-    """Start again with the address space laid out at random where this process was started without (a caller run
-    under `setarch -R` or a debugger passes ADDR_NO_RANDOMIZE on): the confined code must not share its caller's code
-    addresses, which alone keep it from steering the caller's indirect branches through the branch predictors two
-    processes on one CPU share (measured: with equal layouts a busy step costs a tenth less, docs/sandbox.md)."""
-    personality = ctypes.CDLL(None).personality
-    personality.argtypes = [ctypes.c_ulong]
-    persona = personality(_PERSONALITY_QUERY)
-    if persona != -1 and persona & _ADDR_NO_RANDOMIZE:
-        personality(persona & ~_ADDR_NO_RANDOMIZE)
-        os.execv(sys.executable, sys.orig_argv)
-
-
 STARTUP_NICENESS = 10  # a worker spawned ahead of its code starts up without slowing the run's own threads
 if __name__ == "__main__":
-    _randomize_layout()  # first: the exec runs this file again from the top
     os.nice(STARTUP_NICENESS)
 
 import numpy as np  # noqa: E402
@@ -95,6 +78,8 @@ _SYS_MOUNT_SETATTR, _AT_RECURSIVE = 442, 0x8000  # mount_setattr(2): the same nu
 _MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV = 1, 2, 4
 _PR_SET_PDEATHSIG, _PR_GET_SECCOMP, _PR_SET_NO_NEW_PRIVS, _PR_GET_NO_NEW_PRIVS = 1, 21, 38, 39
 _PR_GET_SECCOMP_FILTER = 2
+_ADDR_NO_RANDOMIZE, _PERSONALITY_QUERY = 0x0040000, 0xFFFFFFFF  # personality(2): its flag, and "read it"
+_FCNTL_COMMANDS = (0, 1, 2, 3, 4, 1030)  # F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC: no locks
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 _SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 _LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR, _LL_REMOVE_DIR, _LL_REMOVE_FILE = 2, 4, 8, 16, 32
@@ -110,8 +95,7 @@ _SYSCALLS = (  # everything a NumPy policy and this worker's loop need once the 
     "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close", "fstat", "newfstatat", "statx",
     "stat", "lstat", "fstatfs", "statfs", "openat", "open", "getdents64", "readlink", "readlinkat", "access",
     "faccessat", "faccessat2", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat",
-    "rename", "renameat", "renameat2", "ftruncate", "fsync", "fdatasync", "fcntl", "ioctl", "dup", "dup2", "dup3",
-    "pipe", "pipe2", "umask", "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "mincore", "msync",
+    "rename", "renameat", "renameat2", "ftruncate", "fsync", "fdatasync", "ioctl", "dup", "dup2", "dup3", "umask", "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "mincore", "msync",
     "rt_sigreturn", "sigaltstack", "setitimer", "getitimer", "alarm", "clock_gettime", "clock_getres",
     "clock_nanosleep", "nanosleep", "gettimeofday", "time", "times", "getpid", "gettid", "getppid", "getuid",
     "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid", "getpgrp", "getpgid", "getsid",
@@ -383,8 +367,11 @@ def _libc() -> ctypes.CDLL:
 
 
 def _randomized_layout(libc: ctypes.CDLL) -> bool:
-    """Whether this process's libraries were placed at random: the kernel randomizes (kernel.randomize_va_space 1 or
-    2, read before the pivot hides /proc) and this process's personality does not ask it not to."""
+    """Whether the caller's code addresses are hidden from this worker: the kernel randomizes layouts
+    (kernel.randomize_va_space 1 or 2, read before the pivot hides /proc) and the personality this process inherited
+    from its caller does not ask it not to (`setarch -R`, a debugger). A caller laid out without randomization sits
+    at addresses the confined code can compute, and map its own code at, to steer the caller's indirect branches
+    through the branch predictors the two processes share on one CPU."""
     try:
         with open("/proc/sys/kernel/randomize_va_space") as setting:
             kernel = setting.read().strip() in ("1", "2")
@@ -613,7 +600,8 @@ def _seccomp_module() -> types.ModuleType | None:
 def _seccomp(seccomp: types.ModuleType | None, libc: ctypes.CDLL) -> bool:
     """The system-call allow-list (libseccomp through pyseccomp): anything else fails with EPERM, in particular
     execve, fork/clone, ptrace, process_vm_*, signals to other processes, unshare, mount, setns, SysV IPC, sockets,
-    setrlimit, keyctl, bpf, perf_event_open, io_uring, userfaultfd and changes to SIGALRM's handling."""
+    pipes (each new one advances the host's one inode counter, which a later worker reads), file locks, setrlimit,
+    keyctl, bpf, perf_event_open, io_uring, userfaultfd and changes to SIGALRM's handling."""
     if seccomp is None:
         return False
     pid = os.getpid()
@@ -626,6 +614,8 @@ def _seccomp(seccomp: types.ModuleType | None, libc: ctypes.CDLL) -> bool:
     for name in ("kill", "tkill", "tgkill"):  # only to itself
         rules.add_rule(seccomp.ALLOW, name, seccomp.Arg(0, seccomp.EQ, pid))
     rules.add_rule(seccomp.ALLOW, "prlimit64", seccomp.Arg(2, seccomp.EQ, 0))  # read limits, never set them
+    for command in _FCNTL_COMMANDS:  # a lock on a file every worker binds would be seen by a worker alive beside it
+        rules.add_rule(seccomp.ALLOW, "fcntl", seccomp.Arg(1, seccomp.EQ, command))
     rules.add_rule(seccomp.ALLOW, "rt_sigaction", seccomp.Arg(0, seccomp.NE, signal.SIGALRM))
     rules.add_rule(seccomp.ALLOW, "rt_sigprocmask", seccomp.Arg(0, seccomp.EQ, signal.SIG_UNBLOCK))
     rules.add_rule(seccomp.ALLOW, "prctl", seccomp.Arg(0, seccomp.EQ, _PR_GET_SECCOMP))  # the check below

@@ -168,9 +168,25 @@ return hit
     "open('/tmp/x', 'w').close()\nos.setxattr('/tmp/x', 'user.note', b'for the next candidate')\nreturn True",
     "s = socket.socket(socket.AF_UNIX)\ns.bind('/tmp/rendezvous')\nreturn True",
     "s = socket.socket(socket.AF_UNIX)\ns.bind('\\0abstract-rendezvous')\nreturn True",
+    # each new pipe advances the host's one inode counter, which a later worker reads off a pipe of its own
+    "for _ in range(1000):\n    for end in os.pipe():\n        os.close(end)\nreturn True",
 ])
 def test_nothing_is_left_for_later_candidates(attack):
     assert contained(hostile(attack)) is None
+
+
+def test_two_live_workers_cannot_signal_each_other_through_file_locks():
+    """Every root binds the same host files: a lock one worker takes on a range of `os.py` the other could see with
+    F_GETLK (candidates evaluated side by side, as PromptPO's thread pool plays them). Neither call is allowed."""
+    take = "import fcntl\nfd = os.open(os.__file__, os.O_RDONLY)\nglobals().setdefault('held', []).append(fd)\n" \
+           "fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 1000)\nreturn True"
+    look = "import fcntl, struct\nfd = os.open(os.__file__, os.O_RDONLY)\n" \
+           "lock = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack('hhqqi', fcntl.F_WRLCK, 0, 1000, 1, 0))\n" \
+           "return struct.unpack('hhqqi', lock)[0] != fcntl.F_UNLCK"
+    with SandboxedPolicy(hostile(take), NOISEWORLD, Discrete(2), LIMITS) as holder, \
+            SandboxedPolicy(hostile(look), NOISEWORLD, Discrete(2), LIMITS) as looker:
+        assert holder.act(np.array([0]), OBS).tolist() == [0]
+        assert looker.act(np.array([0]), OBS).tolist() == [0]
 
 
 def test_private_tmp_is_not_shared_between_workers():
@@ -233,39 +249,12 @@ return not all(facts)
         assert policy.act(np.array([0]), OBS).tolist() == [0]
 
 
-def test_a_worker_does_not_share_the_code_addresses_of_a_caller_started_without_randomization(tmp_path):
-    """A caller run under `setarch -R` (or a debugger) passes ADDR_NO_RANDOMIZE on to its children, and a worker laid
-    out as its caller would know where the caller's code is (what steering the caller's indirect branches through
-    shared branch predictors needs): the worker lays itself out anew, says so, and the candidate finds its own code
-    elsewhere than the caller's."""
-    script = tmp_path / "caller.py"
-    script.write_text(textwrap.dedent(f"""
-        import ctypes
-        import os
-        import numpy as np
-        from gymnasium.spaces import Box
-        from promptpo_bench.sandbox import SandboxedPolicy
-
-        def where():  # an address in the interpreter's library
-            return ctypes.cast(ctypes.pythonapi.Py_Initialize, ctypes.c_void_p).value
-
-        code = "import ctypes\\nclass Policy:\\n    def act(self, obs):\\n" \\
-               "        return [float(ctypes.cast(ctypes.pythonapi.Py_Initialize, ctypes.c_void_p).value)]\\n"
-        with SandboxedPolicy(code, {NOISEWORLD!r}, Box(0.0, 2.0 ** 48, (1,), np.float64)) as policy:
-            theirs = int(policy.act(np.array([0]), np.zeros((1, 29), dtype=np.float32))[0, 0])
-            niceness = os.getpriority(os.PRIO_PROCESS, policy._proc.child_pid)  # not niced twice by the new start
-            print(ctypes.CDLL(None).personality(0xFFFFFFFF) & 0x40000, policy.isolation["randomized_layout"],
-                  theirs == where(), niceness == os.getpriority(os.PRIO_PROCESS, 0))
-    """))
-    personality = ctypes.CDLL(None).personality
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                         preexec_fn=lambda: personality(0x0040000))  # ADDR_NO_RANDOMIZE, as `setarch -R` sets it
-    assert run.stdout.split() == ["262144", "True", "False", "True"], run.stderr
-
-
-def test_a_kernel_that_does_not_randomize_layouts_is_a_missing_layer(tmp_path):
-    """With the kernel's randomization off (`kernel.randomize_va_space=0`: here a "0" bound over it in a caller's mount
-    namespace of its own) every worker would sit at its caller's addresses: the report says so and nothing runs."""
+@pytest.mark.parametrize("without", ["personality", "kernel"])
+def test_a_caller_laid_out_without_randomization_is_a_missing_layer(tmp_path, without):
+    """A caller run under `setarch -R` or a debugger (its personality's ADDR_NO_RANDOMIZE, which its children inherit),
+    or on a kernel that does not randomize (`kernel.randomize_va_space=0`: here a "0" bound over it in the caller's
+    own mount namespace), sits at code addresses a candidate can compute and map its own code at, to steer the
+    caller's indirect branches through the predictors they share: the report says so and nothing runs."""
     setting = tmp_path / "randomize_va_space"
     setting.write_text("0\n")
     script = tmp_path / "caller.py"
@@ -273,18 +262,23 @@ def test_a_kernel_that_does_not_randomize_layouts_is_a_missing_layer(tmp_path):
         import ctypes
         from promptpo_bench.sandbox import SandboxUnavailable, check_sandbox
         libc = ctypes.CDLL(None, use_errno=True)
-        assert libc.unshare(0x00020000) == 0  # CLONE_NEWNS
-        assert libc.mount(None, b"/", None, 16384 | (1 << 18), None) == 0  # MS_REC | MS_PRIVATE
-        assert libc.mount({str(setting).encode()!r}, b"/proc/sys/kernel/randomize_va_space", None, 4096, None) == 0
+        if {without!r} == "kernel":
+            assert libc.unshare(0x00020000) == 0  # CLONE_NEWNS
+            assert libc.mount(None, b"/", None, 16384 | (1 << 18), None) == 0  # MS_REC | MS_PRIVATE
+            assert libc.mount({str(setting).encode()!r}, b"/proc/sys/kernel/randomize_va_space", None, 4096,
+                              None) == 0  # MS_BIND
         print(check_sandbox(unsafe=True))
         try:
             check_sandbox()
         except SandboxUnavailable as error:
             print(error)
     """))
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    personality = ctypes.CDLL(None).personality
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         preexec_fn=(lambda: personality(0x0040000)) if without == "personality" else None)
     assert run.stdout.splitlines()[0] == "['randomized_layout']", run.stderr
     assert "lacks its randomized_layout layer here (address-space layout randomization" in run.stdout
+    assert sandbox.check_sandbox(unsafe=True) == []  # the test can fail: this process is laid out at random
 
 
 # -- time and size ----------------------------------------------------------------------------------------------------
