@@ -80,6 +80,7 @@ _PR_SET_PDEATHSIG, _PR_GET_SECCOMP, _PR_SET_NO_NEW_PRIVS, _PR_GET_NO_NEW_PRIVS =
 _PR_GET_SECCOMP_FILTER = 2
 _ADDR_NO_RANDOMIZE, _PERSONALITY_QUERY = 0x0040000, 0xFFFFFFFF  # personality(2): its flag, and "read it"
 _FCNTL_COMMANDS = (0, 1, 2, 3, 4, 1030)  # F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC: no locks
+_FUTEX_PRIVATE = 128  # FUTEX_PRIVATE_FLAG: a futex of this process alone
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 _SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 _LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR, _LL_REMOVE_DIR, _LL_REMOVE_FILE = 2, 4, 8, 16, 32
@@ -99,7 +100,7 @@ _SYSCALLS = (  # everything a NumPy policy and this worker's loop need once the 
     "rt_sigreturn", "sigaltstack", "setitimer", "getitimer", "alarm", "clock_gettime", "clock_getres",
     "clock_nanosleep", "nanosleep", "gettimeofday", "time", "times", "getpid", "gettid", "getppid", "getuid",
     "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid", "getpgrp", "getpgid", "getsid",
-    "getrusage", "getrlimit", "uname", "getpriority", "futex", "set_robust_list", "get_robust_list",
+    "getrusage", "getrlimit", "uname", "getpriority", "set_robust_list", "get_robust_list",
     "rseq", "set_tid_address", "sched_yield", "sched_getaffinity", "sched_getparam", "sched_getscheduler",
     "sched_get_priority_max", "sched_get_priority_min", "poll", "ppoll", "select", "pselect6", "getrandom",
     "restart_syscall", "exit", "exit_group", "membarrier",
@@ -600,8 +601,8 @@ def _seccomp_module() -> types.ModuleType | None:
 def _seccomp(seccomp: types.ModuleType | None, libc: ctypes.CDLL) -> bool:
     """The system-call allow-list (libseccomp through pyseccomp): anything else fails with EPERM, in particular
     execve, fork/clone, ptrace, process_vm_*, signals to other processes, unshare, mount, setns, SysV IPC, sockets,
-    pipes (each new one advances the host's one inode counter, which a later worker reads), file locks, setrlimit,
-    keyctl, bpf, perf_event_open, io_uring, userfaultfd and changes to SIGALRM's handling."""
+    pipes (each new one advances the host's one inode counter, which a later worker reads), file locks, shared
+    futexes, setrlimit, keyctl, bpf, perf_event_open, io_uring, userfaultfd and changes to SIGALRM's handling."""
     if seccomp is None:
         return False
     pid = os.getpid()
@@ -616,6 +617,8 @@ def _seccomp(seccomp: types.ModuleType | None, libc: ctypes.CDLL) -> bool:
     rules.add_rule(seccomp.ALLOW, "prlimit64", seccomp.Arg(2, seccomp.EQ, 0))  # read limits, never set them
     for command in _FCNTL_COMMANDS:  # a lock on a file every worker binds would be seen by a worker alive beside it
         rules.add_rule(seccomp.ALLOW, "fcntl", seccomp.Arg(1, seccomp.EQ, command))
+    # private futexes only: a shared one on a mapping of a file every worker binds, a worker alive beside it could wake
+    rules.add_rule(seccomp.ALLOW, "futex", seccomp.Arg(1, seccomp.MASKED_EQ, _FUTEX_PRIVATE, _FUTEX_PRIVATE))
     rules.add_rule(seccomp.ALLOW, "rt_sigaction", seccomp.Arg(0, seccomp.NE, signal.SIGALRM))
     rules.add_rule(seccomp.ALLOW, "rt_sigprocmask", seccomp.Arg(0, seccomp.EQ, signal.SIG_UNBLOCK))
     rules.add_rule(seccomp.ALLOW, "prctl", seccomp.Arg(0, seccomp.EQ, _PR_GET_SECCOMP))  # the check below

@@ -7,6 +7,7 @@ or end the candidate with a `PolicyFailure`."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import json
@@ -187,6 +188,41 @@ def test_two_live_workers_cannot_signal_each_other_through_file_locks():
             SandboxedPolicy(hostile(look), NOISEWORLD, Discrete(2), LIMITS) as looker:
         assert holder.act(np.array([0]), OBS).tolist() == [0]
         assert looker.act(np.array([0]), OBS).tolist() == [0]
+
+
+def test_two_live_workers_cannot_signal_each_other_through_a_shared_futex():
+    """Every root binds the same host files: a futex on a word of a shared mapping of `os.py` is the same futex in
+    every worker, so one worker waiting on it could be woken by another alive beside it, which counts whom it woke."""
+    common = """
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype, libc.mmap.restype = ctypes.c_long, ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+word = libc.mmap(None, 4096, 1, 1, os.open(os.__file__, os.O_RDONLY), 0)  # PROT_READ, MAP_SHARED
+value = ctypes.c_uint32.from_address(word).value
+"""
+    wait = common + """
+import time
+timeout = (ctypes.c_long * 2)(0, 50_000_000)
+end, woken = time.monotonic() + 1.0, 0
+while time.monotonic() < end:  # FUTEX_WAIT, over and over (the worker's periodic alarm interrupts it)
+    woken += libc.syscall(202, ctypes.c_void_p(word), 0, value, timeout, None, 0) == 0
+return woken
+"""
+    wake = common + """
+import time
+woke = 0
+for _ in range(40):
+    woke += max(0, libc.syscall(202, ctypes.c_void_p(word), 1, 1, None, None, 0))  # FUTEX_WAKE
+    time.sleep(0.01)
+return woke
+"""
+    limits = Limits(act_seconds=3.0, load_seconds=5.0)
+    with SandboxedPolicy(hostile(wait), NOISEWORLD, Discrete(2), limits) as waiter, \
+            SandboxedPolicy(hostile(wake), NOISEWORLD, Discrete(2), limits) as waker:
+        waiting = concurrent.futures.ThreadPoolExecutor(1).submit(waiter.act, np.array([0]), OBS)
+        time.sleep(0.1)
+        assert waker.act(np.array([0]), OBS).tolist() == [0]
+        assert waiting.result().tolist() == [0]
 
 
 def test_private_tmp_is_not_shared_between_workers():
