@@ -35,6 +35,7 @@ import importlib.util
 import json
 import linecache
 import math
+import mmap
 import os
 import pickle
 import resource
@@ -75,7 +76,7 @@ _CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = 0x10000000, 0x20000000, 0x4000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 _MNT_DETACH = 2
 _SYS_MOUNT_SETATTR, _AT_RECURSIVE = 442, 0x8000  # mount_setattr(2): the same number on every architecture
-_MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV = 1, 2, 4
+_MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV, _MOUNT_ATTR_NOEXEC = 1, 2, 4, 8
 _PR_SET_PDEATHSIG, _PR_GET_SECCOMP, _PR_SET_NO_NEW_PRIVS, _PR_GET_NO_NEW_PRIVS = 1, 21, 38, 39
 _PR_GET_SECCOMP_FILTER = 2
 _ADDR_NO_RANDOMIZE, _PERSONALITY_QUERY = 0x0040000, 0xFFFFFFFF  # personality(2): its flag, and "read it"
@@ -96,7 +97,7 @@ _SYSCALLS = (  # everything a NumPy policy and this worker's loop need once the 
     "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close", "fstat", "newfstatat", "statx",
     "stat", "lstat", "fstatfs", "statfs", "openat", "open", "getdents64", "readlink", "readlinkat", "access",
     "faccessat", "faccessat2", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat",
-    "rename", "renameat", "renameat2", "ftruncate", "fsync", "fdatasync", "ioctl", "dup", "dup2", "dup3", "umask", "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "mincore", "msync",
+    "rename", "renameat", "renameat2", "ftruncate", "fsync", "fdatasync", "ioctl", "dup", "dup2", "dup3", "umask", "munmap", "mremap", "madvise", "brk", "mincore", "msync",
     "rt_sigreturn", "sigaltstack", "setitimer", "getitimer", "alarm", "clock_gettime", "clock_getres",
     "clock_nanosleep", "nanosleep", "gettimeofday", "time", "times", "getpid", "gettid", "getppid", "getuid",
     "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid", "getpgrp", "getpgid", "getsid",
@@ -532,9 +533,10 @@ def _enter_minimal_root(libc: ctypes.CDLL, root: Root, observation_file: str | N
         _mount_setattr(libc, new, _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV, 0, recursive=True)
         for private in ("/tmp", "/dev/shm"):
             _mount_setattr(libc, new + private, 0, _MOUNT_ATTR_RDONLY)
-        for device in _DEVICES:
+        for device in _DEVICES:  # noexec too: a private mapping of /dev/zero is memory that could be written and run
             _check(libc.mount(f"/proc/self/fd/{tops[device]}".encode(), (new + device).encode(), None, _MS_BIND,
                               None), f"binding {device}")
+            _mount_setattr(libc, new + device, _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NOEXEC, 0)
     finally:  # no descriptor of a host path may stay open in the worker, even where the root failed
         for fd in tops.values():
             os.close(fd)
@@ -619,6 +621,11 @@ def _seccomp(seccomp: types.ModuleType | None, libc: ctypes.CDLL) -> bool:
         rules.add_rule(seccomp.ALLOW, "fcntl", seccomp.Arg(1, seccomp.EQ, command))
     # private futexes only: a shared one on a mapping of a file every worker binds, a worker alive beside it could wake
     rules.add_rule(seccomp.ALLOW, "futex", seccomp.Arg(1, seccomp.MASKED_EQ, _FUTEX_PRIVATE, _FUTEX_PRIVATE))
+    # no memory both written and run: executable mappings only of the root's files (the loader's), whose one writable
+    # place, the private /tmp, is noexec; so the code runs no machine code of its own (precise timers, cache flushes)
+    rules.add_rule(seccomp.ALLOW, "mmap", seccomp.Arg(2, seccomp.MASKED_EQ, mmap.PROT_EXEC, 0))
+    rules.add_rule(seccomp.ALLOW, "mmap", seccomp.Arg(3, seccomp.MASKED_EQ, mmap.MAP_ANONYMOUS, 0))
+    rules.add_rule(seccomp.ALLOW, "mprotect", seccomp.Arg(2, seccomp.MASKED_EQ, mmap.PROT_EXEC, 0))
     rules.add_rule(seccomp.ALLOW, "rt_sigaction", seccomp.Arg(0, seccomp.NE, signal.SIGALRM))
     rules.add_rule(seccomp.ALLOW, "rt_sigprocmask", seccomp.Arg(0, seccomp.EQ, signal.SIG_UNBLOCK))
     rules.add_rule(seccomp.ALLOW, "prctl", seccomp.Arg(0, seccomp.EQ, _PR_GET_SECCOMP))  # the check below

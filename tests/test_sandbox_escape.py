@@ -250,6 +250,10 @@ def test_the_hosts_process_count_and_free_memory_are_not_visible():
 
 # -- privileges -----------------------------------------------------------------------------------------------------
 
+RUN_CODE = ("m.write(b'\\xb8\\x2a\\x00\\x00\\x00\\xc3')\n"
+            "return ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(m)))() == 42")
+
+
 @pytest.mark.parametrize("attack", [
     "os.execv('/usr/bin/su', ['su'])",
     "os.execv('/usr/bin/python3', ['python3', '-c', 'pass'])",
@@ -264,6 +268,13 @@ def test_the_hosts_process_count_and_free_memory_are_not_visible():
     "import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))\nreturn True",
     "signal.signal(signal.SIGALRM, signal.SIG_IGN)\nreturn True",
     "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])\nreturn True",
+    # machine code of its own (precise timers, cache flushes, code placed at chosen addresses): `mov eax, 42; ret`
+    f"import mmap\nm = mmap.mmap(-1, 4096, prot=7)\n{RUN_CODE}",  # anonymous, read-write-execute
+    f"import mmap\nm = mmap.mmap(os.open('/dev/zero', os.O_RDONLY), 4096, mmap.MAP_PRIVATE, 7)\n{RUN_CODE}",
+    f"import mmap\nopen('/tmp/code', 'wb').write(bytes(4096))\n"
+    f"m = mmap.mmap(os.open('/tmp/code', os.O_RDWR), 4096, mmap.MAP_SHARED, 7)\n{RUN_CODE}",
+    "import mmap\nm = mmap.mmap(-1, 4096)\naddress = ctypes.addressof(ctypes.c_char.from_buffer(m))\n"
+    "return ctypes.CDLL(None).mprotect(ctypes.c_void_p(address), 4096, 7) == 0",
 ])
 def test_no_way_out_of_the_worker(attack):
     assert contained(hostile(attack)) is None
