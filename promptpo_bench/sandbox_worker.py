@@ -621,10 +621,12 @@ def _seccomp(seccomp: types.ModuleType | None, libc: ctypes.CDLL) -> bool:
         rules.add_rule(seccomp.ALLOW, "fcntl", seccomp.Arg(1, seccomp.EQ, command))
     # private futexes only: a shared one on a mapping of a file every worker binds, a worker alive beside it could wake
     rules.add_rule(seccomp.ALLOW, "futex", seccomp.Arg(1, seccomp.MASKED_EQ, _FUTEX_PRIVATE, _FUTEX_PRIVATE))
-    # no memory both written and run: executable mappings only of the root's files (the loader's), whose one writable
-    # place, the private /tmp, is noexec; so the code runs no machine code of its own (precise timers, cache flushes)
+    # no memory both written and run: executable mappings only of the root's files (the loader's), never writable (a
+    # private copy could be written), and their one writable place, the private /tmp, is noexec; so the code runs no
+    # machine code of its own (cycle-exact timers, cache flushes)
     rules.add_rule(seccomp.ALLOW, "mmap", seccomp.Arg(2, seccomp.MASKED_EQ, mmap.PROT_EXEC, 0))
-    rules.add_rule(seccomp.ALLOW, "mmap", seccomp.Arg(3, seccomp.MASKED_EQ, mmap.MAP_ANONYMOUS, 0))
+    rules.add_rule(seccomp.ALLOW, "mmap", seccomp.Arg(2, seccomp.MASKED_EQ, mmap.PROT_WRITE, 0),
+                   seccomp.Arg(3, seccomp.MASKED_EQ, mmap.MAP_ANONYMOUS, 0))
     rules.add_rule(seccomp.ALLOW, "mprotect", seccomp.Arg(2, seccomp.MASKED_EQ, mmap.PROT_EXEC, 0))
     rules.add_rule(seccomp.ALLOW, "rt_sigaction", seccomp.Arg(0, seccomp.NE, signal.SIGALRM))
     rules.add_rule(seccomp.ALLOW, "rt_sigprocmask", seccomp.Arg(0, seccomp.EQ, signal.SIG_UNBLOCK))

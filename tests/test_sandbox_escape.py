@@ -271,6 +271,7 @@ RUN_CODE = ("m.write(b'\\xb8\\x2a\\x00\\x00\\x00\\xc3')\n"
     # machine code of its own (precise timers, cache flushes, code placed at chosen addresses): `mov eax, 42; ret`
     f"import mmap\nm = mmap.mmap(-1, 4096, prot=7)\n{RUN_CODE}",  # anonymous, read-write-execute
     f"import mmap\nm = mmap.mmap(os.open('/dev/zero', os.O_RDONLY), 4096, mmap.MAP_PRIVATE, 7)\n{RUN_CODE}",
+    f"import mmap\nm = mmap.mmap(os.open(os.__file__, os.O_RDONLY), 4096, mmap.MAP_PRIVATE, 7)\n{RUN_CODE}",
     f"import mmap\nopen('/tmp/code', 'wb').write(bytes(4096))\n"
     f"m = mmap.mmap(os.open('/tmp/code', os.O_RDWR), 4096, mmap.MAP_SHARED, 7)\n{RUN_CODE}",
     "import mmap\nm = mmap.mmap(-1, 4096)\naddress = ctypes.addressof(ctypes.c_char.from_buffer(m))\n"
