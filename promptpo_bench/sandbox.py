@@ -260,11 +260,18 @@ def _observation_file(observation: str) -> str | None:
     return os.path.realpath(spec.origin)
 
 
+_RESIDENT: set[tuple[int, int]] = set()  # (device, inode) of every file `_keep_resident` has made resident
+
+
 def _keep_resident(file: BinaryIO, chunk: bytearray) -> None:
     """Bring a file's pages into the page cache and, where this process may (root), lock them there for its life (a
     read-only shared mapping, never unmapped), so that no reclaim (memory pressure, or DAMON's, which pages out cold
-    page cache with memory free) makes them cold again; else read the file once."""
-    size = os.fstat(file.fileno()).st_size
+    page cache with memory free) makes them cold again; else read the file once. Once per file."""
+    stat = os.fstat(file.fileno())
+    if (stat.st_dev, stat.st_ino) in _RESIDENT:
+        return
+    _RESIDENT.add((stat.st_dev, stat.st_ino))
+    size = stat.st_size
     libc = sandbox_worker._libc()
     address = libc.mmap(None, size, 1, 1, file.fileno(), 0) if size else None  # PROT_READ, MAP_SHARED
     if address not in (None, ctypes.c_void_p(-1).value):
@@ -273,6 +280,18 @@ def _keep_resident(file: BinaryIO, chunk: bytearray) -> None:
         libc.munmap(address, size)
     while file.readinto(chunk):
         pass
+
+
+def _keep_mapped_resident(pid: int) -> None:
+    """Every file process `pid` (a worker that has reported its isolation) has mapped made resident as the root's
+    files are: its libraries and locale data, mapped before its root replaced the host's and some of them outside that
+    root (glibc's LC_CTYPE, libseccomp), whose cold pages a worker could read or not for a later one to time. Root
+    only (/proc/PID/map_files); elsewhere they stay as they are."""
+    chunk = bytearray(1 << 16)
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(f"/proc/{pid}/map_files"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/map_files/{entry}", "rb", buffering=0) as file:
+                _keep_resident(file, chunk)
 
 
 @functools.cache
@@ -432,6 +451,7 @@ class SandboxedPolicy:
             problem = hello.get("setup_error", hello) if type(hello) is dict else hello
             raise RuntimeError(f"the sandbox worker failed to start: {one_line(problem, _MESSAGE_CHARS)}")
         self.isolation = {str(k): v is True for k, v in hello["isolation"].items()}
+        _keep_mapped_resident(getattr(self._proc, "child_pid", self._proc.pid))  # before any untrusted line runs
         self.missing_layers = [layer for layer in REQUIRED_LAYERS if not self.isolation.get(layer)]
         if self.missing_layers and not self.unsafe:
             self._shutdown()

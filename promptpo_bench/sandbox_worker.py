@@ -95,7 +95,7 @@ _FILE_BYTES = 1 << 20  # largest file the policy may write (in its private 4 MB 
 _DESCRIPTORS = 64
 _SYSCALLS = (  # everything a NumPy policy and this worker's loop need once the code runs
     "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close", "fstat", "newfstatat", "statx",
-    "stat", "lstat", "fstatfs", "statfs", "openat", "open", "getdents64", "readlink", "readlinkat", "access",
+    "stat", "lstat", "openat", "open", "getdents64", "readlink", "readlinkat", "access",
     "faccessat", "faccessat2", "getcwd", "chdir", "fchdir", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat",
     "rename", "renameat", "renameat2", "ftruncate", "fsync", "fdatasync", "ioctl", "dup", "dup2", "dup3", "umask", "munmap", "mremap", "madvise", "brk", "mincore", "msync",
     "rt_sigreturn", "sigaltstack", "setitimer", "getitimer", "alarm", "clock_gettime", "clock_getres",
@@ -104,7 +104,7 @@ _SYSCALLS = (  # everything a NumPy policy and this worker's loop need once the 
     "getrusage", "getrlimit", "uname", "getpriority", "set_robust_list", "get_robust_list",
     "rseq", "set_tid_address", "sched_yield", "sched_getaffinity", "sched_getparam", "sched_getscheduler",
     "sched_get_priority_max", "sched_get_priority_min", "poll", "ppoll", "select", "pselect6", "getrandom",
-    "restart_syscall", "exit", "exit_group", "membarrier",
+    "restart_syscall", "exit", "exit_group",
 )
 _RESERVE_BYTES = 8 << 20  # freed on MemoryError, so that the failure can still be reported
 _WORKER_FILE = os.path.abspath(__file__)

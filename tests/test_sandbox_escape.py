@@ -171,6 +171,8 @@ return hit
     "s = socket.socket(socket.AF_UNIX)\ns.bind('\\0abstract-rendezvous')\nreturn True",
     # each new pipe advances the host's one inode counter, which a later worker reads off a pipe of its own
     "for _ in range(1000):\n    for end in os.pipe():\n        os.close(end)\nreturn True",
+    # a worker registered for global expedited membarriers makes another's membarrier calls slow while it runs
+    "return ctypes.CDLL(None).syscall(324, 16, 0, 0) == 0",  # MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
 ])
 def test_nothing_is_left_for_later_candidates(attack):
     assert contained(hostile(attack)) is None
@@ -241,10 +243,13 @@ def test_unbounded_mkdir_in_tmp_is_bounded_and_the_host_untouched():
     assert not {name for name in os.listdir("/tmp") if name.startswith("d") and name[1:].isdigit()} - before
 
 
-def test_the_hosts_process_count_and_free_memory_are_not_visible():
+@pytest.mark.parametrize("attack", [
+    "info = ctypes.create_string_buffer(128)\nreturn ctypes.CDLL(None).sysinfo(info) == 0",
+    "return os.statvfs(os.__file__).f_bfree",  # the host disk's free blocks, which follow its writes exactly
+])
+def test_the_hosts_process_count_free_memory_and_disk_are_not_visible(attack):
     """`sysinfo` would show the host's process count (higher while a spare worker starts: the final evaluation),
-    its free memory and uptime: a policy has no use for them."""
-    attack = "info = ctypes.create_string_buffer(128)\nreturn ctypes.CDLL(None).sysinfo(info) == 0"
+    its free memory and uptime, `statvfs` of a bound file the host disk's free space: a policy has no use for them."""
     assert contained(hostile(attack)) is None
 
 
@@ -758,32 +763,43 @@ class Policy:
 
 def test_every_page_a_worker_can_read_is_in_the_page_cache_before_it_runs():
     """A page nobody read is slow to read once and fast ever after, in any process: a policy timing one read could
-    tell whether an earlier worker ran (its own rollout: this is the final evaluation). The parent makes every file of
-    the root resident before the first worker runs any code, so none is cold, and (as root) locks their pages in
-    memory, so that no reclaim makes them cold again (DAMON pages out cold page cache on the development VM)."""
+    tell whether an earlier worker ran (its own rollout: this is the final evaluation), or read chosen cold pages for
+    a later worker to time. The parent makes every file of the root resident before the first worker runs any code,
+    and every other file a worker has mapped before its code runs (glibc's LC_CTYPE and libseccomp, mapped before the
+    pivot: a red team carried 5 of 5 bits between workers through its cold pages), so none is cold, and (as root)
+    locks their pages in memory, so that no reclaim makes them cold again (DAMON pages out cold page cache on the
+    development VM)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype, libc.mmap.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
                                                               ctypes.c_int, ctypes.c_int, ctypes.c_long]
     libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
     page = os.sysconf("SC_PAGE_SIZE")
-    contained("class Policy:\n    def act(self, obs):\n        return 0\n")
-    cold, files, total = [], 0, 0
-    for path in [path for paths in sandbox.sandbox_worker.minimal_root().files.values() for path in paths]:
-        size = os.path.getsize(path)
-        if not size:
-            continue
-        files += 1
-        total += size
-        fd = os.open(path, os.O_RDONLY)
-        address = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
-        os.close(fd)
-        pages = ctypes.create_string_buffer((size + page - 1) // page)
-        assert libc.mincore(ctypes.c_void_p(address), size, pages) == 0  # root: the page cache's own view
-        libc.munmap(ctypes.c_void_p(address), size)
-        if any(not byte & 1 for byte in pages.raw):
-            cold.append(path)
+    root = [path for paths in sandbox.sandbox_worker.minimal_root().files.values() for path in paths]
+    with SandboxedPolicy("class Policy:\n    def act(self, obs):\n        return 0\n", NOISEWORLD, Discrete(2),
+                         LIMITS) as policy:
+        mapped_dir = f"/proc/{policy._proc.child_pid}/map_files"
+        mapped = [os.path.join(mapped_dir, entry) for entry in os.listdir(mapped_dir)]  # as its code is about to run
+        mapped_names = {os.readlink(path) for path in mapped if os.path.lexists(path)}
+        cold, files, total = [], 0, 0
+        for path in root + mapped:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # a mapping the worker has dropped since
+                continue
+            size = os.fstat(fd).st_size
+            if size:
+                address = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+                pages = ctypes.create_string_buffer((size + page - 1) // page)
+                assert libc.mincore(ctypes.c_void_p(address), size, pages) == 0  # root: the page cache's own view
+                libc.munmap(ctypes.c_void_p(address), size)
+                if any(not byte & 1 for byte in pages.raw):
+                    cold.append(os.readlink(path) if path in mapped else path)
+                files += path in root
+                total += size * (path in root)
+            os.close(fd)
     assert files > 1000 and not cold, cold[:5]
+    assert any("LC_CTYPE" in name for name in mapped_names)  # a file outside the root, mapped all the same
     locked = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
                       if line.startswith("VmLck:")).split()[1]) * 1024
     assert locked >= total  # this process's mappings of the root, each file's pages whole
