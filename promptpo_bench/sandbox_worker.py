@@ -88,6 +88,7 @@ _LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR, _LL_REMOVE_DIR, _LL_REMOVE_FILE = 2
 _LL_MAKE_DIR, _LL_MAKE_REG, _LL_REFER, _LL_TRUNCATE, _LL_IOCTL_DEV = 128, 256, 1 << 13, 1 << 14, 1 << 15
 _LL_BIND_TCP, _LL_CONNECT_TCP = 1, 2
 _LL_SCOPE_ABSTRACT_UNIX_SOCKET, _LL_SCOPE_SIGNAL = 1, 2
+_HOSTNAME = b"sandbox"  # what `uname` tells a worker its machine is called
 _NEW_ROOT = "/tmp"  # where the minimal root is assembled (in the worker's own mount namespace) before the pivot
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 _UID_BASE = 2_000_000_000  # the confined child runs as _UID_BASE + its waiter's pid: a uid no other process has
@@ -655,6 +656,8 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
         for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
             with open(f"/proc/self/{name}", "w") as f:
                 f.write(text)
+    if namespaces:  # the UTS namespace's own name, not the host's
+        libc.sethostname(_HOSTNAME, len(_HOSTNAME))
     filesystem = False
     if namespaces:
         try:

@@ -294,7 +294,8 @@ def test_the_isolation_report_tells_the_truth():
     code = hostile("""
 import resource
 facts = [os.getpid() == 1, os.getuid() not in (0, 65534), os.listdir('/.old') == [],
-         not os.path.exists('/proc/self'), resource.getrlimit(resource.RLIMIT_NPROC) == (0, 0)]
+         not os.path.exists('/proc/self'), resource.getrlimit(resource.RLIMIT_NPROC) == (0, 0),
+         os.uname().nodename == 'sandbox']
 return not all(facts)
 """)
     with SandboxedPolicy(code, NOISEWORLD, Discrete(2), LIMITS) as policy:
