@@ -656,10 +656,9 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
         for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
             with open(f"/proc/self/{name}", "w") as f:
                 f.write(text)
-    if namespaces:  # the UTS namespace's own name, not the host's
-        libc.sethostname(_HOSTNAME, len(_HOSTNAME))
     filesystem = False
     if namespaces:
+        libc.sethostname(_HOSTNAME, len(_HOSTNAME))  # the UTS namespace's own name, not the host's
         try:
             _enter_minimal_root(libc, Root(*setup["root"]), observation_file, observation_source)
             filesystem = True
