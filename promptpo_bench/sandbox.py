@@ -17,9 +17,9 @@ import json
 import math
 import os
 import pickle
+import random
 import select
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -34,7 +34,7 @@ import numpy as np
 from promptpo_bench import sandbox_worker
 from promptpo_bench.errors import BenchError, clean_text, one_line
 from promptpo_bench.sandbox_worker import (ACT_HEADER, BUILD_MESSAGE, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY,
-                                           REPORTED_KINDS)
+                                           REPORTED_KINDS, int64_struct)
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
                  "worker_died")
@@ -335,6 +335,7 @@ class _ShortPath:
     only: int | None  # the episode a failure names (a group of one)
     allowance: float  # the seconds the worker has for the message, with the parent's margin
     reply_header: bytes  # of the usual answer
+    reply_size: int  # the usual answer's bytes
     unpack: Callable[[bytes, int], tuple[int, ...]]  # its integer actions (a Discrete space)
 
 
@@ -382,7 +383,7 @@ class SandboxedPolicy:
         self._tokens: dict[int, int] = {}  # episode id -> the opaque token the worker in use sees
         self._retired: set[int] = set()  # episode ids played by earlier workers (episodes_per_worker)
         self._steady: dict[bytes, tuple[list[int], bytes]] = {}  # admitted batches: int64 ids -> (ids, their tokens)
-        self._token_source = np.random.default_rng()
+        self._token_source = random.Random()  # seeded from the OS: opaque, and cheap to draw
         self._episode_seconds: dict[int, float] = {}
         self._pending: collections.deque[tuple[list[int], float]] = collections.deque()  # sent, unanswered
         self._failure: PolicyFailure | None = None
@@ -528,23 +529,28 @@ class SandboxedPolicy:
         path = self._short_path
         if (path is None or episode_ids != path.ids or obs.shape != path.shape or obs.dtype is not path.dtype
                 or self._buffer or not self._finalizer.alive):
-            ids = np.array(episode_ids, dtype="<i8")
-            actions = self.act(ids, obs)
-            count, (_, tokens) = len(ids), self._steady[ids.tobytes()]
-            prefixes = ACT_HEADER.pack(count, 0, False) + tokens, ACT_HEADER.pack(count, 0, True) + tokens
-            self._short_path = _ShortPath(
-                list(episode_ids), prefixes, obs.shape, obs.dtype, episode_ids[0] if count == 1 else None,
-                self.limits.act_seconds * count + _DEADLINE_MARGIN,
-                REPLY.pack(8 * count * self._action_size, self._raw_kind), struct.Struct(f"<{count}q").unpack_from)
-            return actions.tolist() if self._discrete else actions
+            if (path is not None and 0 < len(episode_ids) < len(path.ids) and obs.shape[1:] == path.shape[1:]
+                    and obs.dtype is path.dtype and len(obs) == len(episode_ids) and not self._buffer
+                    and self._finalizer.alive and set(episode_ids) <= set(path.ids)):
+                # some of the group's episodes ended: the rest have their Policy() objects, and fewer rows than the
+                # group had pass every check of `act`'s, so the message goes the short way at once
+                path = self._short_path = self._path(list(episode_ids), obs)
+            else:
+                actions = self.act(np.array(episode_ids, dtype="<i8"), obs)
+                self._short_path = self._path(list(episode_ids), obs)
+                return actions.tolist() if self._discrete else actions
         ids = path.ids
         sent_at = time.monotonic()
         if sent_at - self._room_checked >= _ROOM_SECONDS:
             self._spin()
         deadline = sent_at + path.allowance
-        self._send(path.prefixes[self._spinner.enabled] + obs.tobytes(), deadline, "acting", path.only)
+        spinning = self._spinner.enabled
+        self._send(path.prefixes[spinning] + obs.tobytes(), deadline, "acting", path.only)
         self._sent += 1
-        reply = self._read(deadline)
+        try:  # blocking, the woken worker has answered already: `_read`'s first read, of the usual answer's size
+            reply = self._read(deadline) if spinning else os.read(self._read_fd, path.reply_size)
+        except BlockingIOError:
+            reply = self._read(deadline)
         if reply is not None:
             actions = self._group_actions(reply, path)
             if actions is not None:
@@ -562,6 +568,17 @@ class SandboxedPolicy:
         self._pending.append((ids, sent_at))
         actions = self.receive()
         return actions.tolist() if self._discrete else actions
+
+    def _path(self, episode_ids: list[int], obs: np.ndarray) -> _ShortPath:
+        """The short path of a group of episodes this worker has acted for, with rows like `obs`."""
+        count = len(episode_ids)
+        tokens = int64_struct(count).pack(*[self._tokens[episode_id] for episode_id in episode_ids])
+        return _ShortPath(
+            episode_ids, (ACT_HEADER.pack(count, 0, False) + tokens, ACT_HEADER.pack(count, 0, True) + tokens),
+            obs.shape, obs.dtype, episode_ids[0] if count == 1 else None,
+            self.limits.act_seconds * count + _DEADLINE_MARGIN,
+            REPLY.pack(8 * count * self._action_size, self._raw_kind), REPLY.size + 8 * count * self._action_size,
+            int64_struct(count).unpack_from)
 
     def _group_actions(self, reply: bytes, path: _ShortPath) -> Sequence | None:
         """The actions in the usual answer to `act_group`'s message on `path` (raw rows of valid actions, one per
@@ -610,8 +627,8 @@ class SandboxedPolicy:
         else:  # their Policy() is built on this batch, but for a worker's first, built while loading
             new = max(len(fresh) - first, 0)
             for episode_id in fresh:
-                tokens[episode_id] = int(self._token_source.integers(1 << 62))
-            token_bytes = struct.pack(f"<{count}q", *[tokens[episode_id] for episode_id in id_list])
+                tokens[episode_id] = self._token_source.getrandbits(62)
+            token_bytes = int64_struct(count).pack(*[tokens[episode_id] for episode_id in id_list])
         if len(self._steady) >= _STEADY_BATCHES:
             self._steady.clear()
         self._steady[key] = (id_list, token_bytes)
