@@ -34,7 +34,7 @@ import numpy as np
 from promptpo_bench import sandbox_worker
 from promptpo_bench.errors import BenchError, clean_text, one_line
 from promptpo_bench.sandbox_worker import (ACT_HEADER, BUILD_MESSAGE, FLOAT_ROWS, INT_ROWS, JSON_REPLY, REPLY,
-                                           REPORTED_KINDS, int64_struct)
+                                           BUILT_FRAME, REPORTED_KINDS, int64_struct)
 
 FAILURE_KINDS = ("missing_class", "load_error", "crash", "timeout", "memory", "cpu_time", "invalid_action",
                  "worker_died")
@@ -324,7 +324,7 @@ def discard_worker(worker: subprocess.Popen) -> None:
     _terminate(worker)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _ShortPath:
     """What `SandboxedPolicy.act_group` needs to send a group's next message and check its usual answer."""
 
@@ -484,6 +484,20 @@ class SandboxedPolicy:
         episodes waits here while the worker builds their `Policy()` objects (see `_build`), so it must be sent with
         no other in flight.
         """
+        id_list, token_bytes, obs = self._ready(episode_ids, obs)
+        count = len(id_list)
+        sent_at = time.monotonic()
+        if count:
+            # the worker reads this message once it has answered those ahead of it, each within its act time
+            ahead = sum(len(waiting) for waiting, _ in self._pending)
+            deadline = sent_at + self.limits.act_seconds * (count + ahead) + _DEADLINE_MARGIN
+            self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
+            self._sent += 1
+        self._pending.append((id_list, sent_at))
+
+    def _ready(self, episode_ids: np.ndarray | list[int], obs: np.ndarray) -> tuple[list[int], bytes, np.ndarray]:
+        """A batch checked, admitted (`_admit`) and its new episodes' `Policy()` objects built (`_build`): its episode
+        ids as a list, their tokens and its observations as an array."""
         if self._failure is not None or not self._finalizer.alive:
             reason = f" after {self._failure}" if self._failure is not None else ""
             raise PolicyFailure("worker_died", f"the sandboxed policy is closed{reason}")
@@ -498,17 +512,8 @@ class SandboxedPolicy:
             id_list, token_bytes, new = self._admit(ids, key)
             if new:
                 self._build(token_bytes, new, id_list)
-        else:  # a batch sent before (a rollout's group, step after step): its checks passed, its tokens are packed
-            id_list, token_bytes = steady
-        count = len(id_list)
-        sent_at = time.monotonic()
-        if count:
-            # the worker reads this message once it has answered those ahead of it, each within its act time
-            ahead = sum(len(waiting) for waiting, _ in self._pending)
-            deadline = sent_at + self.limits.act_seconds * (count + ahead) + _DEADLINE_MARGIN
-            self._send(self._message(token_bytes, obs), deadline, "acting", id_list[0] if count == 1 else None)
-            self._sent += 1
-        self._pending.append((id_list, sent_at))
+            return id_list, token_bytes, obs
+        return *steady, obs  # a batch sent before (a rollout's group): its checks passed, its tokens are packed
 
     def act_group(self, episode_ids: list[int], obs: np.ndarray) -> Sequence:
         """`act` for the rows `obs` of a rollout's live episodes `episode_ids` (a list): their actions, ints for a
@@ -535,7 +540,12 @@ class SandboxedPolicy:
                 # some of the group's episodes ended: the rest have their Policy() objects, and fewer rows than the
                 # group had pass every check of `act`'s, so the message goes the short way at once
                 path = self._short_path = self._path(list(episode_ids), obs)
-            else:
+            elif episode_ids and self._knows(obs) and not self._buffer and self._ready(episode_ids, obs) \
+                    and self._knows(obs):
+                # other episodes in a layout the worker knows (still: admitting them may have moved to a new worker):
+                # checked, admitted and built as `act` would, then the message the short way
+                path = self._short_path = self._path(list(episode_ids), obs)
+            else:  # the worker's first message, or a new layout: `act` sends the layout with it
                 actions = self.act(np.array(episode_ids, dtype="<i8"), obs)
                 self._short_path = self._path(list(episode_ids), obs)
                 return actions.tolist() if self._discrete else actions
@@ -619,6 +629,7 @@ class SandboxedPolicy:
             self._next_worker()
         first = self._worker_episodes == 0
         self._worker_episodes += len(fresh)
+        self._episode_seconds.update(dict.fromkeys(fresh, 0.0))  # no act time yet
         count = len(id_list)
         if self.lifetime == "rollout":  # one Policy() per worker, built while loading; every token is 0
             new = 0
@@ -660,7 +671,7 @@ class SandboxedPolicy:
         share = (now - start) / count
         spent = self._episode_seconds
         for episode_id in id_list:
-            total = spent[episode_id] = spent.get(episode_id, 0.0) + share
+            total = spent[episode_id] = spent[episode_id] + share
             if total > limits.episode_seconds:
                 self._fail("timeout", f"the policy used more than {limits.episode_seconds:g} s of act time in one "
                            "episode", episode_id=episode_id)
@@ -680,14 +691,17 @@ class SandboxedPolicy:
         it is sent their observations, which a constructor could otherwise read from the worker's memory and do an
         act's work in a construction's time."""
         deadline = time.monotonic() + self.limits.load_seconds * new + _DEADLINE_MARGIN
-        self._send(ACT_HEADER.pack(len(id_list), BUILD_MESSAGE, self._spin()) + tokens, deadline,
-                   f"building {self.class_name}() objects", id_list[0] if len(id_list) == 1 else None)
+        doing, only = f"building {self.class_name}() objects", id_list[0] if len(id_list) == 1 else None
+        self._send(ACT_HEADER.pack(len(id_list), BUILD_MESSAGE, self._spin()) + tokens, deadline, doing, only)
         caught = self._spinner.caught  # `spun_share` counts answers only
-        reply = self._receive(deadline, f"building {self.class_name}() objects", 1 << 20,
-                              id_list[0] if len(id_list) == 1 else None)
+        reply = None if self._buffer else self._read(deadline)  # the usual answer comes in one piece
+        if reply != BUILT_FRAME:
+            if reply:
+                self._buffer += reply
+            reply = self._receive(deadline, doing, 1 << 20, only)
+            if type(reply) is not dict or reply != sandbox_worker.BUILT:  # a forged frame may be an array
+                self._reported_failure(reply, id_list)
         self._spinner.caught = caught
-        if type(reply) is not dict or reply != sandbox_worker.BUILT:  # a forged frame may be an array
-            self._reported_failure(reply, id_list)
 
     def _whole_rows(self, count: int, deadline: float) -> np.ndarray | None:
         """The usual answer to a batch of `count` observations, read in one piece: raw rows of valid actions, the
@@ -718,13 +732,17 @@ class SandboxedPolicy:
 
     def _message(self, tokens: bytes, obs: np.ndarray) -> bytes:
         """One act/summarize message: header, the observation layout when it changed, int64 tokens and raw rows."""
-        layout = self._layout
-        if layout is not None and obs.dtype is layout[0] and obs.shape[1:] == layout[1]:
+        if self._knows(obs):
             return ACT_HEADER.pack(len(obs), 0, self._spin()) + tokens + obs.tobytes()
         self._layout = obs.dtype, obs.shape[1:]
         self._short_path = None  # its messages assume the layout the worker knew
         pickled = pickle.dumps((obs.dtype.str, obs.shape[1:]))
         return ACT_HEADER.pack(len(obs), len(pickled), self._spin()) + pickled + tokens + obs.tobytes()
+
+    def _knows(self, obs: np.ndarray) -> bool:
+        """Whether the worker knows the layout of `obs`'s rows (their dtype and shape) from an earlier message."""
+        layout = self._layout
+        return layout is not None and obs.dtype is layout[0] and obs.shape[1:] == layout[1]
 
     def _spin(self) -> bool:
         """Whether both sides of the channel should spin while waiting: only while the machine has a CPU free for

@@ -313,6 +313,9 @@ def _frame(reply: object) -> bytes:
     return REPLY.pack(len(data), JSON_REPLY) + data
 
 
+BUILT_FRAME = _frame(BUILT)  # as written
+
+
 def _write(fd: int, reply: object) -> None:
     _write_all(fd, _frame(reply))
 
@@ -911,7 +914,6 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
     write_all, pack, unpack_from = _write_all, REPLY.pack, ACT_HEADER.unpack_from
     action_shape = tuple(setup["action_shape"])
     constructor, acting = f"{setup['class_name']}()", f"{setup['class_name']}.act"
-    built_reply = _frame(BUILT)
     layout = Layout()
     spinner = Spinner(rfile.fileno())
     spin, clock, alarm = spinner.spin, time.perf_counter, _ALARM
@@ -1003,7 +1005,7 @@ def _serve(rfile: Reader, out_fd: int, loaded: tuple[type, object], from_array: 
                     mark = now
             alarm["live"] = False
             if building:
-                reply = built_reply
+                reply = BUILT_FRAME
             elif count == 1 and type(actions[0]) is int and action_shape == () and -(1 << 63) <= actions[0] < 1 << 63:
                 reply = ONE_INT_REPLY + actions[0].to_bytes(8, "little", signed=True)
             else:

@@ -1194,30 +1194,31 @@ def test_act_group_answers_as_act_on_its_short_path(lifetime, space):
 
 @pytest.mark.parametrize("space", [Discrete(10), Box(-50, 50, (2,), np.float64)])
 def test_act_group_plays_several_episodes_on_its_short_path(space):
-    """A group of episodes takes the short path from its second step on, each row reaching its own episode's
-    Policy() in the order given, and so does what is left of it when episodes end (fewer of its episodes, in any
-    order); other episodes, or as many in another order, go the long way once."""
+    """Once the worker knows the observation layout (from its first message) a group of episodes goes the short way
+    from its first step on, new episodes built first as for `act`, and so does what is left of it when episodes end,
+    or the same episodes in another order: each row reaches its own episode's Policy(). A new layout goes the long
+    way once."""
     usual = "self.calls" if isinstance(space, Discrete) else "[self.calls, -obs.array[0]]"
     with SandboxedPolicy(LATE.format(late="pass", usual=usual), OBS, space, FAST) as policy:
         received = []
         one_by_one(policy, received)
         answers = [policy.act_group([3], rows(0))]
-        answers += [policy.act_group([3, 5, 8], rows(1, 2, 3)) for _ in range(2)]
-        assert len(received) == 2  # each group's first step
-        answers += [policy.act_group([8, 3], rows(4, 5)) for _ in range(2)]  # an episode ended: still the short way
-        assert len(received) == 2
+        assert len(received) == 1  # the worker's first message carries the layout
+        answers += [policy.act_group([3, 5, 8], rows(1, 2, 3)) for _ in range(2)]  # two new episodes
+        answers += [policy.act_group([8, 3], rows(4, 5)) for _ in range(2)]  # an episode ended
         with pytest.raises(ValueError, match="act needs"):  # fewer episodes, but rows for more: act's error
             policy.act_group([3], rows(6, 7))
         answers.append(policy.act_group([3, 8], rows(6, 7)))  # as many rows, in another order
-        assert len(received) == 3
-        answers.append(policy.act_group([5], rows(8)))  # fewer rows, but an episode the group no longer has
-        assert len(received) == 4
-    calls = [[1], [2, 1, 1], [3, 2, 2], [3, 4], [4, 5], [6, 5], [3]]
+        answers.append(policy.act_group([5], rows(8)))  # an episode the group no longer has
+        assert len(received) == 1
+        answers.append(policy.act_group([5, 3], rows(9, 10, width=5)))  # another width: the long way
+        assert len(received) == 2
+    calls = [[1], [2, 1, 1], [3, 2, 2], [3, 4], [4, 5], [6, 5], [3], [4, 7]]
     if isinstance(space, Discrete):
         assert [list(actions) for actions in answers] == calls
         assert all(type(action) is int for actions in answers for action in actions)
     else:
-        firsts = [[0], [1, 2, 3], [1, 2, 3], [4, 5], [4, 5], [6, 7], [8]]
+        firsts = [[0], [1, 2, 3], [1, 2, 3], [4, 5], [4, 5], [6, 7], [8], [9, 10]]
         assert [actions.tolist() for actions in answers] == [
             [[n, -first] for n, first in zip(step, step_firsts)] for step, step_firsts in zip(calls, firsts)]
 

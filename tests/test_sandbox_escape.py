@@ -441,6 +441,8 @@ def test_a_constructor_cannot_read_the_observations_its_object_is_built_for():
     with SandboxedPolicy(code, sandbox.sandbox_worker.__name__ + ":RawObservation", Discrete(2), LIMITS) as policy:
         assert policy.act(np.array([0]), np.zeros((1, 104), dtype=np.float32)).tolist() == [0]
         assert policy.act(np.array([1, 2]), marked).tolist() == [0, 0]
+        policy.act(np.array([1, 2]), np.zeros((2, 104), dtype=np.float32))  # no marked rows left in the worker
+        assert list(policy.act_group([3, 4], marked)) == [0, 0]  # a rollout's new group, built the same way
     code = SEES_ITS_ROWS.format(name="Feedback", method="summarize_trajectory", answer="str(self.saw)")
     with SandboxedFeedback(code, NOISEWORLD, LIMITS) as feedback:
         assert feedback.summarize(np.zeros((2, 29), dtype=np.float32)) == "False"
