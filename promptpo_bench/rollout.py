@@ -191,9 +191,8 @@ class _Group:
 
     def without(self, rows: list[int]) -> _Group:
         """The group less the given rows (episodes that ended)."""
-        keep = np.ones(len(self.ids), dtype=bool)
-        keep[rows] = False
-        return _Group([env for env, kept in zip(self.envs, keep.tolist()) if kept], self.ids[keep], self.obs[keep])
+        kept = [k for k in range(len(self.envs)) if k not in rows]
+        return _Group([self.envs[k] for k in kept], self.ids[kept], self.obs[kept])
 
     def halves(self) -> tuple[_Group, _Group]:
         """The first and second half of the group, sharing its arrays."""
