@@ -337,6 +337,8 @@ class _ShortPath:
     reply_header: bytes  # of the usual answer
     reply_size: int  # the usual answer's bytes
     unpack: Callable[[bytes, int], tuple[int, ...]]  # its integer actions (a Discrete space)
+    room: float  # act time each of its episodes may still use: the episode limit less the most any had used
+    kept: float = 0.0  # act time each of its episodes used on this path, not yet added to their totals (`_drop_path`)
 
 
 class SandboxedPolicy:
@@ -501,6 +503,7 @@ class SandboxedPolicy:
         if self._failure is not None or not self._finalizer.alive:
             reason = f" after {self._failure}" if self._failure is not None else ""
             raise PolicyFailure("worker_died", f"the sandboxed policy is closed{reason}")
+        self._drop_path()  # its act time counted before `receive` counts more
         ids = np.asarray(episode_ids, dtype="<i8")
         obs = np.asarray(obs)
         if ids.ndim != 1 or obs.ndim < 1 or len(obs) != len(ids) or obs.dtype.hasobject:
@@ -539,6 +542,7 @@ class SandboxedPolicy:
                     and self._finalizer.alive and set(episode_ids) <= set(path.ids)):
                 # some of the group's episodes ended: the rest have their Policy() objects, and fewer rows than the
                 # group had pass every check of `act`'s, so the message goes the short way at once
+                self._drop_path()
                 path = self._short_path = self._path(list(episode_ids), obs)
             elif episode_ids and self._knows(obs) and not self._buffer and self._ready(episode_ids, obs) \
                     and self._knows(obs):
@@ -565,16 +569,13 @@ class SandboxedPolicy:
             actions = self._group_actions(reply, path)
             if actions is not None:
                 now = time.monotonic()
-                share, spent, limit = (now - sent_at) / len(ids), self._episode_seconds, self.limits.episode_seconds
-                for episode_id in ids:
-                    if spent[episode_id] + share > limit:
-                        break  # `receive` below accounts for the time, and fails
-                else:
-                    for episode_id in ids:
-                        spent[episode_id] += share
+                kept = path.kept + (now - sent_at) / len(ids)  # each episode's share of the round trip, added up
+                if kept <= path.room:  # else `receive` below counts the time, and fails
+                    path.kept = kept
                     self._last_answer = now
                     return actions
             self._buffer += reply
+        self._drop_path()
         self._pending.append((ids, sent_at))
         actions = self.receive()
         return actions.tolist() if self._discrete else actions
@@ -588,7 +589,17 @@ class SandboxedPolicy:
             obs.shape, obs.dtype, episode_ids[0] if count == 1 else None,
             self.limits.act_seconds * count + _DEADLINE_MARGIN,
             REPLY.pack(8 * count * self._action_size, self._raw_kind), REPLY.size + 8 * count * self._action_size,
-            int64_struct(count).unpack_from)
+            int64_struct(count).unpack_from,
+            self.limits.episode_seconds - max(self._episode_seconds[episode_id] for episode_id in episode_ids))
+
+    def _drop_path(self) -> None:
+        """Leave `act_group`'s short path: add the act time it kept to its episodes' totals, which `receive` checks."""
+        path = self._short_path
+        if path is not None:
+            self._short_path = None
+            spent = self._episode_seconds
+            for episode_id in path.ids:
+                spent[episode_id] += path.kept
 
     def _group_actions(self, reply: bytes, path: _ShortPath) -> Sequence | None:
         """The actions in the usual answer to `act_group`'s message on `path` (raw rows of valid actions, one per
@@ -735,7 +746,6 @@ class SandboxedPolicy:
         if self._knows(obs):
             return ACT_HEADER.pack(len(obs), 0, self._spin()) + tokens + obs.tobytes()
         self._layout = obs.dtype, obs.shape[1:]
-        self._short_path = None  # its messages assume the layout the worker knew
         pickled = pickle.dumps((obs.dtype.str, obs.shape[1:]))
         return ACT_HEADER.pack(len(obs), len(pickled), self._spin()) + pickled + tokens + obs.tobytes()
 

@@ -1321,13 +1321,19 @@ def test_act_group_charges_each_episode_its_share_of_a_message():
     nine steps, not two (the whole message charged to each, twice over) or forever, and no answer comes back once an
     episode's time is over its budget."""
     limits = Limits(act_seconds=1.0, episode_seconds=0.45)
+
+    def charged(episode_id: int) -> float:  # its total, and what the short path keeps until it is left
+        path = policy._short_path
+        return policy._episode_seconds[episode_id] + (path.kept if path and episode_id in path.ids else 0.0)
+
     with sandbox(acting("import time\ntime.sleep(0.05)"), limits=limits) as policy:
         for _ in range(6):
             policy.act_group([5, 6], rows(0, 0))
+        assert 0.25 < charged(5) == charged(6) < 0.4
         with pytest.raises(PolicyFailure) as raised:
             for _ in range(10):
                 policy.act_group([5, 6], rows(0, 0))
-                assert max(policy._episode_seconds.values()) <= limits.episode_seconds
+                assert max(charged(5), charged(6)) <= limits.episode_seconds
     assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.45 s" in raised.value.message
 
 
@@ -1358,6 +1364,20 @@ def test_act_group_keeps_the_episode_time_budget():
             for _ in range(10):
                 policy.act_group([5], rows(0))[0]
     assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.3 s" in raised.value.message
+
+
+def test_act_time_kept_on_the_short_path_counts_once_the_group_changes():
+    """The short path keeps its group's act time to itself and adds it to each episode's total when the group
+    changes: an episode left alone when the other ended runs out of its budget (0.38 s, calls of 0.1 s) at its fourth
+    call, as it would have in a group that never changed, not at its fifth."""
+    limits = Limits(act_seconds=1.0, episode_seconds=0.38)
+    with sandbox(acting("import time\ntime.sleep(0.1)"), limits=limits) as policy:
+        policy.act_group([5, 6], rows(0, 0))  # act's way, then the short path
+        policy.act_group([5, 6], rows(0, 0))
+        policy.act_group([5], rows(0))  # episode 6 ended
+        with pytest.raises(PolicyFailure) as raised:
+            policy.act_group([5], rows(0))
+    assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.38 s" in raised.value.message
 
 
 @pytest.mark.parametrize("lifetime", ["rollout", "episode"])
