@@ -549,9 +549,10 @@ class SandboxedPolicy:
                 # other episodes in a layout the worker knows (still: admitting them may have moved to a new worker):
                 # checked, admitted and built as `act` would, then the message the short way
                 path = self._short_path = self._path(list(episode_ids), obs)
-            else:  # the worker's first message, or a new layout: `act` sends the layout with it
+            else:  # the worker's first message, or a new layout: `act` sends the layout with it; no episodes, nothing
                 actions = self.act(np.array(episode_ids, dtype="<i8"), obs)
-                self._short_path = self._path(list(episode_ids), obs)
+                if episode_ids:
+                    self._short_path = self._path(list(episode_ids), obs)
                 return actions.tolist() if self._discrete else actions
         ids = path.ids
         sent_at = time.monotonic()
@@ -606,7 +607,7 @@ class SandboxedPolicy:
         episode), else None."""
         if not self._discrete:
             return self._raw_rows(reply, len(path.ids))
-        if len(reply) != REPLY.size + 8 * len(path.ids) or not reply.startswith(path.reply_header):
+        if len(reply) != path.reply_size or not reply.startswith(path.reply_header):
             return None
         actions = path.unpack(reply, REPLY.size)
         low, high = self._action_range

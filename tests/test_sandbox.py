@@ -928,6 +928,9 @@ def test_an_empty_batch_gets_no_actions_without_asking_the_worker():
         empty = policy.act(np.zeros(0, dtype=np.int64), np.zeros((0, 104), dtype=np.float32))
         assert empty.shape == (0,) and empty.dtype == np.int64
         assert policy.act(np.array([0]), rows(0)).tolist() == [0]  # the first act call the policy has seen
+        for _ in range(2):  # act_group's too (red team: it once failed making a short path for no episodes)
+            assert policy.act_group([], np.zeros((0, 104), dtype=np.float32)) == []
+        assert list(policy.act_group([0], rows(0))) == [1]
 
 
 def test_unreferenced_policy_is_killed(workers):
