@@ -840,6 +840,32 @@ def test_only_the_objects_a_batch_lacks_are_built_before_it(monkeypatch, lifetim
     assert asked == built
 
 
+SPLIT_BUILT = """
+import os, time
+
+_write = os.write
+
+
+def write(fd, data):  # the worker's answer to a build message, in two writes a moment apart
+    if data.endswith(b'{"built":true}'):
+        _write(fd, data[:3])
+        time.sleep(0.05)
+        return 3 + _write(fd, data[3:])
+    return _write(fd, data)
+
+
+os.write = write
+"""
+
+
+def test_a_construction_s_answer_in_pieces_is_still_taken():
+    """The usual answer to a build message is compared as one frame when it arrives whole; in pieces it is read the
+    general way, parsed, and taken all the same: through act and act_group."""
+    with sandbox(SPLIT_BUILT + COUNTING) as policy:
+        assert policy.act(np.arange(3), rows(0, 0, 0)).tolist() == [0, 0, 0]
+        assert list(policy.act_group([5, 6], rows(0, 0))) == [0, 0]
+
+
 def test_a_batch_of_the_next_worker_is_sent_alone():
     """With episodes_per_worker, the batch that moves to the next worker cannot follow one still in flight (its
     answer would be lost with the retired worker), also in lifetime "rollout", where new episodes need no build."""
@@ -1369,7 +1395,7 @@ def test_act_group_keeps_the_episode_time_budget():
     assert raised.value.kind == "timeout" and raised.value.episode_id == 5 and "0.3 s" in raised.value.message
 
 
-def test_act_time_kept_on_the_short_path_counts_once_the_group_changes():
+def test_episode_time_kept_on_act_group_s_short_path_counts_once_the_group_changes():
     """The short path keeps its group's act time to itself and adds it to each episode's total when the group
     changes: an episode left alone when the other ended runs out of its budget (0.38 s, calls of 0.1 s) at its fourth
     call, as it would have in a group that never changed, not at its fifth."""
