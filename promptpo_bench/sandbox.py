@@ -523,12 +523,13 @@ class SandboxedPolicy:
         Discrete space, rows for a Box.
 
         A rollout played in turn (one `Policy()` for its episodes, or a busy machine) sends the same episodes step after
-        step and each step waits for the round trip, so after a group's first step this takes a short path: the same
-        message, limits and checks as `act`, without building the batch's arrays (on a busy machine, where the two
-        processes take turns on one CPU with cold caches, each step of `act` cost several times a bare pipe round
-        trip). Anything unusual (other episodes or layout, a reply other than valid actions) goes the way of `act`.
-        Not while a `send` waits for its `receive`: this answers the observations it is given, not the oldest ones in
-        flight.
+        step and each step waits for the round trip, so once the worker knows the observation layout this takes a short
+        path: the same message, limits and checks as `act`, without building the batch's arrays (on a busy machine,
+        where the two processes take turns on one CPU with cold caches, each step of `act` cost several times a bare
+        pipe round trip). A new group is checked, admitted and built first as `act` would (`_ready`); what is left of a
+        group whose episodes ended needs none of that. A worker's first message or a new layout goes the way of `act`,
+        an answer other than valid actions the way of `receive`. Not while a `send` waits for its `receive`: this
+        answers the observations it is given, not the oldest ones in flight.
         """
         if self._pending:
             raise ValueError("act_group with a batch in flight: receive its actions first")
