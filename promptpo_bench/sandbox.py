@@ -584,14 +584,14 @@ class SandboxedPolicy:
 
     def _path(self, episode_ids: list[int], obs: np.ndarray) -> _ShortPath:
         """The short path of a group of episodes this worker has acted for, with rows like `obs`."""
-        count = len(episode_ids)
-        tokens = int64_struct(count).pack(*[self._tokens[episode_id] for episode_id in episode_ids])
+        count, payload = len(episode_ids), 8 * len(episode_ids) * self._action_size  # the usual answer's bytes
+        int64s = int64_struct(count)  # the tokens, and a Discrete space's actions
+        tokens = int64s.pack(*[self._tokens[episode_id] for episode_id in episode_ids])
         return _ShortPath(
             episode_ids, (ACT_HEADER.pack(count, 0, False) + tokens, ACT_HEADER.pack(count, 0, True) + tokens),
             obs.shape, obs.dtype, episode_ids[0] if count == 1 else None,
             self.limits.act_seconds * count + _DEADLINE_MARGIN,
-            REPLY.pack(8 * count * self._action_size, self._raw_kind), REPLY.size + 8 * count * self._action_size,
-            int64_struct(count).unpack_from,
+            REPLY.pack(payload, self._raw_kind), REPLY.size + payload, int64s.unpack_from,
             self.limits.episode_seconds - max(self._episode_seconds[episode_id] for episode_id in episode_ids))
 
     def _drop_path(self) -> None:
