@@ -192,7 +192,7 @@ class _Group:
     def without(self, rows: list[int]) -> _Group:
         """The group less the given rows (episodes that ended)."""
         kept = [k for k in range(len(self.envs)) if k not in rows]
-        return _Group([self.envs[k] for k in kept], self.ids[kept], self.obs[kept])
+        return _Group([self.envs[k] for k in kept], self.ids.take(kept), self.obs.take(kept, axis=0))
 
     def halves(self) -> tuple[_Group, _Group]:
         """The first and second half of the group, sharing its arrays."""

@@ -586,13 +586,13 @@ class SandboxedPolicy:
         """The short path of a group of episodes this worker has acted for, with rows like `obs`."""
         count, payload = len(episode_ids), 8 * len(episode_ids) * self._action_size  # the usual answer's bytes
         int64s = int64_struct(count)  # the tokens, and a Discrete space's actions
-        tokens = int64s.pack(*[self._tokens[episode_id] for episode_id in episode_ids])
+        tokens = int64s.pack(*map(self._tokens.__getitem__, episode_ids))
         return _ShortPath(
             episode_ids, (ACT_HEADER.pack(count, 0, False) + tokens, ACT_HEADER.pack(count, 0, True) + tokens),
             obs.shape, obs.dtype, episode_ids[0] if count == 1 else None,
             self.limits.act_seconds * count + _DEADLINE_MARGIN,
             REPLY.pack(payload, self._raw_kind), REPLY.size + payload, int64s.unpack_from,
-            self.limits.episode_seconds - max(self._episode_seconds[episode_id] for episode_id in episode_ids))
+            self.limits.episode_seconds - max(map(self._episode_seconds.__getitem__, episode_ids)))
 
     def _drop_path(self) -> None:
         """Leave `act_group`'s short path: add the act time it kept to its episodes' totals, which `receive` checks."""
