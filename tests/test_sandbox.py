@@ -365,6 +365,44 @@ def test_the_alarm_is_no_longer_live_when_the_worker_stops_its_timer(monkeypatch
     assert timers == [((sandbox_worker.ALARM_PERIOD, sandbox_worker.ALARM_PERIOD), False), ((0,), False)]
 
 
+@pytest.mark.parametrize("took, answered", [(0.5, True), (0.75, False)])
+def test_each_call_of_a_batch_is_within_its_limit_up_to_it(monkeypatch, took, answered):
+    """The worker's act loop, in this process, on one batch of two observations whose calls each take `took` seconds
+    of a test double's clock against a limit of 0.5 s: exactly the limit is allowed, as `_within` allows it (the loop
+    checks each row's time without calling it), and more ends the batch with a timeout that names the first row."""
+    import pickle
+
+    from promptpo_bench import sandbox_worker
+
+    clock = Clock(10.0)
+
+    class Policy:
+        def act(self, obs):
+            clock.now += took
+            return 1
+
+    monkeypatch.setattr(sandbox_worker, "time", clock)
+    monkeypatch.setattr(sandbox_worker.signal, "setitimer", lambda *args: None)
+    layout = pickle.dumps(("<f8", ()))
+    in_read, in_write = os.pipe()
+    out_read, out_write = os.pipe()
+    os.write(in_write, sandbox_worker.ACT_HEADER.pack(2, len(layout), 0) + layout + bytes(16) + np.zeros(2).tobytes())
+    os.close(in_write)
+    setup = {"act_seconds": 0.5, "load_seconds": 1.0, "action_shape": [], "class_name": "Policy", "memory_mb": 1}
+    try:
+        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, (Policy, Policy()), float, setup, [])
+        reply = os.read(out_read, 1 << 16)
+    finally:
+        for fd in (in_read, out_read, out_write):
+            os.close(fd)
+    size, kind = sandbox_worker.REPLY.unpack_from(reply)
+    if answered:
+        assert kind == sandbox_worker.INT_ROWS and reply[sandbox_worker.REPLY.size:] == np.ones(2, "<i8").tobytes()
+    else:
+        failure = json.loads(reply[sandbox_worker.REPLY.size:])
+        assert (kind, failure["kind"], failure["index"]) == (sandbox_worker.JSON_REPLY, "timeout", 0)
+
+
 def test_a_reply_written_short_is_completed(monkeypatch):
     """A signal can cut a long pipe write short; the worker writes the rest, so no frame is lost or cut."""
     from promptpo_bench import sandbox_worker
