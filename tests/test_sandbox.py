@@ -1290,6 +1290,17 @@ def test_act_group_plays_several_episodes_on_its_short_path(space):
             [[n, -first] for n, first in zip(step, step_firsts)] for step, step_firsts in zip(calls, firsts)]
 
 
+@pytest.mark.parametrize("before, after", [(np.ones((3, 2, 2)), np.ones((2, 2))),  # rows of another shape
+                                           (np.ones((3, 4)), np.ones((2, 4), dtype=np.float32))])  # another dtype
+def test_act_group_sends_what_is_left_of_a_group_in_a_new_layout_in_it(before, after):
+    """Episodes that end at the very step the observation layout changes: what is left of the group does not go the
+    short way in the old layout (the worker would misread its rows) but with the new one, as `act` sends it."""
+    code = "class Policy:\n    def act(self, obs):\n        return int(obs.array.sum())\n"
+    with SandboxedPolicy(code, OBS, Discrete(10), FAST) as policy:
+        assert [list(policy.act_group([1, 2, 3], before)) for _ in range(2)] == [[4, 4, 4]] * 2
+        assert list(policy.act_group([1, 2], after)) == [after[0].size] * 2
+
+
 @pytest.mark.parametrize("space, usual, expected", [(Discrete(4), "1.0", 1),
                                                      (Box(-5, 5, (2,), np.float64), "[1, 2]", [1.0, 2.0])])
 def test_act_group_answers_in_the_space_s_type_when_an_answer_goes_the_long_way(space, usual, expected):
