@@ -997,7 +997,9 @@ def test_an_empty_batch_gets_no_actions_without_asking_the_worker():
         assert policy.act(np.array([0]), rows(0)).tolist() == [0]  # the first act call the policy has seen
         for _ in range(2):  # act_group's too (red team: it once failed making a short path for no episodes)
             assert policy.act_group([], np.zeros((0, 104), dtype=np.float32)) == []
-        assert list(policy.act_group([0], rows(0))) == [1]
+        assert [list(policy.act_group([0], rows(0))) for _ in range(2)] == [[1], [2]]
+        assert policy.act_group([], np.zeros((0, 104), dtype=np.float32)) == []  # no episode left of the group
+        assert list(policy.act_group([0], rows(0))) == [3]
 
 
 def test_unreferenced_policy_is_killed(workers):
