@@ -326,13 +326,35 @@ def test_the_alarm_ends_a_call_only_while_one_is_live(monkeypatch):
     sandbox_worker._on_alarm(14, None)  # a late alarm between act messages is harmless
 
 
+def serve_in_this_process(policy_class: type, rows: int, act_seconds: float) -> bytes:
+    """The worker's act loop (`_serve`) run in this process on one message of `rows` zero observations (float64
+    scalars, the layout sent with it) and then the end of its input; the reply it wrote."""
+    import pickle
+
+    from promptpo_bench import sandbox_worker
+
+    layout = pickle.dumps(("<f8", ()))
+    in_read, in_write = os.pipe()
+    out_read, out_write = os.pipe()
+    os.write(in_write, sandbox_worker.ACT_HEADER.pack(rows, len(layout), 0) + layout + bytes(8 * rows)
+             + np.zeros(rows).tobytes())
+    os.close(in_write)
+    setup = {"act_seconds": act_seconds, "load_seconds": 1.0, "action_shape": [], "class_name": "Policy",
+             "memory_mb": 1}
+    try:
+        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, (policy_class, policy_class()), float, setup,
+                              [])
+        return os.read(out_read, 1 << 16)
+    finally:
+        for fd in (in_read, out_read, out_write):
+            os.close(fd)
+
+
 @pytest.mark.parametrize("crashes", [True, False])
 def test_the_alarm_is_no_longer_live_when_the_worker_stops_its_timer(monkeypatch, crashes):
     """The worker's act loop, in this process, on one message whose act raises (or answers, and then the input ends):
     the periodic timer starts with no call live and is stopped with none live, so no alarm can cut the failure report
     short or end the worker on its way out."""
-    import pickle
-
     from promptpo_bench import sandbox_worker
 
     class Policy:
@@ -345,18 +367,7 @@ def test_the_alarm_is_no_longer_live_when_the_worker_stops_its_timer(monkeypatch
     monkeypatch.setattr(sandbox_worker.signal, "setitimer",
                         lambda *args: timers.append((args[1:], sandbox_worker._ALARM["live"])))
     monkeypatch.setitem(sandbox_worker._ALARM, "live", True)
-    layout = pickle.dumps(("<f8", ()))
-    in_read, in_write = os.pipe()
-    out_read, out_write = os.pipe()
-    os.write(in_write, sandbox_worker.ACT_HEADER.pack(1, len(layout), 0) + layout + bytes(8) + np.zeros(1).tobytes())
-    os.close(in_write)
-    setup = {"act_seconds": 1.0, "load_seconds": 1.0, "action_shape": [], "class_name": "Policy", "memory_mb": 1}
-    try:
-        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, (Policy, Policy()), float, setup, [])
-        reply = os.read(out_read, 1 << 16)
-    finally:
-        for fd in (in_read, out_read, out_write):
-            os.close(fd)
+    reply = serve_in_this_process(Policy, rows=1, act_seconds=1.0)
     size, kind = sandbox_worker.REPLY.unpack_from(reply)
     if crashes:
         assert kind == sandbox_worker.JSON_REPLY and json.loads(reply[sandbox_worker.REPLY.size:])["kind"] == "crash"
@@ -370,8 +381,6 @@ def test_each_call_of_a_batch_is_within_its_limit_up_to_it(monkeypatch, took, an
     """The worker's act loop, in this process, on one batch of two observations whose calls each take `took` seconds
     of a test double's clock against a limit of 0.5 s: exactly the limit is allowed, as `_within` allows it (the loop
     checks each row's time without calling it), and more ends the batch with a timeout that names the first row."""
-    import pickle
-
     from promptpo_bench import sandbox_worker
 
     clock = Clock(10.0)
@@ -383,18 +392,7 @@ def test_each_call_of_a_batch_is_within_its_limit_up_to_it(monkeypatch, took, an
 
     monkeypatch.setattr(sandbox_worker, "time", clock)
     monkeypatch.setattr(sandbox_worker.signal, "setitimer", lambda *args: None)
-    layout = pickle.dumps(("<f8", ()))
-    in_read, in_write = os.pipe()
-    out_read, out_write = os.pipe()
-    os.write(in_write, sandbox_worker.ACT_HEADER.pack(2, len(layout), 0) + layout + bytes(16) + np.zeros(2).tobytes())
-    os.close(in_write)
-    setup = {"act_seconds": 0.5, "load_seconds": 1.0, "action_shape": [], "class_name": "Policy", "memory_mb": 1}
-    try:
-        sandbox_worker._serve(sandbox_worker.Reader(in_read), out_write, (Policy, Policy()), float, setup, [])
-        reply = os.read(out_read, 1 << 16)
-    finally:
-        for fd in (in_read, out_read, out_write):
-            os.close(fd)
+    reply = serve_in_this_process(Policy, rows=2, act_seconds=0.5)
     size, kind = sandbox_worker.REPLY.unpack_from(reply)
     if answered:
         assert kind == sandbox_worker.INT_ROWS and reply[sandbox_worker.REPLY.size:] == np.ones(2, "<i8").tobytes()
