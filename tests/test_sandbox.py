@@ -1293,6 +1293,9 @@ def test_act_group_plays_several_episodes_on_its_short_path(space):
             [[n, -first] for n, first in zip(step, step_firsts)] for step, step_firsts in zip(calls, firsts)]
 
 
+SUMMING = "class Policy:\n    def act(self, obs):\n        return int(obs.array.sum())\n"  # what its rows hold
+
+
 @pytest.mark.parametrize("before, after", [(np.ones((3, 2, 2)), np.ones((2, 2))),  # rows of another shape
                                            (np.ones(3), np.ones((2, 3))),  # rows shaped as the group was
                                            (np.ones((3, 2)), np.ones((2, 3, 2))),  # rows that end as they did
@@ -1300,8 +1303,7 @@ def test_act_group_plays_several_episodes_on_its_short_path(space):
 def test_act_group_sends_what_is_left_of_a_group_in_a_new_layout_in_it(before, after):
     """Episodes that end at the very step the observation layout changes: what is left of the group does not go the
     short way in the old layout (the worker would misread its rows) but with the new one, as `act` sends it."""
-    code = "class Policy:\n    def act(self, obs):\n        return int(obs.array.sum())\n"
-    with SandboxedPolicy(code, OBS, Discrete(10), FAST) as policy:
+    with SandboxedPolicy(SUMMING, OBS, Discrete(10), FAST) as policy:
         assert [list(policy.act_group([1, 2, 3], before)) for _ in range(2)] == [[before[0].size] * 3] * 2
         assert list(policy.act_group([1, 2], after)) == [after[0].size] * 2
 
@@ -1309,8 +1311,7 @@ def test_act_group_sends_what_is_left_of_a_group_in_a_new_layout_in_it(before, a
 def test_act_group_sends_the_same_episodes_in_a_new_dtype_in_it():
     """The same episodes, rows of the same shape but another dtype: not the short path's old layout, but the new one,
     as `act` sends it (the worker would misread rows of half the size)."""
-    code = "class Policy:\n    def act(self, obs):\n        return int(obs.array.sum())\n"
-    with SandboxedPolicy(code, OBS, Discrete(10), FAST) as policy:
+    with SandboxedPolicy(SUMMING, OBS, Discrete(10), FAST) as policy:
         answers = [list(policy.act_group([1, 2], np.ones((2, 4), dtype=dtype))) for dtype in (np.float64,) * 2 +
                    (np.float32,) * 2]
     assert answers == [[4, 4]] * 4
