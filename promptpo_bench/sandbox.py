@@ -584,7 +584,8 @@ class SandboxedPolicy:
 
     def _path(self, episode_ids: list[int], obs: np.ndarray) -> _ShortPath:
         """The short path of a group of episodes this worker has acted for, with rows like `obs`."""
-        count, payload = len(episode_ids), 8 * len(episode_ids) * self._action_size  # the usual answer's bytes
+        count = len(episode_ids)
+        payload = 8 * count * self._action_size  # the usual answer's bytes
         int64s = int64_struct(count)  # the tokens, and a Discrete space's actions
         tokens = int64s.pack(*map(self._tokens.__getitem__, episode_ids))
         return _ShortPath(
