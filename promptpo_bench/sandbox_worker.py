@@ -51,8 +51,22 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 STARTUP_NICENESS = 10  # a worker spawned ahead of its code starts up without slowing the run's own threads
+_CAP_SYS_NICE = 23
+
+
+def startup_niceness() -> int:
+    """How much a starting worker lowers its priority until its set-up arrives: STARTUP_NICENESS where it may raise it
+    again then (CAP_SYS_NICE), else 0, since a worker left niced loses its turns to any busy process (and root without
+    CAP_SYS_NICE, as in a container, could not start one)."""
+    with open("/proc/self/status") as status:
+        effective = next(int(line.split()[1], 16) for line in status if line.startswith("CapEff:"))
+    return STARTUP_NICENESS if effective >> _CAP_SYS_NICE & 1 else 0
+
+
+_niced = 0  # how much this worker lowered its priority at start: raised again once its set-up has arrived
 if __name__ == "__main__":
-    os.nice(STARTUP_NICENESS)
+    _niced = startup_niceness()
+    os.nice(_niced)
 
 import numpy as np  # noqa: E402
 
@@ -1071,8 +1085,8 @@ def main() -> None:
     sys.stdout = sys.stderr = open(os.devnull, "w")
     rfile = Reader(in_fd)
     setup = pickle.load(rfile)
-    if os.geteuid() == 0:  # the set-up has arrived: back to normal priority (only root may raise it again)
-        os.nice(-STARTUP_NICENESS)
+    if _niced:  # the set-up has arrived: back to the caller's priority
+        os.nice(-_niced)
     try:
         observation_class, observation_module, source = _import_observation(setup["observation"],
                                                                              setup.get("observation_file"))

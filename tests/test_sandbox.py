@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import math
@@ -21,6 +22,7 @@ import pytest
 from gymnasium.spaces import Box, Discrete
 
 from promptpo_bench.sandbox import REQUIRED_LAYERS, Limits, PolicyFailure, SandboxedPolicy
+from promptpo_bench.sandbox_worker import STARTUP_NICENESS, startup_niceness
 
 OBS = "promptpo_bench.sandbox_worker:RawObservation"
 FAST = Limits(act_seconds=0.5, load_seconds=5.0)
@@ -1630,3 +1632,27 @@ def test_every_description_module_works_in_the_minimal_root(env_id):
             assert policy.act(np.array([0]), obs[None]).shape == (1, *space.shape)
     finally:
         env.close()
+
+
+def test_a_root_caller_without_cap_sys_nice_starts_workers_at_its_own_priority(tmp_path):
+    """Root without CAP_SYS_NICE (a container's default set) may lower a process's priority but never raise it again:
+    its workers then start at its priority instead of failing to start, and serve at it (root with it: niced at
+    start)."""
+    script = tmp_path / "caller.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        import numpy as np
+        from gymnasium.spaces import Discrete
+        from promptpo_bench.sandbox import SandboxedPolicy
+        from promptpo_bench.sandbox_worker import startup_niceness
+        with open("/proc/self/status") as status:
+            assert not int(next(line for line in status if line.startswith("CapEff:")).split()[1], 16) >> 23 & 1
+        print(startup_niceness())
+        with SandboxedPolicy({COUNTING!r}, {OBS!r}, Discrete(4)) as policy:
+            print(policy.act(np.array([0]), np.zeros((1, 2))).tolist(),
+                  os.getpriority(os.PRIO_PROCESS, policy._proc.child_pid) == os.getpriority(os.PRIO_PROCESS, 0))
+    """))
+    drop = lambda: ctypes.CDLL(None).prctl(24, 23, 0, 0, 0)  # PR_CAPBSET_DROP, CAP_SYS_NICE: not after exec
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, preexec_fn=drop)
+    assert run.stdout.splitlines() == ["0", "[0] True"], run.stderr
+    assert startup_niceness() == STARTUP_NICENESS  # this process: root with CAP_SYS_NICE
