@@ -1634,10 +1634,12 @@ def test_every_description_module_works_in_the_minimal_root(env_id):
         env.close()
 
 
-def test_a_root_caller_without_cap_sys_nice_starts_workers_at_its_own_priority(tmp_path):
-    """Root without CAP_SYS_NICE (a container's default set) may lower a process's priority but never raise it again:
-    its workers then start at its priority instead of failing to start, and serve at it (root with it: niced at
-    start)."""
+@pytest.mark.parametrize("caller", ["root without CAP_SYS_NICE", "uid 1000 of a user namespace"])
+def test_a_caller_that_may_not_raise_priority_again_gets_workers_at_its_own_priority(tmp_path, caller):
+    """A caller that may lower a process's priority but never raise it again (root without CAP_SYS_NICE, a container's
+    default set; any other user) gets workers that start and serve at its priority: none fails to start, none stays
+    niced behind a busy process. Root with CAP_SYS_NICE gets them niced at start."""
+    namespaced = caller.startswith("uid")  # there the workers share the caller's uid: only an unsafe sandbox runs
     script = tmp_path / "caller.py"
     script.write_text(textwrap.dedent(f"""
         import os
@@ -1648,11 +1650,14 @@ def test_a_root_caller_without_cap_sys_nice_starts_workers_at_its_own_priority(t
         with open("/proc/self/status") as status:
             assert not int(next(line for line in status if line.startswith("CapEff:")).split()[1], 16) >> 23 & 1
         print(startup_niceness())
-        with SandboxedPolicy({COUNTING!r}, {OBS!r}, Discrete(4)) as policy:
+        with SandboxedPolicy({COUNTING!r}, {OBS!r}, Discrete(4), unsafe={namespaced}) as policy:
             print(policy.act(np.array([0]), np.zeros((1, 2))).tolist(),
                   os.getpriority(os.PRIO_PROCESS, policy._proc.child_pid) == os.getpriority(os.PRIO_PROCESS, 0))
     """))
+    command = [sys.executable, str(script)]
+    if namespaced:
+        command = ["unshare", "--user", "--map-user=1000", "--map-group=1000", *command]
     drop = lambda: ctypes.CDLL(None).prctl(24, 23, 0, 0, 0)  # PR_CAPBSET_DROP, CAP_SYS_NICE: not after exec
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, preexec_fn=drop)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=None if namespaced else drop)
     assert run.stdout.splitlines() == ["0", "[0] True"], run.stderr
     assert startup_niceness() == STARTUP_NICENESS  # this process: root with CAP_SYS_NICE
