@@ -50,14 +50,16 @@ _MESSAGE_CHARS = sandbox_worker.MESSAGE_CHARS
 _TRACEBACK_CHARS = sandbox_worker.TRACEBACK_CHARS + 2 * sandbox_worker.MESSAGE_CHARS
 _SUMMARY_BYTES = 12 * sandbox_worker.SUMMARY_CHARS + 2  # a Feedback text as JSON: 12 bytes a character at most
 LIFETIMES = ("rollout", "episode")  # one Policy() for all the episodes of a rollout (the paper's), or one per episode
-_NAMESPACES = ("run as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000 and, on "
-               "Debian/Ubuntu, kernel.unprivileged_userns_clone=1 / kernel.apparmor_restrict_unprivileged_userns=0)")
+_NAMESPACES = ("run as root with CAP_SYS_ADMIN, or allow unprivileged user namespaces (sysctl "
+               "user.max_user_namespaces=15000 and, on Debian/Ubuntu, kernel.unprivileged_userns_clone=1 / "
+               "kernel.apparmor_restrict_unprivileged_userns=0)")
 REQUIRED_LAYERS = {  # what the worker must report as in effect before untrusted code runs, and how to get it
     "filesystem": f"a minimal read-only root through a mount namespace (Linux 5.12 or later): {_NAMESPACES}",
     "pid_namespace": f"a PID namespace of its own: {_NAMESPACES}",
     "ipc_namespace": f"an IPC namespace of its own: {_NAMESPACES}",
     "network": f"a network namespace without interfaces: {_NAMESPACES}",
-    "distinct_uid": "a uid of its own for each worker: run as root (only root can switch a process to an unused uid)",
+    "distinct_uid": "a uid of its own for each worker: run as root with CAP_SETUID and CAP_SETGID (only they can "
+                    "switch a process to an unused uid)",
     "no_new_privs": "PR_SET_NO_NEW_PRIVS: Linux 3.5 or later",
     "seccomp": "the system-call allow-list: install libseccomp (apt-get install libseccomp2) and pyseccomp "
                "(pip install pyseccomp)",
