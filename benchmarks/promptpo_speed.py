@@ -18,6 +18,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import platform
 import shlex
 import statistics
 import subprocess
@@ -160,6 +161,19 @@ def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes
             return Timing(done / wall, policy.spun_share, parent_cpu / done * 1e6, worker_cpu / done * 1e6)
 
 
+def cpu_name() -> str:
+    """The CPU as /proc/cpuinfo names it, with its family and model: the figures depend on the host, so say which."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if not line.strip():  # the first CPU's block ends
+                break
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    name = fields.get("model name") or platform.machine()
+    return f"{name} (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else name
+
+
 def spread(values: list[float], digits: int = 2, unit: str = "x") -> str:
     """A median, with the range where there was more than one repeat."""
     middle = f"{statistics.median(values):,.{digits}f}{unit}"
@@ -202,7 +216,8 @@ def time_task(got: dict[tuple, list[float]], task: str, code: str, steps: int) -
 def rollout_speeds(steps: int, checkout: Path | None, repeats: int = 1) -> None:
     """Print sandboxed vs in-process rollout speeds on board 1 and HalfCheetah-v5, measured side by side `repeats`
     times (each ratio taken within one repeat; the median over repeats printed, and their range)."""
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures measured side by side in one run"
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, {cpu_name()} (figures measured side by "
+          "side in one run"
           + (f"; medians of {repeats} repeats, their range in brackets)" if repeats > 1 else ")"))
     board, cheetah = "NoiseWorld-Board1-v0", "HalfCheetah-v5"
     mujoco = importlib.util.find_spec("mujoco") is not None

@@ -46,8 +46,8 @@ from promptpo_bench.rollout import make_rollout_env
 from promptpo_bench.sandbox import SandboxedPolicy
 from promptpo_bench.sandbox_worker import ACT_HEADER, REPLY
 from promptpo_speed import (MESSAGE_SIZES, NOISEWORLD_OBS, TRIVIAL, ZERO_TORQUE,  # this folder's: the same
-                            busy, in_process_sps, reference_sps, run_observation,  # policies, load, timings
-                            sandboxed_sps, spread)
+                            busy, cpu_name, in_process_sps, reference_sps, run_observation,  # policies, load,
+                            sandboxed_sps, spread)  # timings
 
 TASK = "NoiseWorld-Board1-v0"
 CHEETAH = "HalfCheetah-v5"
@@ -274,8 +274,9 @@ def one_cpu(steps: int, checkout: Path | None, repeats: int) -> None:
             pipe, handed = pipe_round_trip_us(), yield_round_trip_us()
     finally:
         os.sched_setaffinity(0, cpus)
-    print(f"CPU {cpus[0]} for this process and its worker, the busy process on CPU {cpus[1]}; medians of {repeats} "
-          "alternating rounds, their range in brackets; the ratios are steps/s against the loop named, in each round")
+    print(f"{cpu_name()}: CPU {cpus[0]} for this process and its worker, the busy process on CPU {cpus[1]}; medians of "
+          f"{repeats} alternating rounds, their range in brackets; the ratios are steps/s against the loop named, in "
+          "each round")
     if checkout:
         print(f"the reference's in-process loop, {TASK}: {spread(got['reference'], 2, ' us/step')}")
     for task, _, count in tasks:
@@ -318,8 +319,8 @@ def main() -> None:
     for _ in range(args.repeats):
         for way in WAYS:
             times[way].append(step_us(way, args.steps))
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {TASK}, one observation per message, "
-          f"median of {args.repeats} alternating rounds")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, {cpu_name()}; {TASK}, one observation per "
+          f"message, median of {args.repeats} alternating rounds")
     bare = float(np.median(times["bare"]))
     for way in WAYS:
         median = float(np.median(times[way]))
