@@ -65,8 +65,8 @@ def startup_niceness() -> int:
 
 _niced = 0  # how much this worker lowered its priority at start: raised again once its set-up has arrived
 if __name__ == "__main__":
-    _niced = startup_niceness()
-    os.nice(_niced)
+    _niced = -os.nice(0)
+    _niced += os.nice(startup_niceness())  # a niceness stops at 19: what it moved, not what was asked
 
 import numpy as np  # noqa: E402
 

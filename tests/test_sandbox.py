@@ -1634,12 +1634,14 @@ def test_every_description_module_works_in_the_minimal_root(env_id):
         env.close()
 
 
-@pytest.mark.parametrize("caller", ["root without CAP_SYS_NICE", "uid 1000 of a user namespace"])
-def test_a_caller_that_may_not_raise_priority_again_gets_workers_at_its_own_priority(tmp_path, caller):
+@pytest.mark.parametrize("caller", ["root without CAP_SYS_NICE", "uid 1000 of a user namespace", "root at nice 15"])
+def test_workers_serve_at_their_callers_priority(tmp_path, caller):
     """A caller that may lower a process's priority but never raise it again (root without CAP_SYS_NICE, a container's
     default set; any other user) gets workers that start and serve at its priority: none fails to start, none stays
-    niced behind a busy process. Root with CAP_SYS_NICE gets them niced at start."""
+    niced behind a busy process. Root gets them niced at start, and back at its own niceness once they serve, even
+    where that start stopped at 19."""
     namespaced = caller.startswith("uid")  # there the workers share the caller's uid: only an unsafe sandbox runs
+    capable = caller == "root at nice 15"
     script = tmp_path / "caller.py"
     script.write_text(textwrap.dedent(f"""
         import os
@@ -1648,7 +1650,8 @@ def test_a_caller_that_may_not_raise_priority_again_gets_workers_at_its_own_prio
         from promptpo_bench.sandbox import SandboxedPolicy
         from promptpo_bench.sandbox_worker import startup_niceness
         with open("/proc/self/status") as status:
-            assert not int(next(line for line in status if line.startswith("CapEff:")).split()[1], 16) >> 23 & 1
+            assert int(next(line for line in status if line.startswith("CapEff:")).split()[1], 16) >> 23 & 1 \
+                == {capable}
         print(startup_niceness())
         with SandboxedPolicy({COUNTING!r}, {OBS!r}, Discrete(4), unsafe={namespaced}) as policy:
             print(policy.act(np.array([0]), np.zeros((1, 2))).tolist(),
@@ -1658,6 +1661,7 @@ def test_a_caller_that_may_not_raise_priority_again_gets_workers_at_its_own_prio
     if namespaced:
         command = ["unshare", "--user", "--map-user=1000", "--map-group=1000", *command]
     drop = lambda: ctypes.CDLL(None).prctl(24, 23, 0, 0, 0)  # PR_CAPBSET_DROP, CAP_SYS_NICE: not after exec
-    run = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=None if namespaced else drop)
-    assert run.stdout.splitlines() == ["0", "[0] True"], run.stderr
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                         preexec_fn=(lambda: os.nice(15)) if capable else None if namespaced else drop)
+    assert run.stdout.splitlines() == [str(STARTUP_NICENESS if capable else 0), "[0] True"], run.stderr
     assert startup_niceness() == STARTUP_NICENESS  # this process: root with CAP_SYS_NICE
