@@ -1076,6 +1076,7 @@ def main() -> None:
     """Run the worker: set-up, observation import, isolation and its report, then the code, loading, the act loop."""
     if sys.path and sys.path[0] == os.path.dirname(_WORKER_FILE):
         del sys.path[0]  # run as a script: its directory must not make the package's modules importable directly
+    os.umask(0o022)  # the root it makes must be readable by the uid it takes, whatever the caller's umask
     in_fd, out_fd = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):

@@ -1665,3 +1665,22 @@ def test_workers_serve_at_their_callers_priority(tmp_path, caller):
                          preexec_fn=(lambda: os.nice(15)) if capable else None if namespaced else drop)
     assert run.stdout.splitlines() == [str(STARTUP_NICENESS if capable else 0), "[0] True"], run.stderr
     assert startup_niceness() == STARTUP_NICENESS  # this process: root with CAP_SYS_NICE
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o027])
+def test_a_caller_with_a_strict_umask_starts_workers_with_every_layer(tmp_path, umask):
+    """The worker builds its root's directories and copy of the description module as root, then takes a uid of its
+    own: a caller's umask that keeps others out (077, 027: hardened systems) must not keep the worker out of its root."""
+    script = tmp_path / "caller.py"
+    script.write_text(textwrap.dedent(f"""
+        import numpy as np
+        from gymnasium.spaces import Discrete
+        from promptpo_bench.rollout import make_rollout_env
+        from promptpo_bench.sandbox import SandboxedPolicy
+        obs = make_rollout_env("NoiseWorld-Board1-v0").reset(seed=0)[0]
+        with SandboxedPolicy({COUNTING!r}, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4)) as policy:
+            print(policy.act(np.array([0]), obs[None]).tolist(), policy.missing_layers)
+    """))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         preexec_fn=lambda: os.umask(umask))
+    assert run.stdout.splitlines() == ["[0] []"], run.stderr
