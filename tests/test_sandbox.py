@@ -1670,7 +1670,7 @@ def test_workers_serve_at_their_callers_priority(tmp_path, caller):
 @pytest.mark.parametrize("umask", [0o077, 0o027])
 def test_a_caller_with_a_strict_umask_starts_workers_with_every_layer(tmp_path, umask):
     """The worker builds its root's directories and copy of the description module as root, then takes a uid of its
-    own: a caller's umask that keeps others out (077, 027: hardened systems) must not keep the worker out of its root."""
+    own: a caller's umask that keeps others out (077, 027: hardened systems) must not keep the worker out of it."""
     script = tmp_path / "caller.py"
     script.write_text(textwrap.dedent(f"""
         import numpy as np
