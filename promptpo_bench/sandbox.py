@@ -461,9 +461,12 @@ class SandboxedPolicy:
         if self.missing_layers and not self.unsafe:
             self._shutdown()
             layer = self.missing_layers[0]
-            raise SandboxUnavailable(f"the policy sandbox lacks its {layer} layer here ({REQUIRED_LAYERS[layer]}); "
-                                     "untrusted code was not run. --unsafe-sandbox runs it without that layer "
-                                     "(such runs are marked and cannot be submitted)")
+            why = hello.get("why")  # the call that stopped the layer, where one failed
+            said = why.get(layer) if type(why) is dict else None
+            cause = f"; the worker's error: {one_line(said, _MESSAGE_CHARS)}" if type(said) is str else ""
+            raise SandboxUnavailable(f"the policy sandbox lacks its {layer} layer here ({REQUIRED_LAYERS[layer]}"
+                                     f"{cause}); untrusted code was not run. --unsafe-sandbox runs it without that "
+                                     "layer (such runs are marked and cannot be submitted)")
         self._send(pickle.dumps({"code": code}), time.monotonic() + _STARTUP_SECONDS, "starting")
         reply = self._receive(time.monotonic() + limits.load_seconds + _DEADLINE_MARGIN, "loading the policy",
                               1 << 20)

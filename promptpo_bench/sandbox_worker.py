@@ -18,7 +18,7 @@ untrusted code goes nowhere):
   constructor can read them (from this process's memory) and do an act's work in a construction's time;
   worker -> parent, frames of a `REPLY` header (little-endian uint32 length, format byte) and a payload that is
   JSON or raw rows (never pickle, as the parent trusts nothing the worker says): `{"child": pid}` (from the waiter,
-  before anything untrusted), `{"isolation": ...}` or `{"setup_error": ...}`, then `{"loaded": true}`, then
+  before anything untrusted), `{"isolation": ..., "why": ...}` or `{"setup_error": ...}`, then `{"loaded": true}`, then
   `{"built": true}` for each build message and for each act call its actions, as raw int64 or float64 rows when
   they form a numeric array of the action shape, else as a JSON list (whose odd values the parent names in its
   error message). A failure of the untrusted code is reported as `{"kind", "message", "traceback", "index"}`,
@@ -655,8 +655,9 @@ def _seccomp(seccomp: types.ModuleType | None, libc: ctypes.CDLL) -> bool:
 
 
 def _isolate(setup: dict, observation_file: str | None, observation_source: str | None,
-             pipes: tuple[int, int]) -> dict[str, bool]:
-    """Confine this worker; returns the report of what took effect, each entry checked after the fact.
+             pipes: tuple[int, int]) -> tuple[dict[str, bool], dict[str, str]]:
+    """Confine this worker; returns the report of what took effect, each entry checked after the fact, and for a layer
+    that a failed call stopped, that call's error (for the parent's one-line message).
 
     Namespaces (mount, PID, IPC, network, UTS) and a pivot into a minimal read-only root; then a fork: this
     process stays outside as the waiter that mirrors how the confined child ends, and the child (PID 1 of its own
@@ -669,6 +670,8 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
     flags = _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC | _CLONE_NEWNET | _CLONE_NEWUTS
     uid, gid = os.getuid(), os.getgid()
     namespaces = libc.unshare(flags | (0 if root else _CLONE_NEWUSER)) == 0
+    why = {} if namespaces else dict.fromkeys(("filesystem", "pid_namespace", "ipc_namespace", "network"),
+                                              f"unshare: {os.strerror(ctypes.get_errno())}")
     if namespaces and not root:  # root inside a user namespace of our own, mapped to our own ids
         for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
             with open(f"/proc/self/{name}", "w") as f:
@@ -679,8 +682,8 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
         try:
             _enter_minimal_root(libc, Root(*setup["root"]), observation_file, observation_source)
             filesystem = True
-        except OSError:
-            pass
+        except OSError as error:
+            why["filesystem"] = str(error)
     for which in (resource.RLIMIT_CORE,):
         _set_limit(which, 0, 0)
     waiter, parent = os.getpid(), os.getppid()
@@ -705,8 +708,8 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
             os.setresgid(worker_uid, worker_uid, worker_uid)
             os.setresuid(worker_uid, worker_uid, worker_uid)
             distinct = os.getresuid() == (worker_uid,) * 3 and os.getresgid() == (worker_uid,) * 3
-        except OSError:
-            pass
+        except OSError as error:
+            why["distinct_uid"] = str(error)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change, which clears it
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the size limit then fails with EFBIG
     sys.dont_write_bytecode = True
@@ -740,7 +743,7 @@ def _isolate(setup: dict, observation_file: str | None, observation_source: str 
         "rlimits": all(limits_set.values()),
         "environment": set(os.environ) <= ALLOWED_ENVIRONMENT,
         "randomized_layout": randomized,
-    }
+    }, why
 
 
 def _wait_and_mirror(child: int, pipes: tuple[int, int], parent: int) -> None:
@@ -1096,9 +1099,9 @@ def main() -> None:
         return
     reserve = [bytearray(_RESERVE_BYTES)]
     signal.signal(signal.SIGALRM, _on_alarm)  # before the seccomp filter, which then keeps SIGALRM's handler fixed
-    isolation = _isolate(setup, setup.get("observation_file"), source, (in_fd, out_fd))
+    isolation, why = _isolate(setup, setup.get("observation_file"), source, (in_fd, out_fd))
     os.chdir("/")
-    _write(out_fd, {"isolation": isolation})
+    _write(out_fd, {"isolation": isolation, "why": why})
     try:
         setup.update(pickle.load(rfile))  # the code: sent only once the parent has accepted the report
     except EOFError:

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -586,6 +587,26 @@ def test_a_missing_layer_stops_before_any_untrusted_code(monkeypatch, tmp_path):
     with SandboxedPolicy(marker.replace("raise RuntimeError('untrusted code ran')", "pass"), NOISEWORLD, Discrete(2), LIMITS, unsafe=True) as policy:
         assert policy.missing_layers == ["environment"]
 
+
+
+@pytest.mark.parametrize("caller, layer, error", [
+    ("root without CAP_SYS_ADMIN", "filesystem", "unshare: Operation not permitted"),
+    ("root without CAP_SETUID", "distinct_uid", "[Errno 1] Operation not permitted"),
+    ("20 file descriptors", "filesystem", "[Errno 24] Too many open files"),
+])
+def test_a_missing_layer_names_the_call_that_stopped_it(tmp_path, caller, layer, error):
+    """Where a layer is missing because a call failed (a container's capability set, a low descriptor limit), the
+    one-line error names that call's error beside how to get the layer: not the namespaces' advice alone."""
+    script = tmp_path / "caller.py"
+    script.write_text("from promptpo_bench.sandbox import SandboxUnavailable, check_sandbox\n"
+                      "try:\n    check_sandbox()\nexcept SandboxUnavailable as error:\n    print(error)\n")
+    prctl, setrlimit = ctypes.CDLL(None).prctl, resource.setrlimit
+    limit = {"root without CAP_SYS_ADMIN": lambda: prctl(24, 21, 0, 0, 0),  # PR_CAPBSET_DROP, CAP_SYS_ADMIN
+             "root without CAP_SETUID": lambda: prctl(24, 7, 0, 0, 0),  # CAP_SETUID
+             "20 file descriptors": lambda: setrlimit(resource.RLIMIT_NOFILE, (20, 20))}[caller]
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert run.stdout.startswith(f"the policy sandbox lacks its {layer} layer here ("), run.stderr
+    assert f"; the worker's error: {error}" in run.stdout
 
 # -- through submit ------------------------------------------------------------------------------------------------
 
