@@ -4,6 +4,8 @@ LLM_MODEL ?= gpt-4o-mini
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# the sandbox's workers, each with a uid of its own, read the interpreter's and NumPy's files: install them readable
+PIP := umask 022 && $(BIN)/python -m pip
 
 DEMO_BOARD := runs/demo-leaderboard
 DEMO_RUN := runs/demo-ppo-NoiseWorld-v0
@@ -12,11 +14,11 @@ DEMO_PROMPTPO := runs/demo-promptpo-NoiseWorld-v0
 .PHONY: install demo test docs bench mutation leaderboard chromium seccomp clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77" wheel
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"  # the CPU wheel (a bare torch pulls a multi-GB CUDA build)
-	$(BIN)/python -m pip install --quiet -e ".[dev,all]"
-	$(BIN)/python -m pip install --quiet --no-deps "simglucose==0.2.11"  # its metadata pins gym 0.9.4; real needs are in [realworld]
+	umask 022 && $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip "setuptools>=77" wheel
+	$(PIP) install --quiet "torch==2.13.0"  # the CPU wheel (a bare torch pulls a multi-GB CUDA build)
+	$(PIP) install --quiet -e ".[dev,all]"
+	$(PIP) install --quiet --no-deps "simglucose==0.2.11"  # its metadata pins gym 0.9.4; real needs are in [realworld]
 	touch $(STAMP)
 
 install: $(STAMP)

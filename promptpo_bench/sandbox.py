@@ -300,13 +300,23 @@ def _keep_mapped_resident(pid: int) -> None:
 def _minimal_root() -> sandbox_worker.Root:
     """`sandbox_worker.minimal_root()`, every file of it made resident first (`_keep_resident`), in the first call of
     this process: then each page a worker can reach is in the host's page cache before any untrusted line runs, and a
-    policy that times its reads learns nothing of which pages an earlier worker read."""
+    policy that times its reads learns nothing of which pages an earlier worker read. A `BenchError` where, as root, a
+    file of it is not readable by others (installed under umask 077): a worker's uid is its own, and a policy that
+    imported such a module (NumPy's `random`, loaded on first use) would fail as if its own code had."""
     root = sandbox_worker.minimal_root()
     chunk = bytearray(1 << 20)
-    for files in root.files.values():
+    unreadable = []
+    for top, files in root.files.items():
         for path in files:
             with contextlib.suppress(OSError), open(path, "rb", buffering=0) as file:
+                if not os.fstat(file.fileno()).st_mode & 0o004:
+                    unreadable.append((top, path))
                 _keep_resident(file, chunk)
+    if unreadable and os.geteuid() == 0:
+        top, path = unreadable[0]
+        raise BenchError(f"the sandbox's workers, each with a uid of its own, cannot read {len(unreadable)} file(s) "
+                         f"of the interpreter and NumPy, {path} first (not readable by others: installed under umask "
+                         f"077?): chmod -R o+rX {top}, or install under umask 022")
     return root
 
 

@@ -1684,3 +1684,28 @@ def test_a_caller_with_a_strict_umask_starts_workers_with_every_layer(tmp_path, 
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                          preexec_fn=lambda: os.umask(umask))
     assert run.stdout.splitlines() == ["[0] []"], run.stderr
+
+
+def test_a_file_of_the_root_others_cannot_read_stops_the_start_in_one_line(monkeypatch, tmp_path):
+    """Files installed under umask 077 are root's alone, and a worker's uid is its own: a policy importing one (NumPy's
+    `random`, loaded on first use) would crash as if by its own fault. The start stops, naming the file and the fix."""
+    from promptpo_bench import sandbox as sandbox_module
+    from promptpo_bench.errors import BenchError
+    from promptpo_bench.sandbox_worker import Root
+
+    hidden = tmp_path / "hidden.py"
+    hidden.write_text("")
+    hidden.chmod(0o600)
+    real = sandbox_module.sandbox_worker.minimal_root()
+    monkeypatch.setattr(sandbox_module.sandbox_worker, "minimal_root",
+                        lambda: Root([*real.directories, str(tmp_path)], {**real.files, str(tmp_path): [str(hidden)]}))
+    sandbox_module._minimal_root.cache_clear()
+    try:
+        with pytest.raises(BenchError, match=f"cannot read 1 file.* {hidden} first .*: chmod -R o\\+rX {tmp_path}, "):
+            SandboxedPolicy(COUNTING, OBS, Discrete(4))
+        hidden.chmod(0o644)
+        sandbox_module._minimal_root.cache_clear()
+        with SandboxedPolicy(COUNTING, OBS, Discrete(4)) as policy:
+            assert policy.act(np.array([0]), np.zeros((1, 2))).tolist() == [0]
+    finally:
+        sandbox_module._minimal_root.cache_clear()
