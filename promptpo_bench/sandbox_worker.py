@@ -1099,8 +1099,12 @@ def main() -> None:
         return
     reserve = [bytearray(_RESERVE_BYTES)]
     signal.signal(signal.SIGALRM, _on_alarm)  # before the seccomp filter, which then keeps SIGALRM's handler fixed
-    isolation, why = _isolate(setup, setup.get("observation_file"), source, (in_fd, out_fd))
-    os.chdir("/")
+    try:
+        isolation, why = _isolate(setup, setup.get("observation_file"), source, (in_fd, out_fd))
+        os.chdir("/")
+    except Exception as exc:  # nothing untrusted has run: the parent says the sandbox failed to start, and why
+        _write(out_fd, {"setup_error": f"isolating the worker: {type(exc).__name__}: {exc}"})
+        return
     _write(out_fd, {"isolation": isolation, "why": why})
     try:
         setup.update(pickle.load(rfile))  # the code: sent only once the parent has accepted the report

@@ -1709,3 +1709,14 @@ def test_a_file_of_the_root_others_cannot_read_stops_the_start_in_one_line(monke
             assert policy.act(np.array([0]), np.zeros((1, 2))).tolist() == [0]
     finally:
         sandbox_module._minimal_root.cache_clear()
+
+
+def test_a_worker_that_fails_to_isolate_itself_says_why(monkeypatch):
+    """An error in the worker's own start (here a root listing that is not one), before anything untrusted runs, comes
+    back as the reason the sandbox failed to start, not as a bare exit status."""
+    from promptpo_bench import sandbox as sandbox_module
+    from promptpo_bench.sandbox_worker import Root
+
+    monkeypatch.setattr(sandbox_module, "_minimal_root", lambda: Root(None, None))
+    with pytest.raises(RuntimeError, match="failed to start: isolating the worker: TypeError: .*NoneType"):
+        SandboxedPolicy(COUNTING, OBS, Discrete(4))
