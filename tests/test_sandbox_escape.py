@@ -588,7 +588,6 @@ def test_a_missing_layer_stops_before_any_untrusted_code(monkeypatch, tmp_path):
         assert policy.missing_layers == ["environment"]
 
 
-
 @pytest.mark.parametrize("caller, layer, error", [
     ("root without CAP_SYS_ADMIN", "filesystem", "unshare: Operation not permitted"),
     ("root without CAP_SETUID", "distinct_uid", "[Errno 1] Operation not permitted"),
@@ -607,6 +606,7 @@ def test_a_missing_layer_names_the_call_that_stopped_it(tmp_path, caller, layer,
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, preexec_fn=limit)
     assert run.stdout.startswith(f"the policy sandbox lacks its {layer} layer here ("), run.stderr
     assert f"; the worker's error: {error}" in run.stdout
+
 
 # -- through submit ------------------------------------------------------------------------------------------------
 
