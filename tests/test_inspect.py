@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def synthetic_run(run_dir: Path, algorithm: str, env_id: str, seed: int, curve: list[tuple[int, float]],
                   final_returns: list[float], tokens_per_point: int = 0) -> Path:
     """A schema-valid run directory with the given curve and held-out returns (its policy file is a placeholder)."""
-    recorder = RunRecorder(run_dir, algorithm=algorithm, env_id=env_id, env_kwargs={}, seed=seed, config={})
+    recorder = RunRecorder(run_dir, algorithm=algorithm, env_id=env_id, env_kwargs={}, seed=seed, config={},
+                           command=f"python algorithms/{algorithm}.py --env-id {env_id} --seed {seed}")  # not pytest's
     for i, (steps, mean_return) in enumerate(curve):
         extra = {"prompt_tokens": tokens_per_point * (i + 1), "completion_tokens": 0} if tokens_per_point else {}
         recorder.add_point(steps, mean_return, **extra)

@@ -172,7 +172,7 @@ def test_a_run_whose_final_evaluation_failed_is_counted_failed_not_scored(tmp_pa
     for run, failure in zip(runs, (None, {"kind": "crash", "message": "boom", "traceback": None,
                                           "episode_id": 0})):
         recorder = RunRecorder(run.run_dir, algorithm="ppo", env_id=run.env_id, env_kwargs={}, seed=run.seed,
-                               config={})
+                               config={}, command=f"python algorithms/ppo.py --env-id {run.env_id} --seed {run.seed}")
         recorder.add_point(5000, -25.0)
         (run.run_dir / "model.pt").write_bytes(b"placeholder")
         returns = [-25.0] * 10 if failure is None else [0.0] * 10
