@@ -53,8 +53,9 @@ chromium:
 seccomp:
 	@ldconfig -p | grep -q libseccomp.so.2 || (apt-get update -qq && apt-get install -y -qq libseccomp2 >/dev/null)
 
+# one pytest process per CPU (pytest-xdist), each test file on one of them: the files share nothing on disk
 test: install chromium seccomp
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # the documentation site (docs/, mkdocs.yml) into site/; strict: a broken link fails the build
 docs: install
