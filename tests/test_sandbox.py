@@ -19,6 +19,7 @@ import types
 
 import numpy as np
 import pytest
+from callers import run_caller
 from gymnasium.spaces import Box, Discrete
 
 from promptpo_bench.sandbox import REQUIRED_LAYERS, Limits, PolicyFailure, SandboxedPolicy
@@ -1642,8 +1643,7 @@ def test_workers_serve_at_their_callers_priority(tmp_path, caller):
     where that start stopped at 19."""
     namespaced = caller.startswith("uid")  # there the workers share the caller's uid: only an unsafe sandbox runs
     capable = caller == "root at nice 15"
-    script = tmp_path / "caller.py"
-    script.write_text(textwrap.dedent(f"""
+    source = f"""
         import os
         import numpy as np
         from gymnasium.spaces import Discrete
@@ -1656,13 +1656,10 @@ def test_workers_serve_at_their_callers_priority(tmp_path, caller):
         with SandboxedPolicy({COUNTING!r}, {OBS!r}, Discrete(4), unsafe={namespaced}) as policy:
             print(policy.act(np.array([0]), np.zeros((1, 2))).tolist(),
                   os.getpriority(os.PRIO_PROCESS, policy._proc.child_pid) == os.getpriority(os.PRIO_PROCESS, 0))
-    """))
-    command = [sys.executable, str(script)]
-    if namespaced:
-        command = ["unshare", "--user", "--map-user=1000", "--map-group=1000", *command]
+    """
     drop = lambda: ctypes.CDLL(None).prctl(24, 23, 0, 0, 0)  # PR_CAPBSET_DROP, CAP_SYS_NICE: not after exec
-    run = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                         preexec_fn=(lambda: os.nice(15)) if capable else None if namespaced else drop)
+    run = run_caller(tmp_path, source, (lambda: os.nice(15)) if capable else None if namespaced else drop,
+                     ["unshare", "--user", "--map-user=1000", "--map-group=1000"] if namespaced else ())
     assert run.stdout.splitlines() == [str(STARTUP_NICENESS if capable else 0), "[0] True"], run.stderr
     assert startup_niceness() == STARTUP_NICENESS  # this process: root with CAP_SYS_NICE
 
@@ -1671,8 +1668,7 @@ def test_workers_serve_at_their_callers_priority(tmp_path, caller):
 def test_a_caller_with_a_strict_umask_starts_workers_with_every_layer(tmp_path, umask):
     """The worker builds its root's directories and copy of the description module as root, then takes a uid of its
     own: a caller's umask that keeps others out (077, 027: hardened systems) must not keep the worker out of it."""
-    script = tmp_path / "caller.py"
-    script.write_text(textwrap.dedent(f"""
+    run = run_caller(tmp_path, f"""
         import numpy as np
         from gymnasium.spaces import Discrete
         from promptpo_bench.rollout import make_rollout_env
@@ -1680,9 +1676,7 @@ def test_a_caller_with_a_strict_umask_starts_workers_with_every_layer(tmp_path, 
         obs = make_rollout_env("NoiseWorld-Board1-v0").reset(seed=0)[0]
         with SandboxedPolicy({COUNTING!r}, "promptpo_bench.descriptions.noiseworld:Observation", Discrete(4)) as policy:
             print(policy.act(np.array([0]), obs[None]).tolist(), policy.missing_layers)
-    """))
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                         preexec_fn=lambda: os.umask(umask))
+    """, lambda: os.umask(umask))
     assert run.stdout.splitlines() == ["[0] []"], run.stderr
 
 

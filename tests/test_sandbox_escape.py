@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from callers import run_caller
 from gymnasium.spaces import Box, Discrete
 
 import promptpo_bench
@@ -312,8 +313,7 @@ def test_a_caller_laid_out_without_randomization_is_a_missing_layer(tmp_path, wi
     caller's indirect branches through the predictors they share: the report says so and nothing runs."""
     setting = tmp_path / "randomize_va_space"
     setting.write_text("0\n")
-    script = tmp_path / "caller.py"
-    script.write_text(textwrap.dedent(f"""
+    source = f"""
         import ctypes
         from promptpo_bench.sandbox import SandboxUnavailable, check_sandbox
         libc = ctypes.CDLL(None, use_errno=True)
@@ -327,10 +327,9 @@ def test_a_caller_laid_out_without_randomization_is_a_missing_layer(tmp_path, wi
             check_sandbox()
         except SandboxUnavailable as error:
             print(error)
-    """))
+    """
     personality = ctypes.CDLL(None).personality
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                         preexec_fn=(lambda: personality(0x0040000)) if without == "personality" else None)
+    run = run_caller(tmp_path, source, (lambda: personality(0x0040000)) if without == "personality" else None)
     assert run.stdout.splitlines()[0] == "['randomized_layout']", run.stderr
     assert "lacks its randomized_layout layer here (address-space layout randomization" in run.stdout
     assert sandbox.check_sandbox(unsafe=True) == []  # the test can fail: this process is laid out at random
@@ -596,14 +595,12 @@ def test_a_missing_layer_stops_before_any_untrusted_code(monkeypatch, tmp_path):
 def test_a_missing_layer_names_the_call_that_stopped_it(tmp_path, caller, layer, error):
     """Where a layer is missing because a call failed (a container's capability set, a low descriptor limit), the
     one-line error names that call's error beside how to get the layer: not the namespaces' advice alone."""
-    script = tmp_path / "caller.py"
-    script.write_text("from promptpo_bench.sandbox import SandboxUnavailable, check_sandbox\n"
-                      "try:\n    check_sandbox()\nexcept SandboxUnavailable as error:\n    print(error)\n")
     prctl, setrlimit = ctypes.CDLL(None).prctl, resource.setrlimit
     limit = {"root without CAP_SYS_ADMIN": lambda: prctl(24, 21, 0, 0, 0),  # PR_CAPBSET_DROP, CAP_SYS_ADMIN
              "root without CAP_SETUID": lambda: prctl(24, 7, 0, 0, 0),  # CAP_SETUID
              "20 file descriptors": lambda: setrlimit(resource.RLIMIT_NOFILE, (20, 20))}[caller]
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    run = run_caller(tmp_path, "from promptpo_bench.sandbox import SandboxUnavailable, check_sandbox\n"
+                               "try:\n    check_sandbox()\nexcept SandboxUnavailable as error:\n    print(error)\n", limit)
     assert run.stdout.startswith(f"the policy sandbox lacks its {layer} layer here ("), run.stderr
     assert f"; the worker's error: {error}" in run.stdout
 
