@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 
 from promptpo_bench import registry  # importing the package registers the tasks
+from promptpo_bench.records import cpu_fields
 from promptpo_bench.rollout import RandomPolicy, make_env, make_rollout_env, reusing_envs, run_episodes
 from promptpo_bench.sandbox import SandboxedPolicy
 
@@ -163,13 +164,7 @@ def sandboxed_sps(env_id: str, code: str, observation: str, steps: int, episodes
 
 def cpu_name() -> str:
     """The CPU as /proc/cpuinfo names it, with its family and model: the figures depend on the host, so say which."""
-    fields: dict[str, str] = {}
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
-        for line in info:
-            if not line.strip():  # the first CPU's block ends
-                break
-            key, _, value = line.partition(":")
-            fields[key.strip()] = value.strip()
+    fields = cpu_fields()
     name = fields.get("model name") or platform.machine()
     return f"{name} (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else name
 

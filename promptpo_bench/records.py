@@ -114,15 +114,22 @@ def code_version() -> dict[str, Any]:
     return {"package_version": __version__, "git_commit": commit, "git_dirty": dirty}
 
 
-def hardware() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
+def cpu_fields() -> dict[str, str]:
+    """/proc/cpuinfo's fields, each as the first CPU that has it gives it ("model name", "cpu family", "model"...);
+    {} where there is no such file."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, colon, value = line.partition(":")
+            if colon:
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    return fields
+
+
+def hardware() -> dict[str, Any]:
+    cpu = cpu_fields().get("model name") or platform.processor() or platform.machine()
     gpu = None
     if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
         gpu = sys.modules["torch"].cuda.get_device_name(0)
