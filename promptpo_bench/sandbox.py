@@ -265,23 +265,24 @@ def _observation_file(observation: str) -> str | None:
 _RESIDENT: set[tuple[int, int]] = set()  # (device, inode) of every file `_keep_resident` has made resident
 
 
-def _keep_resident(file: BinaryIO, chunk: bytearray) -> None:
+def _keep_resident(file: BinaryIO, chunk: bytearray) -> os.stat_result:
     """Bring a file's pages into the page cache and, where this process may (root), lock them there for its life (a
     read-only shared mapping, never unmapped), so that no reclaim (memory pressure, or DAMON's, which pages out cold
-    page cache with memory free) makes them cold again; else read the file once. Once per file."""
+    page cache with memory free) makes them cold again; else read the file once. Once per file; returns its stat."""
     stat = os.fstat(file.fileno())
     if (stat.st_dev, stat.st_ino) in _RESIDENT:
-        return
+        return stat
     _RESIDENT.add((stat.st_dev, stat.st_ino))
     size = stat.st_size
     libc = sandbox_worker._libc()
     address = libc.mmap(None, size, 1, 1, file.fileno(), 0) if size else None  # PROT_READ, MAP_SHARED
     if address not in (None, ctypes.c_void_p(-1).value):
         if libc.mlock(address, size) == 0:
-            return
+            return stat
         libc.munmap(address, size)
     while file.readinto(chunk):
         pass
+    return stat
 
 
 def _keep_mapped_resident(pid: int) -> None:
@@ -309,9 +310,8 @@ def _minimal_root() -> sandbox_worker.Root:
     for top, files in root.files.items():
         for path in files:
             with contextlib.suppress(OSError), open(path, "rb", buffering=0) as file:
-                if not os.fstat(file.fileno()).st_mode & 0o004:
+                if not _keep_resident(file, chunk).st_mode & 0o004:
                     unreadable.append((top, path))
-                _keep_resident(file, chunk)
     if unreadable and os.geteuid() == 0:
         top, path = unreadable[0]
         raise BenchError(f"the sandbox's workers, each with a uid of its own, cannot read {len(unreadable)} file(s) "
